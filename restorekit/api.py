@@ -1,0 +1,448 @@
+"""The Python API: :func:`restore` runs one restoration, no CLI needed.
+
+>>> from restorekit import restore
+>>> r = restore("photo.png", degrade="bernoulli:0.5", prior="dip", net="skip", iters=500)  # doctest: +SKIP
+>>> r.metrics["psnr"], r.image.shape                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .components import Component, Generator, Metric, Prior, Problem
+from .errors import RestoreError, UsageError
+from .io import Image, image_from_array, read_image, to_array
+from .problem import MODES, ForwardModel, build_problem
+from .registry import Registry
+
+#: the paper's iteration counts per task (REFERENCE.md section 3)
+PAPER_ITERATIONS = {"denoise": 3000, "inpaint": 5000, "sr": 2000, "restore": 5000}
+#: on a CPU the default is capped to this; pass iters= for more
+CPU_ITERATION_CAP = 600
+#: iterations for the identity parameterisation (cheap steps)
+IDENTITY_ITERATIONS = 2000
+DEFAULT_IMAGE = "default.png"
+
+
+@dataclass
+class Result:
+    """What :func:`restore` returns."""
+
+    image: np.ndarray  #: the restored image, same layout and dtype as the input
+    restored: np.ndarray  #: (C, H, W) float32 in [0, 1]
+    degraded: np.ndarray  #: (C, h, w) float32: the observation
+    reference: np.ndarray | None  #: (C, H, W) clean image when known
+    mask: np.ndarray | None  #: (h, w) bool, True = observed pixel (masking degradations)
+    metrics: dict[str, float]  #: final metrics of the restored image
+    baseline: dict[str, float]  #: the same metrics for the degraded input (upsampled for SR)
+    record: dict[str, Any]  #: everything run.json holds
+    source: Image  #: the input as read
+    interrupted: bool = False
+    history: dict[str, list] = field(default_factory=dict)
+
+
+def default_image_path() -> Path:
+    """The embedded default image (a 128x128 crop of the NASA astronaut photo)."""
+    return Path(str(resources.files("restorekit") / "data" / DEFAULT_IMAGE))
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"device {name!r} does not exist (this machine has {torch.cuda.device_count()} GPU(s))")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device 'mps' asked for, but Apple MPS is not available here; use --device cpu or auto")
+    return dev
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _describe(component: Component, registry: Registry) -> dict[str, Any]:
+    entry = registry.provider(component)
+    return {
+        "name": component.name,
+        "spec": component.spec,
+        "params": component.params.model_dump(),
+        "plugin": entry.plugin,
+        "plugin_version": entry.version,
+    }
+
+
+def resolve_components(
+    registry: Registry,
+    degrade: Sequence[str],
+    prior: Sequence[str],
+    net: str | None,
+    metrics: Sequence[str],
+):
+    """Build the components and check that they make sense together."""
+    degradations = [registry.create("degradation", s) for s in degrade]
+    priors: list[Prior] = [registry.create("prior", s) for s in prior]  # type: ignore[misc]
+    if not priors:
+        raise UsageError("no prior given; use --prior dip (or none, tv, ...: see restorekit list priors)")
+    roles = [p.role for p in priors]
+    names = ", ".join(p.name for p in priors)
+    if roles.count("network") > 1:
+        raise UsageError(f"only one network prior per run (got {names})")
+    if "solver" in roles and len(priors) > 1:
+        raise UsageError(f"prior '{priors[roles.index('solver')].name}' solves directly and cannot be combined ({names})")
+    if "none" in roles and len(priors) > 1:
+        raise UsageError(f"prior 'none' means no prior; drop it to combine {names}")
+    network = next((p for p in priors if p.role == "network"), None)
+    penalties = [p for p in priors if p.role == "penalty"]
+    solver = next((p for p in priors if p.role == "solver"), None)
+    generator: Generator | None = None
+    net = (net or "auto").strip()
+    if solver is not None:
+        if net not in ("auto", ""):
+            raise UsageError(f"prior '{solver.name}' solves directly and uses no --net (got --net {net})")
+    else:
+        if net in ("auto", ""):
+            net = "skip" if network is not None else "identity"
+        generator = registry.create("generator", net)  # type: ignore[assignment]
+        if network is not None and not generator.needs_input:
+            raise UsageError(
+                f"--prior {network.name} needs a network, but --net {generator.name} has none; "
+                "use --net skip (see restorekit list generators)"
+            )
+        if network is None and generator.needs_input:
+            raise UsageError(
+                f"--net {generator.name} is a network, and an untrained network is itself a prior: "
+                f"add --prior dip, or use --net identity with --prior {names}"
+            )
+    metric_objs: list[Metric] = [registry.create("metric", s) for s in metrics]  # type: ignore[misc]
+    labels = [m.label for m in metric_objs]
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"metric given twice: {', '.join(labels)}")
+    return degradations, network, penalties, solver, generator, metric_objs
+
+
+def _load_input(image: Any) -> Image:
+    if image is None:
+        return read_image(default_image_path())
+    if isinstance(image, Image):
+        return image
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, np.ndarray):
+        return image_from_array(image)
+    raise UsageError(f"image must be a path or a NumPy array (got {type(image).__name__})")
+
+
+def _task(forward: ForwardModel) -> str:
+    if forward.scale > 1:
+        return "sr"
+    if forward.mask is not None:
+        return "inpaint"
+    return "denoise"
+
+
+def _init_estimate(obs, mask, scale):
+    """Masked pixels filled with the channel mean, then upsampled (bicubic)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = obs.clone()
+    if mask is not None:
+        known = mask.expand_as(x) > 0
+        means = (x * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+        x = torch.where(known, x, means.expand_as(x))
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    return x.clamp(0, 1)
+
+
+def _crop(a: np.ndarray, crop) -> np.ndarray:
+    top, left, h, w = crop
+    return a[..., top : top + h, left : left + w]
+
+
+def _score(metrics: Sequence[Metric], ref: np.ndarray, test: np.ndarray, missing: np.ndarray | None) -> dict[str, float]:
+    a = np.moveaxis(ref, 0, -1).astype(np.float64)
+    b = np.moveaxis(test, 0, -1).astype(np.float64)
+    out: dict[str, float] = {}
+    for m in metrics:
+        out[m.label] = float(m.compute(a, b, data_range=1.0))
+    if missing is not None and missing.any():
+        for m in metrics:
+            out[f"{m.label}_missing"] = float(m.compute(a, b, data_range=1.0, mask=missing))
+    return out
+
+
+def _environment(device) -> dict[str, Any]:
+    import torch
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def restore(
+    image: Any = None,
+    *,
+    degrade: str | Sequence[str] = "gaussian:25",
+    prior: str | Sequence[str] = "dip",
+    net: str | None = None,
+    metrics: str | Sequence[str] = ("psnr", "ssim"),
+    mode: str = "benchmark",
+    reference: Any = None,
+    iters: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    report_every: int | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    registry: Registry | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> Result:
+    """Restore one image.
+
+    ``image`` is a path, an array (HxW, HxWxC; uint8, uint16 or float in
+    [0, 1]) or ``None`` for the embedded default image.  In ``benchmark``
+    mode it is the clean image: ``degrade`` is applied to it with ``seed``
+    and the metrics compare the result with it.  In ``restore`` mode it is
+    already degraded: ``degrade`` only describes the forward model, and
+    metrics are computed only against ``reference`` if given.
+    """
+    t0 = time.perf_counter()
+    if registry is None:
+        from .plugins import get_registry
+
+        registry = get_registry()
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r} (valid: {', '.join(MODES)})")
+    if iters is not None and iters < 1:
+        raise UsageError(f"iterations must be at least 1 (got {iters})")
+    if lr is not None and not (lr > 0):
+        raise UsageError(f"learning rate must be positive (got {lr})")
+    if report_every is not None and report_every < 1:
+        raise UsageError(f"report interval must be at least 1 (got {report_every})")
+    degradations, network, penalties, solver, generator, metric_objs = resolve_components(
+        registry, _as_list(degrade), _as_list(prior), net, _as_list(metrics)
+    )
+    src = _load_input(image)
+    ref_img = _load_input(reference) if reference is not None else None
+    if mode == "benchmark" and ref_img is not None:
+        raise UsageError("--reference is for --mode restore; in benchmark mode the input is the reference")
+    if ref_img is not None and ref_img.data.shape[0] != src.data.shape[0]:
+        raise UsageError(
+            f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}"
+        )
+    dev = pick_device(device)
+
+    import torch
+
+    forward = ForwardModel(degradations)
+    stride = generator.stride() if generator is not None else 1
+    prob = build_problem(
+        src.data, forward, mode=mode, seed=seed, stride=stride,
+        reference=None if ref_img is None else ref_img.data,
+    )
+    task = _task(forward)
+    obs_t = torch.from_numpy(prob.observation)[None]
+    mask_t = forward.mask_tensor()
+    init = _init_estimate(obs_t, mask_t, prob.scale)
+    notes: list[str] = []
+    if solver is not None:
+        iterations = 0
+        lr_used = None
+    else:
+        if iters is None:
+            if generator.needs_input:
+                iterations = PAPER_ITERATIONS[task]
+                if dev.type == "cpu" and iterations > CPU_ITERATION_CAP:
+                    notes.append(
+                        f"CPU: {CPU_ITERATION_CAP} iterations by default (the paper runs {iterations} "
+                        "on a GPU); pass --iters to change"
+                    )
+                    iterations = CPU_ITERATION_CAP
+            else:
+                iterations = IDENTITY_ITERATIONS
+        else:
+            iterations = int(iters)
+        lr_used = 0.01 if lr is None else float(lr)
+    rep = report_every or max(1, min(50, max(iterations, 1) // 100 or 1))
+    if log is not None:
+        for n in notes:
+            log(n)
+    ref_t = torch.from_numpy(prob.reference)[None] if prob.reference is not None else None
+    fit_res = None
+    fit_start = time.perf_counter()
+    if solver is not None:
+        problem = Problem(
+            observation=obs_t.to(dev), forward=forward, mask=None if mask_t is None else mask_t.to(dev),
+            image_shape=prob.image_shape, init=init.to(dev), degradations=degradations,
+            sigma=forward.noise_sigma(), seed=seed, device=dev,
+        )
+        try:
+            out = solver.solve(problem)
+        except (UsageError, RestoreError):
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            raise RestoreError(f"prior '{solver.name}' failed: {type(exc).__name__}: {exc}") from exc
+        out_t = torch.as_tensor(out).detach().float().cpu().clamp(0, 1)
+        if out_t.ndim == 3:
+            out_t = out_t[None]
+        if tuple(out_t.shape[1:]) != tuple(prob.image_shape):
+            raise RestoreError(
+                f"prior '{solver.name}' returned shape {tuple(out_t.shape[1:])}, expected {prob.image_shape}"
+            )
+        output = out_t
+        interrupted = False
+        iteration = 0
+    else:
+        from .engine import fit
+
+        try:
+            fit_res = fit(
+                generator=generator, network_prior=network, penalties=penalties, forward=forward,
+                observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr_used,
+                seed=seed, device=dev, reference=ref_t, crop=prob.crop, report_every=rep,
+                callback=callback,
+            )
+        except FloatingPointError as exc:
+            raise RestoreError(str(exc)) from None
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise RestoreError(
+                    f"out of memory on {dev}: try a smaller image, a narrower --net, or --device cpu"
+                ) from None
+            raise
+        output = fit_res.output
+        interrupted = fit_res.interrupted
+        iteration = fit_res.iteration
+    fit_seconds = time.perf_counter() - fit_start
+    restored = _crop(output[0].numpy(), prob.crop).astype(np.float32)
+    reference_np = None if prob.reference is None else _crop(prob.reference, prob.crop)
+    missing = None
+    mask_obs = None
+    if forward.mask is not None:
+        mask_obs = _crop(forward.mask, prob.obs_crop)
+        if prob.scale == 1:
+            missing = ~mask_obs
+    metric_values: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    if reference_np is not None:
+        metric_values = _score(metric_objs, reference_np, restored, missing)
+        base_img = prob.degraded if prob.scale == 1 else _crop(init[0].numpy(), prob.crop)
+        baseline = _score(metric_objs, reference_np, base_img, missing)
+    alpha = src.alpha
+    if alpha is not None and mode == "restore" and prob.scale > 1:
+        from PIL import Image as PILImage
+
+        a8 = PILImage.fromarray(alpha.astype(np.float32), mode="F")
+        alpha = np.asarray(a8.resize((restored.shape[2], restored.shape[1]), PILImage.BICUBIC)).clip(0, 1)
+    out_image = to_array(restored, alpha, src.dtype)
+    record = {
+        "restorekit": __version__,
+        "status": "interrupted" if interrupted else "complete",
+        "mode": mode,
+        "task": task,
+        "input": {
+            "path": str(src.path) if src.path else None,
+            "default_image": image is None,
+            "width": src.data.shape[2],
+            "height": src.data.shape[1],
+            "channels": src.data.shape[0],
+            "alpha": src.alpha is not None,
+            "dtype": str(np.dtype(src.dtype)),
+            "format": src.format,
+            "sha256": _digest(src.path),
+        },
+        "reference": None if ref_img is None else {"path": str(ref_img.path) if ref_img.path else None},
+        "components": {
+            "degradations": [_describe(d, registry) for d in degradations],
+            "priors": [
+                _describe(p, registry) | {"role": p.role}
+                for p in ([network] if network else []) + penalties + ([solver] if solver else [])
+            ],
+            "generator": None if generator is None else _describe(generator, registry),
+            "metrics": [_describe(m, registry) for m in metric_objs],
+        },
+        "settings": {
+            "iterations": iterations,
+            "lr": lr_used,
+            "seed": seed,
+            "device": str(dev),
+            "report_every": rep,
+            "padded_shape": list(prob.image_shape),
+            "known_noise_sigma": forward.noise_sigma(),
+        },
+        "environment": _environment(dev),
+        "timings": {
+            "total_s": round(time.perf_counter() - t0, 3),
+            "fit_s": round(fit_seconds, 3),
+            "per_iteration_s": round(fit_seconds / fit_res.iterations_run, 5) if fit_res and fit_res.iterations_run else None,
+        },
+        "result": {
+            "iteration": iteration,
+            "iterations_run": fit_res.iterations_run if fit_res else 0,
+            "output": fit_res.output_kind if fit_res else "solver",
+            "backtracks": fit_res.backtracks if fit_res else 0,
+            "metrics": metric_values,
+            "baseline": baseline,
+            "baseline_kind": None if not baseline else ("degraded" if prob.scale == 1 else "bicubic"),
+        },
+        "notes": notes,
+        "history": fit_res.history.as_dict() if fit_res else {},
+    }
+    return Result(
+        image=out_image, restored=restored, degraded=prob.degraded, reference=reference_np,
+        mask=mask_obs, metrics=metric_values, baseline=baseline, record=record, source=src,
+        interrupted=interrupted, history=record["history"],
+    )
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,1 @@
+"""The built-in components, each module an ordinary plugin (see pyproject's entry points)."""

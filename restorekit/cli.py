@@ -1,0 +1,377 @@
+"""The ``restorekit`` command line: run, list, plugins (and plugin commands)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import RestoreKitError
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the embedded image with half of its pixels lost, restored by the deep image prior[/dim]
+restorekit run --degrade bernoulli:0.5 --prior dip --net skip
+
+[dim]# benchmark: add Gaussian noise (sigma 25) to a clean photo, denoise, score[/dim]
+restorekit run photo.png --degrade gaussian:25
+
+[dim]# restore: a photo that is already noisy; nothing is added[/dim]
+restorekit run noisy.png --mode restore --degrade gaussian:25
+
+[dim]# inpaint the pixels a mask marks black (white = keep)[/dim]
+restorekit run damaged.png --mode restore --degrade mask:damage_mask.png
+
+[dim]# 4x super-resolution of a small image[/dim]
+restorekit run small.png --mode restore --degrade downsample:4
+
+[dim]# every component and its parameters[/dim]
+restorekit list
+"""
+
+KIND_ALIASES = {
+    "degradation": "degradation", "degradations": "degradation", "degrade": "degradation",
+    "prior": "prior", "priors": "prior",
+    "generator": "generator", "generators": "generator", "net": "generator", "nets": "generator",
+    "metric": "metric", "metrics": "metric",
+}
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+class Mode(str, Enum):
+    benchmark = "benchmark"
+    restore = "restore"
+
+
+def _debug_enabled(flag: bool) -> bool:
+    return flag or os.environ.get("RESTOREKIT_DEBUG", "") not in ("", "0")
+
+
+def _error(msg: str) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {msg}", markup=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def guard(debug: bool = False) -> Iterator[None]:
+    """User mistakes: one line and exit 2; runtime failures: exit 1; Ctrl-C: 130."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except RestoreKitError as exc:
+        if _debug_enabled(debug):
+            traceback.print_exc()
+        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _error("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _debug_enabled(debug):
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _error(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
+        raise typer.Exit(1) from None
+
+
+def _host():
+    from .plugins import get_host
+
+    host = get_host()
+    if not getattr(host, "_warned", False):
+        for w in host.warnings:
+            err_console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False, soft_wrap=True)
+        host._warned = True
+    return host
+
+
+# ---------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------
+def run(
+    image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default="gaussian:25")] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default="dip")] = None,
+    net: Annotated[str, typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.")] = "auto",
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default="psnr, ssim")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.")] = Mode.benchmark,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default="0.01")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the results already in --out.")] = False,
+    report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N steps.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Restore one image: degrade (benchmark) or take it as observed (restore), fit, write results.
+
+    Writes restored.*, degraded.*, compare.png, curves.png and run.json into
+    the output folder, atomically.  Ctrl-C stops early and keeps the result
+    so far (run.json says "interrupted"; exit code 130).
+    """
+    with guard(debug):
+        from .report import check_out_dir, default_out_dir, record_json, write_outputs
+
+        host = _host()
+        out_dir = out if out is not None else default_out_dir(image)
+        check_out_dir(out_dir, overwrite)
+        if image is not None and not image.exists():
+            from .errors import UsageError
+
+            raise UsageError(f"cannot read image '{image}': file not found")
+        from .api import restore
+
+        show = not json_out and err_console.is_terminal
+        progress_cb, progress = _progress(show)
+        log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False)) if not json_out else None
+        try:
+            if progress is not None:
+                progress.start()
+            result = restore(
+                image,
+                degrade=degrade or ["gaussian:25"],
+                prior=prior or ["dip"],
+                net=net,
+                metrics=metric or ["psnr", "ssim"],
+                mode=mode.value,
+                reference=reference,
+                iters=iters,
+                lr=lr,
+                seed=seed,
+                device=device,
+                report_every=report_every,
+                callback=progress_cb,
+                registry=host.registry,
+                log=log,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+        files = write_outputs(result, out_dir, overwrite=overwrite)
+        if json_out:
+            sys.stdout.write(record_json(result.record))
+        else:
+            _print_summary(result, out_dir, files)
+        if result.interrupted:
+            err_console.print("interrupted: wrote the result so far", highlight=False)
+            raise typer.Exit(130)
+
+
+def _progress(show: bool):
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("[bold]fitting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task("fit", total=None, info="")
+
+    def cb(p):
+        info = f"loss {p.loss:.2e}" if p.loss == p.loss else ""
+        if p.psnr is not None:
+            info += f"  psnr {p.psnr:.2f}"
+        if p.psnr_avg is not None:
+            info += f"  avg {p.psnr_avg:.2f}"
+        progress.update(task, total=p.iterations, completed=p.iteration, info=info)
+
+    return cb, progress
+
+
+def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
+    rec = result.record
+    if result.metrics:
+        table = Table(title=None, box=None, pad_edge=False)
+        table.add_column("metric")
+        table.add_column(rec["result"]["baseline_kind"] or "degraded", justify="right")
+        table.add_column("restored", justify="right")
+        for k, v in result.metrics.items():
+            b = result.baseline.get(k)
+            table.add_row(k, "" if b is None else f"{b:.4f}", f"{v:.4f}")
+        out_console.print(table)
+    r = rec["result"]
+    how = f"iteration {r['iteration']} ({r['output']})" if r["output"] != "solver" else "direct solver"
+    out_console.print(
+        f"restored: {out_dir / files['restored']}  [{how}, {rec['timings']['total_s']:.1f} s on {rec['settings']['device']}]",
+        highlight=False, markup=False,
+    )
+    out_console.print(f"record:   {out_dir / 'run.json'}", highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------
+def _fmt_default(v: Any) -> str:
+    from .spec import format_value
+
+    return format_value(v)
+
+
+def _param_summary(params: list[dict]) -> str:
+    parts = []
+    for p in params:
+        d = p["default"]
+        shown = f"{d:.6g}" if isinstance(d, float) else _fmt_default(d)
+        parts.append(p["name"] + ("" if p["required"] else "=" + shown))
+    return ", ".join(parts)
+
+
+def list_components(
+    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets) or metrics; all if omitted.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Argument(help="One component: show its parameters in full.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """List the components every plugin provides, with their parameters."""
+    with guard(debug):
+        from .components import KINDS, format_range
+        from .errors import UsageError
+
+        reg = _host().registry
+        if kind is not None and kind.lower() not in KIND_ALIASES:
+            import difflib
+
+            close = difflib.get_close_matches(kind.lower(), list(KIND_ALIASES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics)")
+        kinds = [KIND_ALIASES[kind.lower()]] if kind else list(KINDS)
+        if name is not None:
+            entry = reg.get(kinds[0], name)
+            info = entry.cls.describe() | {"plugin": entry.plugin, "plugin_version": entry.version}
+            if json_out:
+                sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+                return
+            out_console.print(f"[bold]{info['kind']} {info['name']}[/bold] — {info['summary']}", highlight=False)
+            out_console.print(f"provided by {entry.plugin} {entry.version or ''}".rstrip(), highlight=False, markup=False)
+            if info["primary"]:
+                out_console.print(f"primary parameter: {info['primary']} ({info['name']}:VALUE)", highlight=False, markup=False)
+            table = Table(box=None, pad_edge=False)
+            for col in ("parameter", "type", "default", "allowed", "meaning"):
+                table.add_column(col)
+            for p in info["params"]:
+                allowed = "|".join(map(str, p["choices"])) if p["choices"] else format_range(p["range"])
+                table.add_row(p["name"], p["type"], "(required)" if p["required"] else _fmt_default(p["default"]), allowed, p["help"])
+            if info["params"]:
+                out_console.print(table)
+            else:
+                out_console.print("no parameters", highlight=False)
+            return
+        data = {
+            k: [e.cls.describe() | {"plugin": e.plugin, "plugin_version": e.version} for e in reg.entries(k)]
+            for k in kinds
+        }
+        if json_out:
+            sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+            return
+        for k in kinds:
+            table = Table(title=f"{k}s", title_justify="left", title_style="bold", show_lines=False, expand=False)
+            table.add_column("name", no_wrap=True, style="cyan")
+            table.add_column("summary")
+            table.add_column("parameters")
+            table.add_column("plugin", no_wrap=True)
+            for d in data[k]:
+                table.add_row(d["name"], d["summary"], _param_summary(d["params"]), d["plugin"])
+            out_console.print(table)
+
+
+# ---------------------------------------------------------------------------
+# plugins
+# ---------------------------------------------------------------------------
+def plugins(
+    all_: Annotated[bool, typer.Option("--all", help="Include the built-in plugins.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Installed plugins: version, hooks, components and load status."""
+    with guard(debug):
+        host = _host()
+        rows = [p for p in host.plugins if all_ or not p.builtin]
+        if json_out:
+            sys.stdout.write(json.dumps([p.as_dict() for p in rows], indent=2) + "\n")
+            return
+        if not rows:
+            out_console.print("no third-party plugins installed (restorekit plugins --all shows the built-ins)", highlight=False)
+            return
+        table = Table(show_lines=False)
+        for col in ("plugin", "version", "status", "hooks", "components"):
+            table.add_column(col)
+        for p in rows:
+            status = p.status if p.status == "loaded" else f"{p.status}: {p.error}"
+            hooks = ", ".join(h.replace("restorekit_", "") for h in p.hooks)
+            comps = ", ".join(f"{k}:{n}" for k, n in p.components)
+            ver = p.version or ""
+            table.add_row(p.name + ("" if not p.dist or p.dist == p.name else f" ({p.dist})"), ver, status, hooks, comps)
+        out_console.print(table)
+
+
+# ---------------------------------------------------------------------------
+# the app
+# ---------------------------------------------------------------------------
+def _version_cb(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out_console.print(f"restorekit {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+def get_app() -> typer.Typer:
+    """Build the Typer app, plugin commands included."""
+    app = typer.Typer(
+        name="restorekit",
+        help="Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins.",
+        epilog=EXAMPLES,
+        rich_markup_mode="rich",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")] = False,
+    ) -> None:
+        """Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins."""
+
+    app.command("run", epilog=EXAMPLES)(run)
+    app.command("list")(list_components)
+    app.command("plugins")(plugins)
+    try:
+        host = _host()
+        host.register_commands(app)
+    except RestoreKitError as exc:
+        _error(str(exc))
+        raise SystemExit(exc.exit_code) from None
+    return app
+
+
+def main() -> None:
+    app = get_app()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,423 @@
+"""The four component kinds and what every component has in common.
+
+A component is a class with a unique lowercase ``name``, a one-line
+``summary``, a parameter schema ``Params`` (a strict pydantic model) and an
+optional ``primary`` parameter that a spec may give without its key.
+Plugins subclass one of :class:`Degradation`, :class:`Prior`,
+:class:`Generator` or :class:`Metric` and register the class through the
+matching hook.  Nothing here imports torch: listing components stays fast.
+Tensors are ``(N, C, H, W)`` float tensors in ``[0, 1]``; NumPy images are
+``(C, H, W)`` float arrays in ``[0, 1]`` unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args, get_origin
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+from .errors import SpecError
+from .spec import Spec, format_spec, parse_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+__all__ = [
+    "Params",
+    "Component",
+    "Degradation",
+    "Prior",
+    "Generator",
+    "Metric",
+    "LoopOptions",
+    "Problem",
+    "KINDS",
+]
+
+
+class Params(BaseModel):
+    """Base of every parameter schema: unknown keys are errors, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _admits_none(annotation: Any) -> bool:
+    if annotation is None or annotation is type(None):
+        return True
+    origin = get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", object)):
+        return any(_admits_none(a) for a in get_args(annotation))
+    return False
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "choice"
+    if origin in (list, tuple):
+        args = get_args(annotation)
+        return f"list[{_type_name(args[0])}]" if args else "list"
+    if origin is not None and get_args(annotation):
+        names = [_type_name(a) for a in get_args(annotation) if a is not type(None)]
+        return " | ".join(dict.fromkeys(names))
+    if annotation is type(None):
+        return "none"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _choices(annotation: Any) -> list[Any] | None:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return list(get_args(annotation))
+    if origin is not None:
+        for a in get_args(annotation):
+            c = _choices(a)
+            if c:
+                return c
+    return None
+
+
+def describe_params(params_cls: type[BaseModel]) -> list[dict[str, Any]]:
+    """One dict per parameter: name, type, default, range, choices, help."""
+    rows = []
+    for fname, f in params_cls.model_fields.items():
+        rng = {}
+        for m in f.metadata:
+            for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                v = getattr(m, attr, None)
+                if v is not None:
+                    rng[sym] = v
+        default = None if f.is_required() else f.get_default(call_default_factory=True)
+        rows.append(
+            {
+                "name": fname,
+                "type": _type_name(f.annotation),
+                "default": default,
+                "required": f.is_required(),
+                "range": rng,
+                "choices": _choices(f.annotation),
+                "help": f.description or "",
+            }
+        )
+    return rows
+
+
+def format_range(rng: dict[str, Any]) -> str:
+    if not rng:
+        return ""
+    lo = next(((s, v) for s, v in rng.items() if s in (">=", ">")), None)
+    hi = next(((s, v) for s, v in rng.items() if s in ("<=", "<")), None)
+    if lo and hi:
+        left = "[" if lo[0] == ">=" else "("
+        right = "]" if hi[0] == "<=" else ")"
+        return f"{left}{lo[1]}, {hi[1]}{right}"
+    s, v = lo or hi
+    return f"{s} {v}"
+
+
+def _pydantic_message(kind: str, name: str, err: dict[str, Any], fields: dict) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "?"
+    msg = err.get("msg", "invalid value")
+    got = err.get("input")
+    where = f"{kind} '{name}': parameter '{loc}'"
+    if err.get("type") == "missing":
+        return f"{where} is required"
+    return f"{where}: {msg[0].lower() + msg[1:]} (got {got!r})"
+
+
+class Component:
+    """Common base: name, summary, parameter schema, primary parameter."""
+
+    kind: ClassVar[str] = "component"
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+    primary: ClassVar[str | None] = None
+
+    def __init__(self, params: Params | None = None, **kwargs: Any) -> None:
+        if params is None:
+            params = type(self).validate(kwargs)
+        elif kwargs:
+            raise TypeError("pass either a Params instance or keyword arguments, not both")
+        self.params = params
+
+    # -- construction from specs -------------------------------------------
+    @classmethod
+    def validate(cls, raw: dict[str, Any]) -> Params:
+        """Validate raw (string or typed) values into ``cls.Params``.
+
+        Raises :class:`SpecError` with a one-line message naming the
+        parameter and what it accepts.
+        """
+        fields = cls.Params.model_fields
+        unknown = [k for k in raw if k not in fields]
+        if unknown:
+            import difflib
+
+            valid = ", ".join(fields) or "(none)"
+            key = unknown[0]
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SpecError(
+                f"{cls.kind} '{cls.name}' has no parameter '{key}'{hint} (valid: {valid})"
+            )
+        cleaned = {}
+        for k, v in raw.items():
+            if isinstance(v, str) and v.strip().lower() in ("none", "null") and _admits_none(
+                fields[k].annotation
+            ):
+                v = None
+            cleaned[k] = v
+        try:
+            return cls.Params(**cleaned)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise SpecError(_pydantic_message(cls.kind, cls.name, first, fields)) from None
+
+    @classmethod
+    def from_spec(cls, spec: str | Spec) -> "Component":
+        if isinstance(spec, str):
+            spec = parse_spec(spec)
+        raw = dict(spec.params)
+        if spec.positional is not None:
+            if cls.primary is None:
+                raise SpecError(
+                    f"{cls.kind} '{cls.name}' has no primary parameter; "
+                    f"write {cls.name}:key=value (see: restorekit list {cls.kind} {cls.name})"
+                )
+            if cls.primary in raw:
+                raise SpecError(f"parameter {cls.primary!r} given twice in {spec.text!r}")
+            raw = {cls.primary: spec.positional, **raw}
+        return cls(cls.validate(raw))
+
+    # -- description ---------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        """Canonical spec with every parameter filled in."""
+        return format_spec(self.name, self.params.model_dump())
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "kind": cls.kind,
+            "name": cls.name,
+            "summary": cls.summary,
+            "primary": cls.primary,
+            "params": describe_params(cls.Params),
+        }
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.spec}>"
+
+
+# ---------------------------------------------------------------------------
+# Degradations
+# ---------------------------------------------------------------------------
+class Degradation(Component):
+    """A forward model ``y = noise(A(x))``.
+
+    The random part (a mask draw, a noise draw) is separated from the
+    deterministic operator ``A`` that the loss differentiates through:
+
+    * :meth:`prepare` is called once with the shape of the image entering
+      this stage, a seeded NumPy generator and the mode; it draws any random
+      operator state (a Bernoulli mask) and returns the output shape.
+    * :meth:`forward` applies ``A`` to a torch tensor; deterministic and
+      differentiable.
+    * :meth:`corrupt` adds the random noise to ``A(x)`` when a clean image
+      is degraded on purpose (benchmark mode); it works on NumPy arrays so
+      the draw is the same on every device.
+    * :attr:`mask` holds the observed pixels (1 = known) at the output size,
+      or ``None`` when every pixel is observed.
+    """
+
+    kind: ClassVar[str] = "degradation"
+    #: how many image pixels one observed pixel covers, per axis
+    scale: ClassVar[int] = 1
+
+    mask: "np.ndarray | None" = None
+
+    def scale_factor(self) -> int:
+        return self.scale
+
+    def prepare(self, shape: tuple[int, int, int], rng: "np.random.Generator", mode: str) -> tuple[int, int, int]:
+        """Draw the random operator state for an input of ``shape`` (C, H, W)."""
+        c, h, w = shape
+        s = self.scale_factor()
+        if h % s or w % s:
+            raise SpecError(f"{self.name}: image size {w}x{h} is not a multiple of {s}")
+        return (c, h // s, w // s)
+
+    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        """The deterministic forward operator A(x); identity by default."""
+        return x
+
+    def corrupt(self, y: "np.ndarray", rng: "np.random.Generator") -> "np.ndarray":
+        """Add this stage's noise to ``y`` (C, H, W); no noise by default."""
+        return y
+
+    def noise_sigma(self) -> float | None:
+        """Standard deviation of additive Gaussian noise in [0, 1] units, if known."""
+        return None
+
+    def mask_tensor(self, device: Any = None) -> "torch.Tensor | None":
+        if self.mask is None:
+            return None
+        import torch
+
+        return torch.as_tensor(self.mask, dtype=torch.float32, device=device)[None, None]
+
+
+# ---------------------------------------------------------------------------
+# Priors
+# ---------------------------------------------------------------------------
+@dataclass
+class LoopOptions:
+    """Settings of the optimisation loop that a prior may ask for."""
+
+    #: exponential moving average of outputs (0 = off; the authors use 0.99)
+    ema: float = 0.0
+    #: restore the last good weights when the fit to the observation drops by
+    #: more than this many dB between two checks (0 = off)
+    backtrack_db: float = 0.0
+    #: check every this many iterations (the loop's reporting interval if 0)
+    backtrack_every: int = 0
+
+
+@dataclass
+class Problem:
+    """What a solver sees: the observation and its forward model.
+
+    ``observation`` is ``(1, C, h, w)``; ``mask`` ``(1, 1, h, w)`` or ``None``;
+    ``image_shape`` is the ``(C, H, W)`` of the image to recover; ``init`` a
+    simple back-projection of the observation of that shape (masked pixels
+    filled with the mean, low resolution upsampled).  ``sigma`` is the
+    Gaussian noise level in [0, 1] units where a degradation knows it.
+    """
+
+    observation: "torch.Tensor"
+    forward: Any
+    mask: "torch.Tensor | None"
+    image_shape: tuple[int, int, int]
+    init: "torch.Tensor"
+    degradations: list[Degradation] = field(default_factory=list)
+    sigma: float | None = None
+    seed: int = 0
+    device: Any = "cpu"
+
+
+class Prior(Component):
+    """What we believe about the image.
+
+    A prior plays one role (``role``):
+
+    * ``"network"`` — the image is the output of a trainable generator
+      ``G(z)`` (the deep image prior): :meth:`input_code` makes ``z``,
+      :meth:`perturb` jitters it each step, :meth:`loop_options` asks for
+      output averaging and backtracking.  At most one per run.
+    * ``"penalty"`` — adds :meth:`penalty` to the data-fit loss (TV); may be
+      combined with a network prior or stand alone with ``--net identity``.
+    * ``"solver"`` — solves the problem directly in :meth:`solve` (no
+      optimisation loop): NL-means, BM3D, ...  Stands alone.
+    * ``"none"`` — no prior at all: fit the observation with the identity
+      parameterisation.
+    """
+
+    kind: ClassVar[str] = "prior"
+    role: ClassVar[Literal["network", "penalty", "solver", "none"]] = "penalty"
+
+    def input_channels(self) -> int:
+        """Depth of the generator's input code (network priors)."""
+        return 0
+
+    def input_code(self, height: int, width: int, rng: "torch.Generator", init: "torch.Tensor | None" = None) -> "torch.Tensor | None":
+        """The generator's input ``z`` as a ``(1, D, H, W)`` tensor (network priors)."""
+        return None
+
+    def perturb(self, z: "torch.Tensor") -> "torch.Tensor":
+        """The input actually fed at each step (e.g. ``z + std * N(0, 1)``)."""
+        return z
+
+    def penalty(self, x: "torch.Tensor") -> "torch.Tensor | None":
+        """A differentiable penalty added to the loss (penalty priors)."""
+        return None
+
+    def loop_options(self) -> LoopOptions:
+        return LoopOptions()
+
+    def solve(self, problem: Problem) -> "torch.Tensor":
+        """Return the restored image ``(1, C, H, W)`` (solver priors)."""
+        raise NotImplementedError(f"prior '{self.name}' is not a direct solver")
+
+
+# ---------------------------------------------------------------------------
+# Generators
+# ---------------------------------------------------------------------------
+class Generator(Component):
+    """A network ``G`` that maps an input code to an image.
+
+    :meth:`build` returns a ``torch.nn.Module`` taking ``(1, in_channels, H,
+    W)`` and returning ``(1, out_channels, H, W)`` in ``[0, 1]``.  H and W
+    are multiples of :meth:`stride`; the engine pads and crops around that.
+    """
+
+    kind: ClassVar[str] = "generator"
+    #: False for parameterisations that ignore their input (identity)
+    needs_input: ClassVar[bool] = True
+
+    def stride(self) -> int:
+        """H and W of the input must be multiples of this."""
+        return 1
+
+    def build(self, in_channels: int, out_channels: int, *, init: "torch.Tensor | None" = None) -> "torch.nn.Module":
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+class Metric(Component):
+    """A score of ``image_test`` against ``image_true`` (scikit-image order).
+
+    Images are ``(H, W, C)`` float64 arrays; ``data_range`` is explicit; an
+    optional boolean ``mask`` of shape ``(H, W)`` restricts the score to
+    those pixels (inpainting: the missing ones).
+    """
+
+    kind: ClassVar[str] = "metric"
+    higher_is_better: ClassVar[bool] = True
+    unit: ClassVar[str] = ""
+
+    def compute(
+        self,
+        image_true: "np.ndarray",
+        image_test: "np.ndarray",
+        *,
+        data_range: float = 1.0,
+        mask: "np.ndarray | None" = None,
+    ) -> float:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """The key this metric's value is stored under in results."""
+        defaults = type(self).Params().model_dump() if _all_defaults(type(self).Params) else None
+        if defaults is not None and defaults == self.params.model_dump():
+            return self.name
+        return self.spec
+
+
+def _all_defaults(params_cls: type[BaseModel]) -> bool:
+    return all(not f.is_required() for f in params_cls.model_fields.values())
+
+
+KINDS: dict[str, type[Component]] = {
+    "degradation": Degradation,
+    "prior": Prior,
+    "generator": Generator,
+    "metric": Metric,
+}

@@ -1,0 +1,210 @@
+"""The optimisation loop shared by every network and penalty prior.
+
+Each step: ``z' = perturb(z)``, ``out = G(z')``, ``loss = mean((A(out) - y)^2
+* mask) + sum(penalties(out))``, one Adam step, then the output average
+(EMA) is updated.  Host synchronisations (``.item()``, copies to the CPU)
+happen only on reporting iterations, every ``report_every`` steps; the
+backtracking check runs there too.  Ctrl-C stops the loop and returns what
+it has, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .components import Generator, LoopOptions, Prior
+
+
+@dataclass
+class Progress:
+    """What a progress callback sees after every step.
+
+    ``loss`` and the PSNRs are those of the latest reporting iteration (they
+    are read from the device only there).
+    """
+
+    iteration: int
+    iterations: int
+    loss: float
+    psnr: float | None = None  # of the current output against the reference
+    psnr_avg: float | None = None  # of the averaged output
+    elapsed: float = 0.0
+
+
+@dataclass
+class History:
+    iteration: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    psnr: list[float | None] = field(default_factory=list)
+    psnr_avg: list[float | None] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        return {
+            "iteration": self.iteration,
+            "loss": self.loss,
+            "psnr": self.psnr,
+            "psnr_avg": self.psnr_avg,
+            "time": self.time,
+        }
+
+
+@dataclass
+class FitResult:
+    output: torch.Tensor  # (1, C, H, W) on the CPU, clamped to [0, 1]
+    iteration: int  # the iteration the output comes from
+    iterations_run: int
+    history: History
+    interrupted: bool = False
+    backtracks: int = 0
+    output_kind: str = "last"  # "last" or "ema"
+    seconds: float = 0.0
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    d = (a - b) ** 2
+    if weight is None:
+        mse = d.mean()
+    else:
+        mse = (d * weight).sum() / (weight.sum() * a.shape[1]).clamp_min(1)
+    return -10 * torch.log10(mse.clamp_min(1e-12))
+
+
+def fit(
+    *,
+    generator: Generator,
+    network_prior: Prior | None,
+    penalties: Sequence[Prior],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    observation: torch.Tensor,
+    mask: torch.Tensor | None,
+    init: torch.Tensor,
+    iterations: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    reference: torch.Tensor | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    report_every: int = 10,
+    callback: Callable[[Progress], Any] | None = None,
+) -> FitResult:
+    """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    c, H, W = init.shape[1:]
+    options = network_prior.loop_options() if network_prior is not None else LoopOptions()
+    z = None
+    in_channels = 0
+    if generator.needs_input:
+        if network_prior is None:
+            raise RuntimeError("a generator with an input needs a network prior")
+        z = network_prior.input_code(H, W, gen, init)
+        if z is None:
+            raise RuntimeError(f"prior '{network_prior.name}' gave no input code")
+        z = z.to(device)
+        in_channels = z.shape[1]
+    net = generator.build(in_channels, c, init=init).to(device)
+    net.train()
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    y = observation.to(device)
+    m = mask.to(device) if mask is not None else None
+    ref = reference.to(device) if reference is not None else None
+    ym = y * m if m is not None else y
+
+    def crop_(t: torch.Tensor) -> torch.Tensor:
+        if crop is None:
+            return t
+        top, left, h, w = crop
+        return t[..., top : top + h, left : left + w]
+
+    ref_c = crop_(ref) if ref is not None else None
+    ema_w = options.ema
+    avg: torch.Tensor | None = None
+    history = History()
+    check_every = options.backtrack_every or report_every
+    saved: list[torch.Tensor] | None = None
+    last_fit: float | None = None
+    backtracks = 0
+    interrupted = False
+    last = Progress(0, iterations, float("nan"))
+    start = time.perf_counter()
+    i = 0
+    out = None
+    try:
+        for i in range(1, iterations + 1):
+            opt.zero_grad(set_to_none=True)
+            zin = network_prior.perturb(z) if z is not None else None
+            out = net(zin)
+            pred = forward(out)
+            diff = pred - y
+            if m is not None:
+                diff = diff * m
+            loss = diff.pow(2).mean()
+            for p in penalties:
+                term = p.penalty(out)
+                if term is not None:
+                    loss = loss + term
+            loss.backward()
+            reporting = i % report_every == 0 or i == iterations or i == 1
+            if options.backtrack_db > 0 and (i % check_every == 0):
+                with torch.no_grad():
+                    fit_db = _psnr(pred * m if m is not None else pred, ym).item()
+                if saved is not None and last_fit is not None and fit_db < last_fit - options.backtrack_db:
+                    with torch.no_grad():
+                        for p, s in zip(params, saved):
+                            p.copy_(s)
+                    backtracks += 1
+                    continue  # skip this step, as the authors' code does
+                saved = [p.detach().clone() for p in params]
+                last_fit = fit_db
+            opt.step()
+            with torch.no_grad():
+                o = out.detach()
+                if ema_w > 0:
+                    avg = o.clone() if avg is None else avg.mul_(ema_w).add_(o, alpha=1 - ema_w)
+            if reporting:
+                with torch.no_grad():
+                    lv = float(loss.item())
+                    ps = pa = None
+                    if ref_c is not None:
+                        ps = float(_psnr(crop_(o.clamp(0, 1)), ref_c).item())
+                        if avg is not None:
+                            pa = float(_psnr(crop_(avg.clamp(0, 1)), ref_c).item())
+                elapsed = time.perf_counter() - start
+                history.iteration.append(i)
+                history.loss.append(lv)
+                history.psnr.append(ps)
+                history.psnr_avg.append(pa)
+                history.time.append(elapsed)
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"the loss became {lv} at iteration {i}; try a lower --lr")
+                last = Progress(i, iterations, lv, ps, pa, elapsed)
+            if callback is not None:
+                last.iteration = i
+                last.elapsed = time.perf_counter() - start
+                callback(last)
+    except KeyboardInterrupt:
+        interrupted = True
+    iterations_run = i if not interrupted else max(0, i - 1)
+    with torch.no_grad():
+        if avg is not None:
+            result, kind = avg, "ema"
+        else:
+            zin = z  # the unperturbed code, as the authors show their final output
+            result, kind = (net(zin).detach() if iterations_run > 0 or out is None else out.detach()), "last"
+    return FitResult(
+        output=result.clamp(0, 1).float().cpu(),
+        iteration=iterations_run,
+        iterations_run=iterations_run,
+        history=history,
+        interrupted=interrupted,
+        backtracks=backtracks,
+        output_kind=kind,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,837 @@
+"""Image files in and out: PNG (1-16 bit), TIFF (uint8/uint16/float32) and JPEG.
+
+Everything inside restorekit works on :class:`Image`: float32 samples in
+``[0, 1]`` laid out ``(C, H, W)`` with ``C`` 1 (gray) or 3 (RGB), plus an
+optional separate alpha plane.  The source sample type is remembered so the
+result can be written back at the same depth.
+
+* 16-bit PNGs are read and written with ``pypng`` (Pillow squeezes 16-bit RGB
+  to 8 bits); 1-8 bit PNGs and JPEGs go through Pillow; TIFFs through
+  ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose compression
+  tifffile cannot decode without ``imagecodecs``).
+* Every problem a user can cause (missing, unreadable, empty, corrupt or
+  unsupported file, odd channel counts, floats outside ``[0, 1]``) raises
+  :class:`~restorekit.errors.UsageError` with a one-line message.
+* Writes are atomic: a hidden temporary file in the target directory is
+  written, fsynced and moved over the target with :func:`os.replace`.
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import logging
+import os
+import stat
+import struct
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RestoreError, UsageError
+
+__all__ = [
+    "Image",
+    "read_image",
+    "image_from_array",
+    "to_array",
+    "write_image",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "output_suffix",
+    "read_mask",
+]
+
+_UINT8 = np.dtype(np.uint8)
+_UINT16 = np.dtype(np.uint16)
+_FLOAT32 = np.dtype(np.float32)
+_BIT_DEPTH = {_UINT8: 8, _UINT16: 16, _FLOAT32: 32}
+_SCALE = {_UINT8: 255.0, _UINT16: 65535.0}
+
+# Float TIFF samples may exceed [0, 1] by rounding noise only; arrays handed
+# to image_from_array may overshoot a little more (e.g. a network's output).
+_FILE_FLOAT_SLACK = 1e-3
+_ARRAY_FLOAT_SLACK = 0.05
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+_PNG_SUFFIXES = (".png",)
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+# Rec. 601 luma, as Pillow's "L" conversion uses.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+# --------------------------------------------------------------------------
+# The in-memory image
+
+
+@dataclass
+class Image:
+    """A decoded image: float32 ``(C, H, W)`` samples in ``[0, 1]``.
+
+    ``data`` has 1 (gray) or 3 (RGB) channels; transparency, when the source
+    has it, lives in ``alpha`` as float32 ``(H, W)``.  ``dtype`` is the sample
+    type of the source (uint8, uint16 or float32) and ``format`` what the file
+    was read as ("png", "tiff", "jpeg"; "array" for in-memory arrays).
+    """
+
+    data: np.ndarray
+    alpha: np.ndarray | None
+    dtype: np.dtype
+    format: str
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.dtype = np.dtype(self.dtype)
+        if self.path is not None and not isinstance(self.path, Path):
+            self.path = Path(self.path)
+
+    @property
+    def channels(self) -> int:
+        """Colour channels in ``data`` (1 or 3); alpha is not counted."""
+        return int(self.data.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of the source: 8, 16 or 32 (float)."""
+        return _BIT_DEPTH[self.dtype]
+
+
+# --------------------------------------------------------------------------
+# Message helpers
+
+
+def _quote(path: Any) -> str:
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    return "'" + text.replace("\r", "\\r").replace("\n", "\\n") + "'"
+
+
+def _one_line(text: object, limit: int = 160) -> str:
+    line = " ".join(str(text).split())
+    if len(line) > limit:
+        line = line[: limit - 3].rstrip() + "..."
+    return line
+
+
+def _detail(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = _one_line(exc)
+    if text.startswith(name):  # pypng puts the class name in the message
+        return text
+    return f"{name}: {text}" if text else name
+
+
+class _Problem(Exception):
+    """Internal: a decoding problem, turned into a UsageError by the caller."""
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read a PNG, TIFF or JPEG file (the first frame of multi-frame files).
+
+    Raises :class:`UsageError` with a one-line message for anything wrong with
+    the file itself.
+    """
+    return _read(path, "image")
+
+
+def _read(path: str | os.PathLike[str], what: str) -> Image:
+    try:
+        p = Path(path)
+    except TypeError:
+        raise UsageError(f"cannot read {what} {path!r}: not a file path") from None
+    data = _read_file_bytes(p, what)
+    arr, fmt, premultiplied = _decode(data, p, what)
+    image = _array_to_image(
+        arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read {what} {_quote(p)}: "
+    )
+    if premultiplied and image.alpha is not None:
+        _unpremultiply(image)
+    return image
+
+
+def _read_file_bytes(path: Path, what: str) -> bytes:
+    where = f"cannot read {what} {_quote(path)}"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{where}: file not found") from None
+    except NotADirectoryError:
+        raise UsageError(f"{where}: file not found (a parent of it is not a directory)") from None
+    except PermissionError:
+        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{where}: it is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{where}: not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except PermissionError:
+        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+    if not data:
+        raise UsageError(f"{where}: the file is empty (0 bytes)")
+    return data
+
+
+def _os_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return _one_line(reason).lower()
+
+
+def _sniff_other(data: bytes) -> str | None:
+    """Name a well-known format we do not read, for a friendlier message."""
+    head = data[:32]
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"BM") and head[6:10] == b"\x00\x00\x00\x00":
+        return "BMP"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    if head.startswith(b"8BPS"):
+        return "Photoshop (PSD)"
+    if head.startswith(b"\x76\x2f\x31\x01"):
+        return "OpenEXR"
+    if head.startswith((b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51")):
+        return "JPEG 2000"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
+        return "HEIF/HEIC"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    if head.startswith(b"\x93NUMPY"):
+        return "NumPy .npy"
+    return None
+
+
+def _decode(data: bytes, path: Path, what: str) -> tuple[np.ndarray, str, bool]:
+    """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?"""
+    where = f"cannot read {what} {_quote(path)}"
+    if data.startswith(_PNG_MAGIC):
+        fmt, decoder = "png", _decode_png
+    elif data.startswith(_TIFF_MAGICS):
+        fmt, decoder = "tiff", _decode_tiff
+    elif data.startswith(_JPEG_MAGIC):
+        fmt, decoder = "jpeg", _decode_jpeg
+    else:
+        other = _sniff_other(data)
+        if other is not None:
+            raise UsageError(
+                f"{where}: {other} files are not supported; convert it to PNG, TIFF or JPEG"
+            )
+        raise UsageError(f"{where}: not a PNG/TIFF/JPEG image (corrupt or unsupported)")
+    try:
+        with _quiet_decoders():
+            arr, premultiplied = decoder(data)
+    except _Problem as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except UsageError:
+        raise
+    except MemoryError:
+        raise RestoreError(f"{where}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on bad input
+        name = {"png": "PNG", "tiff": "TIFF", "jpeg": "JPEG"}[fmt]
+        if type(exc).__name__ == "DecompressionBombError":
+            raise UsageError(
+                f"{where}: the image is too large to decode safely ({_one_line(exc)})"
+            ) from None
+        raise UsageError(
+            f"{where}: corrupt or truncated {name} file ({_detail(exc)}); re-export the image"
+        ) from None
+    return arr, fmt, premultiplied
+
+
+@contextlib.contextmanager
+def _quiet_decoders() -> Iterator[None]:
+    """Keep decoder chatter (warnings, tifffile's log lines) off the terminal.
+
+    Whatever matters ends up in the one-line error message instead.
+    """
+    logger = logging.getLogger("tifffile")
+    drop = _DropAll()
+    logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.removeFilter(drop)
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def _decode_png(data: bytes) -> tuple[np.ndarray, bool]:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise _Problem("corrupt PNG file (no IHDR header); re-export the image")
+    width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    if width == 0 or height == 0:
+        raise _Problem(f"the image is empty ({width}x{height} pixels)")
+    if depth == 16:
+        return _decode_png16(data), False
+    return _decode_pillow(data, "PNG"), False
+
+
+def _decode_png16(data: bytes) -> np.ndarray:
+    import png  # pypng
+
+    reader = png.Reader(bytes=data)
+    width, height, rows, info = reader.read()
+    planes = int(info["planes"])
+    out = np.empty((height, width * planes), dtype=np.uint16)
+    count = 0
+    for row in rows:
+        if count >= height:
+            raise _Problem("corrupt PNG file (more rows than the header says); re-export the image")
+        out[count] = np.frombuffer(row, dtype=np.uint16)  # array('H'): native order
+        count += 1
+    if count != height:
+        raise _Problem("truncated PNG file (missing rows); re-export the image")
+    arr = out.reshape(height, width, planes)
+    key = info.get("transparent")
+    if key is not None and not info.get("alpha"):
+        # tRNS on a 16-bit gray/RGB image: one colour is fully transparent.
+        hit = np.all(arr == np.asarray(key, dtype=np.uint16), axis=-1)
+        alpha = np.where(hit, np.uint16(0), np.uint16(65535)).astype(np.uint16)
+        arr = np.concatenate([arr, alpha[..., None]], axis=-1)
+    return arr
+
+
+def _decode_pillow(data: bytes, fmt: str) -> np.ndarray:
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    with PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
+        im.load()  # first frame of APNG / MPO
+        if fmt == "JPEG":
+            # The written result carries no EXIF, so bake the orientation in.
+            im = ImageOps.exif_transpose(im)
+        return _pillow_to_array(im)
+
+
+def _pillow_to_array(im: Any) -> np.ndarray:
+    mode = im.mode
+    has_trns = "transparency" in im.info
+    if mode == "1":
+        im = im.convert("L")
+    elif mode == "P":
+        im = im.convert("RGBA" if has_trns else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode == "L" and has_trns:
+        im = im.convert("LA")
+    elif mode == "RGB" and has_trns:
+        im = im.convert("RGBA")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.array(im, dtype=np.uint16)
+    elif mode == "F":
+        return np.array(im, dtype=np.float32)
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        raise _Problem(f"unsupported pixel mode {mode!r}; convert it to 8-bit gray or RGB(A)")
+    return np.array(im, dtype=np.uint8)
+
+
+def _decode_jpeg(data: bytes) -> tuple[np.ndarray, bool]:
+    return _decode_pillow(data, "JPEG"), False
+
+
+def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
+    import tifffile
+
+    with tifffile.TiffFile(_io.BytesIO(data)) as tif:
+        if len(tif.pages) == 0:
+            raise _Problem("the TIFF file holds no image")
+        page = tif.pages[0]  # first page of multi-page files
+        width, height = int(page.imagewidth), int(page.imagelength)
+        if width == 0 or height == 0:
+            raise _Problem(f"the image is empty ({width}x{height} pixels)")
+        photometric = int(page.photometric)
+        bits = int(page.bitspersample)
+        extras = tuple(int(e) for e in (page.extrasamples or ()))
+        try:
+            arr = page.asarray()
+        except Exception as exc:
+            if "imagecodecs" not in str(exc):
+                raise
+            # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
+            # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
+            if bits in (1, 8):
+                return _decode_pillow(data, "TIFF"), False
+            name = getattr(page.compression, "name", str(page.compression))
+            raise _Problem(
+                f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
+                "(pip install imagecodecs), or re-save it uncompressed or with deflate"
+            ) from None
+        axes = str(page.axes)
+        colormap = page.colormap if photometric == 3 else None
+
+    arr = _tiff_layout(arr, axes)
+    # Photometric interpretations (TIFF 6.0): 0 min-is-white, 1 min-is-black,
+    # 2 RGB, 3 palette, 5 separated (CMYK), 6 YCbCr.
+    if photometric == 0:
+        arr = _invert_first_channel(arr)
+    elif photometric == 3:
+        arr = _apply_colormap(arr, colormap)
+    elif photometric == 5:
+        raise _Problem("CMYK (separated) TIFFs are not supported; convert it to RGB")
+    elif photometric == 6:
+        pass  # tifffile hands out RGB for JPEG-compressed YCbCr
+    elif photometric not in (1, 2):
+        raise _Problem(
+            f"TIFF photometric interpretation {photometric} is not supported; "
+            "convert it to gray or RGB"
+        )
+
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    elif arr.dtype.kind == "f" and arr.dtype != _FLOAT32:
+        arr = arr.astype(np.float32)
+    elif arr.dtype not in (_UINT8, _UINT16, _FLOAT32):
+        raise _Problem(
+            f"TIFF samples of type {arr.dtype} are not supported; "
+            "restorekit reads uint8, uint16 and float32: convert the image"
+        )
+    premultiplied = bool(extras) and extras[0] == 1  # 1 = associated alpha
+    return arr, premultiplied
+
+
+def _tiff_layout(arr: np.ndarray, axes: str) -> np.ndarray:
+    """Reduce a page's array to (H, W) or (H, W, S)."""
+    if len(axes) == arr.ndim and "Y" in axes and "X" in axes:
+        index = tuple(slice(None) if a in "YXS" else 0 for a in axes)
+        arr = arr[index]
+        kept = [a for a in axes if a in "YXS"]
+        return np.transpose(arr, [kept.index(a) for a in "YXS" if a in kept])
+    # Unexpected axes: planar (C, H, W) with few channels -> (H, W, C).
+    if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2]:
+        return np.moveaxis(arr, 0, -1)
+    return arr
+
+
+def _invert_first_channel(arr: np.ndarray) -> np.ndarray:
+    arr = np.array(arr)
+    colour = arr if arr.ndim == 2 else arr[..., 0]
+    if arr.dtype == np.bool_:
+        colour[...] = ~colour
+    elif arr.dtype.kind == "u":
+        colour[...] = np.iinfo(arr.dtype).max - colour
+    elif arr.dtype.kind == "f":
+        colour[...] = 1.0 - colour
+    else:
+        raise _Problem(f"min-is-white TIFF with {arr.dtype} samples is not supported")
+    return arr
+
+
+def _apply_colormap(arr: np.ndarray, colormap: np.ndarray | None) -> np.ndarray:
+    if colormap is None or arr.ndim != 2 or arr.dtype.kind != "u":
+        raise _Problem("unsupported palette TIFF; convert it to RGB")
+    cmap = np.asarray(colormap)
+    if cmap.ndim != 2 or cmap.shape[0] != 3 or int(arr.max()) >= cmap.shape[1]:
+        raise _Problem("corrupt palette TIFF (colour index outside the palette)")
+    rgb = np.moveaxis(cmap[:, arr], 0, -1).astype(np.uint16)
+    if int(cmap.max()) <= 255:  # writers that ignore the 16-bit convention
+        return rgb.astype(np.uint8)
+    if not np.any(cmap % 257):
+        return (rgb // 257).astype(np.uint8)
+    if not np.any(cmap % 256):
+        return (rgb >> 8).astype(np.uint8)
+    return rgb
+
+
+def _unpremultiply(image: Image) -> None:
+    alpha = image.alpha
+    assert alpha is not None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        data = np.where(alpha > 0, image.data / alpha, 0.0)
+    image.data = np.clip(data, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Arrays <-> Image
+
+
+def _array_to_image(
+    arr: np.ndarray, fmt: str, path: Path | None, *, slack: float, prefix: str
+) -> Image:
+    """(H, W[, C]) uint8/uint16/float32 -> Image; problems raise UsageError."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise UsageError(
+            f"{prefix}unexpected array shape {tuple(arr.shape)}; expected H x W or H x W x C"
+        )
+    height, width, channels = arr.shape
+    if height == 0 or width == 0:
+        raise UsageError(f"{prefix}the image is empty ({width}x{height} pixels)")
+    if channels == 0 or channels > 4:
+        raise UsageError(
+            f"{prefix}it has {channels} channels; restorekit reads 1 to 4 "
+            "(gray, gray+alpha, RGB, RGBA): drop the extra channels"
+        )
+    dtype = arr.dtype
+    if dtype == _FLOAT32:
+        _check_float_range(arr, slack, prefix)
+    planes = np.empty((channels, height, width), dtype=np.float32)
+    moved = np.moveaxis(arr, -1, 0)
+    if dtype in _SCALE:
+        np.divide(moved, np.float32(_SCALE[dtype]), out=planes, casting="unsafe")
+    else:
+        np.clip(moved, 0.0, 1.0, out=planes)
+    if channels in (2, 4):
+        data, alpha = planes[:-1], planes[-1].copy()
+        data = np.ascontiguousarray(data)
+    else:
+        data, alpha = planes, None
+    return Image(data=data, alpha=alpha, dtype=dtype, format=fmt, path=path)
+
+
+def _check_float_range(arr: np.ndarray, slack: float, prefix: str) -> None:
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise UsageError(
+            f"{prefix}it contains NaN or infinite values; restorekit expects floats in [0, 1]"
+        )
+    low, high = float(arr.min()), float(arr.max())
+    if low < -slack or high > 1.0 + slack:
+        raise UsageError(
+            f"{prefix}float values range from {low:.4g} to {high:.4g}, but restorekit "
+            "expects floats in [0, 1]: rescale the image to [0, 1]"
+        )
+
+
+def image_from_array(arr: np.ndarray) -> Image:
+    """Wrap an ``HxW`` / ``HxWxC`` (C = 1..4) array as an :class:`Image`.
+
+    uint8 and uint16 are scaled by their full range; floats must already be
+    in ``[0, 1]`` (values slightly outside are clipped, values far outside
+    raise :class:`UsageError`); bool arrays become 0/1 with dtype uint8.
+    Two channels are gray+alpha, four RGBA.
+    """
+    prefix = "invalid image array: "
+    try:
+        a = np.asarray(arr)
+    except Exception as exc:  # noqa: BLE001 - ragged lists and friends
+        raise UsageError(f"{prefix}cannot convert it to an array ({_detail(exc)})") from None
+    if a.ndim not in (2, 3) or (a.ndim == 3 and not 1 <= a.shape[2] <= 4):
+        hint = ""
+        if a.ndim == 3 and 1 <= a.shape[0] <= 4:
+            hint = " (for a C x H x W array pass arr.transpose(1, 2, 0))"
+        raise UsageError(
+            f"{prefix}shape {tuple(a.shape)} is not H x W or H x W x C with C in 1..4{hint}"
+        )
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * np.uint8(255)
+    elif a.dtype.kind == "f":
+        a = a.astype(np.float32, copy=False)
+    elif a.dtype not in (_UINT8, _UINT16):
+        raise UsageError(
+            f"{prefix}dtype {a.dtype} is not supported; pass uint8, uint16 or floats "
+            "in [0, 1] (e.g. arr.astype(np.uint8))"
+        )
+    return _array_to_image(a, "array", None, slack=_ARRAY_FLOAT_SLACK, prefix=prefix)
+
+
+def to_array(data: np.ndarray, alpha: np.ndarray | None, dtype: Any) -> np.ndarray:
+    """``(C, H, W)`` float in ``[0, 1]`` (+ alpha) -> an array ready to write.
+
+    Returns ``HxW`` for one channel without alpha, otherwise ``HxWxC`` with the
+    alpha appended as the last channel.  Values are clipped to ``[0, 1]``;
+    integer types are scaled and rounded to nearest (NaN becomes 0).
+    """
+    dt = np.dtype(dtype)
+    if dt not in (_UINT8, _UINT16, _FLOAT32):
+        raise ValueError(f"to_array: dtype must be uint8, uint16 or float32, not {dt}")
+    data = np.asarray(data)
+    if data.ndim != 3 or data.shape[0] not in (1, 3):
+        raise ValueError(f"to_array: data must be (C, H, W) with C 1 or 3, got {data.shape}")
+    channels, height, width = data.shape
+    total = channels
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.shape != (height, width):
+            raise ValueError(
+                f"to_array: alpha must be {(height, width)} to match data, got {alpha.shape}"
+            )
+        total += 1
+    out = np.empty((height, width, total), dtype=np.float32)
+    out[..., :channels] = np.moveaxis(data, 0, -1)
+    if alpha is not None:
+        out[..., channels] = alpha
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(out, 0.0, 1.0, out=out)
+    if dt != _FLOAT32:
+        out *= np.float32(_SCALE[dt])
+        np.rint(out, out=out)
+        out = out.astype(dt)
+    return out[..., 0] if total == 1 else out
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+
+def output_suffix(image: Image) -> str:
+    """``.tif`` for TIFF sources and float data, else ``.png`` (JPEG -> lossless PNG)."""
+    if image.format == "tiff" or np.dtype(image.dtype) == _FLOAT32:
+        return ".tif"
+    return ".png"
+
+
+def write_image(
+    path: str | os.PathLike[str], array: np.ndarray, *, overwrite: bool = False
+) -> Path:
+    """Atomically write ``HxW`` / ``HxWxC`` (C = 1..4) to ``path``; format by suffix.
+
+    PNG takes uint8 (Pillow) or uint16 (pypng); TIFF takes uint8, uint16 or
+    float32; JPEG takes uint8 gray or RGB.  Passing an array the format cannot
+    hold raises ValueError; an unknown suffix or an existing target (without
+    ``overwrite``) raises :class:`UsageError`.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _PNG_SUFFIXES + _TIFF_SUFFIXES + _JPEG_SUFFIXES:
+        raise UsageError(
+            f"cannot write {_quote(target)}: unsupported output format "
+            f"'{_one_line(suffix) or '(no suffix)'}'; use .png, .tif/.tiff or .jpg/.jpeg"
+        )
+    _check_target(target, overwrite)  # fail before spending time on encoding
+    arr = _check_write_array(array)
+    if suffix in _PNG_SUFFIXES:
+        payload = _encode_png(arr)
+    elif suffix in _TIFF_SUFFIXES:
+        payload = _encode_tiff(arr)
+    else:
+        payload = _encode_jpeg(arr)
+    return atomic_write_bytes(target, payload, overwrite=overwrite)
+
+
+def _check_write_array(array: np.ndarray) -> np.ndarray:
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ValueError(f"write_image: expected H x W or H x W x C (C 1..4), got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"write_image: cannot write an empty image {arr.shape}")
+    if arr.dtype not in (_UINT8, _UINT16, _FLOAT32):
+        raise ValueError(f"write_image: dtype must be uint8, uint16 or float32, not {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def _encode_png(arr: np.ndarray) -> bytes:
+    if arr.dtype == _FLOAT32:
+        raise ValueError("write_image: PNG cannot hold float32 samples; write .tif or convert")
+    buf = _io.BytesIO()
+    if arr.dtype == _UINT16:
+        import png  # pypng: Pillow mangles 16-bit RGB(A)
+
+        height, width = arr.shape[:2]
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        writer = png.Writer(
+            width=width,
+            height=height,
+            greyscale=channels in (1, 2),
+            alpha=channels in (2, 4),
+            bitdepth=16,
+            compression=6,
+        )
+        packed = arr.astype(">u2").reshape(height, width * channels)
+        writer.write_packed(buf, (row.tobytes() for row in packed))
+    else:
+        from PIL import Image as PILImage
+
+        PILImage.fromarray(arr).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _encode_tiff(arr: np.ndarray) -> bytes:
+    import tifffile
+
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    options: dict[str, Any] = {
+        "photometric": "minisblack" if channels in (1, 2) else "rgb",
+        "compression": "zlib",  # deflate: stdlib, lossless, read everywhere
+        "metadata": None,
+    }
+    if channels > 1:
+        options["planarconfig"] = "contig"
+    if channels in (2, 4):
+        options["extrasamples"] = ["unassalpha"]
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, arr, **options)
+    return buf.getvalue()
+
+
+def _encode_jpeg(arr: np.ndarray) -> bytes:
+    if arr.dtype != _UINT8:
+        raise ValueError(f"write_image: JPEG holds uint8 samples only, not {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        raise ValueError("write_image: JPEG cannot hold alpha; write .png or drop the alpha")
+    from PIL import Image as PILImage
+
+    buf = _io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format="JPEG", quality=95, subsampling=0)
+    return buf.getvalue()
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    where = f"cannot write {_quote(path)}"
+    if path.is_dir():
+        raise UsageError(f"{where}: it is a directory; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise UsageError(f"{where}: directory {_quote(parent)} does not exist; create it first")
+    if not parent.is_dir():
+        raise UsageError(f"{where}: {_quote(parent)} is not a directory")
+    if not overwrite and os.path.lexists(path):
+        raise UsageError(f"{where}: the file exists; pass --overwrite to replace it")
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False
+) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path.
+
+    The bytes go to a hidden ``.<name>.<random>.tmp`` file next to the target,
+    which is fsynced and then moved into place with :func:`os.replace`; on any
+    failure the temporary file is removed.  An existing target raises
+    :class:`UsageError` unless ``overwrite`` is true.
+    """
+    target = Path(path)
+    where = f"cannot write {_quote(target)}"
+    _check_target(target, overwrite)
+    parent = target.parent
+    mode = _new_file_mode(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name[:100]}.", suffix=".tmp", dir=os.fspath(parent)
+        )
+    except PermissionError:
+        raise UsageError(
+            f"{where}: permission denied in directory {_quote(parent)}; choose another output"
+        ) from None
+    except OSError as exc:
+        raise RestoreError(f"{where}: {_os_reason(exc)}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.chmod(tmp, mode)
+        if not overwrite and os.path.lexists(target):  # appeared meanwhile
+            raise UsageError(f"{where}: the file exists; pass --overwrite to replace it")
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, PermissionError):
+            raise UsageError(f"{where}: permission denied; choose another output") from exc
+        if isinstance(exc, OSError):
+            raise RestoreError(f"{where}: {_os_reason(exc)}") from exc
+        raise
+    _fsync_directory(parent)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
+    """:func:`atomic_write_bytes` for UTF-8 text (newlines are written as given)."""
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def _new_file_mode(target: Path) -> int:
+    """Keep an overwritten file's permissions; new files get 0o666 minus umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without the racy set-and-restore dance
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _fsync_directory(directory: Path) -> None:
+    if sys.platform.startswith("win"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# Masks
+
+
+def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.ndarray:
+    """Read an inpainting mask as bool ``(H, W)``: True marks a known pixel.
+
+    White (nonzero) is known, black is missing; colour masks use their
+    Rec. 601 luminance, and alpha composites over black (transparent =
+    missing).  The threshold is half the full range.  The mask must match
+    ``shape_hw`` exactly, otherwise :class:`UsageError`.
+    """
+    image = _read(path, "mask")
+    height, width = (int(n) for n in shape_hw)
+    if (image.height, image.width) != (height, width):
+        raise UsageError(
+            f"mask {_quote(Path(path))} is {image.width}x{image.height} but the image is "
+            f"{width}x{height} (W x H): resize the mask to the image"
+        )
+    if image.channels == 3:
+        r, g, b = image.data
+        value = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
+    else:
+        value = image.data[0]
+    if image.alpha is not None:
+        value = value * image.alpha
+    return np.asarray(value >= 0.5, dtype=bool)

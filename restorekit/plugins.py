@@ -1,0 +1,291 @@
+"""Build the plugin manager: built-ins and entry points, one at a time.
+
+Every plugin, the built-in ones included, is a module (or object) with
+``@hookimpl`` functions, found through the ``restorekit`` entry-point
+group.  A plugin that fails to import, implements an unknown hook or clashes
+with another plugin's component name is reported (one warning line and a
+``failed`` row in ``restorekit plugins``) and the rest keep working;
+``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.
+
+Environment, read when the manager is built:
+
+``RESTOREKIT_LOAD_PLUGINS``     comma-separated third-party plugins to load
+                                (empty: none); unset: all installed
+``RESTOREKIT_DISABLE_PLUGINS``  comma-separated plugins not to load
+``RESTOREKIT_STRICT_PLUGINS``   ``1``: a broken plugin is an error
+``RESTOREKIT_TRACE_HOOKS``      ``1``: print every hook call to stderr
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as md
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .components import KINDS
+from .errors import RegistryError, RestoreKitError
+from .registry import ComponentRegistry, Registry
+
+log = logging.getLogger("restorekit")
+log.addHandler(logging.NullHandler())  # the CLI prints host.warnings itself
+
+ENTRY_POINT_GROUP = "restorekit"
+PROJECT = "restorekit"
+
+#: entry-point name -> module of the built-in plugins (as in pyproject.toml)
+BUILTIN_PLUGINS = {
+    "restorekit.degradations": "restorekit.builtins.degradations",
+    "restorekit.priors": "restorekit.builtins.priors",
+    "restorekit.generators": "restorekit.builtins.generators",
+    "restorekit.metrics": "restorekit.builtins.metrics",
+}
+
+REGISTER_HOOKS = {
+    "degradation": "restorekit_register_degradations",
+    "prior": "restorekit_register_priors",
+    "generator": "restorekit_register_generators",
+    "metric": "restorekit_register_metrics",
+}
+
+
+class PluginError(RestoreKitError):
+    """A plugin failed to load while RESTOREKIT_STRICT_PLUGINS is set."""
+
+    exit_code = 1
+
+
+@dataclass
+class PluginInfo:
+    """One row of ``restorekit plugins``."""
+
+    name: str
+    module: str
+    dist: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    status: str = "loaded"  # loaded | failed | disabled
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    components: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "dist": self.dist,
+            "version": self.version,
+            "builtin": self.builtin,
+            "status": self.status,
+            "error": self.error,
+            "hooks": list(self.hooks),
+            "components": [{"kind": k, "name": n} for k, n in self.components],
+        }
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class PluginHost:
+    """The plugin manager, the component registry and the plugin table."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: list[PluginInfo] = []
+        self.warnings: list[str] = []
+        self.strict = _truthy("RESTOREKIT_STRICT_PLUGINS")
+        if _truthy("RESTOREKIT_TRACE_HOOKS"):
+            self.pm.trace.root.setwriter(sys.stderr.write)
+            self.pm.enable_tracing()
+
+    # -- loading -------------------------------------------------------------
+    def _fail(self, info: PluginInfo, message: str) -> None:
+        info.status = "failed"
+        info.error = message
+        line = f"plugin '{info.name}' failed to load: {message}"
+        if self.strict:
+            raise PluginError(line + " (RESTOREKIT_STRICT_PLUGINS is set)")
+        self.warnings.append(line)
+        log.warning(line)
+
+    def register(self, plugin: Any, info: PluginInfo) -> bool:
+        """Register one plugin object and its components; report failures."""
+        self.plugins.append(info)
+        try:
+            self.pm.register(plugin, name=info.name)
+        except Exception as exc:  # pluggy validation errors, duplicate names
+            self._fail(info, _one_line(exc))
+            return False
+        try:
+            callers = self.pm.get_hookcallers(plugin) or []
+            bad = [hc.name for hc in callers if not hc.has_spec()]
+            if bad:
+                known = [
+                    n for n in dir(self.pm.hook)
+                    if n.startswith("restorekit_") and getattr(self.pm.hook, n).has_spec()
+                ]
+                close = difflib.get_close_matches(bad[0], known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise RegistryError(f"unknown hook '{bad[0]}'{hint}")
+            info.hooks = sorted(hc.name for hc in callers)
+            staged: list[ComponentRegistry] = []
+            for kind, hook_name in REGISTER_HOOKS.items():
+                reg = ComponentRegistry(kind, info.name, info.version)
+                caller = self._only(hook_name, plugin)
+                caller(registry=reg)
+                staged.append(reg)
+            entries = [e for reg in staged for e in reg.staged]
+            probe = Registry()
+            for e in self.registry.entries():
+                probe.add(e)
+            for e in entries:
+                probe.add(e)  # raises on a clash, before anything is committed
+        except Exception as exc:
+            self.pm.unregister(plugin)
+            self._fail(info, str(exc) if isinstance(exc, RestoreKitError) else _one_line(exc))
+            return False
+        for e in entries:
+            self.registry.add(e)
+        info.components = [(e.kind, e.name) for e in entries]
+        return True
+
+    def _only(self, hook_name: str, plugin: Any):
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def load(self, entry_points: Iterable[md.EntryPoint] | None = None) -> "PluginHost":
+        """Load the built-ins, then every third-party entry point."""
+        if entry_points is None:
+            entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+        entry_points = list(entry_points)
+        own = {ep.name: ep for ep in entry_points if _dist_name(ep) == PROJECT}
+        version = _version()
+        for name, module in BUILTIN_PLUGINS.items():
+            ep_module = own[name].value if name in own else module
+            info = PluginInfo(name=name, module=ep_module, dist=PROJECT, version=version, builtin=True)
+            try:
+                obj = importlib.import_module(ep_module)
+            except Exception as exc:
+                self.plugins.append(info)
+                self._fail(info, _one_line(exc))
+                continue
+            self.register(obj, info)
+        allow = _env_list("RESTOREKIT_LOAD_PLUGINS")
+        deny = set(_env_list("RESTOREKIT_DISABLE_PLUGINS") or [])
+        third = sorted(
+            (ep for ep in entry_points if _dist_name(ep) != PROJECT), key=lambda ep: ep.name
+        )
+        for ep in third:
+            dist = _dist_name(ep)
+            info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=_dist_version(ep))
+            if ep.name in deny or (dist and dist in deny):
+                info.status = "disabled"
+                info.error = "RESTOREKIT_DISABLE_PLUGINS"
+                self.plugins.append(info)
+                continue
+            if allow is not None and ep.name not in allow and dist not in allow:
+                info.status = "disabled"
+                info.error = "not in RESTOREKIT_LOAD_PLUGINS"
+                self.plugins.append(info)
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                self.plugins.append(info)
+                self._fail(info, _one_line(exc))
+                continue
+            self.register(obj, info)
+        return self
+
+    # -- queries -----------------------------------------------------------------
+    def plugin(self, name: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.name == name), None)
+
+    def register_commands(self, app: Any) -> None:
+        for impl in self.pm.hook.restorekit_register_commands.get_hookimpls():
+            info = self.plugin(impl.plugin_name)
+            try:
+                self._only("restorekit_register_commands", impl.plugin)(app=app)
+            except Exception as exc:
+                if info is not None:
+                    self._fail(info, f"while adding commands: {_one_line(exc)}")
+                else:
+                    raise
+
+
+def _dist_name(ep: md.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None
+    try:
+        return dist.metadata["Name"]
+    except Exception:
+        return getattr(dist, "name", None)
+
+
+def _dist_version(ep: md.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "version", None) if dist is not None else None
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, built on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = PluginHost().load()
+    return _HOST
+
+
+def reset_host() -> None:
+    """Forget the process-wide host (tests; after installing a plugin)."""
+    global _HOST
+    _HOST = None
+
+
+def get_registry() -> Registry:
+    return get_host().registry
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BUILTIN_PLUGINS",
+    "PluginHost",
+    "PluginInfo",
+    "PluginError",
+    "get_host",
+    "get_registry",
+    "reset_host",
+    "KINDS",
+]

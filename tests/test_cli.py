@@ -1,0 +1,199 @@
+"""The CLI end to end on tiny images: outputs, error classes, interrupts."""
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from restorekit import cli
+from restorekit.plugins import reset_host
+
+TINY_NET = ["--net", "skip:levels=2,channels=8,skip=2", "--iters", "3"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_host(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default outputs land in tmp_path/runs
+    reset_host()
+    yield
+    reset_host()
+
+
+def invoke(args):
+    runner = CliRunner()
+    return runner.invoke(cli.get_app(), args, catch_exceptions=False)
+
+
+def one_line_error(result, code, fragment):
+    assert result.exit_code == code, result.output
+    text = result.stderr.strip()
+    assert "Traceback" not in result.output
+    assert text.count("\n") == 0, text
+    assert text.startswith("error:")
+    assert fragment in text, text
+
+
+def test_tiny_end_to_end(rgb8, tmp_path):
+    out = tmp_path / "out"
+    r = invoke(["run", str(rgb8), "--degrade", "gaussian:25", *TINY_NET, "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "complete" and rec["mode"] == "benchmark"
+    assert rec["components"]["degradations"][0]["spec"] == "gaussian:sigma=25.0,clip=true"
+    assert rec["components"]["generator"]["plugin"] == "restorekit.generators"
+    assert rec["settings"]["seed"] == 0 and rec["result"]["iteration"] == 3
+    assert set(rec["result"]["metrics"]) == {"psnr", "ssim"}
+    assert rec["environment"]["torch"]
+    files = {p.name for p in out.iterdir()}
+    assert {"restored.png", "degraded.png", "compare.png", "curves.png", "run.json"} <= files
+    src = iio.imread(rgb8)
+    restored = iio.imread(out / "restored.png")
+    assert restored.shape == src.shape and restored.dtype == src.dtype
+    assert json.loads((out / "run.json").read_text())["result"] == rec["result"]
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_human_summary_and_default_out(rgb8, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(["run", str(rgb8), *TINY_NET])
+    assert r.exit_code == 0, r.output
+    assert "psnr" in r.stdout and "restored:" in r.stdout
+    assert (tmp_path / "runs" / "tiny-001" / "run.json").exists()
+    r = invoke(["run", str(rgb8), *TINY_NET])
+    assert (tmp_path / "runs" / "tiny-002" / "run.json").exists()  # never reused
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["run", "missing.png"], 2, "file not found"),
+        (["run", "{corrupt}"], 2, "cannot read image"),
+        (["run", "{img}", "--degrade", "gausian"], 2, "did you mean 'gaussian'"),
+        (["run", "{img}", "--degrade", "gaussian:sigma=-4"], 2, "parameter 'sigma'"),
+        (["run", "{img}", "--prior", "dip", "--net", "identity"], 2, "needs a network"),
+        (["run", "{img}", "--prior", "tv", "--net", "skip"], 2, "add --prior dip"),
+        (["run", "{img}", "--prior", "dip", "--prior", "dip"], 2, "only one network prior"),
+        (["run", "{img}", "--degrade", "mask:{mask}"], 2, "resize the mask"),
+        (["run", "{img}", "--out", "{file}/sub"], 2, "not writable"),
+        (["run", "{img}", "--out", "{full}"], 2, "--overwrite"),
+        (["run", "{img}", "--device", "cuda:7"], 2, "cuda"),
+        (["run", "{img}", "--iters", "0"], 2, "at least 1"),
+        (["run", "{img}", "--metric", "psnr", "--metric", "psnr"], 2, "metric given twice"),
+        (["run", "{img}", "--mode", "restore", "--degrade", "bernoulli:0.5"], 2, "mask:FILE"),
+        (["run", "{img}", "--degrade", "bernoulli:0.5", "--degrade", "downsample:2"], 2, "downsample before"),
+        (["list", "priorz"], 2, "did you mean 'prior"),
+        (["list", "prior", "dipp"], 2, "did you mean 'dip'"),
+    ],
+)
+def test_user_errors_are_one_line(args, code, fragment, rgb8, tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    mask = tmp_path / "m.png"
+    iio.imwrite(mask, np.full((5, 5), 255, np.uint8))
+    file = tmp_path / "afile"
+    file.write_text("x")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("precious")
+    subst = {"{img}": str(rgb8), "{corrupt}": str(corrupt), "{mask}": str(mask), "{file}": str(file), "{full}": str(full)}
+    args = [a for a in args]
+    for i, a in enumerate(args):
+        for k, v in subst.items():
+            a = a.replace(k, v)
+        args[i] = a
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    if args[0] == "run":
+        if "--net" not in args:
+            args += TINY_NET[:2]
+        if "--iters" not in args:
+            args += ["--iters", "3"]
+    r = invoke(args)
+    one_line_error(r, code, fragment)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (full / "keep.txt").read_text() == "precious"
+
+
+def test_overwrite_replaces(rgb8, tmp_path):
+    out = tmp_path / "o"
+    assert invoke(["run", str(rgb8), *TINY_NET, "--out", str(out)]).exit_code == 0
+    (out / "extra.txt").write_text("old")
+    r = invoke(["run", str(rgb8), *TINY_NET, "--out", str(out), "--overwrite", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert not (out / "extra.txt").exists()
+    assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 3
+
+
+def test_failure_while_writing_leaves_nothing(rgb8, tmp_path, monkeypatch):
+    from restorekit import report
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(report, "_compare_figure", boom)
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), *TINY_NET, "--out", str(out)])
+    assert r.exit_code == 1
+    assert "disk on fire" in r.stderr and "Traceback" not in r.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_interrupt_keeps_result(rgb8, tmp_path, monkeypatch):
+    def fake_progress(show):
+        def cb(p):
+            if p.iteration == 2:
+                raise KeyboardInterrupt
+        return cb, None
+
+    monkeypatch.setattr(cli, "_progress", fake_progress)
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), "--net", "skip:levels=2,channels=8", "--iters", "50", "--out", str(out)])
+    assert r.exit_code == 130, r.output
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "interrupted"
+    assert rec["result"]["iterations_run"] < 50
+    assert iio.imread(out / "restored.png").shape == iio.imread(rgb8).shape
+
+
+def test_restore_mode_with_reference(rgb8, tmp_path):
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), "--mode", "restore", "--reference", str(rgb8), *TINY_NET, "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["mode"] == "restore" and "psnr" in rec["result"]["metrics"]
+    # restore mode adds nothing: the saved observation is the input itself
+    assert np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))
+
+
+def test_debug_shows_traceback(rgb8):
+    r = invoke(["run", str(rgb8), "--degrade", "nosuch", "--debug"])
+    assert r.exit_code == 2
+    assert "Traceback" in r.stderr
+
+
+def test_list_shows_every_component():
+    r = invoke(["list", "--json"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert {d["name"] for d in data["degradation"]} >= {
+        "gaussian", "salt-pepper", "periodic", "poisson", "bernoulli", "mask", "box", "text", "downsample"}
+    assert {d["name"] for d in data["prior"]} >= {"none", "tv", "dip"}
+    assert {d["name"] for d in data["generator"]} >= {"skip", "encoder-decoder", "resnet", "unet", "identity"}
+    assert {d["name"] for d in data["metric"]} >= {"psnr", "ssim", "mse", "mae"}
+    g = next(d for d in data["degradation"] if d["name"] == "gaussian")
+    sigma = next(p for p in g["params"] if p["name"] == "sigma")
+    assert sigma["default"] == 25.0 and sigma["range"] == {">=": 0, "<=": 255}
+    r = invoke(["list", "nets", "skip"])
+    assert r.exit_code == 0 and "kernel_down" in r.stdout
+    r = invoke(["list"])
+    assert r.exit_code == 0 and "bernoulli" in r.stdout and "restorekit.priors" in r.stdout
+
+
+def test_help_has_examples():
+    r = invoke(["run", "--help"])
+    assert r.exit_code == 0
+    assert "restorekit run --degrade bernoulli:0.5" in r.stdout
+    assert "restorekit list" in r.stdout

@@ -1,0 +1,208 @@
+"""Plugin discovery, registration errors and their reporting."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from restorekit.errors import RegistryError
+from restorekit.plugins import BUILTIN_PLUGINS, PluginError, PluginHost, reset_host
+from restorekit.registry import ComponentRegistry
+
+GOOD = '''
+from pydantic import Field
+import restorekit
+from restorekit import Degradation, Metric, Params, hookimpl
+
+
+class Invert(Degradation):
+    name = "invert"
+    summary = "Photographic negative (a toy forward model)."
+
+    def forward(self, x):
+        return 1 - x
+
+
+class Brightness(Metric):
+    name = "brightness"
+    summary = "Mean brightness difference."
+    primary = "gain"
+
+    class Params(Params):
+        gain: float = Field(1.0, gt=0, description="scale of the score")
+
+    def compute(self, image_true, image_test, *, data_range=1.0, mask=None):
+        return float(self.params.gain * (image_test.mean() - image_true.mean()))
+
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    registry.add(Invert)
+
+
+@hookimpl
+def restorekit_register_metrics(registry):
+    registry.add(Brightness)
+
+
+@hookimpl
+def restorekit_register_commands(app):
+    @app.command("hello")
+    def hello():
+        """Say hello from a plugin."""
+        print("hello from goodplug")
+'''
+
+BROKEN_IMPORT = '''
+raise ImportError("this plugin needs libfoo")
+'''
+
+MISSPELLED = '''
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_degradation(registry):
+    pass
+'''
+
+CLASH = '''
+from restorekit import Degradation, hookimpl
+
+class Gaussian(Degradation):
+    name = "gaussian"
+    summary = "A second gaussian."
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    registry.add(Gaussian)
+'''
+
+
+def test_builtins_are_plugins(host):
+    names = {p.name for p in host.plugins if p.builtin}
+    assert names == set(BUILTIN_PLUGINS)
+    assert all(p.status == "loaded" for p in host.plugins)
+    entry = host.registry.get("degradation", "gaussian")
+    assert entry.plugin == "restorekit.degradations"
+
+
+def test_builtin_entry_points_are_declared():
+    """The installed distribution declares the built-ins as entry points."""
+    import importlib.metadata as md
+
+    eps = {ep.name: ep.value for ep in md.entry_points(group="restorekit") if ep.dist and ep.dist.name == "restorekit"}
+    assert eps == BUILTIN_PLUGINS
+
+
+def test_entry_point_discovery(fake_plugin):
+    fake_plugin("goodplug", GOOD, version="0.4.2")
+    host = PluginHost().load()
+    info = host.plugin("goodplug")
+    assert info is not None and info.status == "loaded", info
+    assert info.version == "0.4.2" and info.dist == "goodplug"
+    assert ("degradation", "invert") in info.components
+    assert ("metric", "brightness") in info.components
+    assert host.registry.get("degradation", "invert").plugin == "goodplug"
+    assert "restorekit_register_commands" in info.hooks
+
+
+def test_broken_plugin_is_reported_and_rest_works(fake_plugin):
+    fake_plugin("goodplug", GOOD)
+    fake_plugin("brokenplug", BROKEN_IMPORT)
+    host = PluginHost().load()
+    bad = host.plugin("brokenplug")
+    assert bad.status == "failed" and "libfoo" in bad.error
+    assert any("brokenplug" in w and "libfoo" in w for w in host.warnings)
+    assert host.plugin("goodplug").status == "loaded"
+    assert "invert" in host.registry.names("degradation")
+
+
+def test_misspelled_hook_fails_with_suggestion(fake_plugin):
+    fake_plugin("typoplug", MISSPELLED)
+    host = PluginHost().load()
+    info = host.plugin("typoplug")
+    assert info.status == "failed"
+    assert "unknown hook 'restorekit_register_degradation'" in info.error
+    assert "did you mean 'restorekit_register_degradations'" in info.error
+
+
+def test_duplicate_name_names_both_plugins(fake_plugin):
+    fake_plugin("clashplug", CLASH)
+    host = PluginHost().load()
+    info = host.plugin("clashplug")
+    assert info.status == "failed"
+    assert "'restorekit.degradations'" in info.error and "'clashplug'" in info.error
+    # the first provider keeps the name
+    assert host.registry.get("degradation", "gaussian").plugin == "restorekit.degradations"
+
+
+def test_strict_mode_raises(fake_plugin, monkeypatch):
+    fake_plugin("brokenplug", BROKEN_IMPORT)
+    monkeypatch.setenv("RESTOREKIT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="brokenplug"):
+        PluginHost().load()
+
+
+def test_disable_and_allow_lists(fake_plugin, monkeypatch):
+    fake_plugin("goodplug", GOOD)
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "goodplug")
+    host = PluginHost().load()
+    assert host.plugin("goodplug").status == "disabled"
+    assert "invert" not in host.registry.names("degradation")
+    monkeypatch.delenv("RESTOREKIT_DISABLE_PLUGINS")
+    monkeypatch.setenv("RESTOREKIT_LOAD_PLUGINS", "")
+    host = PluginHost().load()
+    assert host.plugin("goodplug").status == "disabled"
+    assert "gaussian" in host.registry.names("degradation")  # built-ins always load
+
+
+def test_registry_add_validates_with_plugin_name():
+    from restorekit import Degradation, Prior
+
+    reg = ComponentRegistry("degradation", "myplug")
+
+    class NoName(Degradation):
+        summary = "x"
+
+    class WrongKind(Prior):
+        name = "wrong"
+        summary = "x"
+
+    class NoSummary(Degradation):
+        name = "nosum"
+
+    for cls, frag in [(NoName, "name must be"), (WrongKind, "not a subclass"), (NoSummary, "one-line summary")]:
+        with pytest.raises(RegistryError, match=frag) as info:
+            reg.add(cls)
+        assert "plugin 'myplug'" in str(info.value)
+
+
+def _cli(args, env_extra=None, cwd=None):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "restorekit.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+def test_real_cli_sees_plugin(fake_plugin, tmp_path):
+    root = fake_plugin("goodplug", GOOD, version="0.4.2")
+    fake_plugin("brokenplug", BROKEN_IMPORT)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = _cli(["list", "degradations", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    names = {d["name"]: d for d in json.loads(r.stdout)["degradation"]}
+    assert names["invert"]["plugin"] == "goodplug"
+    assert "warning: plugin 'brokenplug' failed to load" in r.stderr
+    assert r.stderr.count("\n") == 1  # exactly one warning line
+    r = _cli(["plugins", "--json"], env)
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["goodplug"]["status"] == "loaded" and rows["goodplug"]["version"] == "0.4.2"
+    assert rows["brokenplug"]["status"] == "failed"
+    assert "restorekit.degradations" not in rows  # built-ins only with --all
+    r = _cli(["plugins", "--all", "--json"], env)
+    assert "restorekit.degradations" in {p["name"] for p in json.loads(r.stdout)}
+    r = _cli(["hello"], env)
+    assert r.returncode == 0 and "hello from goodplug" in r.stdout
