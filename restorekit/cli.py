@@ -138,7 +138,7 @@ def run(
 
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
-        log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False)) if not json_out else None
+        log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
         try:
             if progress is not None:
                 progress.start()
