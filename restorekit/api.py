@@ -231,6 +231,8 @@ def restore(
     seed: int = 0,
     device: str = "auto",
     report_every: int | None = None,
+    stop: str | None = "auto",
+    ensemble: int = 1,
     callback: Callable[[Any], Any] | None = None,
     registry: Registry | None = None,
     log: Callable[[str], Any] | None = None,
@@ -243,6 +245,11 @@ def restore(
     and the metrics compare the result with it.  In ``restore`` mode it is
     already degraded: ``degrade`` only describes the forward model, and
     metrics are computed only against ``reference`` if given.
+
+    ``stop`` is a ground-truth-free stopping rule (``eswmv``, ``esemv``,
+    ``none``); ``auto`` uses ES-WMV when ``iters`` is not given (the default
+    iteration count is then a cap).  ``ensemble`` averages that many
+    independent fits (different network seeds, same observation).
     """
     t0 = time.perf_counter()
     if registry is None:
@@ -257,6 +264,14 @@ def restore(
         raise UsageError(f"learning rate must be positive (got {lr})")
     if report_every is not None and report_every < 1:
         raise UsageError(f"report interval must be at least 1 (got {report_every})")
+    if not isinstance(ensemble, int) or ensemble < 1:
+        raise UsageError(f"ensemble must be a whole number >= 1 (got {ensemble})")
+    from .stopping import make_stopping_rule
+
+    stop_spec = stop
+    if stop == "auto":
+        stop_spec = "eswmv" if iters is None else None
+    stop_rule = make_stopping_rule(stop_spec)
     degradations, network, penalties, solver, generator, metric_objs = resolve_components(
         registry, _as_list(degrade), _as_list(prior), net, _as_list(metrics)
     )
@@ -307,6 +322,7 @@ def restore(
             log(n)
     ref_t = torch.from_numpy(prob.reference)[None] if prob.reference is not None else None
     fit_res = None
+    members: list[dict[str, Any]] = []
     fit_start = time.perf_counter()
     if solver is not None:
         problem = Problem(
@@ -333,23 +349,14 @@ def restore(
         interrupted = False
         iteration = 0
     else:
-        from .engine import fit
-
-        try:
-            fit_res = fit(
-                generator=generator, network_prior=network, penalties=penalties, forward=forward,
-                observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr_used,
-                seed=seed, device=dev, reference=ref_t, crop=prob.crop, report_every=rep,
-                callback=callback,
-            )
-        except FloatingPointError as exc:
-            raise RestoreError(str(exc)) from None
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise RestoreError(
-                    f"out of memory on {dev}: try a smaller image, a narrower --net, or --device cpu"
-                ) from None
-            raise
+        fit_res, members = _fit_members(
+            ensemble=ensemble, generator=generator, network=network, penalties=penalties,
+            forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
+            lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
+            callback=callback,
+            # the automatic rule is for network priors; an explicit one applies to any fit
+            stop_rule=stop_rule if (network is not None or stop != "auto") else None,
+        )
         output = fit_res.output
         interrupted = fit_res.interrupted
         iteration = fit_res.iteration
@@ -407,6 +414,8 @@ def restore(
             "seed": seed,
             "device": str(dev),
             "report_every": rep,
+            "stop": None if stop_rule is None else stop_rule.spec,
+            "ensemble": ensemble,
             "padded_shape": list(prob.image_shape),
             "known_noise_sigma": forward.noise_sigma(),
         },
@@ -421,6 +430,8 @@ def restore(
             "iterations_run": fit_res.iterations_run if fit_res else 0,
             "output": fit_res.output_kind if fit_res else "solver",
             "backtracks": fit_res.backtracks if fit_res else 0,
+            "stopped_early": bool(fit_res.stopped_early) if fit_res else False,
+            "members": members,
             "metrics": metric_values,
             "baseline": baseline,
             "baseline_kind": None if not baseline else ("degraded" if prob.scale == 1 else "bicubic"),
@@ -433,6 +444,66 @@ def restore(
         mask=mask_obs, metrics=metric_values, baseline=baseline, record=record, source=src,
         interrupted=interrupted, history=record["history"],
     )
+
+
+def _fit_members(*, ensemble, generator, network, penalties, forward, obs_t, mask_t, init, iterations,
+                 lr, seed, dev, ref_t, crop, report_every, callback, stop_rule):
+    """Run ``ensemble`` independent fits and average their outputs."""
+    import copy
+
+    import torch
+
+    from .engine import fit
+
+    results = []
+    members: list[dict[str, Any]] = []
+    for k in range(ensemble):
+        member_seed = seed if k == 0 else seed + 7919 * k
+        cb = callback
+        if callback is not None and ensemble > 1:
+            def cb(p, k=k):
+                q = copy.copy(p)
+                q.iteration = p.iteration + k * iterations
+                q.iterations = iterations * ensemble
+                callback(q)
+        rule = None
+        if stop_rule is not None:
+            rule = type(stop_rule)(stop_rule.params)
+        try:
+            res = fit(
+                generator=generator, network_prior=network, penalties=penalties, forward=forward,
+                observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr,
+                seed=member_seed, device=dev, reference=ref_t, crop=crop, report_every=report_every,
+                callback=cb, stopper=rule,
+            )
+        except FloatingPointError as exc:
+            raise RestoreError(str(exc)) from None
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise RestoreError(
+                    f"out of memory on {dev}: try a smaller image, a narrower --net, or --device cpu"
+                ) from None
+            raise
+        results.append(res)
+        members.append({
+            "seed": member_seed, "iteration": res.iteration, "iterations_run": res.iterations_run,
+            "stopped_early": res.stopped_early, "backtracks": res.backtracks, "seconds": round(res.seconds, 3),
+        })
+        if res.interrupted:
+            break
+    if len(results) == 1:
+        return results[0], members
+    first = results[0]
+    avg = torch.stack([r.output for r in results]).mean(0)
+    merged = copy.copy(first)
+    merged.output = avg
+    merged.interrupted = any(r.interrupted for r in results)
+    merged.iterations_run = sum(r.iterations_run for r in results)
+    merged.iteration = first.iteration
+    merged.seconds = sum(r.seconds for r in results)
+    merged.backtracks = sum(r.backtracks for r in results)
+    merged.output_kind = f"mean of {len(results)} runs ({first.output_kind})"
+    return merged, members
 
 
 def _digest(path: Path | None) -> str | None:

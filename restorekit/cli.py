@@ -104,9 +104,13 @@ def run(
     image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default="gaussian:25")] = None,
     prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default="dip")] = None,
-    net: Annotated[str, typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.")] = "auto",
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default="auto")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default="psnr, ssim")] = None,
-    mode: Annotated[Mode, typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.")] = Mode.benchmark,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default="benchmark")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="One of the paper's task configurations (restorekit list presets); other options override it.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
+    stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given.")] = "auto",
+    ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = 1,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default="0.01")] = None,
@@ -128,6 +132,17 @@ def run(
         from .report import check_out_dir, default_out_dir, record_json, write_outputs
 
         host = _host()
+        settings = {"degrade": degrade, "prior": prior, "net": net, "metrics": metric, "iters": iters,
+                    "lr": lr, "mode": mode.value if mode else None}
+        if preset is not None:
+            from .presets import expand, get_preset
+
+            p = expand(get_preset(preset), data, need_image=image is None)
+            for key, value in settings.items():
+                if not value and value != 0:
+                    settings[key] = p[key]
+            if image is None:
+                image = p["image"]
         out_dir = out if out is not None else default_out_dir(image)
         check_out_dir(out_dir, overwrite)
         if image is not None and not image.exists():
@@ -144,14 +159,16 @@ def run(
                 progress.start()
             result = restore(
                 image,
-                degrade=degrade or ["gaussian:25"],
-                prior=prior or ["dip"],
-                net=net,
-                metrics=metric or ["psnr", "ssim"],
-                mode=mode.value,
+                degrade=settings["degrade"] or ["gaussian:25"],
+                prior=settings["prior"] or ["dip"],
+                net=settings["net"],
+                metrics=settings["metrics"] if settings["metrics"] is not None else ["psnr", "ssim"],
+                mode=settings["mode"] or "benchmark",
                 reference=reference,
-                iters=iters,
-                lr=lr,
+                iters=settings["iters"],
+                lr=settings["lr"],
+                stop=stop,
+                ensemble=ensemble,
                 seed=seed,
                 device=device,
                 report_every=report_every,
@@ -250,13 +267,30 @@ def list_components(
         from .components import KINDS, format_range
         from .errors import UsageError
 
+        if kind is not None and kind.lower() in ("preset", "presets"):
+            _list_presets(name, json_out)
+            return
+        if kind is not None and kind.lower() in ("stopping", "stop"):
+            from .stopping import describe_rules
+
+            rules = describe_rules()
+            if json_out:
+                sys.stdout.write(json.dumps(rules, indent=2, default=str) + "\n")
+                return
+            table = Table(title="stopping rules (--stop)", title_justify="left", title_style="bold")
+            for col in ("name", "summary", "parameters"):
+                table.add_column(col)
+            for r in rules:
+                table.add_row(r["name"], r["summary"], _param_summary(r["params"]))
+            out_console.print(table)
+            return
         reg = _host().registry
         if kind is not None and kind.lower() not in KIND_ALIASES:
             import difflib
 
-            close = difflib.get_close_matches(kind.lower(), list(KIND_ALIASES), n=1)
+            close = difflib.get_close_matches(kind.lower(), list(KIND_ALIASES) + ["presets", "stopping"], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics)")
+            raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping)")
         kinds = [KIND_ALIASES[kind.lower()]] if kind else list(KINDS)
         if name is not None:
             entry = reg.get(kinds[0], name)
@@ -295,6 +329,26 @@ def list_components(
             for d in data[k]:
                 table.add_row(d["name"], d["summary"], _param_summary(d["params"]), d["plugin"])
             out_console.print(table)
+
+
+def _list_presets(name: Optional[str], json_out: bool) -> None:
+    from .presets import PRESETS, get_preset
+
+    items = [get_preset(name)] if name else list(PRESETS.values())
+    if json_out:
+        sys.stdout.write(json.dumps([p.as_dict() for p in items], indent=2) + "\n")
+        return
+    table = Table(title="presets (--preset)", title_justify="left", title_style="bold")
+    for col in ("name", "task", "settings"):
+        table.add_column(col)
+    for p in items:
+        settings = " ".join(
+            [f"--degrade {d}" for d in p.degrade] + [f"--prior {q}" for q in p.prior]
+            + ([f"--net {p.net}"] if p.net else []) + [f"--iters {p.iters}", f"--lr {p.lr}"]
+            + ([f"--mode {p.mode}"] if p.mode != "benchmark" else [])
+        )
+        table.add_row(p.name, p.summary + (f" [{p.image}]" if p.image else ""), settings)
+    out_console.print(table)
 
 
 # ---------------------------------------------------------------------------

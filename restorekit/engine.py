@@ -61,6 +61,7 @@ class FitResult:
     iterations_run: int
     history: History
     interrupted: bool = False
+    stopped_early: bool = False
     backtracks: int = 0
     output_kind: str = "last"  # "last" or "ema"
     seconds: float = 0.0
@@ -92,6 +93,7 @@ def fit(
     crop: tuple[int, int, int, int] | None = None,
     report_every: int = 10,
     callback: Callable[[Progress], Any] | None = None,
+    stopper: Any = None,
 ) -> FitResult:
     """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation."""
     torch.manual_seed(seed)
@@ -132,6 +134,7 @@ def fit(
     last_fit: float | None = None
     backtracks = 0
     interrupted = False
+    stopped_early = False
     last = Progress(0, iterations, float("nan"))
     start = time.perf_counter()
     i = 0
@@ -168,6 +171,8 @@ def fit(
                 o = out.detach()
                 if ema_w > 0:
                     avg = o.clone() if avg is None else avg.mul_(ema_w).add_(o, alpha=1 - ema_w)
+                if stopper is not None:
+                    stopper.update(o, i, avg)
             if reporting:
                 with torch.no_grad():
                     lv = float(loss.item())
@@ -189,19 +194,30 @@ def fit(
                 last.iteration = i
                 last.elapsed = time.perf_counter() - start
                 callback(last)
+            if reporting and stopper is not None and stopper.should_stop(i):
+                stopped_early = True
+                break
     except KeyboardInterrupt:
         interrupted = True
     iterations_run = i if not interrupted else max(0, i - 1)
+    chosen = stopper.chosen_iteration() if stopper is not None else None
     with torch.no_grad():
-        if avg is not None:
+        if chosen is not None:
+            # the stopping rule's pick (the averaged output at that iteration, if averaging)
+            if avg is not None and stopper.best_average is not None:
+                result, kind = stopper.best_average, "ema"
+            else:
+                result, kind = stopper.best_output, "last"
+        elif avg is not None:
             result, kind = avg, "ema"
         else:
             zin = z  # the unperturbed code, as the authors show their final output
             result, kind = (net(zin).detach() if iterations_run > 0 or out is None else out.detach()), "last"
     return FitResult(
         output=result.clamp(0, 1).float().cpu(),
-        iteration=iterations_run,
+        iteration=chosen if chosen is not None else iterations_run,
         iterations_run=iterations_run,
+        stopped_early=stopped_early,
         history=history,
         interrupted=interrupted,
         backtracks=backtracks,

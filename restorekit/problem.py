@@ -96,6 +96,11 @@ class PaddedProblem:
 
 def _pad_amounts(size: int, multiple: int) -> tuple[int, int]:
     total = (-size) % multiple
+    return pad_amounts(size, total)
+
+
+def pad_amounts(size: int, total: int) -> tuple[int, int]:
+    """How a pad of ``total`` pixels is split (before, after): centred, as the engine pads."""
     return total // 2, total - total // 2
 
 

@@ -22,6 +22,11 @@ def _clip(y: np.ndarray, clip: bool) -> np.ndarray:
     return np.clip(y, 0.0, 1.0) if clip else y
 
 
+class NoDegradation(Degradation):
+    name = "none"
+    summary = "No degradation: the observation is the image itself (e.g. flash/no-flash, unknown noise)."
+
+
 # ---------------------------------------------------------------------------
 # noise: A is the identity, the randomness is all in corrupt()
 # ---------------------------------------------------------------------------
@@ -277,7 +282,7 @@ class Downsample(Degradation):
         return F.conv2d(x, weight, stride=f, groups=c)
 
 
-BUILTIN_DEGRADATIONS = [Gaussian, Poisson, SaltPepper, Periodic, Bernoulli, Mask, Box, Text, Downsample]
+BUILTIN_DEGRADATIONS = [NoDegradation, Gaussian, Poisson, SaltPepper, Periodic, Bernoulli, Mask, Box, Text, Downsample]
 
 
 @hookimpl

@@ -45,9 +45,10 @@ class DeepImagePrior(Prior):
     role = "network"
 
     class Params(Params):
-        input: Literal["noise", "meshgrid"] = Field(
-            "noise", description="input code: uniform noise, or 2 channels of x/y coordinates"
+        input: Literal["noise", "meshgrid", "image"] = Field(
+            "noise", description="input code: uniform noise, 2 channels of x/y coordinates, or the guide image"
         )
+        guide: str | None = Field(None, description="guide image for input=image (e.g. the flash photo)")
         input_depth: int = Field(32, ge=1, le=1024, description="channels of the noise code (meshgrid: 2)")
         input_scale: float = Field(0.1, gt=0, description="noise code drawn from U[0, input_scale)")
         reg_noise_std: float = Field(
@@ -57,13 +58,46 @@ class DeepImagePrior(Prior):
         backtrack: float = Field(
             5.0, ge=0, description="restore the last good weights when the fit drops by this many dB (0: off)"
         )
+        backtrack_every: int = Field(0, ge=0, description="check for a collapse every N steps (0: every report)")
 
     def input_channels(self):
+        if self.params.input == "image":
+            return self._guide().shape[0]
         return 2 if self.params.input == "meshgrid" else self.params.input_depth
+
+    _guide_cache = None
+
+    def _guide(self):
+        if self._guide_cache is None:
+            from restorekit.errors import UsageError
+            from restorekit.io import read_image
+
+            if not self.params.guide:
+                raise UsageError("dip:input=image needs a guide image: dip:input=image,guide=flash.png")
+            self._guide_cache = read_image(self.params.guide).data
+        return self._guide_cache
 
     def input_code(self, height, width, rng, init=None):
         import torch
 
+        if self.params.input == "image":
+            import numpy as np
+
+            from restorekit.errors import UsageError
+            from restorekit.problem import pad_amounts
+
+            g = self._guide()
+            gh, gw = g.shape[1:]
+            # the engine pads the image (centred, by reflection) to a multiple of the
+            # network's stride, at most 255 pixels; the guide gets the same padding
+            if not (0 <= height - gh < 256 and 0 <= width - gw < 256):
+                raise UsageError(
+                    f"guide image is {gw}x{gh} but the image to restore is about {width}x{height}; "
+                    "give a guide of the image's size"
+                )
+            (t, b), (l, r) = pad_amounts(gh, height - gh), pad_amounts(gw, width - gw)
+            g = np.pad(g, ((0, 0), (t, b), (l, r)), mode="reflect") if (t or b or l or r) else g
+            return torch.from_numpy(np.ascontiguousarray(g))[None].float()
         if self.params.input == "meshgrid":
             ys = torch.linspace(0, 1, height)
             xs = torch.linspace(0, 1, width)
@@ -79,7 +113,9 @@ class DeepImagePrior(Prior):
         return z if s <= 0 else z + s * torch.randn_like(z)
 
     def loop_options(self):
-        return LoopOptions(ema=self.params.ema, backtrack_db=self.params.backtrack)
+        return LoopOptions(
+            ema=self.params.ema, backtrack_db=self.params.backtrack, backtrack_every=self.params.backtrack_every
+        )
 
 
 @hookimpl

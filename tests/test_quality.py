@@ -1,0 +1,195 @@
+"""Stopping rules, averaging, ensembles and the paper's presets."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import restorekit
+from restorekit.errors import SpecError, UsageError
+from restorekit.presets import PRESETS, expand, get_preset
+from restorekit.stopping import make_stopping_rule
+
+TINY = "skip:levels=2,channels=8,skip=2"
+
+
+def synthetic_outputs(n=800, turn=300, seed=0):
+    """Outputs whose jitter shrinks until ``turn`` and grows after: the DIP curve in miniature."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, 8, 8, generator=g)
+    for t in range(1, n + 1):
+        amp = 0.02 + abs(t - turn) / turn
+        yield t, base + amp * torch.randn(1, 3, 8, 8, generator=g)
+
+
+@pytest.mark.parametrize("spec", ["eswmv:patience=200,window=40", "esemv:patience=200,alpha=0.1,burn_in=50"])
+def test_stopping_rule_finds_the_turn(spec):
+    rule = make_stopping_rule(spec)
+    stopped_at = None
+    for t, x in synthetic_outputs():
+        rule.update(x, t)
+        if t % 10 == 0 and rule.should_stop(t):
+            stopped_at = t
+            break
+    assert stopped_at is not None
+    chosen = rule.chosen_iteration()
+    assert 250 <= chosen <= 360, chosen
+    assert stopped_at - chosen >= 200 and stopped_at - chosen < 220
+    assert rule.best_output.shape == (1, 3, 8, 8)
+
+
+def test_stopping_rule_does_not_stop_while_improving():
+    rule = make_stopping_rule("eswmv:patience=50,window=20")
+    for t, x in synthetic_outputs(n=290, turn=1000):
+        rule.update(x, t)
+        assert not rule.should_stop(t)
+    assert rule.chosen_iteration() >= 280  # the newest window is the calmest
+
+
+def test_stopping_rule_specs():
+    assert make_stopping_rule("none") is None and make_stopping_rule(None) is None
+    assert make_stopping_rule("eswmv:500").params.patience == 500
+    with pytest.raises(SpecError, match="did you mean 'eswmv'"):
+        make_stopping_rule("eswvm")
+    with pytest.raises(SpecError, match="parameter 'window'"):
+        make_stopping_rule("eswmv:window=1")
+
+
+def test_stopping_in_a_real_fit_reports_the_chosen_iteration(registry):
+    rng = np.random.default_rng(0)
+    img = rng.random((16, 16, 3))
+    r = restorekit.restore(img, net=TINY, iters=120, stop="eswmv:patience=30,window=10", report_every=5,
+                           registry=registry)
+    res = r.record["result"]
+    assert r.record["settings"]["stop"] == "eswmv:patience=30,window=10"
+    assert 10 <= res["iteration"] <= res["iterations_run"] <= 120
+    if res["stopped_early"]:
+        assert res["iterations_run"] - res["iteration"] >= 30
+
+
+def test_auto_stop_only_without_iters(registry):
+    img = np.random.default_rng(0).random((16, 16, 3))
+    r = restorekit.restore(img, net=TINY, iters=3, registry=registry)
+    assert r.record["settings"]["stop"] is None
+    from restorekit import api
+
+    old = api.CPU_ITERATION_CAP
+    api.CPU_ITERATION_CAP = 3
+    try:
+        r = restorekit.restore(img, net=TINY, registry=registry, device="cpu")
+    finally:
+        api.CPU_ITERATION_CAP = old
+    assert r.record["settings"]["stop"].startswith("eswmv")
+
+
+def test_ema_matches_its_definition(registry):
+    """The EMA output equals the 0.99-average of the per-step outputs, first taken as is."""
+    from restorekit.engine import fit
+
+    gen = registry.create("generator", TINY)
+    seen = []
+    dip = registry.create("prior", "dip:ema=0.9,reg_noise_std=0,backtrack=0")
+    y = torch.rand(1, 3, 16, 16)
+
+    def forward(x):
+        seen.append(x.detach().clone())
+        return x
+
+    res = fit(generator=gen, network_prior=dip, penalties=[], forward=forward, observation=y, mask=None,
+              init=y, iterations=5, lr=0.01, seed=0, device=torch.device("cpu"), report_every=100)
+    avg = seen[0]
+    for o in seen[1:]:
+        avg = 0.9 * avg + 0.1 * o
+    assert torch.allclose(res.output, avg.clamp(0, 1), atol=1e-6)
+    assert res.output_kind == "ema"
+
+
+def test_ensemble_is_the_mean_of_independent_runs(registry):
+    img = np.random.default_rng(1).random((16, 16, 3))
+    kw = dict(degrade="gaussian:25", net=TINY, iters=4, registry=registry)
+    e = restorekit.restore(img, ensemble=2, **kw)
+    a = restorekit.restore(img, seed=0, **kw)
+    b = restorekit.restore(img, seed=7919, **kw)
+    # member 2 keeps the observation of seed 0 but its own network seed
+    assert [m["seed"] for m in e.record["result"]["members"]] == [0, 7919]
+    assert np.array_equal(e.degraded, a.degraded)
+    assert not np.allclose(a.restored, b.restored)
+    assert "mean of 2 runs" in e.record["result"]["output"]
+    with pytest.raises(UsageError, match="ensemble"):
+        restorekit.restore(img, ensemble=0, **kw)
+
+
+def _count(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    "name, in_ch, out_ch, expected",
+    [
+        ("denoise", 32, 3, 2_217_831),
+        ("sr4", 32, 3, 2_217_831),
+        ("restore-barbara", 32, 1, 2_217_573),
+        ("inpaint-text", 32, 3, 3_002_627),
+        ("inpaint-hole", 2, 3, 2_157_955),
+        ("restore-kate", 32, 3, 1_027_379),
+        ("flash", 3, 3, 2_184_307),
+    ],
+)
+def test_preset_networks_match_the_paper(registry, name, in_ch, out_ch, expected):
+    p = get_preset(name)
+    prior = registry.create("prior", p.prior[0].replace("{data}/flash_no_flash/cave01_00_flash.jpg", "x.png"))
+    if prior.params.input == "image":
+        assert in_ch == 3  # the flash photo, RGB
+    else:
+        assert prior.input_channels() == in_ch
+    net = registry.create("generator", p.net).build(in_ch, out_ch)
+    assert _count(net) == expected
+
+
+def test_every_preset_parses(registry, tmp_path):
+    for p in PRESETS.values():
+        s = expand(p, tmp_path, need_image=False)
+        for d in s["degrade"]:
+            registry.get("degradation", d.split(":")[0])
+        for q in s["prior"]:
+            registry.create("prior", q)
+        if s["net"]:
+            registry.create("generator", s["net"])
+        for m in s["metrics"]:
+            registry.create("metric", m)
+
+
+def test_unknown_preset():
+    with pytest.raises(UsageError, match="did you mean 'denoise'"):
+        get_preset("denoize")
+
+
+def test_preset_without_data_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RESTOREKIT_DATA", raising=False)
+    with pytest.raises(UsageError, match="--data"):
+        expand(get_preset("denoise"), None, need_image=True)
+
+
+def test_tiny_preset_run_end_to_end(tmp_path, monkeypatch):
+    """A preset through the CLI, on a small image, few iterations; options override it."""
+    import json
+
+    import imageio.v3 as iio
+    from typer.testing import CliRunner
+
+    from restorekit import cli
+    from restorekit.plugins import reset_host
+
+    monkeypatch.chdir(tmp_path)
+    img = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "z.png", img)
+    reset_host()
+    r = CliRunner().invoke(cli.get_app(), ["run", str(tmp_path / "z.png"), "--preset", "sr-prior-dip",
+                                           "--net", TINY, "--iters", "3", "--json", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["components"]["degradations"][0]["spec"] == "downsample:factor=4,kernel=lanczos2"
+    assert rec["settings"]["iterations"] == 3 and rec["settings"]["lr"] == 0.01
+    assert "psnr:channel=y,border=4" in rec["result"]["metrics"]
