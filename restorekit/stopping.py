@@ -32,6 +32,10 @@ class StoppingRule(Component):
 
     kind: ClassVar[str] = "stopping rule"
 
+    def __init__(self, params=None, **kw):
+        super().__init__(params, **kw)
+        self.reset()
+
     def reset(self) -> None:
         self.best_output = None
         self.best_average = None
@@ -75,10 +79,6 @@ class WindowedVariance(StoppingRule):
         patience: int = Field(1000, ge=1, description="iterations without a new minimum before stopping")
         window: int = Field(100, ge=2, le=10000, description="outputs in the variance window")
 
-    def __init__(self, params=None, **kw):
-        super().__init__(params, **kw)
-        self.reset()
-
     def reset(self):
         super().reset()
         self._buf = None
@@ -107,10 +107,6 @@ class ExponentialVariance(StoppingRule):
         patience: int = Field(1000, ge=1, description="iterations without a new minimum before stopping")
         alpha: float = Field(0.1, gt=0, lt=1, description="weight of the newest output")
         burn_in: int = Field(100, ge=1, description="iterations before the minimum is tracked")
-
-    def __init__(self, params=None, **kw):
-        super().__init__(params, **kw)
-        self.reset()
 
     def reset(self):
         super().reset()
