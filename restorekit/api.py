@@ -320,6 +320,11 @@ def restore(
     if log is not None:
         for n in notes:
             log(n)
+        c_, h_, w_ = prob.image_shape
+        what = f"solving with {solver.name}" if solver is not None else (
+            f"fitting {iterations} iterations" + (f" x {ensemble} runs" if ensemble > 1 else "")
+        )
+        log(f"{what} on {dev} ({task}, {w_}x{h_} after padding)")
     ref_t = torch.from_numpy(prob.reference)[None] if prob.reference is not None else None
     fit_res = None
     members: list[dict[str, Any]] = []

@@ -415,7 +415,10 @@ def get_app() -> typer.Typer:
     app.command("plugins")(plugins)
     try:
         host = _host()
+        seen = len(host.warnings)
         host.register_commands(app)
+        for w in host.warnings[seen:]:  # a plugin whose commands hook failed
+            err_console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False, soft_wrap=True)
     except RestoreKitError as exc:
         _error(str(exc))
         raise SystemExit(exc.exit_code) from None

@@ -123,6 +123,9 @@ class PluginHost:
 
     # -- loading -------------------------------------------------------------
     def _fail(self, info: PluginInfo, message: str) -> None:
+        prefix = f"plugin '{info.name}': "
+        if message.startswith(prefix):
+            message = message[len(prefix):]
         info.status = "failed"
         info.error = message
         line = f"plugin '{info.name}' failed to load: {message}"
@@ -136,7 +139,10 @@ class PluginHost:
         self.plugins.append(info)
         try:
             self.pm.register(plugin, name=info.name)
-        except Exception as exc:  # pluggy validation errors, duplicate names
+        except pluggy.PluginValidationError as exc:
+            self._fail(info, _validation_message(self.pm, plugin, exc))
+            return False
+        except Exception as exc:  # duplicate plugin names
             self._fail(info, _one_line(exc))
             return False
         try:
@@ -234,6 +240,30 @@ class PluginHost:
                     self._fail(info, f"while adding commands: {_one_line(exc)}")
                 else:
                     raise
+
+
+def _validation_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -> str:
+    """Say which argument of which hook is wrong (pluggy's first line names neither)."""
+    import inspect
+
+    for name in dir(plugin):
+        if not name.startswith("restorekit_"):
+            continue
+        hook = getattr(pm.hook, name, None)
+        if hook is None or not hook.has_spec():
+            continue
+        try:
+            params = list(inspect.signature(getattr(plugin, name)).parameters)
+        except (TypeError, ValueError):
+            continue
+        allowed = list(hook.spec.argnames)
+        extra = [p for p in params if p not in allowed]
+        if extra:
+            return (
+                f"hook '{name}' takes argument(s) {', '.join(repr(e) for e in extra)} that the hook "
+                f"does not have (it has: {', '.join(allowed)})"
+            )
+    return _one_line(exc)
 
 
 def _dist_name(ep: md.EntryPoint) -> str | None:

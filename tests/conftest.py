@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# keep test runs single-threaded and quiet, whatever the machine
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# one thread: on a shared 2-core machine two torch threads fight other
+# processes and tiny tensors get orders of magnitude slower
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -206,3 +206,17 @@ def test_real_cli_sees_plugin(fake_plugin, tmp_path):
     assert "restorekit.degradations" in {p["name"] for p in json.loads(r.stdout)}
     r = _cli(["hello"], env)
     assert r.returncode == 0 and "hello from goodplug" in r.stdout
+
+
+def test_hook_with_unknown_argument_names_it(host):
+    from restorekit import hookimpl
+    from restorekit.plugins import PluginInfo
+
+    class ExtraArg:
+        @hookimpl
+        def restorekit_register_priors(self, registry, device):
+            pass
+
+    assert not host.register(ExtraArg(), PluginInfo(name="extraarg", module="x"))
+    err = host.plugin("extraarg").error
+    assert "'device'" in err and "it has: registry" in err

@@ -1,0 +1,148 @@
+"""The plugin author docs match the code: hook signatures and the generated component reference."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from restorekit import hookspecs
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS_MD = ROOT / "docs" / "plugins" / "hooks.md"
+GEN = ROOT / "docs" / "gen_components.py"
+
+
+def _specs() -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(fn)
+        for name, fn in vars(hookspecs).items()
+        if name.startswith("restorekit_") and callable(fn) and hasattr(fn, "restorekit_spec")
+    }
+
+
+def _strip(annotation: str) -> str:
+    """'"ComponentRegistry"' (a string annotation under postponed evaluation) -> 'ComponentRegistry'."""
+    text = str(annotation).strip()
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()
+    return text
+
+
+def _spec_shape(sig: inspect.Signature) -> tuple[list[tuple[str, str]], str]:
+    params = [
+        (p.name, _strip(p.annotation) if p.annotation is not inspect.Parameter.empty else "")
+        for p in sig.parameters.values()
+    ]
+    ret = _strip(sig.return_annotation) if sig.return_annotation is not inspect.Signature.empty else ""
+    return params, ret
+
+
+def _doc_sections() -> dict[str, str]:
+    text = HOOKS_MD.read_text(encoding="utf-8")
+    parts = re.split(r"^## +", text, flags=re.M)[1:]
+    sections = {}
+    for part in parts:
+        title, _, body = part.partition("\n")
+        sections[title.strip().strip("`")] = body
+    return sections
+
+
+def _doc_signature(name: str, body: str) -> tuple[list[tuple[str, str]], str]:
+    m = re.search(r"```python\n(.*?)```", body, flags=re.S)
+    assert m, f"hooks.md: section '{name}' has no ```python signature block"
+    src = m.group(1).strip()
+    first = src.splitlines()[0]
+    assert first.startswith(f"def {name}("), f"hooks.md: the first python block of '{name}' is not its signature: {first!r}"
+    if not src.rstrip().endswith(":") and "\n" not in src:
+        src = src + ":"
+    if src.rstrip().endswith(":"):
+        src = src + "\n    ..."
+    fn = ast.parse(src).body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    args = fn.args
+    params = [(a.arg, _strip(ast.unparse(a.annotation)) if a.annotation else "") for a in args.posonlyargs + args.args + args.kwonlyargs]
+    ret = _strip(ast.unparse(fn.returns)) if fn.returns else ""
+    return params, ret
+
+
+def test_hookspecs_found():
+    assert "restorekit_register_degradations" in _specs()
+    assert "restorekit_register_commands" in _specs()
+
+
+@pytest.mark.parametrize("name", sorted(_specs()))
+def test_every_hook_is_documented_with_its_signature(name):
+    sections = _doc_sections()
+    assert name in sections, f"docs/plugins/hooks.md has no '## {name}' section"
+    doc_params, doc_ret = _doc_signature(name, sections[name])
+    spec_params, spec_ret = _spec_shape(_specs()[name])
+    assert doc_params == spec_params, f"{name}: documented {doc_params}, hookspec has {spec_params}"
+    assert doc_ret == spec_ret, f"{name}: documented return {doc_ret!r}, hookspec has {spec_ret!r}"
+
+
+def test_no_documented_hook_is_unknown():
+    documented = {t for t in _doc_sections() if t.startswith("restorekit_")}
+    unknown = documented - set(_specs())
+    assert not unknown, f"docs/plugins/hooks.md documents hooks that do not exist: {sorted(unknown)}"
+    others = [t for t in _doc_sections() if not t.startswith("restorekit_")]
+    assert not others, f"docs/plugins/hooks.md: '## ' sections must be hooks, found {others}"
+
+
+def test_generated_component_reference_is_current():
+    r = subprocess.run([sys.executable, str(GEN), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, (r.stderr or r.stdout) + " (run: python docs/gen_components.py)"
+
+
+def test_generator_detects_a_stale_file(tmp_path):
+    sys.path.insert(0, str(GEN.parent))
+    try:
+        import gen_components
+    finally:
+        sys.path.remove(str(GEN.parent))
+    stale = tmp_path / "components.md"
+    stale.write_text("intro\n<!-- BEGIN GENERATED -->\nold table\n<!-- END GENERATED -->\nend\n")
+    assert gen_components.main(["--check", "--path", str(stale)]) == 1
+    assert gen_components.main(["--path", str(stale)]) == 0
+    assert gen_components.main(["--check", "--path", str(stale)]) == 0
+    text = stale.read_text()
+    assert text.startswith("intro\n") and text.endswith("end\n") and "#### degradation `gaussian`" in text
+
+
+BROKEN_SOURCES = {
+    "brokenplug": "import libfoo  # not installed\n",
+    "typoplug": (
+        "from restorekit import hookimpl\n\n"
+        "@hookimpl\n"
+        "def restorekit_register_degradation(registry):\n"
+        "    pass\n"
+    ),
+    "clashplug": (
+        "from restorekit import Degradation, hookimpl\n\n"
+        "class Gaussian(Degradation):\n"
+        "    name = 'gaussian'\n"
+        "    summary = 'A second gaussian.'\n\n"
+        "@hookimpl\n"
+        "def restorekit_register_degradations(registry):\n"
+        "    registry.add(Gaussian)\n"
+    ),
+}
+
+
+def test_documented_failure_messages_are_the_real_ones(fake_plugin, monkeypatch):
+    """using.md quotes the warnings of a broken import, a misspelled hook and a name clash verbatim."""
+    from restorekit.plugins import PluginHost
+
+    for dist, source in BROKEN_SOURCES.items():
+        fake_plugin(dist, source, version="1.0.0")
+    monkeypatch.setenv("RESTOREKIT_LOAD_PLUGINS", ",".join(BROKEN_SOURCES))
+    host = PluginHost().load()
+    using = (ROOT / "docs" / "plugins" / "using.md").read_text(encoding="utf-8")
+    assert len(host.warnings) == 3, host.warnings
+    for line in host.warnings:
+        assert f"warning: {line}\n" in using, f"docs/plugins/using.md does not quote: warning: {line}"
