@@ -35,6 +35,12 @@ restorekit run damaged.png --mode restore --degrade mask:damage_mask.png
 [dim]# 4x super-resolution of a small image[/dim]
 restorekit run small.png --mode restore --degrade downsample:4
 
+[dim]# the paper's F16 denoising settings (restorekit list presets shows them all)[/dim]
+restorekit run --preset denoise --data ../shared/data/dip
+
+[dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
+restorekit run photo.png --stop eswmv --ensemble 3
+
 [dim]# every component and its parameters[/dim]
 restorekit list
 """
