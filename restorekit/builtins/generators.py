@@ -76,20 +76,24 @@ class Skip(Generator):
     def stride(self):
         return 2**self.params.levels
 
+    def skip_channels(self):
+        return self.params.skip
+
     def build(self, in_channels, out_channels, *, init=None):
         from restorekit.nets.skip import build_skip
 
         p = self.params
         try:
-            lists = p.lists(p.skip)
+            lists = p.lists(self.skip_channels())
         except ValueError as exc:
             from restorekit.errors import SpecError
 
-            raise SpecError(f"generator 'skip': {exc}") from None
+            raise SpecError(f"generator '{self.name}': {exc}") from None
         return build_skip(
             in_channels, out_channels, lists["channels_down"], lists["channels_up"], lists["channels_skip"],
-            kernel_down=lists["kernel_down"], kernel_up=lists["kernel_up"], kernel_skip=p.kernel_skip,
-            upsample=p.upsample, downsample=p.downsample, pad=p.pad, act=p.act, need1x1_up=p.need1x1_up,
+            kernel_down=lists["kernel_down"], kernel_up=lists["kernel_up"],
+            kernel_skip=getattr(p, "kernel_skip", 1), upsample=p.upsample, downsample=p.downsample,
+            pad=p.pad, act=p.act, need1x1_up=p.need1x1_up,
         )
 
 
@@ -100,21 +104,8 @@ class EncoderDecoder(Skip):
     class Params(_SkipParams):
         pass
 
-    def build(self, in_channels, out_channels, *, init=None):
-        from restorekit.nets.skip import build_skip
-
-        p = self.params
-        try:
-            lists = p.lists(0)
-        except ValueError as exc:
-            from restorekit.errors import SpecError
-
-            raise SpecError(f"generator 'encoder-decoder': {exc}") from None
-        return build_skip(
-            in_channels, out_channels, lists["channels_down"], lists["channels_up"], lists["channels_skip"],
-            kernel_down=lists["kernel_down"], kernel_up=lists["kernel_up"], kernel_skip=1,
-            upsample=p.upsample, downsample=p.downsample, pad=p.pad, act=p.act, need1x1_up=p.need1x1_up,
-        )
+    def skip_channels(self):
+        return 0
 
 
 class ResNet(Generator):
