@@ -233,6 +233,7 @@ def restore(
     report_every: int | None = None,
     stop: str | None = "auto",
     ensemble: int = 1,
+    ensemble_batched: bool | None = None,
     callback: Callable[[Any], Any] | None = None,
     registry: Registry | None = None,
     log: Callable[[str], Any] | None = None,
@@ -249,7 +250,10 @@ def restore(
     ``stop`` is a ground-truth-free stopping rule (``eswmv``, ``esemv``,
     ``none``); ``auto`` uses ES-WMV when ``iters`` is not given (the default
     iteration count is then a cap).  ``ensemble`` averages that many
-    independent fits (different network seeds, same observation).
+    independent fits (different network seeds, same observation); they are
+    fitted together as one batched problem (``torch.func``) when
+    ``ensemble_batched`` is true, or by default on a GPU, else one after the
+    other.
     """
     t0 = time.perf_counter()
     if registry is None:
@@ -354,8 +358,9 @@ def restore(
         interrupted = False
         iteration = 0
     else:
+        batched = ensemble > 1 and (ensemble_batched if ensemble_batched is not None else dev.type != "cpu")
         fit_res, members = _fit_members(
-            ensemble=ensemble, generator=generator, network=network, penalties=penalties,
+            ensemble=ensemble, batched=batched, generator=generator, network=network, penalties=penalties,
             forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
             lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
             callback=callback,
@@ -451,7 +456,7 @@ def restore(
     )
 
 
-def _fit_members(*, ensemble, generator, network, penalties, forward, obs_t, mask_t, init, iterations,
+def _fit_members(*, ensemble, batched, generator, network, penalties, forward, obs_t, mask_t, init, iterations,
                  lr, seed, dev, ref_t, crop, report_every, callback, stop_rule):
     """Run ``ensemble`` independent fits and average their outputs."""
     import copy
@@ -462,8 +467,21 @@ def _fit_members(*, ensemble, generator, network, penalties, forward, obs_t, mas
 
     results = []
     members: list[dict[str, Any]] = []
+    seeds = [seed if k == 0 else seed + 7919 * k for k in range(ensemble)]
+    if batched:
+        rule = None if stop_rule is None else type(stop_rule)(stop_rule.params)
+        res = _guarded_fit(
+            fit, dev, generator=generator, network_prior=network, penalties=penalties, forward=forward,
+            observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr, seed=seed, device=dev,
+            reference=ref_t, crop=crop, report_every=report_every, callback=callback, stopper=rule,
+            member_seeds=seeds,
+        )
+        res.output_kind = f"mean of {ensemble} runs, batched ({res.output_kind})"
+        members = [{"seed": s, "iteration": res.iteration, "iterations_run": res.iterations_run,
+                    "stopped_early": res.stopped_early} for s in seeds]
+        return res, members
     for k in range(ensemble):
-        member_seed = seed if k == 0 else seed + 7919 * k
+        member_seed = seeds[k]
         cb = callback
         if callback is not None and ensemble > 1:
             def cb(p, k=k):
@@ -474,21 +492,12 @@ def _fit_members(*, ensemble, generator, network, penalties, forward, obs_t, mas
         rule = None
         if stop_rule is not None:
             rule = type(stop_rule)(stop_rule.params)
-        try:
-            res = fit(
-                generator=generator, network_prior=network, penalties=penalties, forward=forward,
-                observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr,
-                seed=member_seed, device=dev, reference=ref_t, crop=crop, report_every=report_every,
-                callback=cb, stopper=rule,
-            )
-        except FloatingPointError as exc:
-            raise RestoreError(str(exc)) from None
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise RestoreError(
-                    f"out of memory on {dev}: try a smaller image, a narrower --net, or --device cpu"
-                ) from None
-            raise
+        res = _guarded_fit(
+            fit, dev, generator=generator, network_prior=network, penalties=penalties, forward=forward,
+            observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr,
+            seed=member_seed, device=dev, reference=ref_t, crop=crop, report_every=report_every,
+            callback=cb, stopper=rule,
+        )
         results.append(res)
         members.append({
             "seed": member_seed, "iteration": res.iteration, "iterations_run": res.iterations_run,
@@ -509,6 +518,21 @@ def _fit_members(*, ensemble, generator, network, penalties, forward, obs_t, mas
     merged.backtracks = sum(r.backtracks for r in results)
     merged.output_kind = f"mean of {len(results)} runs ({first.output_kind})"
     return merged, members
+
+
+def _guarded_fit(fit, dev, **kwargs):
+    """Run the engine, turning divergence and out-of-memory into one-line errors."""
+    try:
+        return fit(**kwargs)
+    except FloatingPointError as exc:
+        raise RestoreError(str(exc)) from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise RestoreError(
+                f"out of memory on {dev}: try a smaller image, a narrower --net, a smaller --ensemble, "
+                "or --device cpu"
+            ) from None
+        raise
 
 
 def _digest(path: Path | None) -> str | None:

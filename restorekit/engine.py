@@ -76,6 +76,54 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) 
     return -10 * torch.log10(mse.clamp_min(1e-12))
 
 
+class _Members:
+    """K networks stepped together: one module (K = 1), or K stacked with torch.func.
+
+    With K > 1 the networks' parameters are stacked along a new first
+    dimension and evaluated with ``vmap`` (K convolutions become one batched
+    call on the device); BatchNorm keeps no running statistics, which the
+    loop never uses since it stays in training mode.
+    """
+
+    def __init__(self, nets: list[torch.nn.Module]) -> None:
+        self.k = len(nets)
+        if self.k == 1:
+            self.net = nets[0]
+            self.params = [p for p in self.net.parameters() if p.requires_grad]
+            return
+        import copy
+
+        from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
+
+        for n in nets:
+            replace_all_batch_norm_modules_(n)
+        stacked, _ = stack_module_state(nets)
+        self.names = list(stacked)
+        self.params = [stacked[n] for n in self.names]
+        base = copy.deepcopy(nets[0]).to("meta")
+
+        def one(params: dict, z: torch.Tensor | None) -> torch.Tensor:
+            return functional_call(base, params, (None if z is None else z[None],))[0]
+
+        self._vmapped = vmap(one, in_dims=(0, 0))
+
+    def __call__(self, z: torch.Tensor | None) -> torch.Tensor:
+        """(K, D, H, W) codes -> (K, C, H, W) images."""
+        if self.k == 1:
+            return self.net(z)
+        return self._vmapped(dict(zip(self.names, self.params)), z)
+
+    def restore(self, saved: list[torch.Tensor], which: torch.Tensor) -> None:
+        """Copy the saved parameters back for the members flagged in ``which`` (K,)."""
+        with torch.no_grad():
+            for p, s in zip(self.params, saved):
+                if self.k == 1:
+                    p.copy_(s)
+                else:
+                    w = which.view((-1,) + (1,) * (p.dim() - 1))
+                    p.copy_(torch.where(w, s, p))
+
+
 def fit(
     *,
     generator: Generator,
@@ -94,25 +142,37 @@ def fit(
     report_every: int = 10,
     callback: Callable[[Progress], Any] | None = None,
     stopper: Any = None,
+    member_seeds: Sequence[int] | None = None,
 ) -> FitResult:
-    """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation.
+
+    With ``member_seeds`` (K seeds), K independent networks are fitted at
+    once, each with its own weights, input code and backtracking; their
+    losses are summed (each member's gradient is its own) and the output is
+    the mean of their outputs.
+    """
+    seeds = list(member_seeds) if member_seeds else [seed]
     c, H, W = init.shape[1:]
     options = network_prior.loop_options() if network_prior is not None else LoopOptions()
-    z = None
-    in_channels = 0
-    if generator.needs_input:
-        if network_prior is None:
-            raise RuntimeError("a generator with an input needs a network prior")
-        z = network_prior.input_code(H, W, gen, init)
-        if z is None:
-            raise RuntimeError(f"prior '{network_prior.name}' gave no input code")
-        z = z.to(device)
-        in_channels = z.shape[1]
-    net = generator.build(in_channels, c, init=init).to(device)
-    net.train()
-    params = [p for p in net.parameters() if p.requires_grad]
+    codes, nets = [], []
+    for s in seeds:
+        torch.manual_seed(s)
+        gen = torch.Generator().manual_seed(s)
+        z = None
+        if generator.needs_input:
+            if network_prior is None:
+                raise RuntimeError("a generator with an input needs a network prior")
+            z = network_prior.input_code(H, W, gen, init)
+            if z is None:
+                raise RuntimeError(f"prior '{network_prior.name}' gave no input code")
+            codes.append(z)
+        net = generator.build(0 if z is None else z.shape[1], c, init=init).to(device)
+        net.train()
+        nets.append(net)
+    members = _Members(nets)
+    k = members.k
+    z = torch.cat(codes).to(device) if codes else None
+    params = members.params
     opt = torch.optim.Adam(params, lr=lr)
     y = observation.to(device)
     m = mask.to(device) if mask is not None else None
@@ -125,13 +185,18 @@ def fit(
         top, left, h, w = crop
         return t[..., top : top + h, left : left + w]
 
+    def fit_db(pred: torch.Tensor) -> torch.Tensor:
+        """PSNR of each member's A(out) against the observation, (K,)."""
+        d = (pred * m if m is not None else pred) - ym
+        return -10 * torch.log10(d.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12))
+
     ref_c = crop_(ref) if ref is not None else None
     ema_w = options.ema
     avg: torch.Tensor | None = None
     history = History()
     check_every = options.backtrack_every or report_every
     saved: list[torch.Tensor] | None = None
-    last_fit: float | None = None
+    last_fit: torch.Tensor | None = None
     backtracks = 0
     interrupted = False
     stopped_early = False
@@ -143,44 +208,61 @@ def fit(
         for i in range(1, iterations + 1):
             opt.zero_grad(set_to_none=True)
             zin = network_prior.perturb(z) if z is not None else None
-            out = net(zin)
+            out = members(zin)
             pred = forward(out)
             diff = pred - y
             if m is not None:
                 diff = diff * m
-            loss = diff.pow(2).mean()
+            # each member's mean squared error; summed, so every member gets its own gradient
+            loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
             for p in penalties:
-                term = p.penalty(out)
-                if term is not None:
-                    loss = loss + term
+                for j in range(k):
+                    term = p.penalty(out[j : j + 1])
+                    if term is not None:
+                        loss = loss + term
             loss.backward()
             reporting = i % report_every == 0 or i == iterations or i == 1
+            collapsed = None
             if options.backtrack_db > 0 and (i % check_every == 0):
                 with torch.no_grad():
-                    fit_db = _psnr(pred * m if m is not None else pred, ym).item()
-                if saved is not None and last_fit is not None and fit_db < last_fit - options.backtrack_db:
-                    with torch.no_grad():
-                        for p, s in zip(params, saved):
-                            p.copy_(s)
-                    backtracks += 1
+                    now = fit_db(pred)
+                    if saved is not None and last_fit is not None:
+                        collapsed = now < last_fit - options.backtrack_db
+                        n_coll = int(collapsed.sum().item())
+                    else:
+                        n_coll = 0
+                if n_coll == k:
+                    members.restore(saved, collapsed)
+                    backtracks += n_coll
                     continue  # skip this step, as the authors' code does
-                saved = [p.detach().clone() for p in params]
-                last_fit = fit_db
+                if n_coll:
+                    backtracks += n_coll
+                    last_fit = torch.where(collapsed, last_fit, now)
+                else:
+                    last_fit = now
+                keep = [p.detach().clone() for p in params]
+                if n_coll:  # members that collapsed keep their old checkpoint
+                    for kp, sp in zip(keep, saved):
+                        w = collapsed.view((-1,) + (1,) * (kp.dim() - 1))
+                        kp.copy_(torch.where(w, sp, kp))
+                saved = keep
             opt.step()
+            if collapsed is not None and bool(collapsed.any()):
+                members.restore(saved, collapsed)  # those members skip this step
             with torch.no_grad():
                 o = out.detach()
                 if ema_w > 0:
                     avg = o.clone() if avg is None else avg.mul_(ema_w).add_(o, alpha=1 - ema_w)
                 if stopper is not None:
-                    stopper.update(o, i, avg)
+                    stopper.update(o.mean(0, keepdim=True), i, None if avg is None else avg.mean(0, keepdim=True))
             if reporting:
                 with torch.no_grad():
-                    lv = float(loss.item())
+                    lv = float(loss.item()) / k
                     ps = pa = None
                     if ref_c is not None:
-                        ps = float(_psnr(crop_(o.clamp(0, 1)), ref_c).item())
+                        ps = float(_psnr(crop_(o.mean(0, keepdim=True).clamp(0, 1)), ref_c).item())
                         if avg is not None:
-                            pa = float(_psnr(crop_(avg.clamp(0, 1)), ref_c).item())
+                            pa = float(_psnr(crop_(avg.mean(0, keepdim=True).clamp(0, 1)), ref_c).item())
                 elapsed = time.perf_counter() - start
                 history.iteration.append(i)
                 history.loss.append(lv)
@@ -209,10 +291,10 @@ def fit(
             else:
                 result, kind = stopper.best_output, "last"
         elif avg is not None:
-            result, kind = avg, "ema"
+            result, kind = avg.mean(0, keepdim=True), "ema"
         else:
-            zin = z  # the unperturbed code, as the authors show their final output
-            result, kind = (net(zin).detach() if iterations_run > 0 or out is None else out.detach()), "last"
+            # the unperturbed code, as the authors show their final output
+            result, kind = members(z).detach().mean(0, keepdim=True), "last"
     return FitResult(
         output=result.clamp(0, 1).float().cpu(),
         iteration=chosen if chosen is not None else iterations_run,
