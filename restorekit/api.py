@@ -32,6 +32,9 @@ CPU_ITERATION_CAP = 600
 #: iterations for the identity parameterisation (cheap steps)
 IDENTITY_ITERATIONS = 2000
 DEFAULT_IMAGE = "default.png"
+#: the stopping rule used when no iteration count is given; with the EMA the
+#: output is the average where the fit stops (see docs/benchmarks.md)
+AUTO_STOP = "eswmv:patience=500"
 
 
 @dataclass
@@ -274,7 +277,7 @@ def restore(
 
     stop_spec = stop
     if stop == "auto":
-        stop_spec = "eswmv" if iters is None else None
+        stop_spec = AUTO_STOP if iters is None else None
     stop_rule = make_stopping_rule(stop_spec)
     degradations, network, penalties, solver, generator, metric_objs = resolve_components(
         registry, _as_list(degrade), _as_list(prior), net, _as_list(metrics)
@@ -441,6 +444,7 @@ def restore(
             "output": fit_res.output_kind if fit_res else "solver",
             "backtracks": fit_res.backtracks if fit_res else 0,
             "stopped_early": bool(fit_res.stopped_early) if fit_res else False,
+            "variance_minimum": fit_res.variance_minimum if fit_res else None,
             "members": members,
             "metrics": metric_values,
             "baseline": baseline,

@@ -59,13 +59,21 @@ def test_stopping_rule_specs():
 def test_stopping_in_a_real_fit_reports_the_chosen_iteration(registry):
     rng = np.random.default_rng(0)
     img = rng.random((16, 16, 3))
-    r = restorekit.restore(img, net=TINY, iters=120, stop="eswmv:patience=30,window=10", report_every=5,
-                           registry=registry)
+    # without averaging the output is the iterate at the variance minimum (ES-WMV)
+    r = restorekit.restore(img, prior="dip:ema=0", net=TINY, iters=120, stop="eswmv:patience=30,window=10",
+                           report_every=5, registry=registry)
     res = r.record["result"]
     assert r.record["settings"]["stop"] == "eswmv:patience=30,window=10"
+    assert res["iteration"] == res["variance_minimum"]
     assert 10 <= res["iteration"] <= res["iterations_run"] <= 120
     if res["stopped_early"]:
         assert res["iterations_run"] - res["iteration"] >= 30
+    # with averaging (the default) the rule says when to stop; the output is the average there
+    r = restorekit.restore(img, net=TINY, iters=120, stop="eswmv:patience=30,window=10", report_every=5,
+                           registry=registry)
+    res = r.record["result"]
+    assert res["output"] == "ema" and res["iteration"] == res["iterations_run"]
+    assert 10 <= res["variance_minimum"] <= res["iterations_run"]
 
 
 def test_auto_stop_only_without_iters(registry):
