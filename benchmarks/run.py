@@ -577,6 +577,9 @@ def render(doc: dict[str, Any]) -> str:
     for name, c in doc.get("comparisons", {}).items():
         e = c.get("restorekit_vs_reference")
         a = c.get("auto_vs_reference_final")
+        o = c.get("seed_spread_own_vs_matched")
+        if not (e or a or o or "reference_ema_gain_db" in c):
+            continue
         crows.append([
             name,
             "" if not e else f"{e['mean_diff_db']:+.3f}",
@@ -586,7 +589,7 @@ def render(doc: dict[str, Any]) -> str:
             ("unavailable" if "restorekit+auto" in methods else "") if not a else f"{a['mean_gain_db']:+.2f}",
             "" if not a else f"{a['wall_ratio']:.2f}",
             "" if "reference_ema_gain_db" not in c else f"{c['reference_ema_gain_db']:+.2f}",
-        ])
+        ] + ([] if "reference-own" not in methods else ["" if not o else f"{o['mean_diff_db']:+.2f}"]))
     frows = [[name, f"{c['auto_vs_restorekit_fixed']['mean_gain_db']:+.2f}",
               f"{c['auto_vs_restorekit_fixed']['wall_ratio']:.2f}"]
              for name, c in doc.get("comparisons", {}).items() if "auto_vs_restorekit_fixed" in c]
@@ -596,9 +599,12 @@ def render(doc: dict[str, Any]) -> str:
         parts.append("== comparisons (PSNR, dB)")
     if show_ref:
         parts.append(table(["task", "rk - ref (mean)", "max |diff|", "within 0.1", "rk/ref time*",
-                            "auto - ref final", "auto/ref time*", "ref EMA - final"], crows))
+                            "auto - ref final", "auto/ref time*", "ref EMA - final"]
+                           + (["own seeds - ref"] if "reference-own" in methods else []), crows))
         parts.append("rk = restorekit at the same iterations as the reference loop (both final iterates); "
-                     "auto = restorekit+auto (stop + EMA); *time: ratio of median wall times per image")
+                     "auto = restorekit+auto (stop + EMA); *time: ratio of median wall times per image"
+                     + ("; own seeds = the reference loop with unrelated seeds (seed-to-seed spread)"
+                        if "reference-own" in methods else ""))
     if frows:
         if show_ref:
             parts.append("")
