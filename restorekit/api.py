@@ -530,6 +530,14 @@ def _guarded_fit(fit, dev, **kwargs):
         return fit(**kwargs)
     except FloatingPointError as exc:
         raise RestoreError(str(exc)) from None
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" in str(exc):
+            _, _, h, w = kwargs["init"].shape
+            raise UsageError(
+                f"the image ({w}x{h} after padding) is too small for the network's deepest level; "
+                "use fewer levels (e.g. --net skip:levels=3) or a larger image"
+            ) from None
+        raise
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise RestoreError(

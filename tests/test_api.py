@@ -198,3 +198,9 @@ def test_cpu_default_iterations_capped(registry, monkeypatch):
     r = restorekit.restore(smooth_image(16, 16), net=TINY, registry=registry, device="cpu", log=notes.append)
     assert r.record["settings"]["iterations"] == 2
     assert notes and "--iters" in notes[0]
+
+
+def test_too_small_for_the_default_net_is_a_usage_error(registry):
+    img = smooth_image(20, 20)
+    with pytest.raises(UsageError, match="too small.*levels"):
+        restorekit.restore(img, iters=1, registry=registry)
