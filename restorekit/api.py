@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
