@@ -85,9 +85,10 @@ class Task:
         return f"downsample:factor={int(self.level)},kernel=lanczos2"
 
     def prior(self, ema: float) -> str:
+        every = 0 if self.backtrack_check == "except100" else int(self.backtrack_check)
         return (
             f"dip:input=noise,input_depth={self.input_depth},reg_noise_std={self.reg_noise!r},"
-            f"ema={ema:g},backtrack={self.backtrack:g}"
+            f"ema={ema:g},backtrack={self.backtrack:g},backtrack_every={every}"
         )
 
     @property

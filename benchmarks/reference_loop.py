@@ -32,7 +32,8 @@ the network is not what is being compared.
 ``rng="matched"`` draws the network's initial weights, the input code and the
 per-iteration perturbations in the order restorekit's engine does (global
 ``torch.manual_seed(seed)`` for the weights and the perturbations, a separate
-generator seeded with ``seed`` for ``z``).  With that, identical loops give
+generator for ``z`` seeded with ``(seed * 0x9E3779B1 + 0x5EED) mod 2**63``,
+the derivation restorekit documents in ``restorekit.engine.code_seed``).  With that, identical loops give
 identical trajectories, so any difference at equal iterations comes from the
 loop's semantics, not from the luck of the draw.  ``rng="own"`` uses
 unrelated seeds, to show the seed-to-seed spread instead.
@@ -184,7 +185,7 @@ def run_dip(
     c, H, W = out_shape
     if rng == "matched":
         torch.manual_seed(seed)
-        code_gen = torch.Generator().manual_seed(seed)
+        code_gen = torch.Generator().manual_seed((seed * 0x9E3779B1 + 0x5EED) % 2**63)
     elif rng == "own":
         torch.manual_seed(10_007 + seed)
         code_gen = torch.Generator().manual_seed(20_011 + seed)

@@ -284,7 +284,8 @@ class LoopOptions:
     #: restore the last good weights when the fit to the observation drops by
     #: more than this many dB between two checks (0 = off)
     backtrack_db: float = 0.0
-    #: check every this many iterations (the loop's reporting interval if 0)
+    #: check every this many iterations (0: every one except multiples of 100, as the
+    #: authors' denoising notebook does)
     backtrack_every: int = 0
 
 

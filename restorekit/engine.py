@@ -3,8 +3,8 @@
 Each step: ``z' = perturb(z)``, ``out = G(z')``, ``loss = mean((A(out) - y)^2
 * mask) + sum(penalties(out))``, one Adam step, then the output average
 (EMA) is updated.  Host synchronisations (``.item()``, copies to the CPU)
-happen only on reporting iterations, every ``report_every`` steps; the
-backtracking check runs there too.  Ctrl-C stops the loop and returns what
+happen only on reporting iterations, every ``report_every`` steps;
+backtracking is decided on the device (:class:`_Backtracker`).  Ctrl-C stops the loop and returns what
 it has, marked interrupted.
 """
 
@@ -68,6 +68,17 @@ class FitResult:
     seconds: float = 0.0
 
 
+def code_seed(seed: int) -> int:
+    """The seed of the input code's generator, derived from the run's seed.
+
+    The network's weights come from the global generator seeded with
+    ``seed``; seeding the code's generator with the same number would make
+    the first convolution's initial weights a linear function of the first
+    entries of ``z`` (both are uniform draws from the same stream).
+    """
+    return (int(seed) * 0x9E3779B1 + 0x5EED) % (2**63)
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     d = (a - b) ** 2
     if weight is None:
@@ -114,15 +125,64 @@ class _Members:
             return self.net(z)
         return self._vmapped(dict(zip(self.names, self.params)), z)
 
-    def restore(self, saved: list[torch.Tensor], which: torch.Tensor) -> None:
-        """Copy the saved parameters back for the members flagged in ``which`` (K,)."""
+
+def _per_member(flags: torch.Tensor, like: torch.Tensor, k: int) -> torch.Tensor:
+    """(K,) member flags shaped to broadcast against a parameter or output of ``k`` members."""
+    return flags.reshape(()) if k == 1 else flags.view((-1,) + (1,) * (like.dim() - 1))
+
+
+class _Backtracker:
+    """Backtracking (REFERENCE.md section 1), decided on the device for K members.
+
+    On a check step the fit of each member's ``A(out)`` to the observation
+    (PSNR, ``(K,)``) is compared with the fit at its checkpoint.  A member
+    whose fit dropped by more than ``db`` has collapsed: after the optimiser
+    step its weights go back to the checkpoint (the step's update is
+    discarded; Adam's moments keep its gradient, the one difference from the
+    authors' skip, which would need a host round trip to branch on) and its
+    output stays out of the average.  The others checkpoint their pre-step
+    weights and fit.  Every decision is a ``torch.where``: the loop never
+    waits for the device, and the count is read at the end.
+
+    ``every`` = 0 checks every step except multiples of 100 (the denoising
+    notebook's schedule); N > 0 checks every N steps (the restoration
+    notebook uses 50).
+    """
+
+    def __init__(self, params: list[torch.Tensor], k: int, db: float, every: int) -> None:
+        self.params, self.k, self.db, self.every = params, k, db, every
+        self.saved: list[torch.Tensor] | None = None
+        self.last: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None
+
+    def due(self, i: int) -> bool:
+        if self.db <= 0:
+            return False
+        return i % 100 != 0 if self.every == 0 else i % self.every == 0
+
+    def check(self, fit: torch.Tensor) -> torch.Tensor | None:
+        """Called before the optimiser step; returns the (K,) collapsed flags (None at the first check)."""
         with torch.no_grad():
-            for p, s in zip(self.params, saved):
-                if self.k == 1:
-                    p.copy_(s)
-                else:
-                    w = which.view((-1,) + (1,) * (p.dim() - 1))
-                    p.copy_(torch.where(w, s, p))
+            if self.saved is None:
+                self.saved = [p.detach().clone() for p in self.params]
+                self.last = fit.detach().clone()
+                self.count = torch.zeros((), dtype=torch.long, device=fit.device)
+                return None
+            collapsed = fit < self.last - self.db
+            self.last = torch.where(collapsed, self.last, fit)
+            for s, p in zip(self.saved, self.params):
+                s.copy_(torch.where(_per_member(collapsed, p, self.k), s, p))
+            self.count += collapsed.sum()
+            return collapsed
+
+    def undo(self, collapsed: torch.Tensor) -> None:
+        """After the optimiser step: collapsed members get their checkpoint back."""
+        with torch.no_grad():
+            for s, p in zip(self.saved, self.params):
+                p.copy_(torch.where(_per_member(collapsed, p, self.k), s, p))
+
+    def total(self) -> int:
+        return 0 if self.count is None else int(self.count.item())
 
 
 def fit(
@@ -158,7 +218,7 @@ def fit(
     codes, nets = [], []
     for s in seeds:
         torch.manual_seed(s)
-        gen = torch.Generator().manual_seed(s)
+        gen = torch.Generator().manual_seed(code_seed(s))
         z = None
         if generator.needs_input:
             if network_prior is None:
@@ -195,10 +255,7 @@ def fit(
     ema_w = options.ema
     avg: torch.Tensor | None = None
     history = History()
-    check_every = options.backtrack_every or report_every
-    saved: list[torch.Tensor] | None = None
-    last_fit: torch.Tensor | None = None
-    backtracks = 0
+    backtracker = _Backtracker(params, k, options.backtrack_db, options.backtrack_every)
     interrupted = False
     stopped_early = False
     last = Progress(0, iterations, float("nan"))
@@ -223,37 +280,19 @@ def fit(
                         loss = loss + term
             loss.backward()
             reporting = i % report_every == 0 or i == iterations or i == 1
-            collapsed = None
-            if options.backtrack_db > 0 and (i % check_every == 0):
-                with torch.no_grad():
-                    now = fit_db(pred)
-                    if saved is not None and last_fit is not None:
-                        collapsed = now < last_fit - options.backtrack_db
-                        n_coll = int(collapsed.sum().item())
-                    else:
-                        n_coll = 0
-                if n_coll == k:
-                    members.restore(saved, collapsed)
-                    backtracks += n_coll
-                    continue  # skip this step, as the authors' code does
-                if n_coll:
-                    backtracks += n_coll
-                    last_fit = torch.where(collapsed, last_fit, now)
-                else:
-                    last_fit = now
-                keep = [p.detach().clone() for p in params]
-                if n_coll:  # members that collapsed keep their old checkpoint
-                    for kp, sp in zip(keep, saved):
-                        w = collapsed.view((-1,) + (1,) * (kp.dim() - 1))
-                        kp.copy_(torch.where(w, sp, kp))
-                saved = keep
+            collapsed = backtracker.check(fit_db(pred.detach())) if backtracker.due(i) else None
             opt.step()
-            if collapsed is not None and bool(collapsed.any()):
-                members.restore(saved, collapsed)  # those members skip this step
+            if collapsed is not None:
+                backtracker.undo(collapsed)
             with torch.no_grad():
                 o = out.detach()
                 if ema_w > 0:
-                    avg = o.clone() if avg is None else avg.mul_(ema_w).add_(o, alpha=1 - ema_w)
+                    if avg is None:
+                        avg = o.clone()
+                    else:
+                        new = avg * ema_w + o * (1 - ema_w)
+                        # a collapsed member's output is not averaged
+                        avg = new if collapsed is None else torch.where(_per_member(collapsed, o, k), avg, new)
                 if stopper is not None:
                     stopper.update(o.mean(0, keepdim=True), i, None if avg is None else avg.mean(0, keepdim=True))
             if reporting:
@@ -307,7 +346,7 @@ def fit(
         stopped_early=stopped_early,
         history=history,
         interrupted=interrupted,
-        backtracks=backtracks,
+        backtracks=backtracker.total(),
         output_kind=kind,
         seconds=time.perf_counter() - start,
     )

@@ -6,7 +6,9 @@ to keep without the clean image (REFERENCE.md section 5):
 * ``eswmv`` — ES-WMV (Wang et al., TMLR 2023): the variance of the last
   ``window`` outputs, ``VAR_t = mean_i ||x_i - mean(x)||^2``; its minimum is
   tracked, and the fit stops once it has not improved for ``patience``
-  iterations.  The output kept is the one at the minimum.
+  iterations.  The output kept is the one at the minimum.  The window's
+  sums are kept running (O(1) work per step; the ``window`` outputs are
+  still held, 100 x the image in memory by default).
 * ``esemv`` — the exponential variant: a running mean and variance with
   weight ``alpha`` and O(1) memory.
 
@@ -82,19 +84,37 @@ class WindowedVariance(StoppingRule):
     def reset(self):
         super().reset()
         self._buf = None
+        self._sum = None
+        self._sq = None
         self._n = 0
 
     def update(self, x, iteration, average=None):
         import torch
 
         w = self.params.window
+        x = x.detach()
         if self._buf is None:
             self._buf = torch.empty((w,) + tuple(x.shape), dtype=x.dtype, device=x.device)
-        self._buf[self._n % w].copy_(x.detach())
+            self._sum = torch.zeros_like(x)
+            self._sq = torch.zeros_like(x)
+        slot = self._n % w
+        if self._n >= w:  # the oldest output leaves the window
+            old = self._buf[slot]
+            self._sum.sub_(old)
+            self._sq.sub_(old * old)
+        self._buf[slot].copy_(x)
+        self._sum.add_(x)
+        self._sq.add_(x * x)
         self._n += 1
         if self._n < w:
             return
-        var = self._buf.var(dim=0, unbiased=False).mean()
+        if slot == w - 1:
+            # once per window, recompute the sums exactly so float32 rounding cannot drift
+            torch.sum(self._buf, dim=0, out=self._sum)
+            torch.sum(self._buf * self._buf, dim=0, out=self._sq)
+        mean = self._sum / w
+        # per-pixel variance over the window, averaged over pixels (O(1) per step, not O(window))
+        var = (self._sq / w - mean * mean).clamp_min(0).mean()
         self._track(var, x, iteration, average)
 
 

@@ -58,7 +58,9 @@ class DeepImagePrior(Prior):
         backtrack: float = Field(
             5.0, ge=0, description="restore the last good weights when the fit drops by this many dB (0: off)"
         )
-        backtrack_every: int = Field(0, ge=0, description="check for a collapse every N steps (0: every report)")
+        backtrack_every: int = Field(
+            0, ge=0, description="check for a collapse every N steps (0: every step except multiples of 100)"
+        )
 
     def input_channels(self):
         if self.params.input == "image":
