@@ -24,6 +24,8 @@ METHODS = (
     "reference-ema",  # the same run's EMA of outputs
     "reference-own",  # the reference loop with unrelated seeds (seed-to-seed spread)
     "restorekit+auto",  # restorekit.restore(stop="eswmv") with the EMA
+    "restorekit-bf16",  # "restorekit" with precision="bf16"
+    "restorekit+auto-bf16",  # "restorekit+auto" with precision="bf16"
 )
 
 #: which task kinds each method applies to
@@ -71,6 +73,8 @@ class Task:
     crop: int | None = None  # centre crop side
     auto_stop: str = "eswmv:patience=500"  # restorekit.api.AUTO_STOP
     auto_cap: int | None = None  # iteration cap of restorekit+auto (None: 2 x iters)
+    #: give restorekit+auto the reference loop's fitting time as its time limit (needs "reference")
+    auto_equal_time: bool = False
     metrics: tuple[tuple[str, str], ...] = FULL_METRICS
     note: str = ""
     #: published DIP PSNR to print beside the results: ((image, dB), ...) and ("mean", dB)
@@ -193,20 +197,23 @@ CPU_NET = "skip:channels=64"
 CPU_ITERS = 800
 CPU_METHODS = (
     "degraded", "bicubic", "tv", "nlm", "nlm-est", "wavelet", "biharmonic",
-    "restorekit", "reference", "reference-ema", "restorekit+auto",
+    "restorekit", "restorekit-bf16", "reference", "reference-ema", "restorekit+auto", "restorekit+auto-bf16",
 )
 CPU_TASKS = (
     Task(
         name="denoise25", kind="denoise", level=25, dataset="denoise9", images=("f16", "baboon", "house", "kodim03"),
         net=CPU_NET, iters=CPU_ITERS, reg_noise=1 / 30, crop=128, backtrack=5.0, backtrack_check="except100",
+        auto_equal_time=True,
     ),
     Task(
         name="inpaint50", kind="inpaint", level=0.5, dataset="inpaint11", images=("barbara", "boat", "cameraman"),
         net=CPU_NET, iters=CPU_ITERS, reg_noise=0.03, crop=128, backtrack=5.0, backtrack_check=50,
+        auto_equal_time=True,
     ),
     Task(
         name="sr4", kind="sr", level=4, dataset="set5", images=("baby", "butterfly"),
         net=CPU_NET, iters=CPU_ITERS, reg_noise=0.03, crop=128, backtrack=0.0, metrics=Y_METRICS,
+        auto_equal_time=True,
     ),
 )
 
@@ -223,7 +230,8 @@ _add(Protocol(
     tasks=CPU_TASKS, methods=CPU_METHODS,
     notes=((
         "restorekit: fixed iterations, final iterate (prior dip:ema=0); reference: benchmarks/reference_loop.py "
-        "with matched random draws, final iterate and EMA; restorekit+auto: stop=eswmv with EMA 0.99, cap 2 x iters"
+        "with matched random draws, final iterate and EMA; restorekit+auto: stop=eswmv with EMA 0.99, cap 2 x iters "
+        "and the reference loop's fitting time as time limit (equal time); -bf16: the same in bfloat16"
     ),),
 ))
 _add(Protocol(

@@ -37,7 +37,10 @@ sys.path.insert(0, str(HERE))
 import classical
 import protocols as P
 
-DIP_METHODS = ("restorekit", "reference", "reference-ema", "reference-own", "restorekit+auto")
+DIP_METHODS = ("restorekit", "restorekit-bf16", "reference", "reference-ema", "reference-own", "restorekit+auto",
+               "restorekit+auto-bf16")
+#: the automatic methods and their network precision
+AUTO_METHODS = {"restorekit+auto": "fp32", "restorekit+auto-bf16": "bf16"}
 
 
 def log(msg: str) -> None:
@@ -169,12 +172,13 @@ def restore_accepts(name: str) -> bool:
 
 
 def run_restorekit(task: P.Task, u8: np.ndarray, device: str, seed: int, *, ema: float, iters: int,
-                   stop: str | None = None):
+                   stop: str | None = None, **extra: Any):
     from restorekit import restore
 
     kwargs: dict[str, Any] = {
         "degrade": task.degrade, "prior": task.prior(ema), "net": task.net,
         "metrics": [s for _, s in task.metrics], "iters": iters, "lr": task.lr, "seed": seed, "device": device,
+        **{k: v for k, v in extra.items() if v is not None and restore_accepts(k)},
     }
     if stop is not None:
         kwargs["stop"] = stop
@@ -195,9 +199,11 @@ def run_restorekit(task: P.Task, u8: np.ndarray, device: str, seed: int, *, ema:
         "restorekit_metrics": rec["result"]["metrics"],
         "call": {k: v for k, v in kwargs.items()},
     }
-    for key in ("stop", "ensemble"):
+    for key in ("stop", "ensemble", "precision", "time_limit_s"):
         if key in rec["settings"]:
             info[key] = rec["settings"][key]
+    if "stop_reason" in rec["result"]:
+        info["stop_reason"] = rec["result"]["stop_reason"]
     if "stopped_early" in rec["result"]:
         info["stopped_early"] = rec["result"]["stopped_early"]
     hist = rec.get("history") or {}
@@ -380,22 +386,38 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
         else:
             record("reference-own", final, dict(info, output="last"))
 
-    # (c) restorekit with automatic stopping and the EMA
-    if "restorekit+auto" in methods:
-        if not restore_accepts("stop"):
-            record("restorekit+auto", None, {"status": "unavailable",
-                                             "reason": "restorekit.restore() has no 'stop' parameter yet"})
+    # (a') restorekit in bfloat16 at fixed iterations: what the lower precision costs per step
+    if "restorekit-bf16" in methods:
+        try:
+            rb, info = run_restorekit(task, u8, opts.device, seed, ema=task.ema, iters=iters, precision="bf16")
+        except Exception as exc:  # noqa: BLE001
+            record("restorekit-bf16", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         else:
-            try:
-                ar, info = run_restorekit(task, u8, opts.device, seed, ema=0.99, iters=task.cap, stop=task.auto_stop)
-            except TypeError as exc:
-                if "stop" not in str(exc):
-                    raise
-                record("restorekit+auto", None, {"status": "unavailable", "reason": f"TypeError: {exc}"})
-            except Exception as exc:  # noqa: BLE001
-                record("restorekit+auto", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
-            else:
-                record("restorekit+auto", ar.restored, dict(info, cap=task.cap, stop=task.auto_stop))
+            record("restorekit-bf16", rb.restored, info)
+
+    # (c) restorekit with automatic stopping and the EMA; with task.auto_equal_time it gets the
+    # reference loop's fitting time as its time limit, so "no more wall time" holds by construction
+    budget = None
+    if task.auto_equal_time and res_m.get("reference", {}).get("status") == "ok":
+        budget = res_m["reference"]["fit_s"]
+    for method, precision in AUTO_METHODS.items():
+        if method not in methods:
+            continue
+        if not restore_accepts("stop"):
+            record(method, None, {"status": "unavailable",
+                                  "reason": "restorekit.restore() has no 'stop' parameter yet"})
+            continue
+        try:
+            ar, info = run_restorekit(task, u8, opts.device, seed, ema=0.99, iters=task.cap, stop=task.auto_stop,
+                                      precision=precision if precision != "fp32" else None, time_limit=budget)
+        except TypeError as exc:
+            if "stop" not in str(exc):
+                raise
+            record(method, None, {"status": "unavailable", "reason": f"TypeError: {exc}"})
+        except Exception as exc:  # noqa: BLE001
+            record(method, None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        else:
+            record(method, ar.restored, dict(info, cap=task.cap, stop=task.auto_stop, time_budget_s=budget))
     return out
 
 
@@ -456,14 +478,24 @@ def comparisons(doc: dict[str, Any]) -> dict[str, Any]:
                 "within_0.1db_every_image": bool(np.max(np.abs(d)) <= 0.1),
                 "wall_ratio": median_ratio(eq),
             }
-        au = pairs("restorekit+auto", "reference")
-        if au:
-            d = [ra["psnr"] - rb["psnr"] for _, ra, rb in au]
-            c["auto_vs_reference_final"] = {
-                "n": len(d), "mean_gain_db": float(np.mean(d)),
-                "wall_ratio": median_ratio(au),
-                "mean_iterations_auto": float(np.mean([ra["iterations"] for _, ra, _ in au])),
-            }
+        for method, key in (("restorekit+auto", "auto_vs_reference_final"),
+                            ("restorekit+auto-bf16", "auto_bf16_vs_reference_final")):
+            au = pairs(method, "reference")
+            if au:
+                d = [ra["psnr"] - rb["psnr"] for _, ra, rb in au]
+                c[key] = {
+                    "n": len(d), "mean_gain_db": float(np.mean(d)),
+                    "per_image_db": {n: ra["psnr"] - rb["psnr"] for n, ra, rb in au},
+                    "wall_ratio": median_ratio(au),
+                    "fit_ratio_max": max(ra["fit_s"] / max(rb["fit_s"], 1e-9) for _, ra, rb in au),
+                    "mean_iterations_auto": float(np.mean([ra["iterations"] for _, ra, _ in au])),
+                }
+        bf = pairs("restorekit-bf16", "restorekit")
+        if bf:
+            d = [ra["psnr"] - rb["psnr"] for _, ra, rb in bf]
+            c["bf16_vs_fp32_fixed"] = {"n": len(d), "mean_diff_db": float(np.mean(d)),
+                                       "per_image_db": {n: ra["psnr"] - rb["psnr"] for n, ra, rb in bf},
+                                       "wall_ratio": median_ratio(bf)}
         af = pairs("restorekit+auto", "restorekit")
         if af:
             d = [ra["psnr"] - rb["psnr"] for _, ra, rb in af]
@@ -577,6 +609,7 @@ def render(doc: dict[str, Any]) -> str:
     for name, c in doc.get("comparisons", {}).items():
         e = c.get("restorekit_vs_reference")
         a = c.get("auto_vs_reference_final")
+        a16 = c.get("auto_bf16_vs_reference_final")
         o = c.get("seed_spread_own_vs_matched")
         if not (e or a or o or "reference_ema_gain_db" in c):
             continue
@@ -588,27 +621,40 @@ def render(doc: dict[str, Any]) -> str:
             "" if not e else f"{e['wall_ratio']:.2f}",
             ("unavailable" if "restorekit+auto" in methods else "") if not a else f"{a['mean_gain_db']:+.2f}",
             "" if not a else f"{a['wall_ratio']:.2f}",
+        ] + ([] if "restorekit+auto-bf16" not in methods else [
+            "" if not a16 else f"{a16['mean_gain_db']:+.2f}",
+            "" if not a16 else f"{a16['wall_ratio']:.2f}",
+        ]) + [
             "" if "reference_ema_gain_db" not in c else f"{c['reference_ema_gain_db']:+.2f}",
         ] + ([] if "reference-own" not in methods else ["" if not o else f"{o['mean_diff_db']:+.2f}"]))
     frows = [[name, f"{c['auto_vs_restorekit_fixed']['mean_gain_db']:+.2f}",
               f"{c['auto_vs_restorekit_fixed']['wall_ratio']:.2f}"]
              for name, c in doc.get("comparisons", {}).items() if "auto_vs_restorekit_fixed" in c]
+    brows = [[name, f"{c['bf16_vs_fp32_fixed']['mean_diff_db']:+.2f}", f"{c['bf16_vs_fp32_fixed']['wall_ratio']:.2f}"]
+             for name, c in doc.get("comparisons", {}).items() if "bf16_vs_fp32_fixed" in c]
     show_ref = bool(crows) and "reference" in methods
     if show_ref or frows:
         parts.append("")
         parts.append("== comparisons (PSNR, dB)")
     if show_ref:
         parts.append(table(["task", "rk - ref (mean)", "max |diff|", "within 0.1", "rk/ref time*",
-                            "auto - ref final", "auto/ref time*", "ref EMA - final"]
+                            "auto - ref final", "auto/ref time*"]
+                           + (["auto-bf16 - ref final", "auto-bf16/ref time*"]
+                              if "restorekit+auto-bf16" in methods else [])
+                           + ["ref EMA - final"]
                            + (["own seeds - ref"] if "reference-own" in methods else []), crows))
         parts.append("rk = restorekit at the same iterations as the reference loop (both final iterates); "
-                     "auto = restorekit+auto (stop + EMA); *time: ratio of median wall times per image"
+                     "auto = restorekit+auto (stop + EMA; bf16: in bfloat16); "
+                     "*time: ratio of median wall times per image"
                      + ("; own seeds = the reference loop with unrelated seeds (seed-to-seed spread)"
                         if "reference-own" in methods else ""))
     if frows:
         if show_ref:
             parts.append("")
         parts.append(table(["task", "auto - restorekit fixed (dB)", "auto/fixed time*"], frows))
+    if brows:
+        parts.append("")
+        parts.append(table(["task", "bf16 - fp32 at equal iterations (dB)", "bf16/fp32 time*"], brows))
     if doc.get("status") != "complete":
         parts.append("")
         parts.append(f"NOTE: run status '{doc.get('status')}': the tables hold only what finished.")

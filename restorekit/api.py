@@ -236,6 +236,8 @@ def restore(
     stop: str | None = "auto",
     ensemble: int = 1,
     ensemble_batched: bool | None = None,
+    precision: str = "fp32",
+    time_limit: float | None = None,
     callback: Callable[[Any], Any] | None = None,
     registry: Registry | None = None,
     log: Callable[[str], Any] | None = None,
@@ -256,6 +258,13 @@ def restore(
     fitted together as one batched problem (``torch.func``) when
     ``ensemble_batched`` is true, or by default on a GPU, else one after the
     other.
+
+    ``precision`` ``bf16`` runs the network in bfloat16 autocast: faster
+    where the hardware has bfloat16 arithmetic (recent x86 CPUs with
+    AVX512-BF16 or AMX, NVIDIA Ampere and later), slower where it is
+    emulated.  ``time_limit`` (seconds of fitting) ends the fit early, with
+    the output it has then (the average, if one is kept); a sequential
+    ensemble gives each member an equal share.
     """
     t0 = time.perf_counter()
     if registry is None:
@@ -272,6 +281,12 @@ def restore(
         raise UsageError(f"report interval must be at least 1 (got {report_every})")
     if not isinstance(ensemble, int) or ensemble < 1:
         raise UsageError(f"ensemble must be a whole number >= 1 (got {ensemble})")
+    from .engine import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
+    if time_limit is not None and not (time_limit > 0):
+        raise UsageError(f"time limit must be a positive number of seconds (got {time_limit})")
     from .stopping import make_stopping_rule
 
     stop_spec = stop
@@ -365,7 +380,7 @@ def restore(
             ensemble=ensemble, batched=batched, generator=generator, network=network, penalties=penalties,
             forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
             lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
-            callback=callback,
+            callback=callback, precision=precision, time_limit=time_limit,
             # the automatic rule is for network priors; an explicit one applies to any fit
             stop_rule=stop_rule if (network is not None or stop != "auto") else None,
         )
@@ -428,6 +443,8 @@ def restore(
             "report_every": rep,
             "stop": None if stop_rule is None else stop_rule.spec,
             "ensemble": ensemble,
+            "precision": precision,
+            "time_limit_s": time_limit,
             "padded_shape": list(prob.image_shape),
             "known_noise_sigma": forward.noise_sigma(),
         },
@@ -443,6 +460,7 @@ def restore(
             "output": fit_res.output_kind if fit_res else "solver",
             "backtracks": fit_res.backtracks if fit_res else 0,
             "stopped_early": bool(fit_res.stopped_early) if fit_res else False,
+            "stop_reason": fit_res.stop_reason if fit_res else None,
             "variance_minimum": fit_res.variance_minimum if fit_res else None,
             "members": members,
             "metrics": metric_values,
@@ -460,7 +478,8 @@ def restore(
 
 
 def _fit_members(*, ensemble, batched, generator, network, penalties, forward, obs_t, mask_t, init, iterations,
-                 lr, seed, dev, ref_t, crop, report_every, callback, stop_rule):
+                 lr, seed, dev, ref_t, crop, report_every, callback, stop_rule, precision="fp32",
+                 time_limit=None):
     """Run ``ensemble`` independent fits and average their outputs."""
     import copy
 
@@ -477,7 +496,7 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
             fit, dev, generator=generator, network_prior=network, penalties=penalties, forward=forward,
             observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr, seed=seed, device=dev,
             reference=ref_t, crop=crop, report_every=report_every, callback=callback, stopper=rule,
-            member_seeds=seeds,
+            member_seeds=seeds, precision=precision, time_limit=time_limit,
         )
         res.output_kind = f"mean of {ensemble} runs, batched ({res.output_kind})"
         members = [{"seed": s, "iteration": res.iteration, "iterations_run": res.iterations_run,
@@ -499,12 +518,14 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
             fit, dev, generator=generator, network_prior=network, penalties=penalties, forward=forward,
             observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr,
             seed=member_seed, device=dev, reference=ref_t, crop=crop, report_every=report_every,
-            callback=cb, stopper=rule,
+            callback=cb, stopper=rule, precision=precision,
+            time_limit=None if time_limit is None else time_limit / ensemble,
         )
         results.append(res)
         members.append({
             "seed": member_seed, "iteration": res.iteration, "iterations_run": res.iterations_run,
-            "stopped_early": res.stopped_early, "backtracks": res.backtracks, "seconds": round(res.seconds, 3),
+            "stopped_early": res.stopped_early, "stop_reason": res.stop_reason, "backtracks": res.backtracks,
+            "seconds": round(res.seconds, 3),
         })
         if res.interrupted:
             break
@@ -519,6 +540,7 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
     merged.iteration = first.iteration
     merged.seconds = sum(r.seconds for r in results)
     merged.backtracks = sum(r.backtracks for r in results)
+    merged.stop_reason = "interrupted" if merged.interrupted else results[-1].stop_reason
     merged.output_kind = f"mean of {len(results)} runs ({first.output_kind})"
     return merged, members
 

@@ -61,6 +61,11 @@ class Mode(str, Enum):
     restore = "restore"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 def _debug_enabled(flag: bool) -> bool:
     return flag or os.environ.get("RESTOREKIT_DEBUG", "") not in ("", "0")
 
@@ -117,6 +122,8 @@ def run(
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
     stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given.")] = "auto",
     ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = 1,
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop fitting after this many seconds and keep the result so far (the average, when kept).", show_default=False)] = None,
+    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated).")] = Precision.fp32,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default="0.01")] = None,
@@ -175,6 +182,8 @@ def run(
                 lr=settings["lr"],
                 stop=stop,
                 ensemble=ensemble,
+                precision=precision.value,
+                time_limit=time_limit,
                 seed=seed,
                 device=device,
                 report_every=report_every,
@@ -237,6 +246,8 @@ def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
         out_console.print(table)
     r = rec["result"]
     how = f"iteration {r['iteration']} ({r['output']})" if r["output"] != "solver" else "direct solver"
+    if r.get("stop_reason") in ("rule", "time limit"):
+        how += f", stopped by the {'stopping rule' if r['stop_reason'] == 'rule' else 'time limit'}"
     out_console.print(
         f"restored: {out_dir / files['restored']}  [{how}, {rec['timings']['total_s']:.1f} s on {rec['settings']['device']}]",
         highlight=False, markup=False,

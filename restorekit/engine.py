@@ -66,6 +66,20 @@ class FitResult:
     output_kind: str = "last"  # "last" or "ema"
     variance_minimum: int | None = None  # the stopping rule's minimum, when one ran
     seconds: float = 0.0
+    #: why the loop ended: "iterations", "rule", "time limit" or "interrupted"
+    stop_reason: str = "iterations"
+
+
+#: network precisions the loop supports
+PRECISIONS = ("fp32", "bf16")
+
+
+def _autocast(precision: str, device: torch.device):
+    import contextlib
+
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def code_seed(seed: int) -> int:
@@ -204,6 +218,8 @@ def fit(
     callback: Callable[[Progress], Any] | None = None,
     stopper: Any = None,
     member_seeds: Sequence[int] | None = None,
+    precision: str = "fp32",
+    time_limit: float | None = None,
 ) -> FitResult:
     """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation.
 
@@ -211,7 +227,14 @@ def fit(
     once, each with its own weights, input code and backtracking; their
     losses are summed (each member's gradient is its own) and the output is
     the mean of their outputs.
+
+    ``precision="bf16"`` runs the network under ``torch.autocast`` in
+    bfloat16 (weights, optimiser, loss and averages stay float32).
+    ``time_limit`` (seconds) ends the loop before a step that would end past
+    it (judged by the mean step time so far), like a stopping rule that fires.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     seeds = list(member_seeds) if member_seeds else [seed]
     c, H, W = init.shape[1:]
     options = network_prior.loop_options() if network_prior is not None else LoopOptions()
@@ -258,6 +281,7 @@ def fit(
     backtracker = _Backtracker(params, k, options.backtrack_db, options.backtrack_every)
     interrupted = False
     stopped_early = False
+    stop_reason = "iterations"
     last = Progress(0, iterations, float("nan"))
     start = time.perf_counter()
     i = 0
@@ -266,7 +290,9 @@ def fit(
         for i in range(1, iterations + 1):
             opt.zero_grad(set_to_none=True)
             zin = network_prior.perturb(z) if z is not None else None
-            out = members(zin)
+            with _autocast(precision, device):
+                out = members(zin)
+            out = out.float()
             pred = forward(out)
             diff = pred - y
             if m is not None:
@@ -317,10 +343,16 @@ def fit(
                 last.elapsed = time.perf_counter() - start
                 callback(last)
             if reporting and stopper is not None and stopper.should_stop(i):
-                stopped_early = True
+                stopped_early, stop_reason = True, "rule"
                 break
+            if time_limit is not None and i < iterations:
+                # stop before a step that would end past the limit (steps take about the mean so far)
+                spent = time.perf_counter() - start
+                if spent * (i + 1) / i > time_limit:
+                    stopped_early, stop_reason = True, "time limit"
+                    break
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, stop_reason = True, "interrupted"
     iterations_run = i if not interrupted else max(0, i - 1)
     chosen = stopper.chosen_iteration() if stopper is not None else None
     with torch.no_grad():
@@ -337,7 +369,8 @@ def fit(
             result, kind = avg.mean(0, keepdim=True), "ema"
         else:
             # the unperturbed code, as the authors show their final output
-            result, kind = members(z).detach().mean(0, keepdim=True), "last"
+            with _autocast(precision, device):
+                result, kind = members(z).detach().float().mean(0, keepdim=True), "last"
     return FitResult(
         variance_minimum=stopper.chosen_iteration() if stopper is not None else None,
         output=result.clamp(0, 1).float().cpu(),
@@ -349,4 +382,5 @@ def fit(
         backtracks=backtracker.total(),
         output_kind=kind,
         seconds=time.perf_counter() - start,
+        stop_reason=stop_reason,
     )

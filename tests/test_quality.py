@@ -328,3 +328,35 @@ def test_windowed_variance_running_sums_match_the_window():
             mean = rule._sum / 20
             running = (rule._sq / 20 - mean * mean).clamp_min(0).mean()
             assert abs(float(running - exact)) <= 1e-5 * float(exact)
+
+
+def test_time_limit_stops_the_fit_and_keeps_the_average(registry):
+    img = np.random.default_rng(3).random((16, 16, 3))
+    r = restorekit.restore(img, degrade="gaussian:25", net=TINY, iters=100000, time_limit=0.5, registry=registry,
+                           stop="none")
+    res = r.record["result"]
+    assert res["stop_reason"] == "time limit" and res["stopped_early"]
+    assert 1 <= res["iterations_run"] < 100000 and res["output"] == "ema"
+    assert r.record["settings"]["time_limit_s"] == 0.5
+    assert r.record["timings"]["fit_s"] < 30
+    with pytest.raises(UsageError, match="time limit"):
+        restorekit.restore(img, degrade="gaussian:25", net=TINY, iters=3, time_limit=0, registry=registry)
+
+
+def test_bf16_precision_fits_and_is_recorded(registry):
+    img = np.random.default_rng(4).random((16, 16, 3)).astype(np.float32)
+    kw = dict(degrade="gaussian:25", prior="dip:reg_noise_std=0,backtrack=0,ema=0", net=TINY, registry=registry,
+              stop="none", report_every=1)
+    # a vanishing step from the same weights: the outputs differ only by bfloat16 rounding
+    a = restorekit.restore(img, precision="fp32", iters=1, lr=1e-9, **kw)
+    b = restorekit.restore(img, precision="bf16", iters=1, lr=1e-9, **kw)
+    diff = np.abs(a.restored - b.restored)
+    assert 0 < diff.max() < 0.03
+    assert b.record["settings"]["precision"] == "bf16" and b.restored.dtype == np.float32
+    # and it fits: the loss falls as it does in float32
+    long = restorekit.restore(img, precision="bf16", iters=60, **kw)
+    loss = long.record["history"]["loss"]
+    assert loss[-1] < 0.5 * loss[0]
+    assert long.record["result"]["stop_reason"] == "iterations"
+    with pytest.raises(UsageError, match="precision"):
+        restorekit.restore(img, precision="fp16", iters=1, **kw)
