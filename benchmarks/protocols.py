@@ -26,7 +26,14 @@ METHODS = (
     "restorekit+auto",  # restorekit.restore(stop="eswmv") with the EMA
     "restorekit-bf16",  # "restorekit" with precision="bf16"
     "restorekit+auto-bf16",  # "restorekit+auto" with precision="bf16"
+    "restorekit-ens2",  # "restorekit" averaging 2 fits (ensemble=2)
+    "restorekit+tv",  # "restorekit" with a TV penalty beside dip (TV_PENALTY)
+    "restorekit-sure",  # "restorekit" fitting SURE with the observation as input (denoising)
+    "reference-cosine",  # "reference" with a cosine learning-rate decay
 )
+
+#: the TV penalty of the restorekit+tv method (weight of the mean TV against the mean squared error)
+TV_PENALTY = "tv:0.01"
 
 #: which task kinds each method applies to
 APPLIES = {
@@ -235,9 +242,29 @@ _add(Protocol(
     ),),
 ))
 _add(Protocol(
+    name="cpu-options",
+    summary="what ensembles, DIP+TV, bf16 and a cosine LR decay buy at equal iterations (1 image per task, ~20 min)",
+    tasks=tuple(replace(t, images=t.images[:1]) for t in CPU_TASKS),
+    methods=("restorekit", "restorekit-bf16", "restorekit-ens2", "restorekit+tv", "reference", "reference-cosine"),
+    notes=((
+        "each option against the same loop without it, at the cpu protocol's 800 iterations, final iterates: "
+        f"restorekit-ens2 (mean of 2 fits), restorekit+tv ({TV_PENALTY} beside dip), restorekit-bf16, "
+        "reference-cosine (the reference loop with the learning rate decayed to 0 along a half cosine)"
+    ),),
+))
+_add(Protocol(
+    name="cpu-sure",
+    summary="DIP fitted to SURE (known sigma, observation as input) vs plain DIP on the cpu denoising crops (~10 min)",
+    tasks=(CPU_TASKS[0],),
+    methods=("degraded", "restorekit", "restorekit-sure"),
+    notes=("both final iterates at 800 iterations; restorekit-sure: prior dip:input=observation,sure=true "
+           "(two forward passes a step); compare with the cpu protocol's EMA and auto columns on the same images",),
+))
+_add(Protocol(
     name="smoke",
     summary="the cpu protocol on 1 image per task, 20 iterations: checks the harness in about a minute",
-    tasks=tuple(replace(t, images=t.images[:1], iters=20) for t in CPU_TASKS), methods=CPU_METHODS,
+    tasks=tuple(replace(t, images=t.images[:1], iters=20) for t in CPU_TASKS),
+    methods=CPU_METHODS + ("restorekit-ens2", "restorekit+tv", "restorekit-sure", "reference-cosine"),
 ))
 _add(_paper_denoise(25, 1 / 30))
 _add(_paper_denoise(50, 1 / 20))

@@ -173,14 +173,19 @@ def run_dip(
     device: str | torch.device = "cpu",
     reference: np.ndarray | None = None,
     log_every: int = 0,
+    lr_schedule: str = "constant",
 ) -> LoopResult:
     """Fit ``net(z)`` so that ``A(net(z))`` matches ``y``; return the final iterate and the EMA.
 
     ``y`` is (C, h, w) float32, ``out_shape`` the (C, H, W) of the image to
     restore (``H = factor * h``).  ``build_net(in_channels, out_channels)``
     makes the network.  ``reference`` (C, H, W), when given, is used only to
-    log PSNR every ``log_every`` iterations.
+    log PSNR every ``log_every`` iterations.  ``lr_schedule="cosine"`` decays
+    the learning rate from ``lr`` to 0 over the run (half a cosine period); the
+    authors use a constant rate.
     """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     device = torch.device(device)
     c, H, W = out_shape
     if rng == "matched":
@@ -220,6 +225,9 @@ def run_dip(
     history: dict[str, list] = {"iteration": [], "loss": [], "psnr": [], "psnr_ema": []}
     start = time.perf_counter()
     for i in range(1, iterations + 1):
+        if lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (i - 1) / iterations))
         opt.zero_grad(set_to_none=True)
         z_in = z + reg_noise_std * torch.randn(z.shape, device=device) if reg_noise_std > 0 else z
         out = net(z_in)

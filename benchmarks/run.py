@@ -38,7 +38,15 @@ import classical
 import protocols as P
 
 DIP_METHODS = ("restorekit", "restorekit-bf16", "reference", "reference-ema", "reference-own", "restorekit+auto",
-               "restorekit+auto-bf16")
+               "restorekit+auto-bf16", "restorekit-ens2", "restorekit+tv", "restorekit-sure", "reference-cosine")
+#: options measured against the same loop without them: method -> (baseline method, what it adds)
+OPTION_METHODS = {
+    "restorekit-bf16": ("restorekit", "precision bf16"),
+    "restorekit-ens2": ("restorekit", "ensemble of 2 (batched off: 2 sequential fits)"),
+    "restorekit+tv": ("restorekit", f"TV penalty ({P.TV_PENALTY}) beside dip"),
+    "restorekit-sure": ("restorekit", "SURE data term, observation as input (denoising; 2 passes a step)"),
+    "reference-cosine": ("reference", "cosine learning-rate decay to 0"),
+}
 #: the automatic methods and their network precision
 AUTO_METHODS = {"restorekit+auto": "fp32", "restorekit+auto-bf16": "bf16"}
 
@@ -172,11 +180,14 @@ def restore_accepts(name: str) -> bool:
 
 
 def run_restorekit(task: P.Task, u8: np.ndarray, device: str, seed: int, *, ema: float, iters: int,
-                   stop: str | None = None, **extra: Any):
+                   stop: str | None = None, penalty: str | None = None, sure: bool = False, **extra: Any):
     from restorekit import restore
 
+    dip = task.prior(ema)
+    if sure:
+        dip = dip.replace("input=noise", "input=observation") + ",sure=true"
     kwargs: dict[str, Any] = {
-        "degrade": task.degrade, "prior": task.prior(ema), "net": task.net,
+        "degrade": task.degrade, "prior": [dip] + ([penalty] if penalty else []), "net": task.net,
         "metrics": [s for _, s in task.metrics], "iters": iters, "lr": task.lr, "seed": seed, "device": device,
         **{k: v for k, v in extra.items() if v is not None and restore_accepts(k)},
     }
@@ -230,7 +241,7 @@ def pad_amounts(size: int, multiple: int) -> tuple[int, int]:
 
 
 def run_reference(task: P.Task, clean: np.ndarray, obs: np.ndarray, mask, device, seed: int, iters: int,
-                  rng: str):
+                  rng: str, lr_schedule: str = "constant"):
     """The plain loop on the observation, padded (reflect) to the net's stride and cropped back."""
     import reference_loop as R
 
@@ -249,7 +260,7 @@ def run_reference(task: P.Task, clean: np.ndarray, obs: np.ndarray, mask, device
         y, out_shape=out_shape, build_net=build, mask=m, factor=f, iterations=iters, lr=task.lr,
         input_depth=task.input_depth, reg_noise_std=task.reg_noise, ema=0.99, backtrack_db=task.backtrack,
         check=task.backtrack_check, seed=seed, rng=rng, device=device,
-        reference=None if (t or b or l or r) else clean, log_every=max(1, iters // 100),
+        reference=None if (t or b or l or r) else clean, log_every=max(1, iters // 100), lr_schedule=lr_schedule,
     )
     wall = time.perf_counter() - t0
     H, W = clean.shape[1:]
@@ -378,6 +389,13 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
                 record("reference", final, dict(info, output="last"))
             if "reference-ema" in methods:
                 record("reference-ema", ema, dict(info, output="ema", note="same run as 'reference'"))
+    if "reference-cosine" in methods:
+        try:
+            final, _, info = run_reference(task, clean, obs, mask, device, seed, iters, "matched", "cosine")
+        except Exception as exc:  # noqa: BLE001
+            record("reference-cosine", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        else:
+            record("reference-cosine", final, dict(info, output="last", lr_schedule="cosine"))
     if "reference-own" in methods:
         try:
             final, _, info = run_reference(task, clean, obs, mask, device, seed, iters, "own")
@@ -386,14 +404,25 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
         else:
             record("reference-own", final, dict(info, output="last"))
 
-    # (a') restorekit in bfloat16 at fixed iterations: what the lower precision costs per step
-    if "restorekit-bf16" in methods:
+    # (a') restorekit options at fixed iterations, each against plain "restorekit"
+    variants = {
+        "restorekit-bf16": {"precision": "bf16"},
+        "restorekit-ens2": {"ensemble": 2, "ensemble_batched": False},
+        "restorekit+tv": {"penalty": P.TV_PENALTY},
+        "restorekit-sure": {"sure": True},
+    }
+    for method, extra in variants.items():
+        if method not in methods:
+            continue
+        if method == "restorekit-sure" and task.kind != "denoise":
+            res_m[method] = {"status": "n/a"}
+            continue
         try:
-            rb, info = run_restorekit(task, u8, opts.device, seed, ema=task.ema, iters=iters, precision="bf16")
+            rv, info = run_restorekit(task, u8, opts.device, seed, ema=task.ema, iters=iters, **extra)
         except Exception as exc:  # noqa: BLE001
-            record("restorekit-bf16", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+            record(method, None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         else:
-            record("restorekit-bf16", rb.restored, info)
+            record(method, rv.restored, info)
 
     # (c) restorekit with automatic stopping and the EMA; with task.auto_equal_time it gets the
     # reference loop's fitting time as its time limit, so "no more wall time" holds by construction
@@ -490,12 +519,16 @@ def comparisons(doc: dict[str, Any]) -> dict[str, Any]:
                     "fit_ratio_max": max(ra["fit_s"] / max(rb["fit_s"], 1e-9) for _, ra, rb in au),
                     "mean_iterations_auto": float(np.mean([ra["iterations"] for _, ra, _ in au])),
                 }
-        bf = pairs("restorekit-bf16", "restorekit")
-        if bf:
-            d = [ra["psnr"] - rb["psnr"] for _, ra, rb in bf]
-            c["bf16_vs_fp32_fixed"] = {"n": len(d), "mean_diff_db": float(np.mean(d)),
-                                       "per_image_db": {n: ra["psnr"] - rb["psnr"] for n, ra, rb in bf},
-                                       "wall_ratio": median_ratio(bf)}
+        options = {}
+        for method, (base, what) in OPTION_METHODS.items():
+            op = pairs(method, base)
+            if op:
+                d = [ra["psnr"] - rb["psnr"] for _, ra, rb in op]
+                options[method] = {"against": base, "adds": what, "n": len(d), "mean_diff_db": float(np.mean(d)),
+                                   "per_image_db": {n: ra["psnr"] - rb["psnr"] for n, ra, rb in op},
+                                   "wall_ratio": median_ratio(op)}
+        if options:
+            c["options_at_equal_iterations"] = options
         af = pairs("restorekit+auto", "restorekit")
         if af:
             d = [ra["psnr"] - rb["psnr"] for _, ra, rb in af]
@@ -630,8 +663,9 @@ def render(doc: dict[str, Any]) -> str:
     frows = [[name, f"{c['auto_vs_restorekit_fixed']['mean_gain_db']:+.2f}",
               f"{c['auto_vs_restorekit_fixed']['wall_ratio']:.2f}"]
              for name, c in doc.get("comparisons", {}).items() if "auto_vs_restorekit_fixed" in c]
-    brows = [[name, f"{c['bf16_vs_fp32_fixed']['mean_diff_db']:+.2f}", f"{c['bf16_vs_fp32_fixed']['wall_ratio']:.2f}"]
-             for name, c in doc.get("comparisons", {}).items() if "bf16_vs_fp32_fixed" in c]
+    brows = [[name, m, o["against"], f"{o['mean_diff_db']:+.2f}", f"{o['wall_ratio']:.2f}"]
+             for name, c in doc.get("comparisons", {}).items()
+             for m, o in c.get("options_at_equal_iterations", {}).items()]
     show_ref = bool(crows) and "reference" in methods
     if show_ref or frows:
         parts.append("")
@@ -654,7 +688,9 @@ def render(doc: dict[str, Any]) -> str:
         parts.append(table(["task", "auto - restorekit fixed (dB)", "auto/fixed time*"], frows))
     if brows:
         parts.append("")
-        parts.append(table(["task", "bf16 - fp32 at equal iterations (dB)", "bf16/fp32 time*"], brows))
+        parts.append("== options at equal iterations (PSNR of the method minus its baseline, dB)")
+        parts.append(table(["task", "method", "baseline", "gain (dB)", "time ratio*"], brows))
+        parts.append("; ".join(f"{m}: {what}" for m, (_, what) in OPTION_METHODS.items()))
     if doc.get("status") != "complete":
         parts.append("")
         parts.append(f"NOTE: run status '{doc.get('status')}': the tables hold only what finished.")

@@ -315,6 +315,8 @@ def restore(
         reference=None if ref_img is None else ref_img.data,
     )
     task = _task(forward)
+    if network is not None and network.loop_options().sure:
+        _check_sure(network, task, forward, precision)
     obs_t = torch.from_numpy(prob.observation)[None]
     mask_t = forward.mask_tensor()
     init = _init_estimate(obs_t, mask_t, prob.scale)
@@ -380,7 +382,7 @@ def restore(
             ensemble=ensemble, batched=batched, generator=generator, network=network, penalties=penalties,
             forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
             lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
-            callback=callback, precision=precision, time_limit=time_limit,
+            callback=callback, precision=precision, time_limit=time_limit, noise_sigma=forward.noise_sigma(),
             # the automatic rule is for network priors; an explicit one applies to any fit
             stop_rule=stop_rule if (network is not None or stop != "auto") else None,
         )
@@ -477,9 +479,24 @@ def restore(
     )
 
 
+def _check_sure(network, task: str, forward: ForwardModel, precision: str) -> None:
+    """dip:sure=true fits an estimate of the error for Gaussian noise: refuse what it cannot handle."""
+    if task != "denoise" or forward.noise_sigma() is None:
+        raise UsageError(
+            "dip:sure=true is for Gaussian denoising with a known sigma (--degrade gaussian:S alone); "
+            f"this problem is {task}" + ("" if forward.noise_sigma() else " with no known noise level")
+        )
+    if getattr(network.params, "input", "observation") != "observation":
+        raise UsageError(
+            "dip:sure=true needs dip:input=observation: SURE differentiates the output with respect to the noisy image"
+        )
+    if precision != "fp32":
+        raise UsageError("dip:sure=true needs --precision fp32: its finite difference drowns in bf16 rounding")
+
+
 def _fit_members(*, ensemble, batched, generator, network, penalties, forward, obs_t, mask_t, init, iterations,
                  lr, seed, dev, ref_t, crop, report_every, callback, stop_rule, precision="fp32",
-                 time_limit=None):
+                 time_limit=None, noise_sigma=None):
     """Run ``ensemble`` independent fits and average their outputs."""
     import copy
 
@@ -496,7 +513,7 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
             fit, dev, generator=generator, network_prior=network, penalties=penalties, forward=forward,
             observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr, seed=seed, device=dev,
             reference=ref_t, crop=crop, report_every=report_every, callback=callback, stopper=rule,
-            member_seeds=seeds, precision=precision, time_limit=time_limit,
+            member_seeds=seeds, precision=precision, time_limit=time_limit, noise_sigma=noise_sigma,
         )
         res.output_kind = f"mean of {ensemble} runs, batched ({res.output_kind})"
         members = [{"seed": s, "iteration": res.iteration, "iterations_run": res.iterations_run,
@@ -519,7 +536,7 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
             observation=obs_t, mask=mask_t, init=init, iterations=iterations, lr=lr,
             seed=member_seed, device=dev, reference=ref_t, crop=crop, report_every=report_every,
             callback=cb, stopper=rule, precision=precision,
-            time_limit=None if time_limit is None else time_limit / ensemble,
+            time_limit=None if time_limit is None else time_limit / ensemble, noise_sigma=noise_sigma,
         )
         results.append(res)
         members.append({

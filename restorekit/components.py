@@ -287,6 +287,9 @@ class LoopOptions:
     #: check every this many iterations (0: every one except multiples of 100, as the
     #: authors' denoising notebook does)
     backtrack_every: int = 0
+    #: fit with Stein's unbiased risk estimate instead of the squared error (denoising with
+    #: a known Gaussian sigma, the observation as the network input)
+    sure: bool = False
 
 
 @dataclass
@@ -332,7 +335,7 @@ class Prior(Component):
     role: ClassVar[Literal["network", "penalty", "solver", "none"]] = "penalty"
 
     def input_channels(self) -> int:
-        """Depth of the generator's input code (network priors)."""
+        """Depth of the generator's input code (network priors); 0: the image's channel count."""
         return 0
 
     def input_code(self, height: int, width: int, rng: "torch.Generator", init: "torch.Tensor | None" = None) -> "torch.Tensor | None":

@@ -82,6 +82,28 @@ def _autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+#: the finite-difference step of the SURE divergence estimate (images are in [0, 1])
+SURE_EPSILON = 1e-3
+
+
+def sure_loss(net: Callable, zin: torch.Tensor, out: torch.Tensor, diff: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Monte-Carlo SURE per member, ``(K,)``: an unbiased estimate of ``mean((out - x)^2)``.
+
+    For ``y = x + N(0, sigma^2)`` and ``out = f(y)``,
+    ``SURE = mean((f(y) - y)^2) - sigma^2 + 2 sigma^2 div f(y) / n``, the
+    divergence estimated with one probe ``b ~ N(0, 1)``:
+    ``div f / n ~ mean(b * (f(y + eps b) - f(y))) / eps`` (Ramani, Blu and
+    Unser 2008).  ``zin`` is the network's input (the observation, jittered);
+    a second forward pass evaluates ``f`` at ``zin + eps b``.
+    """
+    if zin is None or zin.shape != out.shape:
+        raise ValueError("the SURE data term needs the network input in the image's space (dip:input=observation)")
+    b = torch.randn_like(zin)
+    out_b = net(zin + SURE_EPSILON * b).float()
+    div = (b * (out_b - out)).mean(dim=(1, 2, 3)) / SURE_EPSILON
+    return diff.pow(2).mean(dim=(1, 2, 3)) - sigma**2 + 2 * sigma**2 * div
+
+
 def code_seed(seed: int) -> int:
     """The seed of the input code's generator, derived from the run's seed.
 
@@ -220,6 +242,7 @@ def fit(
     member_seeds: Sequence[int] | None = None,
     precision: str = "fp32",
     time_limit: float | None = None,
+    noise_sigma: float | None = None,
 ) -> FitResult:
     """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation.
 
@@ -232,9 +255,19 @@ def fit(
     bfloat16 (weights, optimiser, loss and averages stay float32).
     ``time_limit`` (seconds) ends the loop before a step that would end past
     it (judged by the mean step time so far), like a stopping rule that fires.
+
+    With ``LoopOptions.sure`` the data term is Stein's unbiased estimate of
+    the mean squared error against the clean image (:func:`sure_loss`),
+    which needs ``noise_sigma``, an identity forward model and the network
+    input in the image's space (``dip:input=observation``).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    sure = network_prior is not None and network_prior.loop_options().sure
+    if sure and (noise_sigma is None or not noise_sigma > 0 or mask is not None):
+        raise ValueError("the SURE data term needs a known noise sigma and no mask")
+    if sure and precision != "fp32":
+        raise ValueError("the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)")
     seeds = list(member_seeds) if member_seeds else [seed]
     c, H, W = init.shape[1:]
     options = network_prior.loop_options() if network_prior is not None else LoopOptions()
@@ -298,7 +331,10 @@ def fit(
             if m is not None:
                 diff = diff * m
             # each member's mean squared error; summed, so every member gets its own gradient
-            loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
+            if sure:
+                loss = sure_loss(members, zin, out, diff, noise_sigma).sum()
+            else:
+                loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
             for p in penalties:
                 for j in range(k):
                     term = p.penalty(out[j : j + 1])

@@ -387,8 +387,9 @@ def check_prior(
 ) -> list[str]:
     """Check a prior: metadata, spec, and what its role promises.
 
-    * ``network``: ``input_channels() >= 1``; ``input_code(H, W, rng)`` is
-      ``(1, input_channels(), H, W)``, the same for the same seed;
+    * ``network``: ``input_channels() >= 0``; ``input_code(H, W, rng)`` is
+      ``(1, input_channels(), H, W)`` (with 0: as many channels as ``init``),
+      the same for the same seed;
       ``perturb`` keeps the shape; ``loop_options()`` is a LoopOptions.
     * ``penalty``: ``penalty(x)`` is a finite scalar tensor whose gradient
       reaches ``x``.
@@ -413,8 +414,9 @@ def check_prior(
     if cls.role == "network":
         with c.check("input code"):
             d = prior.input_channels()
-            c.ensure(isinstance(d, int) and d >= 1, f"input_channels() must be a positive int (got {d!r})")
+            c.ensure(isinstance(d, int) and d >= 0, f"input_channels() must be an int >= 0 (got {d!r})")
             init = torch.rand((1, 3, h, w), generator=torch.Generator().manual_seed(seed + 1))
+            d = d or init.shape[1]  # 0: the code follows the image
             z = prior.input_code(h, w, torch.Generator().manual_seed(seed), init=init)
             c.ensure(isinstance(z, torch.Tensor), f"input_code() must return a tensor (got {type(z).__name__})")
             c.ensure(tuple(z.shape) == (1, d, h, w), f"input_code() gave {tuple(z.shape)}, expected {(1, d, h, w)}")

@@ -81,6 +81,7 @@ def test_human_summary_and_default_out(rgb8, tmp_path, monkeypatch):
         (["run", "{img}", "--out", "{full}"], 2, "--overwrite"),
         (["run", "{img}", "--device", "cuda:7"], 2, "cuda"),
         (["run", "{img}", "--iters", "0"], 2, "at least 1"),
+        (["run", "{img}", "--time-limit", "-1"], 2, "time limit must be a positive"),
         (["run", "{img}", "--metric", "psnr", "--metric", "psnr"], 2, "metric given twice"),
         (["run", "{img}", "--mode", "restore", "--degrade", "bernoulli:0.5"], 2, "mask:FILE"),
         (["run", "{img}", "--degrade", "bernoulli:0.5", "--degrade", "downsample:2"], 2, "downsample before"),
@@ -114,6 +115,18 @@ def test_user_errors_are_one_line(args, code, fragment, rgb8, tmp_path):
     one_line_error(r, code, fragment)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
     assert (full / "keep.txt").read_text() == "precious"
+
+
+def test_time_limit_and_precision_flags(rgb8, tmp_path):
+    out = tmp_path / "out"
+    r = invoke(["run", str(rgb8), "--net", "skip:levels=2,channels=8,skip=2", "--iters", "100000",
+                "--time-limit", "0.5", "--precision", "bf16", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["settings"]["precision"] == "bf16" and rec["settings"]["time_limit_s"] == 0.5
+    assert rec["result"]["stop_reason"] == "time limit" and rec["result"]["iterations_run"] < 100000
+    r = invoke(["run", str(rgb8), *TINY_NET, "--precision", "fp16"])
+    assert r.exit_code == 2 and "fp16" in r.output and "Traceback" not in r.output
 
 
 def test_overwrite_replaces(rgb8, tmp_path):

@@ -360,3 +360,38 @@ def test_bf16_precision_fits_and_is_recorded(registry):
     assert long.record["result"]["stop_reason"] == "iterations"
     with pytest.raises(UsageError, match="precision"):
         restorekit.restore(img, precision="fp16", iters=1, **kw)
+
+
+def test_sure_estimates_the_error_against_the_clean_image():
+    """For f(y) = a y the divergence is a n: SURE's mean must match the true MSE, without seeing x."""
+    from restorekit.engine import sure_loss
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 3, 64, 64, generator=g)
+    sigma = 0.1
+    for a in (0.3, 0.8, 1.0):
+        ests, trues = [], []
+        for _ in range(20):
+            y = x + sigma * torch.randn(x.shape, generator=g)
+            out = a * y
+            ests.append(float(sure_loss(lambda t, a=a: a * t, y, out, out - y, sigma)[0]))
+            trues.append(float(((out - x) ** 2).mean()))
+        assert abs(np.mean(ests) - np.mean(trues)) < 0.05 * np.mean(trues) + 1e-4, (a, np.mean(ests), np.mean(trues))
+    # the plain squared error to y is what SURE corrects: it is off by sigma^2 (1 - 2a) on average
+    assert abs(float(((0.3 * y - y) ** 2).mean()) - float(((0.3 * y - x) ** 2).mean())) > 0.004
+
+
+def test_sure_fit_runs_and_refuses_what_it_cannot_handle(registry):
+    img = np.random.default_rng(6).random((16, 16, 3)).astype(np.float32)
+    sure = "dip:input=observation,sure=true"
+    r = restorekit.restore(img, degrade="gaussian:25", prior=sure, net=TINY, iters=5, registry=registry, stop="none")
+    assert r.record["components"]["priors"][0]["params"]["sure"] is True
+    assert all(math.isfinite(v) for v in r.record["history"]["loss"])
+    assert np.isfinite(r.restored).all()
+    for kw, fragment in (
+        (dict(degrade="bernoulli:0.5", prior=sure), "Gaussian denoising"),
+        (dict(degrade="gaussian:25", prior="dip:sure=true"), "input=observation"),
+        (dict(degrade="gaussian:25", prior=sure, precision="bf16"), "fp32"),
+    ):
+        with pytest.raises(UsageError, match=fragment):
+            restorekit.restore(img, net=TINY, iters=2, registry=registry, **kw)

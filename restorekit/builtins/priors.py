@@ -45,8 +45,10 @@ class DeepImagePrior(Prior):
     role = "network"
 
     class Params(Params):
-        input: Literal["noise", "meshgrid", "image"] = Field(
-            "noise", description="input code: uniform noise, 2 channels of x/y coordinates, or the guide image"
+        input: Literal["noise", "meshgrid", "image", "observation"] = Field(
+            "noise",
+            description="input code: uniform noise, 2 channels of x/y coordinates, the guide image, "
+            "or the observation itself (its simple back-projection for masks and SR)",
         )
         guide: str | None = Field(None, description="guide image for input=image (e.g. the flash photo)")
         input_depth: int = Field(32, ge=1, le=1024, description="channels of the noise code (meshgrid: 2)")
@@ -61,10 +63,17 @@ class DeepImagePrior(Prior):
         backtrack_every: int = Field(
             0, ge=0, description="check for a collapse every N steps (0: every step except multiples of 100)"
         )
+        sure: bool = Field(
+            False,
+            description="fit Stein's unbiased risk estimate instead of the squared error "
+            "(Gaussian denoising with known sigma; needs input=observation)",
+        )
 
     def input_channels(self):
         if self.params.input == "image":
             return self._guide().shape[0]
+        if self.params.input == "observation":
+            return 0  # as many as the image has: known when input_code sees it
         return 2 if self.params.input == "meshgrid" else self.params.input_depth
 
     _guide_cache = None
@@ -100,6 +109,10 @@ class DeepImagePrior(Prior):
             (t, b), (l, r) = pad_amounts(gh, height - gh), pad_amounts(gw, width - gw)
             g = np.pad(g, ((0, 0), (t, b), (l, r)), mode="reflect") if (t or b or l or r) else g
             return torch.from_numpy(np.ascontiguousarray(g))[None].float()
+        if self.params.input == "observation":
+            if init is None:
+                raise RuntimeError("dip:input=observation needs the observation (init) from the engine")
+            return init.detach().clone().float()
         if self.params.input == "meshgrid":
             ys = torch.linspace(0, 1, height)
             xs = torch.linspace(0, 1, width)
@@ -116,7 +129,8 @@ class DeepImagePrior(Prior):
 
     def loop_options(self):
         return LoopOptions(
-            ema=self.params.ema, backtrack_db=self.params.backtrack, backtrack_every=self.params.backtrack_every
+            ema=self.params.ema, backtrack_db=self.params.backtrack, backtrack_every=self.params.backtrack_every,
+            sure=self.params.sure,
         )
 
 
