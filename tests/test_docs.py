@@ -146,3 +146,43 @@ def test_documented_failure_messages_are_the_real_ones(fake_plugin, monkeypatch)
     assert len(host.warnings) == 3, host.warnings
     for line in host.warnings:
         assert f"warning: {line}\n" in using, f"docs/plugins/using.md does not quote: warning: {line}"
+
+
+def _readme_run_examples() -> list[list[str]]:
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("restorekit run "):
+                out.append(shlex.split(line)[2:])
+    return out
+
+
+def test_readme_run_examples_use_real_options_and_components(registry):
+    """Every `restorekit run` example in README.md names options the CLI has and specs that resolve."""
+    from restorekit.api import resolve_components
+    from restorekit.cli import get_app
+    from typer.main import get_command
+
+    run = get_command(get_app()).commands["run"]
+    options = {o for p in run.params for o in getattr(p, "opts", [])}
+    examples = _readme_run_examples()
+    assert len(examples) >= 10
+    for args in examples:
+        given: dict[str, list[str]] = {}
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("-"):
+                assert a in options, f"README example uses unknown option {a}: {args}"
+                flag_only = next(p for p in run.params if a in p.opts).is_flag
+                if not flag_only:
+                    given.setdefault(a, []).append(args[i + 1])
+                    i += 1
+            i += 1
+        resolve_components(
+            registry, given.get("--degrade", ["gaussian:25"]), given.get("--prior", ["dip"]),
+            (given.get("--net") or [None])[0], given.get("--metric", ["psnr"]),
+        )

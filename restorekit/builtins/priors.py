@@ -65,7 +65,7 @@ class DeepImagePrior(Prior):
         )
         sure: bool = Field(
             False,
-            description="fit Stein's unbiased risk estimate instead of the squared error "
+            description="experimental: fit Stein's unbiased risk estimate instead of the squared error "
             "(Gaussian denoising with known sigma; needs input=observation)",
         )
 
