@@ -305,6 +305,7 @@ def restore(
             f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}"
         )
     dev = pick_device(device)
+    _check_precision(precision, dev)
 
     import torch
 
@@ -477,6 +478,19 @@ def restore(
         mask=mask_obs, metrics=metric_values, baseline=baseline, record=record, source=src,
         interrupted=interrupted, history=record["history"],
     )
+
+
+def _check_precision(precision: str, dev: Any) -> None:
+    """bf16 autocast where the device runs it: CPUs, and CUDA GPUs with bfloat16 support."""
+    if precision == "fp32":
+        return
+    if dev.type == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise UsageError(f"--precision bf16: {dev} has no bfloat16 support; use --precision fp32")
+    elif dev.type != "cpu":
+        raise UsageError(f"--precision bf16 runs on CPUs and CUDA GPUs, not on {dev.type}; use --precision fp32")
 
 
 def _check_sure(network, task: str, forward: ForwardModel, precision: str) -> None:

@@ -395,3 +395,15 @@ def test_sure_fit_runs_and_refuses_what_it_cannot_handle(registry):
     ):
         with pytest.raises(UsageError, match=fragment):
             restorekit.restore(img, net=TINY, iters=2, registry=registry, **kw)
+
+
+def test_bf16_is_refused_where_it_cannot_run(monkeypatch):
+    from restorekit.api import _check_precision
+
+    _check_precision("fp32", torch.device("meta"))
+    _check_precision("bf16", torch.device("cpu"))
+    with pytest.raises(UsageError, match="not on meta"):
+        _check_precision("bf16", torch.device("meta"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(UsageError, match="no bfloat16 support"):
+        _check_precision("bf16", torch.device("cuda"))
