@@ -389,20 +389,17 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
                 record("reference", final, dict(info, output="last"))
             if "reference-ema" in methods:
                 record("reference-ema", ema, dict(info, output="ema", note="same run as 'reference'"))
-    if "reference-cosine" in methods:
+    # the reference loop's variants, final iterates: (random draws, learning-rate schedule)
+    for method, (rng, schedule) in {"reference-cosine": ("matched", "cosine"), "reference-own": ("own", "constant")}.items():
+        if method not in methods:
+            continue
         try:
-            final, _, info = run_reference(task, clean, obs, mask, device, seed, iters, "matched", "cosine")
+            final, _, info = run_reference(task, clean, obs, mask, device, seed, iters, rng, schedule)
         except Exception as exc:  # noqa: BLE001
-            record("reference-cosine", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+            record(method, None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         else:
-            record("reference-cosine", final, dict(info, output="last", lr_schedule="cosine"))
-    if "reference-own" in methods:
-        try:
-            final, _, info = run_reference(task, clean, obs, mask, device, seed, iters, "own")
-        except Exception as exc:  # noqa: BLE001
-            record("reference-own", None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
-        else:
-            record("reference-own", final, dict(info, output="last"))
+            extra = {"lr_schedule": schedule} if schedule != "constant" else {}
+            record(method, final, dict(info, output="last", **extra))
 
     # (a') restorekit options at fixed iterations, each against plain "restorekit"
     variants = {

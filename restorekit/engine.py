@@ -263,14 +263,14 @@ def fit(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    sure = network_prior is not None and network_prior.loop_options().sure
+    options = network_prior.loop_options() if network_prior is not None else LoopOptions()
+    sure = options.sure
     if sure and (noise_sigma is None or not noise_sigma > 0 or mask is not None):
         raise ValueError("the SURE data term needs a known noise sigma and no mask")
     if sure and precision != "fp32":
         raise ValueError("the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)")
     seeds = list(member_seeds) if member_seeds else [seed]
     c, H, W = init.shape[1:]
-    options = network_prior.loop_options() if network_prior is not None else LoopOptions()
     codes, nets = [], []
     for s in seeds:
         torch.manual_seed(s)
