@@ -151,6 +151,27 @@ def resolve_components(
     return degradations, network, penalties, solver, generator, metric_objs
 
 
+def _check_solver_options(name: str, *, iters, lr, stop, ensemble, precision, time_limit) -> None:
+    """A prior that solves directly has no fitting loop: options of the loop are a usage error, not ignored."""
+    given = [
+        flag
+        for flag, used in (
+            ("--iters", iters is not None),
+            ("--lr", lr is not None),
+            ("--stop", stop not in ("auto", "none", None)),
+            ("--ensemble", ensemble != 1),
+            ("--precision", precision != "fp32"),
+            ("--time-limit", time_limit is not None),
+        )
+        if used
+    ]
+    if given:
+        raise UsageError(
+            f"prior '{name}' solves directly, without a fitting loop: drop {', '.join(given)} "
+            "(they apply to fitted priors such as dip, tv and none)"
+        )
+
+
 def _load_input(image: Any) -> Image:
     if image is None:
         return read_image(default_image_path())
@@ -304,6 +325,9 @@ def restore(
         raise UsageError(
             f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}"
         )
+    if solver is not None:
+        _check_solver_options(solver.name, iters=iters, lr=lr, stop=stop, ensemble=ensemble,
+                              precision=precision, time_limit=time_limit)
     dev = pick_device(device)
     _check_precision(precision, dev)
 

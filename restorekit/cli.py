@@ -151,9 +151,16 @@ def run(
             from .presets import expand, get_preset
 
             p = expand(get_preset(preset), data, need_image=image is None)
+            from_preset = set()
             for key, value in settings.items():
                 if not value and value != 0:
                     settings[key] = p[key]
+                    from_preset.add(key)
+            if prior and _solves_directly(host.registry, prior):
+                # the preset's net, iterations and learning rate belong to the prior it names, not to a solver put in its place
+                for key in ("net", "iters", "lr"):
+                    if key in from_preset:
+                        settings[key] = None
             if image is None:
                 image = p["image"]
         out_dir = out if out is not None else default_out_dir(image)
@@ -202,6 +209,17 @@ def run(
         if result.interrupted:
             err_console.print("interrupted: wrote the result so far", highlight=False)
             raise typer.Exit(130)
+
+
+def _solves_directly(registry, priors: list[str]) -> bool:
+    """Whether one of these prior specs is a direct solver (spec errors are left for restore() to report)."""
+    for spec in priors:
+        try:
+            if registry.create("prior", spec).role == "solver":
+                return True
+        except Exception:
+            return False
+    return False
 
 
 def _progress(show: bool):

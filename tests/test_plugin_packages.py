@@ -103,3 +103,28 @@ def test_plugin_command():
     r = _cli("example-info")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("restorekit-example 0.1.0")
+
+
+def test_loop_options_with_a_direct_solver_are_a_usage_error(tiny, tmp_path):
+    out = tmp_path / "nlm"
+    r = _cli("run", str(tiny), "--prior", "nlm", "--iters", "5", "--time-limit", "3", "--precision", "bf16",
+             "--out", str(out))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "prior 'nlm' solves directly" in lines[0]
+    assert "--iters, --precision, --time-limit" in lines[0]
+    assert not out.exists()
+
+
+def test_preset_with_a_direct_solver_drops_the_presets_loop_settings(tiny, tmp_path):
+    # the preset's --net/--iters/--lr belong to its DIP prior; swapping in a solver keeps its degradation only
+    out = tmp_path / "bm"
+    r = _cli("run", str(tiny), "--preset", "denoise", "--prior", "nlm", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["components"]["degradations"][0]["spec"].startswith("gaussian:sigma=25")
+    assert record["components"]["priors"][0]["name"] == "nlm" and record["components"]["generator"] is None
+    # an explicit loop option is still refused
+    r = _cli("run", str(tiny), "--preset", "denoise", "--prior", "nlm", "--lr", "0.1", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "drop --lr" in r.stderr, r.stderr
