@@ -78,7 +78,9 @@ class Task:
     #: when the reference loop checks for backtracking: "except100" (denoising notebook) or every N
     backtrack_check: str | int = "except100"
     crop: int | None = None  # centre crop side
-    auto_stop: str = "eswmv:patience=500"  # restorekit.api.AUTO_STOP
+    #: restorekit+auto's rule; "auto": what ``restorekit run`` without --iters picks for this
+    #: degradation (ES-WMV, or none when the forward model adds no noise)
+    auto_stop: str = "auto"
     auto_cap: int | None = None  # iteration cap of restorekit+auto (None: 2 x iters)
     #: give restorekit+auto the reference loop's fitting time as its time limit (needs "reference")
     auto_equal_time: bool = False
@@ -259,6 +261,14 @@ _add(Protocol(
     methods=("degraded", "restorekit", "restorekit-sure"),
     notes=("both final iterates at 800 iterations; restorekit-sure: prior dip:input=observation,sure=true "
            "(two forward passes a step); compare with the cpu protocol's EMA and auto columns on the same images",),
+))
+_add(Protocol(
+    name="cpu-noise-free",
+    summary="noise-free problems (inpainting, SR): --stop auto (no rule) vs forced ES-WMV, cap 1600 (~25 min)",
+    tasks=tuple(replace(t, auto_equal_time=False) for t in CPU_TASKS if t.kind != "denoise"),
+    methods=("reference", "restorekit+auto", "restorekit+eswmv"),
+    notes=("restorekit+auto: what --stop auto does for a noise-free forward model (no rule: the cap, 2 x iters) "
+           "with EMA 0.99; restorekit+eswmv: the same with ES-WMV (patience 500) forced; no time limit",),
 ))
 _add(Protocol(
     name="smoke",

@@ -38,7 +38,7 @@ import classical
 import protocols as P
 
 DIP_METHODS = ("restorekit", "restorekit-bf16", "reference", "reference-ema", "reference-own", "restorekit+auto",
-               "restorekit+auto-bf16", "restorekit-ens2", "restorekit+tv", "restorekit-sure", "reference-cosine")
+               "restorekit+auto-bf16", "restorekit+eswmv", "restorekit-ens2", "restorekit+tv", "restorekit-sure", "reference-cosine")
 #: options measured against the same loop without them: method -> (baseline method, what it adds)
 OPTION_METHODS = {
     "restorekit-bf16": ("restorekit", "precision bf16"),
@@ -47,8 +47,24 @@ OPTION_METHODS = {
     "restorekit-sure": ("restorekit", "SURE data term, observation as input (denoising; 2 passes a step)"),
     "reference-cosine": ("reference", "cosine learning-rate decay to 0"),
 }
-#: the automatic methods and their network precision
-AUTO_METHODS = {"restorekit+auto": "fp32", "restorekit+auto-bf16": "bf16"}
+#: the automatic methods: network precision, and the stopping rule (None: the task's auto_stop)
+AUTO_METHODS = {"restorekit+auto": ("fp32", None), "restorekit+auto-bf16": ("bf16", None),
+                "restorekit+eswmv": ("fp32", "eswmv:patience=500")}
+
+
+def auto_stop(task: P.Task) -> str:
+    """The rule restorekit+auto uses: the task's, or with "auto" what ``restorekit run`` picks.
+
+    That is ES-WMV (``restorekit.api.AUTO_STOP``) unless every stage of the
+    forward model is ``noise_free``, then none.
+    """
+    if task.auto_stop != "auto":
+        return task.auto_stop
+    from restorekit import api
+    from restorekit.plugins import get_registry
+
+    deg = get_registry().create("degradation", task.degrade)
+    return "none" if getattr(deg, "noise_free", False) else api.AUTO_STOP
 
 
 def log(msg: str) -> None:
@@ -426,15 +442,16 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
     budget = None
     if task.auto_equal_time and res_m.get("reference", {}).get("status") == "ok":
         budget = res_m["reference"]["fit_s"]
-    for method, precision in AUTO_METHODS.items():
+    for method, (precision, rule) in AUTO_METHODS.items():
         if method not in methods:
             continue
+        rule = rule or auto_stop(task)
         if not restore_accepts("stop"):
             record(method, None, {"status": "unavailable",
                                   "reason": "restorekit.restore() has no 'stop' parameter yet"})
             continue
         try:
-            ar, info = run_restorekit(task, u8, opts.device, seed, ema=0.99, iters=task.cap, stop=task.auto_stop,
+            ar, info = run_restorekit(task, u8, opts.device, seed, ema=0.99, iters=task.cap, stop=rule,
                                       precision=precision if precision != "fp32" else None, time_limit=budget)
         except TypeError as exc:
             if "stop" not in str(exc):
@@ -443,7 +460,7 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
         except Exception as exc:  # noqa: BLE001
             record(method, None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         else:
-            record(method, ar.restored, dict(info, cap=task.cap, stop=task.auto_stop, time_budget_s=budget))
+            record(method, ar.restored, dict(info, cap=task.cap, stop=rule, time_budget_s=budget))
     return out
 
 
@@ -505,7 +522,8 @@ def comparisons(doc: dict[str, Any]) -> dict[str, Any]:
                 "wall_ratio": median_ratio(eq),
             }
         for method, key in (("restorekit+auto", "auto_vs_reference_final"),
-                            ("restorekit+auto-bf16", "auto_bf16_vs_reference_final")):
+                            ("restorekit+auto-bf16", "auto_bf16_vs_reference_final"),
+                            ("restorekit+eswmv", "eswmv_vs_reference_final")):
             au = pairs(method, "reference")
             if au:
                 d = [ra["psnr"] - rb["psnr"] for _, ra, rb in au]
@@ -532,6 +550,15 @@ def comparisons(doc: dict[str, Any]) -> dict[str, Any]:
             c["auto_vs_restorekit_fixed"] = {
                 "n": len(d), "mean_gain_db": float(np.mean(d)),
                 "wall_ratio": median_ratio(af),
+            }
+        ae = pairs("restorekit+auto", "restorekit+eswmv")
+        if ae:
+            d = [ra["psnr"] - rb["psnr"] for _, ra, rb in ae]
+            c["auto_vs_eswmv"] = {
+                "n": len(d), "mean_gain_db": float(np.mean(d)),
+                "per_image_db": {n: ra["psnr"] - rb["psnr"] for n, ra, rb in ae},
+                "per_image_iterations": {n: [ra["iterations"], rb["iterations"]] for n, ra, rb in ae},
+                "wall_ratio": median_ratio(ae),
             }
         em = pairs("reference-ema", "reference")
         if em:
@@ -683,6 +710,16 @@ def render(doc: dict[str, Any]) -> str:
         if show_ref:
             parts.append("")
         parts.append(table(["task", "auto - restorekit fixed (dB)", "auto/fixed time*"], frows))
+    erows = [[name, f"{c['auto_vs_eswmv']['mean_gain_db']:+.2f}",
+              ", ".join(f"{n} {v:+.2f} ({it[0]} vs {it[1]} it)" for (n, v), it in
+                        zip(c["auto_vs_eswmv"]["per_image_db"].items(),
+                            c["auto_vs_eswmv"]["per_image_iterations"].values())),
+              f"{c['auto_vs_eswmv']['wall_ratio']:.2f}"]
+             for name, c in doc.get("comparisons", {}).items() if "auto_vs_eswmv" in c]
+    if erows:
+        parts.append("")
+        parts.append("== restorekit+auto minus restorekit+eswmv (forced ES-WMV), PSNR dB")
+        parts.append(table(["task", "mean", "per image (iterations: auto vs eswmv)", "time ratio*"], erows))
     if brows:
         parts.append("")
         parts.append("== options at equal iterations (PSNR of the method minus its baseline, dB)")

@@ -274,7 +274,9 @@ def restore(
 
     ``stop`` is a ground-truth-free stopping rule (``eswmv``, ``esemv``,
     ``none``); ``auto`` uses ES-WMV when ``iters`` is not given (the default
-    iteration count is then a cap).  ``ensemble`` averages that many
+    iteration count is then a cap) and the forward model adds noise: a
+    ``noise_free`` one (pixel loss, downsampling) has no noise to overfit,
+    and runs the default count.  ``ensemble`` averages that many
     independent fits (different network seeds, same observation); they are
     fitted together as one batched problem (``torch.func``) when
     ``ensemble_batched`` is true, or by default on a GPU, else one after the
@@ -310,13 +312,16 @@ def restore(
         raise UsageError(f"time limit must be a positive number of seconds (got {time_limit})")
     from .stopping import make_stopping_rule
 
-    stop_spec = stop
-    if stop == "auto":
-        stop_spec = AUTO_STOP if iters is None else None
-    stop_rule = make_stopping_rule(stop_spec)
+    stop_rule = make_stopping_rule(None if stop == "auto" else stop)
     degradations, network, penalties, solver, generator, metric_objs = resolve_components(
         registry, _as_list(degrade), _as_list(prior), net, _as_list(metrics)
     )
+    # auto: ES-WMV when no iteration count is given, unless the forward model adds no noise
+    # (pixel loss, downsampling): there is no noise to overfit, and the rule then only stops
+    # a fit that is still improving (docs/benchmarks.md)
+    noise_free = bool(degradations) and all(d.noise_free for d in degradations)
+    if stop == "auto" and iters is None and not noise_free:
+        stop_rule = make_stopping_rule(AUTO_STOP)
     src = _load_input(image)
     ref_img = _load_input(reference) if reference is not None else None
     if mode == "benchmark" and ref_img is not None:
@@ -361,6 +366,11 @@ def restore(
                     iterations = CPU_ITERATION_CAP
             else:
                 iterations = IDENTITY_ITERATIONS
+            if stop == "auto" and network is not None and noise_free:
+                notes.append(
+                    f"no noise in the forward model: --stop auto runs all {iterations} iterations "
+                    "(there is no noise to overfit); --stop eswmv stops early anyway"
+                )
         else:
             iterations = int(iters)
         lr_used = 0.01 if lr is None else float(lr)

@@ -238,6 +238,11 @@ class Degradation(Component):
     kind: ClassVar[str] = "degradation"
     #: how many image pixels one observed pixel covers, per axis
     scale: ClassVar[int] = 1
+    #: True when the observation is exactly ``A(x)``: :meth:`corrupt` adds no
+    #: noise (pixel loss, downsampling). A fit of such a problem has no noise
+    #: to overfit, so ``--stop auto`` does not stop it early. Leave it False
+    #: when noise is added or unknown.
+    noise_free: ClassVar[bool] = False
 
     mask: "np.ndarray | None" = None
 

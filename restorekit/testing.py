@@ -307,7 +307,8 @@ def check_degradation(
     factor ``s`` and draws the same mask for the same seed; ``forward`` maps
     a ``(1, C, H, W)`` float32 tensor to ``(1, C, H/s, W/s)`` float32,
     deterministically and differentiably (a gradient reaches the input);
-    ``corrupt`` keeps the shape and gives the same draw for the same seed.
+    ``corrupt`` keeps the shape and gives the same draw for the same seed
+    (and, for a ``noise_free`` degradation, returns its input unchanged).
     A degradation that needs a file of a given size (``mask:path=...``) is
     checked with ``shapes`` of that size.
     """
@@ -368,6 +369,8 @@ def check_degradation(
             c.ensure(a.shape == expect, f"corrupt() changed the shape {expect} to {a.shape}")
             c.ensure(np.isfinite(a).all(), "corrupt() gave non-finite values")
             c.ensure(np.array_equal(a, b), "corrupt() differs between two calls with the same seed")
+            if getattr(deg, "noise_free", False):
+                c.ensure(np.array_equal(a, y_np[0]), "noise_free is True but corrupt() changes the image")
     return c.passed
 
 

@@ -127,6 +127,13 @@ class ShrinkingCorrupt(_Deg):
         return y[:, 1:]
 
 
+class NoisyButNoiseFree(_Deg):
+    noise_free = True
+
+    def corrupt(self, y, rng):
+        return y + rng.normal(0, 0.1, y.shape).astype(y.dtype)
+
+
 class BadPrepare(_Deg):
     scale = 2
 
@@ -153,6 +160,7 @@ class NoSummary(_Deg):
         (RandomForward, "not deterministic"),
         (UnseededCorrupt, "same seed"),
         (ShrinkingCorrupt, "changed the shape"),
+        (NoisyButNoiseFree, "noise_free is True but corrupt\\(\\) changes the image"),
         (BadPrepare, "prepare\\(\\) returned"),
         (UnseededMask, "different mask for the same seed"),
         (NoSummary, "metadata: .*one-line summary"),

@@ -91,6 +91,38 @@ def test_auto_stop_only_without_iters(registry):
     assert r.record["settings"]["stop"].startswith("eswmv")
 
 
+def test_auto_stop_is_off_when_the_forward_model_adds_no_noise(registry, monkeypatch):
+    from restorekit import api
+
+    monkeypatch.setattr(api, "CPU_ITERATION_CAP", 3)
+    img = np.random.default_rng(0).random((16, 16, 3))
+    for degrade in (["bernoulli:0.5"], ["downsample:2"], ["downsample:2", "bernoulli:0.3"]):
+        r = restorekit.restore(img, degrade=degrade, net=TINY, registry=registry, device="cpu")
+        assert r.record["settings"]["stop"] is None, degrade
+        assert r.record["result"]["iterations_run"] == 3
+        assert any("no noise in the forward model" in n for n in r.record["notes"]), r.record["notes"]
+    # noise anywhere in the chain, or unknown noise (none), keeps the rule
+    for degrade in (["bernoulli:0.5", "gaussian:25"], ["none"]):
+        r = restorekit.restore(img, degrade=degrade, net=TINY, registry=registry, device="cpu")
+        assert r.record["settings"]["stop"].startswith("eswmv"), degrade
+    # an explicit rule still applies to a noise-free problem
+    r = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, stop="eswmv", registry=registry, device="cpu")
+    assert r.record["settings"]["stop"].startswith("eswmv")
+
+
+def test_builtin_noise_free_flags_match_corrupt(registry):
+    from restorekit.builtins.degradations import BUILTIN_DEGRADATIONS
+
+    flags = {cls.name: cls.noise_free for cls in BUILTIN_DEGRADATIONS}
+    # "none" may stand for a photo with unknown noise, so it is not noise-free
+    assert {n for n, f in flags.items() if f} == {"bernoulli", "mask", "box", "text", "downsample"}
+    y = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    for name in ("gaussian", "poisson", "salt-pepper", "periodic", "bernoulli", "box", "text", "downsample"):
+        deg = registry.create("degradation", name)
+        out = np.asarray(deg.corrupt(y.copy(), np.random.default_rng(1)))
+        assert np.array_equal(out, y) == deg.noise_free, name
+
+
 def test_ema_matches_its_definition(registry):
     """The EMA output equals the 0.99-average of the per-step outputs, first taken as is."""
     from restorekit.engine import fit

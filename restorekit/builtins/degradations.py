@@ -114,6 +114,7 @@ class Periodic(Degradation):
 class _Masked(Degradation):
     """Shared forward operator of the masking degradations."""
 
+    noise_free = True
     _mask_t = None
 
     def make_mask(self, shape, rng, mode) -> np.ndarray:  # (H, W) bool, True = known
@@ -251,6 +252,7 @@ class Downsample(Degradation):
     name = "downsample"
     summary = "Downsampling by an integer factor with an anti-aliasing kernel (super-resolution)."
     primary = "factor"
+    noise_free = True
 
     class Params(Params):
         factor: int = Field(4, ge=2, le=16, description="downsampling factor per axis")
