@@ -239,7 +239,8 @@ _add(Protocol(
     tasks=CPU_TASKS, methods=CPU_METHODS,
     notes=((
         "restorekit: fixed iterations, final iterate (prior dip:ema=0); reference: benchmarks/reference_loop.py "
-        "with matched random draws, final iterate and EMA; restorekit+auto: stop=eswmv with EMA 0.99, cap 2 x iters "
+        "with matched random draws, final iterate and EMA; restorekit+auto: the rule --stop auto picks (eswmv for "
+        "denoising, none for the noise-free inpainting and SR) with EMA 0.99, cap 2 x iters "
         "and the reference loop's fitting time as time limit (equal time); -bf16: the same in bfloat16"
     ),),
 ))
