@@ -21,7 +21,7 @@ from . import __version__
 from .components import Component, Generator, Metric, Prior, Problem
 from .errors import RestoreError, UsageError
 from .io import Image, image_from_array, read_image, to_array
-from .problem import MODES, ForwardModel, build_problem
+from .problem import MODES, ForwardModel, build_problem, crop_region
 from .registry import Registry
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
@@ -205,11 +205,6 @@ def _init_estimate(obs, mask, scale):
     if scale > 1:
         x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
     return x.clamp(0, 1)
-
-
-def _crop(a: np.ndarray, crop) -> np.ndarray:
-    top, left, h, w = crop
-    return a[..., top : top + h, left : left + w]
 
 
 def _score(metrics: Sequence[Metric], ref: np.ndarray, test: np.ndarray, missing: np.ndarray | None) -> dict[str, float]:
@@ -425,19 +420,19 @@ def restore(
         interrupted = fit_res.interrupted
         iteration = fit_res.iteration
     fit_seconds = time.perf_counter() - fit_start
-    restored = _crop(output[0].numpy(), prob.crop).astype(np.float32)
-    reference_np = None if prob.reference is None else _crop(prob.reference, prob.crop)
+    restored = crop_region(output[0].numpy(), prob.crop).astype(np.float32)
+    reference_np = None if prob.reference is None else crop_region(prob.reference, prob.crop)
     missing = None
     mask_obs = None
     if forward.mask is not None:
-        mask_obs = _crop(forward.mask, prob.obs_crop)
+        mask_obs = crop_region(forward.mask, prob.obs_crop)
         if prob.scale == 1:
             missing = ~mask_obs
     metric_values: dict[str, float] = {}
     baseline: dict[str, float] = {}
     if reference_np is not None:
         metric_values = _score(metric_objs, reference_np, restored, missing)
-        base_img = prob.degraded if prob.scale == 1 else _crop(init[0].numpy(), prob.crop)
+        base_img = prob.degraded if prob.scale == 1 else crop_region(init[0].numpy(), prob.crop)
         baseline = _score(metric_objs, reference_np, base_img, missing)
     alpha = src.alpha
     if alpha is not None and mode == "restore" and prob.scale > 1:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .components import Generator, LoopOptions, Prior
+from .problem import crop_region
 
 
 @dataclass
@@ -296,18 +297,12 @@ def fit(
     ref = reference.to(device) if reference is not None else None
     ym = y * m if m is not None else y
 
-    def crop_(t: torch.Tensor) -> torch.Tensor:
-        if crop is None:
-            return t
-        top, left, h, w = crop
-        return t[..., top : top + h, left : left + w]
-
     def fit_db(pred: torch.Tensor) -> torch.Tensor:
         """PSNR of each member's A(out) against the observation, (K,)."""
         d = (pred * m if m is not None else pred) - ym
         return -10 * torch.log10(d.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12))
 
-    ref_c = crop_(ref) if ref is not None else None
+    ref_c = crop_region(ref, crop) if ref is not None else None
     ema_w = options.ema
     avg: torch.Tensor | None = None
     history = History()
@@ -362,9 +357,9 @@ def fit(
                     lv = float(loss.item()) / k
                     ps = pa = None
                     if ref_c is not None:
-                        ps = float(_psnr(crop_(o.mean(0, keepdim=True).clamp(0, 1)), ref_c).item())
+                        ps = float(_psnr(crop_region(o.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
                         if avg is not None:
-                            pa = float(_psnr(crop_(avg.mean(0, keepdim=True).clamp(0, 1)), ref_c).item())
+                            pa = float(_psnr(crop_region(avg.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
                 elapsed = time.perf_counter() - start
                 history.iteration.append(i)
                 history.loss.append(lv)

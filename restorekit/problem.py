@@ -94,6 +94,14 @@ class PaddedProblem:
     scale: int
 
 
+def crop_region(a, crop: tuple[int, int, int, int] | None):
+    """``a[..., top:top+h, left:left+w]`` for ``crop = (top, left, h, w)`` (an array or a tensor); None: ``a``."""
+    if crop is None:
+        return a
+    top, left, h, w = crop
+    return a[..., top : top + h, left : left + w]
+
+
 def _pad_amounts(size: int, multiple: int) -> tuple[int, int]:
     total = (-size) % multiple
     return pad_amounts(size, total)
