@@ -125,19 +125,13 @@ def test_builtin_noise_free_flags_match_corrupt(registry):
 
 def test_ema_matches_its_definition(registry):
     """The EMA output equals the 0.99-average of the per-step outputs, first taken as is."""
-    from restorekit.engine import fit
-
-    gen = registry.create("generator", TINY)
     seen = []
-    dip = registry.create("prior", "dip:ema=0.9,reg_noise_std=0,backtrack=0")
-    y = torch.rand(1, 3, 16, 16)
 
     def forward(x):
         seen.append(x.detach().clone())
         return x
 
-    res = fit(generator=gen, network_prior=dip, penalties=[], forward=forward, observation=y, mask=None,
-              init=y, iterations=5, lr=0.01, seed=0, device=torch.device("cpu"), report_every=100)
+    res = _fit(registry, "dip:ema=0.9,reg_noise_std=0,backtrack=0", forward, 5)
     avg = seen[0]
     for o in seen[1:]:
         avg = 0.9 * avg + 0.1 * o
@@ -247,23 +241,8 @@ def test_batched_ensemble_equals_sequential(registry):
 
 
 def test_batched_ensemble_backtracks_per_member(registry):
-    from restorekit.engine import fit
-
-    gen = registry.create("generator", TINY)
-    dip = registry.create("prior", "dip:ema=0,reg_noise_std=0")
-    y = torch.rand(1, 3, 16, 16)
-    calls = {"n": 0}
-
-    def forward(x):
-        calls["n"] += 1
-        if calls["n"] == 8:  # iteration 8: member 1's output looks ruined
-            x = x.clone()
-            x[1] = 1e3
-        return x
-
-    res = fit(generator=gen, network_prior=dip, penalties=[], forward=forward, observation=y, mask=None,
-              init=y, iterations=12, lr=0.01, seed=0, device=torch.device("cpu"), report_every=2,
-              member_seeds=[0, 1, 2])
+    # iteration 8: member 1's output looks ruined
+    res = _fit(registry, "dip:ema=0,reg_noise_std=0", _ruin_at(8, member=1), 12, member_seeds=[0, 1, 2])
     assert res.backtracks == 1 and res.iterations_run == 12
     assert res.output.shape == (1, 3, 16, 16)
 
