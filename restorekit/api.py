@@ -369,6 +369,11 @@ def restore(
         else:
             iterations = int(iters)
         lr_used = 0.01 if lr is None else float(lr)
+        if network is not None and dev.type == "cpu" and precision == "fp32" and cpu_has_native_bf16():
+            notes.append(
+                "this CPU has bfloat16 instructions: --precision bf16 makes DIP steps about 1.3-1.7x faster "
+                "at a PSNR within about 0.2 dB (docs/usage.md)"
+            )
     rep = report_every or max(1, min(50, max(iterations, 1) // 100 or 1))
     if log is not None:
         for n in notes:
@@ -520,6 +525,19 @@ def _check_precision(precision: str, dev: Any) -> None:
             raise UsageError(f"--precision bf16: {dev} has no bfloat16 support; use --precision fp32")
     elif dev.type != "cpu":
         raise UsageError(f"--precision bf16 runs on CPUs and CUDA GPUs, not on {dev.type}; use --precision fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def _check_sure(network, task: str, forward: ForwardModel, precision: str) -> None:

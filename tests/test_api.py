@@ -204,3 +204,38 @@ def test_too_small_for_the_default_net_is_a_usage_error(registry):
     img = smooth_image(20, 20)
     with pytest.raises(UsageError, match="too small.*levels"):
         restorekit.restore(img, iters=1, registry=registry)
+
+
+def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):
+    from restorekit import api
+
+    img = np.random.default_rng(0).random((16, 16, 3))
+    kw = dict(net="skip:channels=4,levels=2", iters=2, registry=registry, device="cpu")
+    hint = "--precision bf16 makes DIP steps"
+    monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: True)
+    assert any(hint in n for n in restorekit.restore(img, **kw).record["notes"])
+    assert not any(hint in n for n in restorekit.restore(img, precision="bf16", **kw).record["notes"])
+    assert not any(hint in n for n in restorekit.restore(img, prior="tv", net="identity", iters=2,
+                                                           registry=registry, device="cpu").record["notes"])
+    monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: False)
+    assert not any(hint in n for n in restorekit.restore(img, **kw).record["notes"])
+
+
+def test_cpu_has_native_bf16_reads_the_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from restorekit import api
+
+    real_open = builtins.open
+    info = tmp_path / "cpuinfo"
+
+    def fake_open(path, *a, **k):
+        return real_open(info if path == "/proc/cpuinfo" else path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    info.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n")
+    assert api.cpu_has_native_bf16() is False
+    info.write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n")
+    assert api.cpu_has_native_bf16() is True
+    info.unlink()
+    assert api.cpu_has_native_bf16() is False
