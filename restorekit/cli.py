@@ -87,7 +87,8 @@ def guard(debug: bool = False) -> Iterator[None]:
         _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _error("interrupted")
+        # a fit that had started returns its result and never gets here
+        _error("interrupted before there was a result; nothing was written")
         raise typer.Exit(130) from None
     except Exception as exc:
         if _debug_enabled(debug):
