@@ -211,7 +211,7 @@ def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):
 
     img = np.random.default_rng(0).random((16, 16, 3))
     kw = dict(net="skip:channels=4,levels=2", iters=2, registry=registry, device="cpu")
-    hint = "--precision bf16 makes DIP steps"
+    hint = "--precision bf16 is likely faster"
     monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: True)
     assert any(hint in n for n in restorekit.restore(img, **kw).record["notes"])
     assert not any(hint in n for n in restorekit.restore(img, precision="bf16", **kw).record["notes"])
