@@ -53,18 +53,14 @@ AUTO_METHODS = {"restorekit+auto": ("fp32", None), "restorekit+auto-bf16": ("bf1
 
 
 def auto_stop(task: P.Task) -> str:
-    """The rule restorekit+auto uses: the task's, or with "auto" what ``restorekit run`` picks.
-
-    That is ES-WMV (``restorekit.api.AUTO_STOP``) unless every stage of the
-    forward model is ``noise_free``, then none.
-    """
+    """The rule restorekit+auto uses: the task's, or with "auto" what ``restorekit run`` picks
+    (``restorekit.api.auto_stop_spec``: ES-WMV, or none for a noise-free forward model)."""
     if task.auto_stop != "auto":
         return task.auto_stop
     from restorekit import api
     from restorekit.plugins import get_registry
 
-    deg = get_registry().create("degradation", task.degrade)
-    return "none" if getattr(deg, "noise_free", False) else api.AUTO_STOP
+    return api.auto_stop_spec([get_registry().create("degradation", task.degrade)]) or "none"
 
 
 def log(msg: str) -> None:

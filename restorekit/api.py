@@ -151,6 +151,20 @@ def resolve_components(
     return degradations, network, penalties, solver, generator, metric_objs
 
 
+def is_noise_free(degradations: Sequence[Any]) -> bool:
+    """Whether every stage of the forward model is ``noise_free`` (the observation is exactly ``A(x)``)."""
+    return bool(degradations) and all(getattr(d, "noise_free", False) for d in degradations)
+
+
+def auto_stop_spec(degradations: Sequence[Any]) -> str | None:
+    """The rule ``--stop auto`` uses when no iteration count is given: ES-WMV, or none for a noise-free model.
+
+    Without noise there is nothing to overfit, and the rule only stops a fit
+    that is still improving (docs/benchmarks.md, ``cpu-noise-free``).
+    """
+    return None if is_noise_free(degradations) else AUTO_STOP
+
+
 def _check_solver_options(name: str, *, iters, lr, stop, ensemble, precision, time_limit) -> None:
     """A prior that solves directly has no fitting loop: options of the loop are a usage error, not ignored."""
     given = [
@@ -311,12 +325,9 @@ def restore(
     degradations, network, penalties, solver, generator, metric_objs = resolve_components(
         registry, _as_list(degrade), _as_list(prior), net, _as_list(metrics)
     )
-    # auto: ES-WMV when no iteration count is given, unless the forward model adds no noise
-    # (pixel loss, downsampling): there is no noise to overfit, and the rule then only stops
-    # a fit that is still improving (docs/benchmarks.md)
-    noise_free = bool(degradations) and all(d.noise_free for d in degradations)
-    if stop == "auto" and iters is None and not noise_free:
-        stop_rule = make_stopping_rule(AUTO_STOP)
+    noise_free = is_noise_free(degradations)
+    if stop == "auto" and iters is None:
+        stop_rule = make_stopping_rule(auto_stop_spec(degradations))
     src = _load_input(image)
     ref_img = _load_input(reference) if reference is not None else None
     if mode == "benchmark" and ref_img is not None:
