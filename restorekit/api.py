@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ import numpy as np
 
 from . import __version__
 from .components import Component, Generator, Metric, Prior, Problem
-from .errors import RestoreError, UsageError
+from .errors import ComponentFailure, RestoreError, RestoreKitError, UsageError, one_line
 from .io import Image, image_from_array, read_image, to_array
 from .problem import MODES, ForwardModel, build_problem, crop_region
 from .registry import Registry
+from .signals import hold as hold_signals
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
 PAPER_ITERATIONS = {"denoise": 3000, "inpaint": 5000, "sr": 2000, "restore": 5000}
@@ -31,6 +33,8 @@ CPU_ITERATION_CAP = 600
 #: iterations for the identity parameterisation (cheap steps)
 IDENTITY_ITERATIONS = 2000
 DEFAULT_IMAGE = "default.png"
+#: the largest seed: numpy's and torch's generators take 0 .. 2**63 - 1 (and ensemble members add to it)
+MAX_SEED = 2**63 - 1
 #: the stopping rule used when no iteration count is given; with the EMA the
 #: output is the average where the fit stops (see docs/benchmarks.md)
 AUTO_STOP = "eswmv:patience=500"
@@ -221,16 +225,34 @@ def _init_estimate(obs, mask, scale):
     return x.clamp(0, 1)
 
 
-def _score(metrics: Sequence[Metric], ref: np.ndarray, test: np.ndarray, missing: np.ndarray | None) -> dict[str, float]:
+def _score(metrics: Sequence[Metric], ref: np.ndarray, test: np.ndarray, missing: np.ndarray | None,
+           registry: Registry, notes: list[str], failed: set[str]) -> dict[str, float]:
+    """Each metric of ``test`` against ``ref``; a metric that raises is left out with a note (once)."""
     a = np.moveaxis(ref, 0, -1).astype(np.float64)
     b = np.moveaxis(test, 0, -1).astype(np.float64)
     out: dict[str, float] = {}
-    for m in metrics:
-        out[m.label] = float(m.compute(a, b, data_range=1.0))
-    if missing is not None and missing.any():
+    passes = [("", None)] + ([("_missing", missing)] if missing is not None and missing.any() else [])
+    for suffix, where in passes:
         for m in metrics:
-            out[f"{m.label}_missing"] = float(m.compute(a, b, data_range=1.0, mask=missing))
+            if m.label in failed:
+                continue
+            try:
+                kwargs = {} if where is None else {"mask": where}
+                out[f"{m.label}{suffix}"] = float(m.compute(a, b, data_range=1.0, **kwargs))
+            except (KeyboardInterrupt, RestoreKitError):
+                raise
+            except (Exception, SystemExit) as exc:
+                failed.add(m.label)
+                plugin = registry.provider(m).plugin
+                notes.append(f"metric '{m.label}' from plugin '{plugin}' failed and is left out: {one_line(exc)}")
     return out
+
+
+def check_seed(seed: Any) -> int:
+    """A seed is a whole number from 0 to 2**63 - 1 (numpy and torch both take that range)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise UsageError(f"seed must be a whole number from 0 to {MAX_SEED} (got {seed!r})")
+    return int(seed)
 
 
 def _environment(device) -> dict[str, Any]:
@@ -307,8 +329,9 @@ def restore(
         raise UsageError(f"unknown mode {mode!r} (valid: {', '.join(MODES)})")
     if iters is not None and iters < 1:
         raise UsageError(f"iterations must be at least 1 (got {iters})")
-    if lr is not None and not (lr > 0):
-        raise UsageError(f"learning rate must be positive (got {lr})")
+    check_seed(seed)
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise UsageError(f"learning rate must be a positive finite number (got {lr})")
     if report_every is not None and report_every < 1:
         raise UsageError(f"report interval must be at least 1 (got {report_every})")
     if not isinstance(ensemble, int) or ensemble < 1:
@@ -346,17 +369,22 @@ def restore(
 
     forward = ForwardModel(degradations)
     stride = generator.stride() if generator is not None else 1
-    prob = build_problem(
-        src.data, forward, mode=mode, seed=seed, stride=stride,
-        reference=None if ref_img is None else ref_img.data,
-    )
+    try:
+        prob = build_problem(
+            src.data, forward, mode=mode, seed=seed, stride=stride,
+            reference=None if ref_img is None else ref_img.data,
+        )
+    except ComponentFailure as exc:
+        raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
     task = _task(forward)
     if network is not None and network.loop_options().sure:
         _check_sure(network, task, forward, precision)
     obs_t = torch.from_numpy(prob.observation)[None]
     mask_t = forward.mask_tensor()
     init = _init_estimate(obs_t, mask_t, prob.scale)
-    notes: list[str] = []
+    notes: list[str] = list(getattr(src, "notes", []))
+    for d in degradations:  # what a stage noticed while preparing (a thresholded mask, ...)
+        notes.extend(getattr(d, "notes", None) or [])
     if solver is not None:
         iterations = 0
         lr_used = None
@@ -387,6 +415,7 @@ def restore(
                 "benchmarks/step_time.py times yours)"
             )
     rep = report_every or max(1, min(50, max(iterations, 1) // 100 or 1))
+    logged = len(notes)
     if log is not None:
         for n in notes:
             log(n)
@@ -407,12 +436,10 @@ def restore(
         )
         try:
             out = solver.solve(problem)
-        except (UsageError, RestoreError):
+        except (RestoreKitError, KeyboardInterrupt):
             raise
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:
-            raise RestoreError(f"prior '{solver.name}' failed: {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:
+            raise ComponentFailure(solver, "solve", exc).with_plugin(registry.provider(solver).plugin) from exc
         out_t = torch.as_tensor(out).detach().float().cpu().clamp(0, 1)
         if out_t.ndim == 3:
             out_t = out_t[None]
@@ -425,18 +452,23 @@ def restore(
         iteration = 0
     else:
         batched = ensemble > 1 and (ensemble_batched if ensemble_batched is not None else dev.type != "cpu")
-        fit_res, members = _fit_members(
-            ensemble=ensemble, batched=batched, generator=generator, network=network, penalties=penalties,
-            forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
-            lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
-            callback=callback, precision=precision, time_limit=time_limit, noise_sigma=forward.noise_sigma(),
-            # the automatic rule is for network priors; an explicit one applies to any fit
-            stop_rule=stop_rule if (network is not None or stop != "auto") else None,
-        )
+        try:
+            fit_res, members = _fit_members(
+                ensemble=ensemble, batched=batched, generator=generator, network=network, penalties=penalties,
+                forward=forward, obs_t=obs_t, mask_t=mask_t, init=init, iterations=iterations,
+                lr=lr_used, seed=seed, dev=dev, ref_t=ref_t, crop=prob.crop, report_every=rep,
+                callback=callback, precision=precision, time_limit=time_limit, noise_sigma=forward.noise_sigma(),
+                # the automatic rule is for network priors; an explicit one applies to any fit
+                stop_rule=stop_rule if (network is not None or stop != "auto") else None,
+            )
+        except ComponentFailure as exc:
+            raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
         output = fit_res.output
         interrupted = fit_res.interrupted
         iteration = fit_res.iteration
     fit_seconds = time.perf_counter() - fit_start
+    # a result exists: inside the CLI's run, Ctrl-C and SIGTERM now wait until it is written
+    hold_signals()
     restored = crop_region(output[0].numpy(), prob.crop).astype(np.float32)
     reference_np = None if prob.reference is None else crop_region(prob.reference, prob.crop)
     missing = None
@@ -448,9 +480,14 @@ def restore(
     metric_values: dict[str, float] = {}
     baseline: dict[str, float] = {}
     if reference_np is not None:
-        metric_values = _score(metric_objs, reference_np, restored, missing)
+        failed: set[str] = set()
+        metric_values = _score(metric_objs, reference_np, restored, missing, registry, notes, failed)
         base_img = prob.degraded if prob.scale == 1 else crop_region(init[0].numpy(), prob.crop)
-        baseline = _score(metric_objs, reference_np, base_img, missing)
+        baseline = _score(metric_objs, reference_np, base_img, missing, registry, notes, failed)
+        baseline = {k: v for k, v in baseline.items() if k in metric_values}
+    if log is not None:
+        for n in notes[logged:]:
+            log(n)
     alpha = src.alpha
     if alpha is not None and mode == "restore" and prob.scale > 1:
         from PIL import Image as PILImage

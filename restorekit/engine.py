@@ -10,6 +10,7 @@ it has, marked interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -314,6 +315,34 @@ def fit(
     start = time.perf_counter()
     i = 0
     out = None
+    reported = 0
+
+    def _report(step: int, loss: torch.Tensor, o: torch.Tensor) -> Progress:
+        """Read the loss and PSNRs from the device (a host sync) and add them to the history."""
+        nonlocal reported
+        with torch.no_grad():
+            lv = float(loss.item()) / k
+            ps = pa = None
+            if ref_c is not None:
+                ps = float(_psnr(crop_region(o.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
+                if avg is not None:
+                    pa = float(_psnr(crop_region(avg.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
+        elapsed = time.perf_counter() - start
+        history.iteration.append(step)
+        history.loss.append(lv)
+        history.psnr.append(ps)
+        history.psnr_avg.append(pa)
+        history.time.append(elapsed)
+        reported = step
+        if not math.isfinite(lv):
+            if step == 1:  # before any update: the problem itself, not the step size
+                raise FloatingPointError(
+                    f"the loss is {lv} at the first iteration, before any update: a component gives "
+                    "non-finite values for this image (check the parameters, or try another prior)"
+                )
+            raise FloatingPointError(f"the loss became {lv} at iteration {step}; try a lower --lr")
+        return Progress(step, iterations, lv, ps, pa, elapsed)
+
     try:
         for i in range(1, iterations + 1):
             opt.zero_grad(set_to_none=True)
@@ -353,22 +382,7 @@ def fit(
                 if stopper is not None:
                     stopper.update(o.mean(0, keepdim=True), i, None if avg is None else avg.mean(0, keepdim=True))
             if reporting:
-                with torch.no_grad():
-                    lv = float(loss.item()) / k
-                    ps = pa = None
-                    if ref_c is not None:
-                        ps = float(_psnr(crop_region(o.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
-                        if avg is not None:
-                            pa = float(_psnr(crop_region(avg.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
-                elapsed = time.perf_counter() - start
-                history.iteration.append(i)
-                history.loss.append(lv)
-                history.psnr.append(ps)
-                history.psnr_avg.append(pa)
-                history.time.append(elapsed)
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"the loss became {lv} at iteration {i}; try a lower --lr")
-                last = Progress(i, iterations, lv, ps, pa, elapsed)
+                last = _report(i, loss, o)
             if callback is not None:
                 last.iteration = i
                 last.elapsed = time.perf_counter() - start
@@ -385,6 +399,11 @@ def fit(
     except KeyboardInterrupt:
         interrupted, stop_reason = True, "interrupted"
     iterations_run = i if not interrupted else max(0, i - 1)
+    if out is not None and reported != i and not interrupted:
+        # the loop ended between reports (a stopping rule, the time limit): record where it ended,
+        # so the history (and curves.png) reaches the output's iteration
+        with contextlib.suppress(FloatingPointError):
+            _report(i, loss, out.detach())
     chosen = stopper.chosen_iteration() if stopper is not None else None
     with torch.no_grad():
         if chosen is not None and avg is None:

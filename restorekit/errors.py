@@ -31,3 +31,36 @@ class RegistryError(UsageError):
 
 class SpecError(UsageError):
     """A component spec (``name:key=value``) that does not parse or validate."""
+
+
+class ComponentFailure(RestoreError):
+    """A component's own code raised while the run called it (a plugin bug, not the user's).
+
+    ``component`` is the instance and ``method`` the method that failed;
+    the message names them, and the pipeline adds the plugin that provides
+    the component before it reaches the user.
+    """
+
+    def __init__(self, component: object, method: str, exc: BaseException) -> None:
+        self.component = component
+        self.method = method
+        self.cause = exc
+        super().__init__(f"{describe_component(component)} failed in {method}(): {one_line(exc)}")
+
+    def with_plugin(self, plugin: str | None) -> "ComponentFailure":
+        if plugin:
+            self.args = (
+                f"{describe_component(self.component)} from plugin '{plugin}' failed in "
+                f"{self.method}(): {one_line(self.cause)}",
+            )
+        return self
+
+
+def describe_component(component: object) -> str:
+    return f"{getattr(component, 'kind', 'component')} '{getattr(component, 'name', type(component).__name__)}'"
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` for an exception."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

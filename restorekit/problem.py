@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .components import Degradation
-from .errors import UsageError
+from .errors import ComponentFailure, RestoreKitError, UsageError
 
 MODES = ("benchmark", "restore")
 
@@ -42,7 +42,7 @@ class ForwardModel:
                     f"degradation '{stage.name}' changes the size after a masking stage; "
                     "put downsample before bernoulli/mask/box/text in --degrade"
                 )
-            shape = stage.prepare(shape, np.random.default_rng([seed, i, 0]), mode)
+            shape = _call(stage, "prepare", shape, np.random.default_rng([seed, i, 0]), mode)
             if stage.mask is not None:
                 mask = stage.mask if mask is None else (mask & stage.mask)
         self.mask = mask
@@ -50,7 +50,12 @@ class ForwardModel:
 
     def forward(self, x):
         for stage in self.stages:
-            x = stage.forward(x)
+            try:
+                x = stage.forward(x)
+            except (RestoreKitError, KeyboardInterrupt):
+                raise
+            except (Exception, SystemExit) as exc:
+                raise ComponentFailure(stage, "forward", exc) from exc
         return x
 
     __call__ = forward
@@ -62,8 +67,8 @@ class ForwardModel:
         y = x.astype(np.float32)
         for i, stage in enumerate(self.stages):
             with torch.no_grad():
-                y = stage.forward(torch.from_numpy(np.ascontiguousarray(y))[None])[0].numpy()
-            y = stage.corrupt(y, np.random.default_rng([seed, i, 1])).astype(np.float32)
+                y = _call(stage, "forward", torch.from_numpy(np.ascontiguousarray(y))[None])[0].numpy()
+            y = np.asarray(_call(stage, "corrupt", y, np.random.default_rng([seed, i, 1]))).astype(np.float32)
         return y
 
     def noise_sigma(self) -> float | None:
@@ -77,6 +82,16 @@ class ForwardModel:
         import torch
 
         return torch.as_tensor(self.mask, dtype=torch.float32, device=device)[None, None]
+
+
+def _call(component, method: str, *args):
+    """``component.method(*args)``; its own failures name it (restorekit's errors pass through)."""
+    try:
+        return getattr(component, method)(*args)
+    except (RestoreKitError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as exc:
+        raise ComponentFailure(component, method, exc) from exc
 
 
 @dataclass
