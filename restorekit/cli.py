@@ -13,6 +13,7 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.table import Table
 
 from .errors import RestoreKitError
@@ -131,7 +132,7 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the results already in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out (never a folder holding other files or an input).")] = False,
     report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N steps.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -139,11 +140,14 @@ def run(
     """Restore one image: degrade (benchmark) or take it as observed (restore), fit, write results.
 
     Writes restored.*, degraded.*, compare.png, curves.png and run.json into
-    the output folder, atomically.  Ctrl-C stops early and keeps the result
-    so far (run.json says "interrupted"; exit code 130).
+    the output folder, atomically; the folder is checked and reserved before
+    the fit.  Ctrl-C (or SIGTERM) stops early and keeps the result so far
+    (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
     """
     with guard(debug):
-        from .report import check_out_dir, default_out_dir, record_json, write_outputs
+        from .outdir import prepare_output
+        from .report import record_json, write_outputs
+        from .signals import exit_code_for, run_signals
 
         host = _host()
         settings = {"degrade": degrade, "prior": prior, "net": net, "metrics": metric, "iters": iters,
@@ -164,52 +168,86 @@ def run(
                         settings[key] = None
             if image is None:
                 image = p["image"]
-        out_dir = out if out is not None else default_out_dir(image)
-        check_out_dir(out_dir, overwrite)
-        if image is not None and not image.exists():
-            from .errors import UsageError
+        from .io import check_input_file
 
-            raise UsageError(f"cannot read image '{image}': file not found")
+        if image is not None:
+            check_input_file(image, "image")
+        if reference is not None:
+            check_input_file(reference, "reference")
+        inputs = _input_paths(image, reference, data, settings)
+        # check and reserve the output folder before any work: a location that cannot take the
+        # results fails now, not after the fit, and a parallel run cannot pick the same folder
+        folder = prepare_output(out, source=image, overwrite=overwrite, inputs=inputs)
         from .api import restore
 
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
         log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
         try:
-            if progress is not None:
-                progress.start()
-            result = restore(
-                image,
-                degrade=settings["degrade"] or ["gaussian:25"],
-                prior=settings["prior"] or ["dip"],
-                net=settings["net"],
-                metrics=settings["metrics"] if settings["metrics"] is not None else ["psnr", "ssim"],
-                mode=settings["mode"] or "benchmark",
-                reference=reference,
-                iters=settings["iters"],
-                lr=settings["lr"],
-                stop=stop,
-                ensemble=ensemble,
-                precision=precision.value,
-                time_limit=time_limit,
-                seed=seed,
-                device=device,
-                report_every=report_every,
-                callback=progress_cb,
-                registry=host.registry,
-                log=log,
-            )
-        finally:
-            if progress is not None:
-                progress.stop()
-        files = write_outputs(result, out_dir, overwrite=overwrite)
+            with run_signals() as signals:
+                try:
+                    if progress is not None:
+                        progress.start()
+                    result = restore(
+                        image,
+                        degrade=settings["degrade"] or ["gaussian:25"],
+                        prior=settings["prior"] or ["dip"],
+                        net=settings["net"],
+                        metrics=settings["metrics"] if settings["metrics"] is not None else ["psnr", "ssim"],
+                        mode=settings["mode"] or "benchmark",
+                        reference=reference,
+                        iters=settings["iters"],
+                        lr=settings["lr"],
+                        stop=stop,
+                        ensemble=ensemble,
+                        precision=precision.value,
+                        time_limit=time_limit,
+                        seed=seed,
+                        device=device,
+                        report_every=report_every,
+                        callback=progress_cb,
+                        registry=host.registry,
+                        log=log,
+                    )
+                finally:
+                    if progress is not None:
+                        progress.stop()
+                # Ctrl-C and SIGTERM are held from the end of the fit until the results are written
+                files = write_outputs(result, folder)
+        except BaseException as exc:
+            folder.abandon()
+            if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
+                _error("interrupted before there was a result; nothing was written")
+                raise typer.Exit(exit_code_for(signals.stopped_by)) from None
+            raise
         if json_out:
             sys.stdout.write(record_json(result.record))
         else:
-            _print_summary(result, out_dir, files)
-        if result.interrupted:
-            err_console.print("interrupted: wrote the result so far", highlight=False)
-            raise typer.Exit(130)
+            _print_summary(result, folder.path, files)
+        if result.interrupted or signals.held:
+            err_console.print("interrupted: wrote the result so far" if result.interrupted
+                              else "interrupted: the fit had finished; wrote the result", highlight=False)
+            raise typer.Exit(exit_code_for(signals.signum))
+
+
+def _input_paths(image: Optional[Path], reference: Optional[Path], data: Optional[Path], settings: dict) -> list[Path]:
+    """Every path the run reads: the image, the reference, the data folder, and file values in component specs."""
+    from .spec import parse_spec
+
+    paths = [p for p in (image, reference, data) if p is not None]
+    for key in ("degrade", "prior", "net", "metrics"):
+        value = settings.get(key)
+        for text in ([value] if isinstance(value, str) else (value or [])):
+            try:
+                spec = parse_spec(text)
+            except Exception:  # noqa: BLE001 - the run reports spec errors itself
+                continue
+            values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
+            for v in values:
+                for item in (v if isinstance(v, list) else [v]):
+                    if isinstance(item, str) and item.strip():
+                        paths.append(Path(item))
+    return paths
 
 
 def _solves_directly(registry, priors: list[str]) -> bool:
@@ -428,10 +466,43 @@ def _version_cb(value: bool) -> None:
         raise typer.Exit()
 
 
+def _is_click_error(exc: BaseException) -> bool:
+    """Typer's (vendored click's) usage errors, recognised without importing click."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "format_message")
+
+
+def _click_error_line(exc: BaseException) -> str:
+    """One line for a wrong option, wrong value or wrong command, with where to look."""
+    msg = " ".join(str(exc.format_message()).split()).replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "restorekit"
+    return f"{msg[:1].lower() + msg[1:]} (see: {path} --help)"
+
+
+class _OneLineErrors(TyperGroup):
+    """Wrong options, values and commands print one ``error:`` line (exit 2) like every other mistake."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Exception as exc:
+            if not _is_click_error(exc):
+                raise
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+                _error(_click_error_line(exc))
+            sys.exit(getattr(exc, "exit_code", 2))
+        except KeyboardInterrupt:
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def get_app() -> typer.Typer:
     """Build the Typer app, plugin commands included."""
     app = typer.Typer(
         name="restorekit",
+        cls=_OneLineErrors,
         help="Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins.",
         epilog=EXAMPLES,
         rich_markup_mode="rich",

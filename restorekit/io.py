@@ -835,3 +835,16 @@ def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.nda
     if image.alpha is not None:
         value = value * image.alpha
     return np.asarray(value >= 0.5, dtype=bool)
+
+
+
+def check_input_file(path: str | os.PathLike[str], what: str = "image") -> Path:
+    """Check that ``path`` names a readable regular file without reading it; UsageError otherwise."""
+    p = Path(path)
+    try:
+        ok = p.is_file()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {what} {_quote(p)}: {_os_reason(exc)}") from None
+    if not ok:
+        raise UsageError(f"cannot read {what} {_quote(p)}: file not found")
+    return p

@@ -1,53 +1,27 @@
 """Write a run's outputs: images, run.json and pictures, all or nothing.
 
-Everything goes into a hidden temporary folder beside the target, which is
-renamed into place only when complete; an existing result is replaced only
-with ``overwrite`` (the old folder is moved aside first and removed after
-the new one is in place).  A failure or Ctrl-C while writing leaves no
-partial output.
+The output folder is checked and reserved before the fit
+(:mod:`restorekit.outdir`); everything is written into its hidden staging
+folder, which is moved into place only when complete.  A failure while
+writing leaves no partial output and keeps the restored image in a rescue
+folder; the CLI holds Ctrl-C back while it writes (:mod:`restorekit.signals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
-import re
-import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import RestoreError, UsageError
+from .errors import RestoreError, RestoreKitError
 from .io import output_suffix, to_array, write_image
-
-
-def default_out_dir(source_path: Path | None, root: Path = Path("runs")) -> Path:
-    """``runs/<stem>-NNN``, the first number not taken."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source_path.stem) if source_path else "default"
-    n = 1
-    while True:
-        cand = root / f"{stem}-{n:03d}"
-        if not cand.exists():
-            return cand
-        n += 1
-
-
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Fail early (before any work) if ``out`` cannot take a result."""
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"output path '{out}' exists and is not a folder; choose another --out")
-        if any(out.iterdir()) and not overwrite:
-            raise UsageError(f"output folder '{out}' already holds files; pass --overwrite or choose another --out")
-    parent = out.resolve().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to '{out}': folder '{probe}' is not writable; choose another --out")
+from .outdir import OutputFolder
 
 
 def _json_default(o: Any):
@@ -62,19 +36,27 @@ def _json_default(o: Any):
     return str(o)
 
 
-def _clean_floats(o: Any) -> Any:
-    """JSON has no inf/nan: write them as strings so run.json stays valid JSON."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return str(o)
+def _clean_floats(o: Any, path: str = "", found: dict[str, str] | None = None) -> Any:
+    """JSON has no inf/nan: write them as null and list them, by path, in ``found``."""
+    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
+        if found is not None:
+            found[path] = "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
+        return None
     if isinstance(o, dict):
-        return {k: _clean_floats(v) for k, v in o.items()}
+        return {k: _clean_floats(v, f"{path}.{k}" if path else str(k), found) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean_floats(v) for v in o]
+        return [_clean_floats(v, f"{path}[{i}]", found) for i, v in enumerate(o)]
     return o
 
 
 def record_json(record: dict[str, Any]) -> str:
-    return json.dumps(_clean_floats(record), indent=2, default=_json_default, allow_nan=False) + "\n"
+    """run.json's text.  Non-finite numbers (a PSNR of an exact match is +inf) are written as
+    ``null`` and named in ``"nonfinite"``: ``{"result.metrics.psnr": "inf"}``."""
+    found: dict[str, str] = {}
+    clean = _clean_floats({k: v for k, v in record.items() if k != "nonfinite"}, "", found)
+    if found:
+        clean["nonfinite"] = found
+    return json.dumps(clean, indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
 def _to_rgb(a: np.ndarray) -> np.ndarray:
@@ -139,12 +121,39 @@ def _curves_figure(path: Path, history: dict[str, list]) -> bool:
     return True
 
 
-def write_outputs(result, out: Path, *, overwrite: bool = False) -> dict[str, str]:
-    """Write every output of ``result`` into ``out`` atomically; return the file names."""
-    out = Path(out)
-    check_out_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+def _figure(kind: str, draw, path: Path, *args) -> tuple[bool, str | None]:
+    """Draw one picture; a failure costs the picture, not the run (returns drawn?, note)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # matplotlib's layout warnings name its source files
+            drawn = draw(path, *args)
+        return drawn is not False, None
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plot must not lose the restored image
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return False, f"{kind} was not drawn: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
+    """Write every output of ``result`` into the reserved ``folder``, then move it into place.
+
+    The images and run.json are essential: if one cannot be written, the
+    staging folder is removed, the restored image and run.json are saved in
+    a rescue folder under the system's temporary folder, and
+    :class:`RestoreError` says where.  The pictures (compare.png,
+    curves.png) are not: a failure there is a note in run.json.
+    """
+    out = folder.path
+    tmp = folder.staging
+    if tmp is None:
+        raise ValueError("write_outputs: the output folder was committed or abandoned already")
     try:
         suffix = output_suffix(result.source)
         files: dict[str, str] = {}
@@ -156,34 +165,43 @@ def write_outputs(result, out: Path, *, overwrite: bool = False) -> dict[str, st
         if result.mask is not None:
             write_image(tmp / "mask.png", (result.mask.astype(np.uint8) * 255))
             files["mask"] = "mask.png"
-        _compare_figure(tmp / "compare.png", result)
-        files["compare"] = "compare.png"
-        if _curves_figure(tmp / "curves.png", result.history):
+        notes = result.record.setdefault("notes", [])
+        drawn, note = _figure("compare.png", _compare_figure, tmp / "compare.png", result)
+        if drawn:
+            files["compare"] = "compare.png"
+        if note:
+            notes.append(note)
+        drawn, note = _figure("curves.png", _curves_figure, tmp / "curves.png", result.history)
+        if drawn:
             files["curves"] = "curves.png"
+        if note:
+            notes.append(note)
         files["record"] = "run.json"
         result.record["files"] = dict(files)
         result.record["out"] = str(out)
         (tmp / "run.json").write_text(record_json(result.record), encoding="utf-8")
-        _swap_into_place(tmp, out, overwrite)
+        folder.commit()
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise RestoreError(f"cannot write results to '{out}': {exc.strerror or exc}") from exc
-        raise
+        folder.abandon()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
+            str(exc) if isinstance(exc, RestoreKitError) else f"{type(exc).__name__}: {_first_line(exc)}")
+        rescue = rescue_result(result)
+        where = f"; the restored image and run.json were saved in '{rescue}'" if rescue else ""
+        raise RestoreError(f"cannot write results to '{out}': {reason}{where}") from exc
     return files
 
 
-def _swap_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    os.chmod(tmp, 0o755)
-    if out.exists():
-        if any(out.iterdir()):
-            if not overwrite:
-                raise UsageError(f"output folder '{out}' already holds files; pass --overwrite")
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            old.rmdir()
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        out.rmdir()
-    os.replace(tmp, out)
+def rescue_result(result) -> Path | None:
+    """Save the restored image and run.json in a new folder under the system's temporary folder."""
+    try:
+        rescue = Path(tempfile.mkdtemp(prefix="restorekit-rescue-"))
+        suffix = output_suffix(result.source)
+        write_image(rescue / f"restored{suffix}", result.image)
+        record = dict(result.record)
+        record["out"] = str(rescue)
+        (rescue / "run.json").write_text(record_json(record), encoding="utf-8")
+        return rescue
+    except Exception:  # noqa: BLE001 - the rescue is best effort, the error is reported anyway
+        return None

@@ -77,7 +77,7 @@ def test_human_summary_and_default_out(rgb8, tmp_path, monkeypatch):
         (["run", "{img}", "--prior", "tv", "--net", "skip"], 2, "add --prior dip"),
         (["run", "{img}", "--prior", "dip", "--prior", "dip"], 2, "only one network prior"),
         (["run", "{img}", "--degrade", "mask:{mask}"], 2, "resize the mask"),
-        (["run", "{img}", "--out", "{file}/sub"], 2, "not writable"),
+        (["run", "{img}", "--out", "{file}/sub"], 2, "is not a folder"),
         (["run", "{img}", "--out", "{full}"], 2, "--overwrite"),
         (["run", "{img}", "--device", "cuda:7"], 2, "cuda"),
         (["run", "{img}", "--iters", "0"], 2, "at least 1"),
@@ -129,29 +129,57 @@ def test_time_limit_and_precision_flags(rgb8, tmp_path):
     assert r.exit_code == 2 and "fp16" in r.output and "Traceback" not in r.output
 
 
-def test_overwrite_replaces(rgb8, tmp_path):
+def test_overwrite_replaces_an_earlier_result(rgb8, tmp_path):
     out = tmp_path / "o"
     assert invoke(["run", str(rgb8), *TINY_NET, "--out", str(out)]).exit_code == 0
-    (out / "extra.txt").write_text("old")
     r = invoke(["run", str(rgb8), *TINY_NET, "--out", str(out), "--overwrite", "--seed", "3"])
     assert r.exit_code == 0, r.output
-    assert not (out / "extra.txt").exists()
     assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging or old folder left
 
 
-def test_failure_while_writing_leaves_nothing(rgb8, tmp_path, monkeypatch):
+def test_failure_while_writing_keeps_the_result_elsewhere(rgb8, tmp_path, monkeypatch):
+    from restorekit import report
+
+    real = report.write_image
+
+    def boom(path, *a, **k):
+        if Path(path).name.startswith("degraded"):
+            raise OSError(28, "No space left on device")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(report, "write_image", boom)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "sys-tmp"))
+    (tmp_path / "sys-tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), *TINY_NET, "--out", str(out)])
+    assert r.exit_code == 1
+    assert "No space left" in r.stderr and "Traceback" not in r.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    rescued = list((tmp_path / "sys-tmp").glob("restorekit-rescue-*"))
+    assert len(rescued) == 1 and str(rescued[0]) in r.stderr
+    assert iio.imread(rescued[0] / "restored.png").shape == iio.imread(rgb8).shape
+    assert json.loads((rescued[0] / "run.json").read_text())["status"] == "complete"
+
+
+def test_a_failing_picture_costs_only_the_picture(rgb8, tmp_path, monkeypatch):
     from restorekit import report
 
     def boom(*a, **k):
-        raise RuntimeError("disk on fire")
+        raise RuntimeError("no fonts")
 
     monkeypatch.setattr(report, "_compare_figure", boom)
     out = tmp_path / "o"
     r = invoke(["run", str(rgb8), *TINY_NET, "--out", str(out)])
-    assert r.exit_code == 1
-    assert "disk on fire" in r.stderr and "Traceback" not in r.output
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert r.exit_code == 0, r.output
+    rec = json.loads((out / "run.json").read_text())
+    assert "compare" not in rec["files"] and not (out / "compare.png").exists()
+    assert any("compare.png was not drawn: RuntimeError: no fonts" in n for n in rec["notes"])
+    assert (out / "restored.png").exists()
 
 
 def test_interrupt_keeps_result(rgb8, tmp_path, monkeypatch):
