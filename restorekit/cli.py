@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -183,8 +184,10 @@ def run(
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
         log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
+        # with --json, stdout carries only the record: anything a component prints goes to stderr
+        quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
         try:
-            with run_signals() as signals:
+            with run_signals() as signals, quiet_stdout:
                 try:
                     if progress is not None:
                         progress.start()

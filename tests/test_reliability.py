@@ -423,3 +423,43 @@ def test_infinite_psnr_is_null_and_flagged(tmp_path):
     data = json.loads(text)
     assert data["result"]["metrics"]["psnr"] is None
     assert data["nonfinite"] == {"result.metrics.psnr": "inf", "history.psnr[0]": "nan"}
+
+
+def test_a_component_that_prints_does_not_corrupt_json(rgb8, tmp_path, fake_plugin):
+    fake_plugin("rk-chatty", """
+from restorekit import Metric, hookimpl
+
+
+class Chatty(Metric):
+    name = "chatty"
+    summary = "a metric that prints"
+
+    def compute(self, image_true, image_test, *, data_range=1.0, mask=None):
+        print("debug: computing chatty")
+        return 1.0
+
+
+@hookimpl
+def restorekit_register_metrics(registry):
+    registry.add(Chatty)
+""")
+    reset_host()
+    r = invoke(["run", rgb8, *TINY, "--metric", "chatty", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["result"]["metrics"]["chatty"] == 1.0
+    assert "debug: computing chatty" in r.stderr
+
+
+def test_an_input_name_too_long_is_a_usage_error(tmp_path):
+    r = invoke(["run", tmp_path / ("x" * 300 + ".png"), *TINY])
+    one_line(r, 2, "cannot read image")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_long_input_name_gets_a_short_default_folder(tmp_path, rgb8):
+    long = tmp_path / ("y" * 240 + ".png")
+    long.write_bytes(rgb8.read_bytes())
+    r = invoke(["run", long, *TINY])
+    assert r.exit_code == 0, r.output
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert len(folder.name) < 100 and (folder / "run.json").exists()
