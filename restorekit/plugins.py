@@ -2,10 +2,13 @@
 
 Every plugin, the built-in ones included, is a module (or object) with
 ``@hookimpl`` functions, found through the ``restorekit`` entry-point
-group.  A plugin that fails to import, implements an unknown hook or clashes
-with another plugin's component name is reported (one warning line and a
+group.  A plugin that fails to import, implements an unknown hook, clashes
+with another plugin's component name or raises in a registration hook is
+reported (one warning line and a
 ``failed`` row in ``restorekit plugins``) and the rest keep working;
-``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.
+``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.  Any
+exception counts, ``SystemExit`` (a plugin calling ``sys.exit()``) and other
+``BaseException`` subclasses included; only ``KeyboardInterrupt`` propagates.
 
 Environment, read when the manager is built:
 
@@ -102,6 +105,8 @@ def _truthy(name: str) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): the plugin tried to end the process"
     text = str(exc).strip().splitlines()
     msg = text[0] if text else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
@@ -142,7 +147,9 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             self._fail(info, _validation_message(self.pm, plugin, exc))
             return False
-        except Exception as exc:  # duplicate plugin names
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # duplicate plugin names; sys.exit() in a plugin's __getattr__
             self._fail(info, _one_line(exc))
             return False
         try:
@@ -169,7 +176,9 @@ class PluginHost:
                 probe.add(e)
             for e in entries:
                 probe.add(e)  # raises on a clash, before anything is committed
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and the like from a hook fail the plugin only
             self.pm.unregister(plugin)
             self._fail(info, str(exc) if isinstance(exc, RestoreKitError) else _one_line(exc))
             return False
@@ -194,7 +203,9 @@ class PluginHost:
             info = PluginInfo(name=name, module=ep_module, dist=PROJECT, version=version, builtin=True)
             try:
                 obj = importlib.import_module(ep_module)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self.plugins.append(info)
                 self._fail(info, _one_line(exc))
                 continue
@@ -219,7 +230,9 @@ class PluginHost:
                 continue
             try:
                 obj = ep.load()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # sys.exit() on import too: isolate it like any failure
                 self.plugins.append(info)
                 self._fail(info, _one_line(exc))
                 continue
@@ -235,7 +248,9 @@ class PluginHost:
             info = self.plugin(impl.plugin_name)
             try:
                 self._only("restorekit_register_commands", impl.plugin)(app=app)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 if info is not None:
                     self._fail(info, f"while adding commands: {_one_line(exc)}")
                 else:

@@ -220,3 +220,118 @@ def test_hook_with_unknown_argument_names_it(host):
     assert not host.register(ExtraArg(), PluginInfo(name="extraarg", module="x"))
     err = host.plugin("extraarg").error
     assert "'device'" in err and "it has: registry" in err
+
+
+# -- a plugin that tries to end the process -------------------------------------
+EXIT_ON_IMPORT = '''
+import sys
+sys.exit(3)
+'''
+
+CUSTOM_BASE_ON_IMPORT = '''
+class Fatal(BaseException):
+    pass
+
+raise Fatal("libgpu is missing")
+'''
+
+EXIT_IN_HOOK = '''
+import sys
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_priors(registry):
+    sys.exit("no GPU, giving up")
+'''
+
+GENERATOR_EXIT_IN_HOOK = '''
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_metrics(registry):
+    raise GeneratorExit()
+'''
+
+EXIT_IN_COMMANDS = '''
+import sys
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_commands(app):
+    sys.exit(4)
+'''
+
+INTERRUPT_ON_IMPORT = '''
+raise KeyboardInterrupt
+'''
+
+INTERRUPT_IN_HOOK = '''
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    raise KeyboardInterrupt
+'''
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        (EXIT_ON_IMPORT, "SystemExit"),
+        (CUSTOM_BASE_ON_IMPORT, "Fatal: libgpu is missing"),
+        (EXIT_IN_HOOK, "SystemExit"),
+        (GENERATOR_EXIT_IN_HOOK, "GeneratorExit"),
+    ],
+    ids=["sys.exit on import", "BaseException on import", "sys.exit in a hook", "GeneratorExit in a hook"],
+)
+def test_base_exception_in_a_plugin_is_isolated(fake_plugin, monkeypatch, source, fragment):
+    """SystemExit & co. from a plugin are plugin failures, not the end of the caller's process."""
+    fake_plugin("goodplug", GOOD)
+    fake_plugin("exitplug", source)
+    host = PluginHost().load()
+    info = host.plugin("exitplug")
+    assert info.status == "failed" and fragment in info.error, info
+    assert [w for w in host.warnings if "exitplug" in w and fragment in w], host.warnings
+    assert host.plugin("goodplug").status == "loaded"
+    assert "invert" in host.registry.names("degradation") and "gaussian" in host.registry.names("degradation")
+    assert not [c for c in info.components], info.components
+    monkeypatch.setenv("RESTOREKIT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="exitplug"):
+        PluginHost().load()
+
+
+def test_sys_exit_in_register_commands_is_isolated(fake_plugin):
+    import typer
+
+    fake_plugin("exitplug", EXIT_IN_COMMANDS)
+    host = PluginHost().load()
+    assert host.plugin("exitplug").status == "loaded"
+    host.register_commands(typer.Typer())
+    info = host.plugin("exitplug")
+    assert info.status == "failed" and "while adding commands" in info.error and "SystemExit" in info.error
+    assert any("exitplug" in w for w in host.warnings)
+
+
+@pytest.mark.parametrize("source", [INTERRUPT_ON_IMPORT, INTERRUPT_IN_HOOK], ids=["on import", "in a hook"])
+def test_keyboard_interrupt_in_a_plugin_still_propagates(fake_plugin, source):
+    fake_plugin("ctrlcplug", source)
+    with pytest.raises(KeyboardInterrupt):
+        PluginHost().load()
+
+
+def test_real_cli_survives_a_plugin_calling_sys_exit(fake_plugin):
+    root = fake_plugin("exitplug", EXIT_ON_IMPORT)
+    fake_plugin("cmdexitplug", EXIT_IN_COMMANDS)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for args in (["--help"], ["--version"], ["list"], ["list", "--json"], ["plugins"], ["plugins", "--json"]):
+        r = _cli(args, env)
+        assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+        assert "warning: plugin 'exitplug' failed to load: SystemExit" in r.stderr, (args, r.stderr)
+        assert "warning: plugin 'cmdexitplug' failed to load: while adding commands: SystemExit" in r.stderr, (args, r.stderr)
+        assert r.stdout.strip(), args
+    r = _cli(["--help"], env)
+    assert "run" in r.stdout and "plugins" in r.stdout
+    rows = {p["name"]: p for p in json.loads(_cli(["plugins", "--json"], env).stdout)}
+    assert rows["exitplug"]["status"] == "failed" and "SystemExit" in rows["exitplug"]["error"]
+    assert rows["cmdexitplug"]["status"] == "failed"
+    assert "gaussian" in {d["name"] for d in json.loads(_cli(["list", "--json"], env).stdout)["degradation"]}
