@@ -6,7 +6,9 @@ group.  A plugin that fails to import, implements an unknown hook, clashes
 with another plugin's component name or raises in a registration hook is
 reported (one warning line and a
 ``failed`` row in ``restorekit plugins``) and the rest keep working;
-``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.  Any
+``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.  What a
+plugin prints while it is imported or registered goes to stderr, so that
+stdout carries only a command's data.  Any
 exception counts, ``SystemExit`` (a plugin calling ``sys.exit()``) and other
 ``BaseException`` subclasses included; only ``KeyboardInterrupt`` propagates.
 
@@ -21,8 +23,10 @@ Environment, read when the manager is built:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import io
 import importlib.metadata as md
 import logging
 import os
@@ -112,6 +116,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send what plugin code prints while it loads to stderr.
+
+    stdout carries only a command's data (``list --json``, ``plugins
+    --json``, ``run --json``); plugins are imported and their registration
+    hooks run before the command, so a plugin's ``print`` would end up in it.
+    """
+    target = sys.stderr if sys.stderr is not None else io.StringIO()
+    with contextlib.redirect_stdout(target):
+        yield
+
+
 class PluginHost:
     """The plugin manager, the component registry and the plugin table."""
 
@@ -141,6 +158,10 @@ class PluginHost:
 
     def register(self, plugin: Any, info: PluginInfo) -> bool:
         """Register one plugin object and its components; report failures."""
+        with _stdout_to_stderr():
+            return self._register(plugin, info)
+
+    def _register(self, plugin: Any, info: PluginInfo) -> bool:
         self.plugins.append(info)
         try:
             self.pm.register(plugin, name=info.name)
@@ -192,7 +213,14 @@ class PluginHost:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
     def load(self, entry_points: Iterable[md.EntryPoint] | None = None) -> "PluginHost":
-        """Load the built-ins, then every third-party entry point."""
+        """Load the built-ins, then every third-party entry point.
+
+        What the plugins print meanwhile goes to stderr.
+        """
+        with _stdout_to_stderr():
+            return self._load(entry_points)
+
+    def _load(self, entry_points: Iterable[md.EntryPoint] | None) -> "PluginHost":
         if entry_points is None:
             entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
         entry_points = list(entry_points)
@@ -244,6 +272,11 @@ class PluginHost:
         return next((p for p in self.plugins if p.name == name), None)
 
     def register_commands(self, app: Any) -> None:
+        """Let every plugin add its commands to ``app``; what they print goes to stderr."""
+        with _stdout_to_stderr():
+            self._register_commands(app)
+
+    def _register_commands(self, app: Any) -> None:
         for impl in self.pm.hook.restorekit_register_commands.get_hookimpls():
             info = self.plugin(impl.plugin_name)
             try:

@@ -335,3 +335,58 @@ def test_real_cli_survives_a_plugin_calling_sys_exit(fake_plugin):
     assert rows["exitplug"]["status"] == "failed" and "SystemExit" in rows["exitplug"]["error"]
     assert rows["cmdexitplug"]["status"] == "failed"
     assert "gaussian" in {d["name"] for d in json.loads(_cli(["list", "--json"], env).stdout)["degradation"]}
+
+
+# -- a plugin that prints while it loads ----------------------------------------
+CHATTY = '''
+print("chatty: importing")
+from restorekit import Degradation, hookimpl
+
+
+class Swap(Degradation):
+    name = "swap"
+    summary = "Reverse the channels (a toy forward model)."
+
+    def forward(self, x):
+        return x.flip(1)
+
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    print("chatty: registering degradations")
+    registry.add(Swap)
+
+
+@hookimpl
+def restorekit_register_commands(app):
+    print("chatty: adding commands")
+'''
+
+
+def test_plugin_output_while_loading_goes_to_stderr(fake_plugin, capsys):
+    import typer
+
+    fake_plugin("chattyplug", CHATTY)
+    host = PluginHost().load()
+    host.register_commands(typer.Typer())
+    assert host.plugin("chattyplug").status == "loaded"
+    out, err = capsys.readouterr()
+    assert out == ""
+    for line in ("chatty: importing", "chatty: registering degradations", "chatty: adding commands"):
+        assert line in err
+
+
+def test_real_cli_json_stays_clean_with_a_chatty_plugin(fake_plugin):
+    root = fake_plugin("chattyplug", CHATTY)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = _cli(["list", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert "swap" in {d["name"] for d in data["degradation"]}
+    for line in ("chatty: importing", "chatty: registering degradations", "chatty: adding commands"):
+        assert line in r.stderr
+    r = _cli(["plugins", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["chattyplug"]["status"] == "loaded"
+    assert "chatty: importing" in r.stderr
