@@ -4,13 +4,12 @@ Every plugin, the built-in ones included, is a module (or object) with
 ``@hookimpl`` functions, found through the ``restorekit`` entry-point
 group.  A plugin that fails to import, implements an unknown hook, clashes
 with another plugin's component name or raises in a registration hook is
-reported (one warning line and a
-``failed`` row in ``restorekit plugins``) and the rest keep working;
-``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.  What a
-plugin prints while it is imported or registered goes to stderr, so that
-stdout carries only a command's data.  Any
-exception counts, ``SystemExit`` (a plugin calling ``sys.exit()``) and other
-``BaseException`` subclasses included; only ``KeyboardInterrupt`` propagates.
+reported (one warning line and a ``failed`` row in ``restorekit plugins``)
+and the rest keep working; ``RESTOREKIT_STRICT_PLUGINS=1`` turns such
+failures into errors.  Any exception counts, ``SystemExit`` (a plugin calling
+``sys.exit()``) and other ``BaseException`` subclasses included; only
+``KeyboardInterrupt`` propagates.  What a plugin prints while it is imported
+or registered goes to stderr, so that stdout carries only a command's data.
 
 Environment, read when the manager is built:
 
@@ -19,6 +18,9 @@ Environment, read when the manager is built:
 ``RESTOREKIT_DISABLE_PLUGINS``  comma-separated plugins not to load
 ``RESTOREKIT_STRICT_PLUGINS``   ``1``: a broken plugin is an error
 ``RESTOREKIT_TRACE_HOOKS``      ``1``: print every hook call to stderr
+
+A name in either list that no installed plugin has (entry-point or
+distribution name) gets a warning naming the closest installed one.
 """
 
 from __future__ import annotations
@@ -153,8 +155,7 @@ class PluginHost:
         line = f"plugin '{info.name}' failed to load: {message}"
         if self.strict:
             raise PluginError(line + " (RESTOREKIT_STRICT_PLUGINS is set)")
-        self.warnings.append(line)
-        log.warning(line)
+        self._warn(line)
 
     def register(self, plugin: Any, info: PluginInfo) -> bool:
         """Register one plugin object and its components; report failures."""
@@ -221,6 +222,7 @@ class PluginHost:
             return self._load(entry_points)
 
     def _load(self, entry_points: Iterable[md.EntryPoint] | None) -> "PluginHost":
+        discovered = entry_points is None
         if entry_points is None:
             entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
         entry_points = list(entry_points)
@@ -239,10 +241,14 @@ class PluginHost:
                 continue
             self.register(obj, info)
         allow = _env_list("RESTOREKIT_LOAD_PLUGINS")
-        deny = set(_env_list("RESTOREKIT_DISABLE_PLUGINS") or [])
+        deny_list = _env_list("RESTOREKIT_DISABLE_PLUGINS") or []
+        deny = set(deny_list)
         third = sorted(
             (ep for ep in entry_points if _dist_name(ep) != PROJECT), key=lambda ep: ep.name
         )
+        if discovered:  # a list passed in (tests, fresh_host) is not what is installed
+            self._check_names("RESTOREKIT_LOAD_PLUGINS", allow or [], third)
+            self._check_names("RESTOREKIT_DISABLE_PLUGINS", deny_list, third)
         for ep in third:
             dist = _dist_name(ep)
             info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=_dist_version(ep))
@@ -266,6 +272,36 @@ class PluginHost:
                 continue
             self.register(obj, info)
         return self
+
+    def _check_names(self, var: str, names: list[str], third: list[md.EntryPoint]) -> None:
+        """Warn about a name in a plugin list that no installed plugin has (a typo, most often)."""
+        known: list[str] = []
+        for ep in third:
+            for n in (ep.name, _dist_name(ep)):
+                if n and n not in known:
+                    known.append(n)
+        builtin = set(BUILTIN_PLUGINS) | {PROJECT}
+        for name in dict.fromkeys(names):
+            if name in known:
+                continue
+            if name in builtin:
+                if var == "RESTOREKIT_DISABLE_PLUGINS":
+                    self._warn(f"{var} names '{name}', a built-in plugin; the built-in plugins always load")
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            if close:
+                hint = f"; did you mean '{close[0]}'?"
+            elif third:
+                hint = " (installed: " + ", ".join(
+                    ep.name + (f" ({d})" if (d := _dist_name(ep)) and d != ep.name else "") for ep in third
+                ) + ")"
+            else:
+                hint = " (no third-party plugin is installed)"
+            self._warn(f"{var} names '{name}', which is not installed{hint}")
+
+    def _warn(self, line: str) -> None:
+        self.warnings.append(line)
+        log.warning(line)
 
     # -- queries -----------------------------------------------------------------
     def plugin(self, name: str) -> PluginInfo | None:

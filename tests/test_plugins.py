@@ -390,3 +390,59 @@ def test_real_cli_json_stays_clean_with_a_chatty_plugin(fake_plugin):
     rows = {p["name"]: p for p in json.loads(r.stdout)}
     assert rows["chattyplug"]["status"] == "loaded"
     assert "chatty: importing" in r.stderr
+
+
+# -- names in RESTOREKIT_LOAD_PLUGINS / RESTOREKIT_DISABLE_PLUGINS ------------------
+@pytest.mark.parametrize("var", ["RESTOREKIT_DISABLE_PLUGINS", "RESTOREKIT_LOAD_PLUGINS"])
+def test_misspelled_name_in_plugin_lists_is_reported(fake_plugin, monkeypatch, var):
+    fake_plugin("restorekit-goodplug", GOOD, entry_name="goodplug")
+    monkeypatch.setenv(var, "restorekit-godplug, goodplug")
+    host = PluginHost().load()
+    hits = [w for w in host.warnings if w.startswith(var)]
+    assert hits == [
+        f"{var} names 'restorekit-godplug', which is not installed; did you mean 'restorekit-goodplug'?"
+    ], host.warnings
+    # the names that do match say nothing: the entry-point name and the distribution name
+    monkeypatch.setenv(var, "goodplug,restorekit-goodplug")
+    assert not [w for w in PluginHost().load().warnings if var in w]
+
+
+def test_unknown_name_in_plugin_lists_without_a_close_match(fake_plugin, monkeypatch):
+    fake_plugin("goodplug", GOOD)
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "zzz")
+    host = PluginHost().load()
+    line = next(w for w in host.warnings if "'zzz'" in w)
+    assert line.startswith("RESTOREKIT_DISABLE_PLUGINS names 'zzz', which is not installed")
+    assert "goodplug" in line  # it lists what is installed instead
+
+
+def test_real_cli_warns_about_a_misspelled_plugin_list(fake_plugin):
+    root = fake_plugin("restorekit-goodplug", GOOD, entry_name="goodplug")
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "RESTOREKIT_DISABLE_PLUGINS": "restorekit-godplug"}
+    r = _cli(["plugins", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    assert ("warning: RESTOREKIT_DISABLE_PLUGINS names 'restorekit-godplug', which is not installed; "
+            "did you mean 'restorekit-goodplug'?") in r.stderr
+    assert {p["name"]: p for p in json.loads(r.stdout)}["goodplug"]["status"] == "loaded"
+
+
+def test_disabling_a_builtin_plugin_says_it_always_loads(monkeypatch):
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "restorekit.priors")
+    host = PluginHost().load()
+    assert ("RESTOREKIT_DISABLE_PLUGINS names 'restorekit.priors', a built-in plugin; "
+            "the built-in plugins always load") in host.warnings
+    assert "dip" in host.registry.names("prior")
+
+
+def test_documented_plugin_list_warning_is_the_real_one(monkeypatch):
+    """using.md quotes the warning for a misspelled restorekit-classic verbatim."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("restorekit_classic") is None:
+        pytest.skip("restorekit-classic is not installed")
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "restorekit-clasic")
+    line = next(w for w in PluginHost().load().warnings if "RESTOREKIT_DISABLE_PLUGINS" in w)
+    using = (Path(__file__).parents[1] / "docs" / "plugins" / "using.md").read_text(encoding="utf-8")
+    assert f"warning: {line}\n" in using, line
