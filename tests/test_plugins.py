@@ -446,3 +446,110 @@ def test_documented_plugin_list_warning_is_the_real_one(monkeypatch):
     line = next(w for w in PluginHost().load().warnings if "RESTOREKIT_DISABLE_PLUGINS" in w)
     using = (Path(__file__).parents[1] / "docs" / "plugins" / "using.md").read_text(encoding="utf-8")
     assert f"warning: {line}\n" in using, line
+
+
+# -- restorekit.testing's fixtures in a plugin's own test suite (docs/plugins/testing.md) --
+FIXTURE_TEST = '''
+from restorekit import Degradation, hookimpl
+from restorekit.plugins import get_host
+
+
+class Negative(Degradation):
+    name = "negative"
+    summary = "Photographic negative."
+
+    def forward(self, x):
+        return 1 - x
+
+
+class Plugin:
+    @hookimpl
+    def restorekit_register_degradations(self, registry):
+        registry.add(Negative)
+
+
+def test_fixtures(restorekit_host, restorekit_register):
+    assert get_host() is restorekit_host
+    assert all(p.builtin for p in restorekit_host.plugins)
+    info = restorekit_register(Plugin(), name="myplug")
+    assert info.components == [("degradation", "negative")]
+    assert restorekit_host.registry.get("degradation", "negative").plugin == "myplug"
+'''
+
+
+def _pytest_project(root, *, conftest=None, addopts=None, import_fixtures=False):
+    root.mkdir()
+    ini = "[pytest]\n" + (f"addopts = {addopts}\n" if addopts else "")
+    (root / "pytest.ini").write_text(ini)
+    if conftest is not None:
+        (root / "conftest.py").write_text(conftest)
+    head = "from restorekit.testing import restorekit_host, restorekit_register  # noqa: F401\n" if import_fixtures else ""
+    (root / "test_myplug.py").write_text(head + FIXTURE_TEST)
+    return root
+
+
+def _run_pytest(root, autoload):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RESTOREKIT_", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"))}
+    if not autoload:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_myplug.py"],
+        capture_output=True, text=True, cwd=root, env=env, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "layout, autoload",
+    [
+        ({}, True),  # installed restorekit: nothing to write
+        ({"addopts": "-p restorekit"}, True),  # the way for runs without autoloading, harmless with it
+        ({"addopts": "-p restorekit"}, False),
+        ({"conftest": 'pytest_plugins = ["restorekit.testing"]\n'}, False),  # only without autoloading
+        ({"import_fixtures": True}, False),
+        ({"import_fixtures": True}, True),
+    ],
+    ids=["autoload", "-p restorekit", "-p restorekit, no autoload", "pytest_plugins, no autoload",
+         "import, no autoload", "import"],
+)
+def test_documented_ways_to_get_the_fixtures_work(tmp_path, layout, autoload):
+    root = _pytest_project(tmp_path / "proj", **layout)
+    r = _run_pytest(root, autoload)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_documented_failure_without_autoload_and_without_p(tmp_path):
+    """testing.md: with autoloading disabled and nothing else, the fixture is not found."""
+    r = _run_pytest(_pytest_project(tmp_path / "proj"), autoload=False)
+    assert r.returncode != 0 and "fixture 'restorekit_host' not found" in r.stdout
+
+
+def _fixtures_section() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "plugins" / "testing.md").read_text(encoding="utf-8")
+    return text[text.index("## Fixtures"):text.index("### `restorekit_host`")]
+
+
+@pytest.mark.parametrize("autoload", [True, False], ids=["autoload", "no autoload"])
+def test_the_documented_pytest_configuration_works(tmp_path, autoload):
+    """The configuration testing.md gives for the fixtures works with and without autoloading."""
+    import re
+
+    block = re.search(r"```toml\n(.*?)```", _fixtures_section(), re.S)
+    assert block, "docs/plugins/testing.md shows no pytest configuration for the fixtures"
+    assert "[tool.pytest.ini_options]" in block.group(1)
+    addopts = re.search(r'^addopts = "([^"]*)"$', block.group(1), re.M).group(1)  # tomllib is 3.11+
+    r = _run_pytest(_pytest_project(tmp_path / "proj", addopts=addopts), autoload)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_testing_docs_warn_against_pytest_plugins():
+    """The advice that crashed pytest (pytest_plugins in conftest.py next to the entry point) is gone."""
+    import restorekit.testing
+
+    section = " ".join(_fixtures_section().split())
+    assert "Plugin already registered under a different name" in section
+    assert "`-p restorekit`" in section
+    doc = " ".join(restorekit.testing.__doc__.split())
+    assert "pytest -p restorekit" in doc and "Plugin already registered under a different name" in doc
