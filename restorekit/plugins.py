@@ -131,6 +131,39 @@ def _stdout_to_stderr():
         yield
 
 
+class _PluginProxy:
+    """Stands in for a plugin object that cannot be hashed (pluggy keeps plugins in sets).
+
+    It carries the object's ``@hookimpl`` methods (and anything else named
+    ``restorekit_*``), bound to the object, so pluggy finds the same hooks.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.__wrapped__ = target
+        self.__name__ = getattr(target, "__name__", None) or type(target).__name__
+        marker = f"{PROJECT}_impl"
+        for name in dir(target):
+            if name.startswith("__"):
+                continue
+            try:
+                value = getattr(target, name)
+            except Exception:
+                continue
+            if callable(value) and (name.startswith("restorekit_") or hasattr(value, marker)):
+                setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"<plugin {self.__wrapped__!r}>"
+
+
+def _hashable(plugin: Any) -> Any:
+    try:
+        hash(plugin)
+    except TypeError:
+        return _PluginProxy(plugin)
+    return plugin
+
+
 class PluginHost:
     """The plugin manager, the component registry and the plugin table."""
 
@@ -165,6 +198,7 @@ class PluginHost:
     def _register(self, plugin: Any, info: PluginInfo) -> bool:
         self.plugins.append(info)
         try:
+            plugin = _hashable(plugin)  # an instance of a class with __eq__ but no __hash__, say
             self.pm.register(plugin, name=info.name)
         except pluggy.PluginValidationError as exc:
             self._fail(info, _validation_message(self.pm, plugin, exc))

@@ -666,8 +666,8 @@ def check_plugin(
     options: Mapping[Any, Mapping[str, Any]] | None = None,
     skip: Iterable[Any] = (),
 ) -> dict[tuple[str, str], list[str]]:
-    """Register ``plugin`` (a module or object with ``@hookimpl`` functions)
-    on a fresh host and check every component it adds.
+    """Register ``plugin`` (a module or any object with ``@hookimpl``
+    functions, hashable or not) on a fresh host and check every component it adds.
 
     ``specs`` maps a component name (or a ``(kind, name)`` pair) to the spec
     to check it with (default: its name; give required parameters and small

@@ -553,3 +553,59 @@ def test_testing_docs_warn_against_pytest_plugins():
     assert "`-p restorekit`" in section
     doc = " ".join(restorekit.testing.__doc__.split())
     assert "pytest -p restorekit" in doc and "Plugin already registered under a different name" in doc
+
+
+# -- plugin objects that cannot be hashed ------------------------------------------
+def _unhashable_plugins():
+    from restorekit import Degradation, hookimpl
+
+    class Mirror(Degradation):
+        name = "mirror"
+        summary = "Flip left to right (a toy forward model)."
+
+        def forward(self, x):
+            return x.flip(-1)
+
+    class WithEq:  # __eq__ without __hash__: instances are unhashable
+        def __eq__(self, other):
+            return isinstance(other, WithEq)
+
+        @hookimpl
+        def restorekit_register_degradations(self, registry):
+            registry.add(Mirror)
+
+    class DictLike(dict):
+        @hookimpl
+        def restorekit_register_degradations(self, registry):
+            registry.add(Mirror)
+
+    return [WithEq(), DictLike(a=1)]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["__eq__ without __hash__", "dict subclass"])
+def test_unhashable_plugin_objects_register(index):
+    from restorekit.testing import check_plugin, registered
+
+    plugin = _unhashable_plugins()[index]
+    with pytest.raises(TypeError):
+        hash(plugin)
+    with registered(plugin, name="unhashable") as host:
+        info = host.plugin("unhashable")
+        assert info.status == "loaded", info.error
+        assert host.registry.get("degradation", "mirror").plugin == "unhashable"
+        assert info.hooks == ["restorekit_register_degradations"]
+    results = check_plugin(plugin, name="unhashable", options={"mirror": {"shapes": [(1, 8, 8)]}})
+    assert list(results) == [("degradation", "mirror")]
+
+
+def test_unhashable_plugin_still_reports_a_wrong_hook(host):
+    from restorekit import hookimpl
+    from restorekit.plugins import PluginInfo
+
+    class Bad(dict):
+        @hookimpl
+        def restorekit_register_degradation(self, registry):
+            pass
+
+    assert not host.register(Bad(), PluginInfo(name="bad", module="x"))
+    assert "did you mean 'restorekit_register_degradations'" in host.plugin("bad").error
