@@ -300,6 +300,23 @@ def test_base_exception_in_a_plugin_is_isolated(fake_plugin, monkeypatch, source
         PluginHost().load()
 
 
+def test_restore_survives_a_plugin_calling_sys_exit(fake_plugin):
+    """restorekit.restore() builds the process-wide host; a plugin's sys.exit() must not end the caller."""
+    import numpy as np
+
+    import restorekit
+
+    fake_plugin("exitplug", EXIT_ON_IMPORT)
+    reset_host()
+    try:
+        r = restorekit.restore(np.full((16, 16), 0.5, dtype=np.float32), degrade="gaussian:25", prior="tv",
+                               iters=1, metrics=[], device="cpu")
+        assert r.image.shape == (16, 16)
+        assert restorekit.plugins.get_host().plugin("exitplug").status == "failed"
+    finally:
+        reset_host()
+
+
 def test_sys_exit_in_register_commands_is_isolated(fake_plugin):
     import typer
 
