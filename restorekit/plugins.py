@@ -2,10 +2,14 @@
 
 Every plugin, the built-in ones included, is a module (or object) with
 ``@hookimpl`` functions, found through the ``restorekit`` entry-point
-group.  A plugin that fails to import, implements an unknown hook or clashes
-with another plugin's component name is reported (one warning line and a
-``failed`` row in ``restorekit plugins``) and the rest keep working;
-``RESTOREKIT_STRICT_PLUGINS=1`` turns such failures into errors.
+group.  A plugin that fails to import, implements an unknown hook, clashes
+with another plugin's component name or raises in a registration hook is
+reported (one warning line and a ``failed`` row in ``restorekit plugins``)
+and the rest keep working; ``RESTOREKIT_STRICT_PLUGINS=1`` turns such
+failures into errors.  Any exception counts, ``SystemExit`` (a plugin calling
+``sys.exit()``) and other ``BaseException`` subclasses included; only
+``KeyboardInterrupt`` propagates.  What a plugin prints while it is imported
+or registered goes to stderr, so that stdout carries only a command's data.
 
 Environment, read when the manager is built:
 
@@ -14,12 +18,17 @@ Environment, read when the manager is built:
 ``RESTOREKIT_DISABLE_PLUGINS``  comma-separated plugins not to load
 ``RESTOREKIT_STRICT_PLUGINS``   ``1``: a broken plugin is an error
 ``RESTOREKIT_TRACE_HOOKS``      ``1``: print every hook call to stderr
+
+A name in either list that no installed plugin has (entry-point or
+distribution name) gets a warning naming the closest installed one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import io
 import importlib.metadata as md
 import logging
 import os
@@ -102,9 +111,57 @@ def _truthy(name: str) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): the plugin tried to end the process"
     text = str(exc).strip().splitlines()
     msg = text[0] if text else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send what plugin code prints while it loads to stderr.
+
+    stdout carries only a command's data (``list --json``, ``plugins
+    --json``, ``run --json``); plugins are imported and their registration
+    hooks run before the command, so a plugin's ``print`` would end up in it.
+    """
+    target = sys.stderr if sys.stderr is not None else io.StringIO()
+    with contextlib.redirect_stdout(target):
+        yield
+
+
+class _PluginProxy:
+    """Stands in for a plugin object that cannot be hashed (pluggy keeps plugins in sets).
+
+    It carries the object's ``@hookimpl`` methods (and anything else named
+    ``restorekit_*``), bound to the object, so pluggy finds the same hooks.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.__wrapped__ = target
+        self.__name__ = getattr(target, "__name__", None) or type(target).__name__
+        marker = f"{PROJECT}_impl"
+        for name in dir(target):
+            if name.startswith("__"):
+                continue
+            try:
+                value = getattr(target, name)
+            except Exception:
+                continue
+            if callable(value) and (name.startswith("restorekit_") or hasattr(value, marker)):
+                setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"<plugin {self.__wrapped__!r}>"
+
+
+def _hashable(plugin: Any) -> Any:
+    try:
+        hash(plugin)
+    except TypeError:
+        return _PluginProxy(plugin)
+    return plugin
 
 
 class PluginHost:
@@ -131,18 +188,24 @@ class PluginHost:
         line = f"plugin '{info.name}' failed to load: {message}"
         if self.strict:
             raise PluginError(line + " (RESTOREKIT_STRICT_PLUGINS is set)")
-        self.warnings.append(line)
-        log.warning(line)
+        self._warn(line)
 
     def register(self, plugin: Any, info: PluginInfo) -> bool:
         """Register one plugin object and its components; report failures."""
+        with _stdout_to_stderr():
+            return self._register(plugin, info)
+
+    def _register(self, plugin: Any, info: PluginInfo) -> bool:
         self.plugins.append(info)
         try:
+            plugin = _hashable(plugin)  # an instance of a class with __eq__ but no __hash__, say
             self.pm.register(plugin, name=info.name)
         except pluggy.PluginValidationError as exc:
             self._fail(info, _validation_message(self.pm, plugin, exc))
             return False
-        except Exception as exc:  # duplicate plugin names
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # duplicate plugin names; sys.exit() in a plugin's __getattr__
             self._fail(info, _one_line(exc))
             return False
         try:
@@ -169,7 +232,9 @@ class PluginHost:
                 probe.add(e)
             for e in entries:
                 probe.add(e)  # raises on a clash, before anything is committed
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and the like from a hook fail the plugin only
             self.pm.unregister(plugin)
             self._fail(info, str(exc) if isinstance(exc, RestoreKitError) else _one_line(exc))
             return False
@@ -183,7 +248,15 @@ class PluginHost:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
     def load(self, entry_points: Iterable[md.EntryPoint] | None = None) -> "PluginHost":
-        """Load the built-ins, then every third-party entry point."""
+        """Load the built-ins, then every third-party entry point.
+
+        What the plugins print meanwhile goes to stderr.
+        """
+        with _stdout_to_stderr():
+            return self._load(entry_points)
+
+    def _load(self, entry_points: Iterable[md.EntryPoint] | None) -> "PluginHost":
+        discovered = entry_points is None
         if entry_points is None:
             entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
         entry_points = list(entry_points)
@@ -194,16 +267,22 @@ class PluginHost:
             info = PluginInfo(name=name, module=ep_module, dist=PROJECT, version=version, builtin=True)
             try:
                 obj = importlib.import_module(ep_module)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self.plugins.append(info)
                 self._fail(info, _one_line(exc))
                 continue
             self.register(obj, info)
         allow = _env_list("RESTOREKIT_LOAD_PLUGINS")
-        deny = set(_env_list("RESTOREKIT_DISABLE_PLUGINS") or [])
+        deny_list = _env_list("RESTOREKIT_DISABLE_PLUGINS") or []
+        deny = set(deny_list)
         third = sorted(
             (ep for ep in entry_points if _dist_name(ep) != PROJECT), key=lambda ep: ep.name
         )
+        if discovered:  # a list passed in (tests, fresh_host) is not what is installed
+            self._check_names("RESTOREKIT_LOAD_PLUGINS", allow or [], third)
+            self._check_names("RESTOREKIT_DISABLE_PLUGINS", deny_list, third)
         for ep in third:
             dist = _dist_name(ep)
             info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=_dist_version(ep))
@@ -219,23 +298,62 @@ class PluginHost:
                 continue
             try:
                 obj = ep.load()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # sys.exit() on import too: isolate it like any failure
                 self.plugins.append(info)
                 self._fail(info, _one_line(exc))
                 continue
             self.register(obj, info)
         return self
 
+    def _check_names(self, var: str, names: list[str], third: list[md.EntryPoint]) -> None:
+        """Warn about a name in a plugin list that no installed plugin has (a typo, most often)."""
+        known: list[str] = []
+        for ep in third:
+            for n in (ep.name, _dist_name(ep)):
+                if n and n not in known:
+                    known.append(n)
+        builtin = set(BUILTIN_PLUGINS) | {PROJECT}
+        for name in dict.fromkeys(names):
+            if name in known:
+                continue
+            if name in builtin:
+                if var == "RESTOREKIT_DISABLE_PLUGINS":
+                    self._warn(f"{var} names '{name}', a built-in plugin; the built-in plugins always load")
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            if close:
+                hint = f"; did you mean '{close[0]}'?"
+            elif third:
+                hint = " (installed: " + ", ".join(
+                    ep.name + (f" ({d})" if (d := _dist_name(ep)) and d != ep.name else "") for ep in third
+                ) + ")"
+            else:
+                hint = " (no third-party plugin is installed)"
+            self._warn(f"{var} names '{name}', which is not installed{hint}")
+
+    def _warn(self, line: str) -> None:
+        self.warnings.append(line)
+        log.warning(line)
+
     # -- queries -----------------------------------------------------------------
     def plugin(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
 
     def register_commands(self, app: Any) -> None:
+        """Let every plugin add its commands to ``app``; what they print goes to stderr."""
+        with _stdout_to_stderr():
+            self._register_commands(app)
+
+    def _register_commands(self, app: Any) -> None:
         for impl in self.pm.hook.restorekit_register_commands.get_hookimpls():
             info = self.plugin(impl.plugin_name)
             try:
                 self._only("restorekit_register_commands", impl.plugin)(app=app)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 if info is not None:
                     self._fail(info, f"while adding commands: {_one_line(exc)}")
                 else:

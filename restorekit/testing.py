@@ -16,9 +16,15 @@ component, its spec and the check that failed, and returns the names of the
 checks that passed.  The first argument is a component class or a spec
 string (``"gaussian:sigma=10"``) resolved through a registry.
 
-As a pytest plugin (``pytest_plugins = ["restorekit.testing"]`` in the
-top-level ``conftest.py``, or import the fixtures by name into a test
-module) this module provides two fixtures:
+This module is also a pytest plugin, loaded by pytest on its own wherever
+restorekit is installed (the ``restorekit`` entry point of the ``pytest11``
+group), so its two fixtures need no ``conftest.py``.  Do not list it in
+``pytest_plugins`` or pass ``-p restorekit.testing`` as well: pytest then
+stops with "Plugin already registered under a different name".  With
+plugin autoloading disabled (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``), load it
+by its entry-point name, ``pytest -p restorekit`` (which works with
+autoloading on too), or import the fixtures by name into a test module.
+The fixtures:
 
 ``restorekit_host``
     a fresh :class:`~restorekit.plugins.PluginHost` holding only the
@@ -660,8 +666,8 @@ def check_plugin(
     options: Mapping[Any, Mapping[str, Any]] | None = None,
     skip: Iterable[Any] = (),
 ) -> dict[tuple[str, str], list[str]]:
-    """Register ``plugin`` (a module or object with ``@hookimpl`` functions)
-    on a fresh host and check every component it adds.
+    """Register ``plugin`` (a module or any object with ``@hookimpl``
+    functions, hashable or not) on a fresh host and check every component it adds.
 
     ``specs`` maps a component name (or a ``(kind, name)`` pair) to the spec
     to check it with (default: its name; give required parameters and small
@@ -718,7 +724,8 @@ def registered(*plugins: Any, name: str | None = None, builtins: bool = True) ->
 
 
 # ---------------------------------------------------------------------------
-# pytest fixtures (``pytest_plugins = ["restorekit.testing"]``)
+# pytest fixtures (pytest loads this module through the ``pytest11`` entry point
+# ``restorekit``; with autoloading disabled: ``pytest -p restorekit``)
 # ---------------------------------------------------------------------------
 try:
     import pytest as _pytest

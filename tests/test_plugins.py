@@ -220,3 +220,409 @@ def test_hook_with_unknown_argument_names_it(host):
     assert not host.register(ExtraArg(), PluginInfo(name="extraarg", module="x"))
     err = host.plugin("extraarg").error
     assert "'device'" in err and "it has: registry" in err
+
+
+# -- a plugin that tries to end the process -------------------------------------
+EXIT_ON_IMPORT = '''
+import sys
+sys.exit(3)
+'''
+
+CUSTOM_BASE_ON_IMPORT = '''
+class Fatal(BaseException):
+    pass
+
+raise Fatal("libgpu is missing")
+'''
+
+EXIT_IN_HOOK = '''
+import sys
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_priors(registry):
+    sys.exit("no GPU, giving up")
+'''
+
+GENERATOR_EXIT_IN_HOOK = '''
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_metrics(registry):
+    raise GeneratorExit()
+'''
+
+EXIT_IN_COMMANDS = '''
+import sys
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_commands(app):
+    sys.exit(4)
+'''
+
+INTERRUPT_ON_IMPORT = '''
+raise KeyboardInterrupt
+'''
+
+INTERRUPT_IN_HOOK = '''
+from restorekit import hookimpl
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    raise KeyboardInterrupt
+'''
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        (EXIT_ON_IMPORT, "SystemExit"),
+        (CUSTOM_BASE_ON_IMPORT, "Fatal: libgpu is missing"),
+        (EXIT_IN_HOOK, "SystemExit"),
+        (GENERATOR_EXIT_IN_HOOK, "GeneratorExit"),
+    ],
+    ids=["sys.exit on import", "BaseException on import", "sys.exit in a hook", "GeneratorExit in a hook"],
+)
+def test_base_exception_in_a_plugin_is_isolated(fake_plugin, monkeypatch, source, fragment):
+    """SystemExit & co. from a plugin are plugin failures, not the end of the caller's process."""
+    fake_plugin("goodplug", GOOD)
+    fake_plugin("exitplug", source)
+    host = PluginHost().load()
+    info = host.plugin("exitplug")
+    assert info.status == "failed" and fragment in info.error, info
+    assert [w for w in host.warnings if "exitplug" in w and fragment in w], host.warnings
+    assert host.plugin("goodplug").status == "loaded"
+    assert "invert" in host.registry.names("degradation") and "gaussian" in host.registry.names("degradation")
+    assert not [c for c in info.components], info.components
+    monkeypatch.setenv("RESTOREKIT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="exitplug"):
+        PluginHost().load()
+
+
+def test_restore_survives_a_plugin_calling_sys_exit(fake_plugin):
+    """restorekit.restore() builds the process-wide host; a plugin's sys.exit() must not end the caller."""
+    import numpy as np
+
+    import restorekit
+
+    fake_plugin("exitplug", EXIT_ON_IMPORT)
+    reset_host()
+    try:
+        r = restorekit.restore(np.full((16, 16), 0.5, dtype=np.float32), degrade="gaussian:25", prior="tv",
+                               iters=1, metrics=[], device="cpu")
+        assert r.image.shape == (16, 16)
+        assert restorekit.plugins.get_host().plugin("exitplug").status == "failed"
+    finally:
+        reset_host()
+
+
+def test_sys_exit_in_register_commands_is_isolated(fake_plugin):
+    import typer
+
+    fake_plugin("exitplug", EXIT_IN_COMMANDS)
+    host = PluginHost().load()
+    assert host.plugin("exitplug").status == "loaded"
+    host.register_commands(typer.Typer())
+    info = host.plugin("exitplug")
+    assert info.status == "failed" and "while adding commands" in info.error and "SystemExit" in info.error
+    assert any("exitplug" in w for w in host.warnings)
+
+
+@pytest.mark.parametrize("source", [INTERRUPT_ON_IMPORT, INTERRUPT_IN_HOOK], ids=["on import", "in a hook"])
+def test_keyboard_interrupt_in_a_plugin_still_propagates(fake_plugin, source):
+    fake_plugin("ctrlcplug", source)
+    with pytest.raises(KeyboardInterrupt):
+        PluginHost().load()
+
+
+def test_real_cli_survives_a_plugin_calling_sys_exit(fake_plugin):
+    root = fake_plugin("exitplug", EXIT_ON_IMPORT)
+    fake_plugin("cmdexitplug", EXIT_IN_COMMANDS)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for args in (["--help"], ["--version"], ["list"], ["list", "--json"], ["plugins"], ["plugins", "--json"]):
+        r = _cli(args, env)
+        assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+        assert "warning: plugin 'exitplug' failed to load: SystemExit" in r.stderr, (args, r.stderr)
+        assert "warning: plugin 'cmdexitplug' failed to load: while adding commands: SystemExit" in r.stderr, (args, r.stderr)
+        assert r.stdout.strip(), args
+    r = _cli(["--help"], env)
+    assert "run" in r.stdout and "plugins" in r.stdout
+    rows = {p["name"]: p for p in json.loads(_cli(["plugins", "--json"], env).stdout)}
+    assert rows["exitplug"]["status"] == "failed" and "SystemExit" in rows["exitplug"]["error"]
+    assert rows["cmdexitplug"]["status"] == "failed"
+    assert "gaussian" in {d["name"] for d in json.loads(_cli(["list", "--json"], env).stdout)["degradation"]}
+
+
+# -- a plugin that prints while it loads ----------------------------------------
+CHATTY = '''
+print("chatty: importing")
+from restorekit import Degradation, hookimpl
+
+
+class Swap(Degradation):
+    name = "swap"
+    summary = "Reverse the channels (a toy forward model)."
+
+    def forward(self, x):
+        return x.flip(1)
+
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    print("chatty: registering degradations")
+    registry.add(Swap)
+
+
+@hookimpl
+def restorekit_register_commands(app):
+    print("chatty: adding commands")
+'''
+
+
+def test_plugin_output_while_loading_goes_to_stderr(fake_plugin, capsys):
+    import typer
+
+    fake_plugin("chattyplug", CHATTY)
+    host = PluginHost().load()
+    host.register_commands(typer.Typer())
+    assert host.plugin("chattyplug").status == "loaded"
+    out, err = capsys.readouterr()
+    assert out == ""
+    for line in ("chatty: importing", "chatty: registering degradations", "chatty: adding commands"):
+        assert line in err
+
+
+def test_real_cli_json_stays_clean_with_a_chatty_plugin(fake_plugin):
+    root = fake_plugin("chattyplug", CHATTY)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = _cli(["list", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert "swap" in {d["name"] for d in data["degradation"]}
+    for line in ("chatty: importing", "chatty: registering degradations", "chatty: adding commands"):
+        assert line in r.stderr
+    r = _cli(["plugins", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["chattyplug"]["status"] == "loaded"
+    assert "chatty: importing" in r.stderr
+
+
+# -- names in RESTOREKIT_LOAD_PLUGINS / RESTOREKIT_DISABLE_PLUGINS ------------------
+@pytest.mark.parametrize("var", ["RESTOREKIT_DISABLE_PLUGINS", "RESTOREKIT_LOAD_PLUGINS"])
+def test_misspelled_name_in_plugin_lists_is_reported(fake_plugin, monkeypatch, var):
+    fake_plugin("restorekit-goodplug", GOOD, entry_name="goodplug")
+    monkeypatch.setenv(var, "restorekit-godplug, goodplug")
+    host = PluginHost().load()
+    hits = [w for w in host.warnings if w.startswith(var)]
+    assert hits == [
+        f"{var} names 'restorekit-godplug', which is not installed; did you mean 'restorekit-goodplug'?"
+    ], host.warnings
+    # the names that do match say nothing: the entry-point name and the distribution name
+    monkeypatch.setenv(var, "goodplug,restorekit-goodplug")
+    assert not [w for w in PluginHost().load().warnings if var in w]
+
+
+def test_unknown_name_in_plugin_lists_without_a_close_match(fake_plugin, monkeypatch):
+    fake_plugin("goodplug", GOOD)
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "zzz")
+    host = PluginHost().load()
+    line = next(w for w in host.warnings if "'zzz'" in w)
+    assert line.startswith("RESTOREKIT_DISABLE_PLUGINS names 'zzz', which is not installed")
+    assert "goodplug" in line  # it lists what is installed instead
+
+
+def test_real_cli_warns_about_a_misspelled_plugin_list(fake_plugin):
+    root = fake_plugin("restorekit-goodplug", GOOD, entry_name="goodplug")
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "RESTOREKIT_DISABLE_PLUGINS": "restorekit-godplug"}
+    r = _cli(["plugins", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    assert ("warning: RESTOREKIT_DISABLE_PLUGINS names 'restorekit-godplug', which is not installed; "
+            "did you mean 'restorekit-goodplug'?") in r.stderr
+    assert {p["name"]: p for p in json.loads(r.stdout)}["goodplug"]["status"] == "loaded"
+
+
+def test_disabling_a_builtin_plugin_says_it_always_loads(monkeypatch):
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "restorekit.priors")
+    host = PluginHost().load()
+    assert ("RESTOREKIT_DISABLE_PLUGINS names 'restorekit.priors', a built-in plugin; "
+            "the built-in plugins always load") in host.warnings
+    assert "dip" in host.registry.names("prior")
+
+
+def test_documented_plugin_list_warning_is_the_real_one(monkeypatch):
+    """using.md quotes the warning for a misspelled restorekit-classic verbatim."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("restorekit_classic") is None:
+        pytest.skip("restorekit-classic is not installed")
+    monkeypatch.setenv("RESTOREKIT_DISABLE_PLUGINS", "restorekit-clasic")
+    line = next(w for w in PluginHost().load().warnings if "RESTOREKIT_DISABLE_PLUGINS" in w)
+    using = (Path(__file__).parents[1] / "docs" / "plugins" / "using.md").read_text(encoding="utf-8")
+    assert f"warning: {line}\n" in using, line
+
+
+# -- restorekit.testing's fixtures in a plugin's own test suite (docs/plugins/testing.md) --
+FIXTURE_TEST = '''
+from restorekit import Degradation, hookimpl
+from restorekit.plugins import get_host
+
+
+class Negative(Degradation):
+    name = "negative"
+    summary = "Photographic negative."
+
+    def forward(self, x):
+        return 1 - x
+
+
+class Plugin:
+    @hookimpl
+    def restorekit_register_degradations(self, registry):
+        registry.add(Negative)
+
+
+def test_fixtures(restorekit_host, restorekit_register):
+    assert get_host() is restorekit_host
+    assert all(p.builtin for p in restorekit_host.plugins)
+    info = restorekit_register(Plugin(), name="myplug")
+    assert info.components == [("degradation", "negative")]
+    assert restorekit_host.registry.get("degradation", "negative").plugin == "myplug"
+'''
+
+
+def _pytest_project(root, *, conftest=None, addopts=None, import_fixtures=False):
+    root.mkdir()
+    ini = "[pytest]\n" + (f"addopts = {addopts}\n" if addopts else "")
+    (root / "pytest.ini").write_text(ini)
+    if conftest is not None:
+        (root / "conftest.py").write_text(conftest)
+    head = "from restorekit.testing import restorekit_host, restorekit_register  # noqa: F401\n" if import_fixtures else ""
+    (root / "test_myplug.py").write_text(head + FIXTURE_TEST)
+    return root
+
+
+def _run_pytest(root, autoload):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RESTOREKIT_", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"))}
+    if not autoload:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_myplug.py"],
+        capture_output=True, text=True, cwd=root, env=env, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "layout, autoload",
+    [
+        ({}, True),  # installed restorekit: nothing to write
+        ({"addopts": "-p restorekit"}, True),  # the way for runs without autoloading, harmless with it
+        ({"addopts": "-p restorekit"}, False),
+        ({"conftest": 'pytest_plugins = ["restorekit.testing"]\n'}, False),  # only without autoloading
+        ({"import_fixtures": True}, False),
+        ({"import_fixtures": True}, True),
+    ],
+    ids=["autoload", "-p restorekit", "-p restorekit, no autoload", "pytest_plugins, no autoload",
+         "import, no autoload", "import"],
+)
+def test_documented_ways_to_get_the_fixtures_work(tmp_path, layout, autoload):
+    root = _pytest_project(tmp_path / "proj", **layout)
+    r = _run_pytest(root, autoload)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_documented_failure_without_autoload_and_without_p(tmp_path):
+    """testing.md: with autoloading disabled and nothing else, the fixture is not found."""
+    r = _run_pytest(_pytest_project(tmp_path / "proj"), autoload=False)
+    assert r.returncode != 0 and "fixture 'restorekit_host' not found" in r.stdout
+
+
+def _fixtures_section() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "plugins" / "testing.md").read_text(encoding="utf-8")
+    return text[text.index("## Fixtures"):text.index("### `restorekit_host`")]
+
+
+@pytest.mark.parametrize("autoload", [True, False], ids=["autoload", "no autoload"])
+def test_the_documented_pytest_configuration_works(tmp_path, autoload):
+    """The configuration testing.md gives for the fixtures works with and without autoloading."""
+    import re
+
+    block = re.search(r"```toml\n(.*?)```", _fixtures_section(), re.S)
+    assert block, "docs/plugins/testing.md shows no pytest configuration for the fixtures"
+    assert "[tool.pytest.ini_options]" in block.group(1)
+    addopts = re.search(r'^addopts = "([^"]*)"$', block.group(1), re.M).group(1)  # tomllib is 3.11+
+    r = _run_pytest(_pytest_project(tmp_path / "proj", addopts=addopts), autoload)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_testing_docs_warn_against_pytest_plugins():
+    """The advice that crashed pytest (pytest_plugins in conftest.py next to the entry point) is gone."""
+    import restorekit.testing
+
+    section = " ".join(_fixtures_section().split())
+    assert "Plugin already registered under a different name" in section
+    assert "`-p restorekit`" in section
+    doc = " ".join(restorekit.testing.__doc__.split())
+    assert "pytest -p restorekit" in doc and "Plugin already registered under a different name" in doc
+
+
+# -- plugin objects that cannot be hashed ------------------------------------------
+def _unhashable_plugins():
+    from restorekit import Degradation, hookimpl
+
+    class Mirror(Degradation):
+        name = "mirror"
+        summary = "Flip left to right (a toy forward model)."
+
+        def forward(self, x):
+            return x.flip(-1)
+
+    class WithEq:  # __eq__ without __hash__: instances are unhashable
+        def __eq__(self, other):
+            return isinstance(other, WithEq)
+
+        @hookimpl
+        def restorekit_register_degradations(self, registry):
+            registry.add(Mirror)
+
+    class DictLike(dict):
+        @hookimpl
+        def restorekit_register_degradations(self, registry):
+            registry.add(Mirror)
+
+    return [WithEq(), DictLike(a=1)]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["__eq__ without __hash__", "dict subclass"])
+def test_unhashable_plugin_objects_register(index):
+    from restorekit.testing import check_plugin, registered
+
+    plugin = _unhashable_plugins()[index]
+    with pytest.raises(TypeError):
+        hash(plugin)
+    with registered(plugin, name="unhashable") as host:
+        info = host.plugin("unhashable")
+        assert info.status == "loaded", info.error
+        assert host.registry.get("degradation", "mirror").plugin == "unhashable"
+        assert info.hooks == ["restorekit_register_degradations"]
+    results = check_plugin(plugin, name="unhashable", options={"mirror": {"shapes": [(1, 8, 8)]}})
+    assert list(results) == [("degradation", "mirror")]
+
+
+def test_unhashable_plugin_still_reports_a_wrong_hook(host):
+    from restorekit import hookimpl
+    from restorekit.plugins import PluginInfo
+
+    class Bad(dict):
+        @hookimpl
+        def restorekit_register_degradation(self, registry):
+            pass
+
+    assert not host.register(Bad(), PluginInfo(name="bad", module="x"))
+    assert "did you mean 'restorekit_register_degradations'" in host.plugin("bad").error
