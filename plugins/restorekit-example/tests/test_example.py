@@ -13,8 +13,10 @@ import pytest
 import restorekit_example
 from restorekit.testing import check_plugin, make_test_image
 
-# The fixtures of restorekit.testing.  In your own plugin, you may instead
-# put `pytest_plugins = ["restorekit.testing"]` in the top-level conftest.py.
+# The fixtures of restorekit.testing.  With restorekit installed they are there
+# without this import (its pytest11 entry point loads them); importing them by
+# name also works with plugin autoloading off.  Never list restorekit.testing
+# in pytest_plugins while autoloading is on (docs/plugins/testing.md).
 from restorekit.testing import restorekit_host, restorekit_register  # noqa: F401
 
 
