@@ -1,5 +1,6 @@
 import pytest
 
+from restorekit import Params, Prior, hookimpl
 from restorekit.errors import RegistryError, SpecError
 from restorekit.spec import format_spec, parse_spec
 
@@ -84,3 +85,83 @@ def test_none_for_optional_params(registry):
 def test_fraction_values_convert(registry):
     p = registry.create("prior", "dip:reg_noise_std=1/20")
     assert p.params.reg_noise_std == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------- non-finite numbers
+
+
+@pytest.mark.parametrize(
+    "kind, text, param, got",
+    [
+        ("prior", "tv:inf", "weight", "inf"),
+        ("prior", "tv:weight=nan", "weight", "nan"),
+        ("prior", "tv:-inf", "weight", "-inf"),
+        ("prior", "dip:reg_noise_std=inf", "reg_noise_std", "inf"),
+        ("prior", "dip:input_scale=1e309", "input_scale", "1e309"),
+        ("prior", "dip:backtrack=Infinity", "backtrack", "Infinity"),
+        ("degradation", "gaussian:sigma=inf", "sigma", "inf"),
+        ("degradation", "bernoulli:nan", "fraction", "nan"),
+    ],
+)
+def test_non_finite_numbers_are_rejected(registry, kind, text, param, got):
+    name = text.split(":")[0]
+    with pytest.raises(SpecError) as info:
+        registry.create(kind, text)
+    assert str(info.value) == f"{kind} '{name}': parameter '{param}' must be a finite number (got '{got}')"
+
+
+class Scaled(Prior):
+    """A test-only plugin component with float, list-of-float and str parameters."""
+
+    name = "scaled"
+    summary = "A test-only penalty."
+    primary = "gain"
+
+    class Params(Params):
+        gain: float = 1.0
+        gains: list[float] = [1.0]
+        label: str = "x"
+        limit: float = float("inf")  # a non-finite default is the plugin's business
+
+
+class ScaledPlugin:
+    @staticmethod
+    @hookimpl
+    def restorekit_register_priors(registry):
+        registry.add(Scaled)
+
+
+@pytest.fixture
+def plugin_registry(host):
+    from restorekit.plugins import PluginInfo
+
+    assert host.register(ScaledPlugin, PluginInfo(name="test-scaled", module="tests.test_spec"))
+    return host.registry
+
+
+@pytest.mark.parametrize(
+    "text, param, got",
+    [
+        ("scaled:inf", "gain", "inf"),
+        ("scaled:gain=nan", "gain", "nan"),
+        ("scaled:gain=1e400", "gain", "1e400"),
+        ("scaled:gains=[1,inf]", "gains", "[1,inf]"),
+        ("scaled:gains=[0.5,-inf,2]", "gains", "[0.5,-inf,2]"),
+        ("scaled:limit=inf", "limit", "inf"),
+    ],
+)
+def test_non_finite_numbers_are_rejected_for_plugins(plugin_registry, text, param, got):
+    with pytest.raises(SpecError) as info:
+        plugin_registry.create("prior", text)
+    assert str(info.value) == f"prior 'scaled': parameter '{param}' must be a finite number (got '{got}')"
+
+
+def test_finite_numbers_and_the_text_inf_pass(plugin_registry):
+    p = plugin_registry.create("prior", "scaled:gain=2.5,gains=[1,1e300],label=inf")
+    assert p.params.gain == 2.5 and p.params.gains == [1.0, 1e300] and p.params.label == "inf"
+    assert plugin_registry.create("prior", "scaled").params.limit == float("inf")
+    # typed values (the Python API) are checked the same way
+    cls = plugin_registry.get("prior", "scaled").cls
+    with pytest.raises(SpecError, match="parameter 'gain' must be a finite number"):
+        cls(gain=float("nan"))
+    assert cls(label="nan").params.label == "nan"
