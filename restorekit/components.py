@@ -124,6 +124,8 @@ def format_range(rng: dict[str, Any]) -> str:
 def _pydantic_message(kind: str, name: str, err: dict[str, Any], fields: dict) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "?"
     msg = err.get("msg", "invalid value")
+    if err.get("type") == "value_error" and msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]  # a field validator's own message
     got = err.get("input")
     where = f"{kind} '{name}': parameter '{loc}'"
     if err.get("type") == "missing":

@@ -332,3 +332,12 @@ def test_same_seed_gives_identical_nets(make: Any) -> None:
     torch.manual_seed(124)
     c = make()
     assert any(not torch.equal(sa[k], c.state_dict()[k]) for k in sa)
+
+
+@pytest.mark.parametrize("param", ["kernel_down", "kernel_up", "kernel_skip"])
+@pytest.mark.parametrize("value", [4, [3, 2]])
+def test_skip_rejects_even_kernels(param: str, value: Any) -> None:
+    # padding (k - 1) // 2 keeps the size only for odd k
+    with pytest.raises(ValueError, match=f"{param} must be odd"):
+        build_skip(3, 3, [8, 8], [8, 8], [2, 2], **{param: value})
+

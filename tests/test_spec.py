@@ -165,3 +165,42 @@ def test_finite_numbers_and_the_text_inf_pass(plugin_registry):
     with pytest.raises(SpecError, match="parameter 'gain' must be a finite number"):
         cls(gain=float("nan"))
     assert cls(label="nan").params.label == "nan"
+
+
+# ---------------------------------------------------------------- kernel sizes
+
+KERNEL_PARAMS = [
+    ("skip", "kernel_down"),
+    ("skip", "kernel_up"),
+    ("skip", "kernel_skip"),
+    ("encoder-decoder", "kernel_down"),
+    ("encoder-decoder", "kernel_up"),
+]
+
+
+def test_every_generator_kernel_parameter_is_listed(registry):
+    found = {
+        (e.name, f)
+        for e in registry.entries("generator")
+        for f in e.cls.Params.model_fields
+        if "kernel" in f
+    }
+    assert found == set(KERNEL_PARAMS)
+
+
+@pytest.mark.parametrize("name, param", KERNEL_PARAMS)
+@pytest.mark.parametrize("value", ["4", "2", "[3,3,3,3,4]"])
+def test_even_kernel_sizes_are_rejected(registry, name, param, value):
+    if param == "kernel_skip" and value.startswith("["):
+        value = "6"
+    with pytest.raises(SpecError, match=rf"generator '{name}': parameter '{param}': must be (an )?odd") as info:
+        registry.create("generator", f"{name}:{param}={value}")
+    assert "centre pixel" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, param", KERNEL_PARAMS)
+def test_odd_kernel_sizes_are_accepted(registry, name, param):
+    g = registry.create("generator", f"{name}:{param}=5")
+    assert getattr(g.params, param) == 5
+    with pytest.raises(SpecError, match=f"parameter '{param}'"):
+        registry.create("generator", f"{name}:{param}=0")
