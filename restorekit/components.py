@@ -22,7 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from .errors import SpecError
-from .spec import Spec, format_spec, format_value, parse_spec
+from .spec import QuotedStr, Spec, format_spec, format_value, parse_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -133,6 +133,15 @@ def _pydantic_message(kind: str, name: str, err: dict[str, Any], fields: dict) -
     return f"{where}: {msg[0].lower() + msg[1:]} (got {got!r})"
 
 
+def _plain(value: Any) -> Any:
+    """Quoted spec strings as plain ``str`` (also inside lists) for pydantic."""
+    if isinstance(value, QuotedStr):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 #: pydantic errors of number bounds (and of allow_inf_nan=False), which nan and inf may fail
 _BOUND_ERRORS = frozenset(
     {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of", "finite_number"}
@@ -206,11 +215,14 @@ class Component:
             )
         cleaned = {}
         for k, v in raw.items():
-            if isinstance(v, str) and v.strip().lower() in ("none", "null") and _admits_none(
-                fields[k].annotation
+            if (
+                isinstance(v, str)
+                and not isinstance(v, QuotedStr)  # a quoted 'none' is the text none
+                and v.strip().lower() in ("none", "null")
+                and _admits_none(fields[k].annotation)
             ):
                 v = None
-            cleaned[k] = v
+            cleaned[k] = _plain(v)
         try:
             params = cls.Params(**cleaned)
         except pydantic.ValidationError as exc:

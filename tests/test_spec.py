@@ -2,7 +2,7 @@ import pytest
 
 from restorekit import Params, Prior, hookimpl
 from restorekit.errors import RegistryError, SpecError
-from restorekit.spec import format_spec, parse_spec
+from restorekit.spec import format_spec, format_value, parse_spec
 
 
 def test_parse_forms():
@@ -204,3 +204,82 @@ def test_odd_kernel_sizes_are_accepted(registry, name, param):
     assert getattr(g.params, param) == 5
     with pytest.raises(SpecError, match=f"parameter '{param}'"):
         registry.create("generator", f"{name}:{param}=0")
+
+
+# ---------------------------------------------------------------- quoting
+
+
+@pytest.mark.parametrize(
+    "text, positional, params",
+    [
+        ("mask:'my,file.png'", "my,file.png", {}),
+        ('mask:"my,file.png"', "my,file.png", {}),
+        ("mask:'a=b.png'", "a=b.png", {}),
+        ('mask:path="a=b.png"', None, {"path": "a=b.png"}),
+        ('text:"Hello, world",font_size=20', "Hello, world", {"font_size": "20"}),
+        ("text:'a:b [c] (d'", "a:b [c] (d", {}),
+        ("text: ' padded ' ", " padded ", {}),
+        ("text:'it''s'", "it's", {}),
+        ("text:\"say 'hi'\"", "say 'hi'", {}),
+        ("text:it's", "it's", {}),  # a quote inside a value is an ordinary character
+        ("text:''", "", {}),
+        ("x:a='1/2',b=1/2", None, {"a": "1/2", "b": repr(0.5)}),
+        ("x:a=['p,q', \"r]s\",t]", None, {"a": ["p,q", "r]s", "t"]}),
+        ("x:a='[1,2]'", None, {"a": "[1,2]"}),
+        (r"mask:C:\masks\a.png", r"C:\masks\a.png", {}),  # backslashes are not special
+    ],
+)
+def test_quoted_values_are_literal(text, positional, params):
+    s = parse_spec(text)
+    assert s.positional == positional and s.params == params
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("mask:'my,file.png", "unterminated quote"),
+        ('mask:path="a.png', "unterminated quote"),
+        ("mask:'a'b", "after closing quote"),
+        ("x:a=['p',q", "unbalanced"),
+        ("mask:my,file.png", "has no key.*quote a value"),
+    ],
+)
+def test_quoting_errors(text, fragment):
+    with pytest.raises(SpecError, match=fragment) as info:
+        parse_spec(text)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ("plain.png", "plain.png"),
+        ("my,file.png", "'my,file.png'"),
+        ("a=b.png", "'a=b.png'"),
+        ("it's", "\"it's\""),
+        ("it's \"x\"", "'it''s \"x\"'"),
+        ("", "''"),
+        (" x", "' x'"),
+        ("1/2", "'1/2'"),
+        ("none", "'none'"),
+        (["a,b", "c"], "['a,b',c]"),
+    ],
+)
+def test_format_value_quotes_what_would_not_read_back(value, text):
+    assert format_value(value) == text
+    assert parse_spec(format_spec("x", {"v": value})).params == {"v": value}
+
+
+def test_quoted_paths_reach_the_component_and_round_trip(registry):
+    m = registry.create("degradation", "mask:'my,file.png'")
+    assert m.params.path == "my,file.png"
+    assert m.spec == "mask:path='my,file.png',invert=false"
+    assert registry.create("degradation", m.spec).params == m.params
+    assert registry.create("degradation", 'mask:path="a=b.png"').params.path == "a=b.png"
+    t = registry.create("degradation", 'text:"Hello, world",font_size=20')
+    assert t.params.text == "Hello, world" and t.params.font_size == 20
+    # a quoted none is the text "none", not "no value"
+    d = registry.create("prior", "dip:guide='none'")
+    assert d.params.guide == "none"
+    assert registry.create("prior", d.spec).params == d.params
+    assert registry.create("prior", "dip:guide=none").params.guide is None
