@@ -12,6 +12,8 @@ Tensors are ``(N, C, H, W)`` float tensors in ``[0, 1]``; NumPy images are
 
 from __future__ import annotations
 
+import decimal
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args, get_origin
@@ -20,7 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from .errors import SpecError
-from .spec import Spec, format_spec, parse_spec
+from .spec import QuotedStr, Spec, format_spec, format_value, parse_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -122,11 +124,57 @@ def format_range(rng: dict[str, Any]) -> str:
 def _pydantic_message(kind: str, name: str, err: dict[str, Any], fields: dict) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "?"
     msg = err.get("msg", "invalid value")
+    if err.get("type") == "value_error" and msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]  # a field validator's own message
     got = err.get("input")
     where = f"{kind} '{name}': parameter '{loc}'"
     if err.get("type") == "missing":
         return f"{where} is required"
     return f"{where}: {msg[0].lower() + msg[1:]} (got {got!r})"
+
+
+def _plain(value: Any) -> Any:
+    """Quoted spec strings as plain ``str`` (also inside lists) for pydantic."""
+    if isinstance(value, QuotedStr):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+#: pydantic errors of number bounds (and of allow_inf_nan=False), which nan and inf may fail
+_BOUND_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of", "finite_number"}
+)
+
+
+def _nonfinite_text(value: Any) -> bool:
+    """True for a float, or the text of one, that is nan or infinite."""
+    if isinstance(value, bool) or not isinstance(value, (str, float, int)):
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _finite_message(cls: type["Component"], key: str, raw: Any) -> str:
+    return f"{cls.kind} '{cls.name}': parameter '{key}' must be a finite number (got {format_value(raw)!r})"
+
+
+def _all_finite(value: Any) -> bool:
+    """False if ``value`` is, or contains (lists, tuples, dicts, models), a nan or inf float."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, BaseModel):
+        return all(_all_finite(getattr(value, k, None)) for k in type(value).model_fields)
+    return True
 
 
 class Component:
@@ -167,16 +215,31 @@ class Component:
             )
         cleaned = {}
         for k, v in raw.items():
-            if isinstance(v, str) and v.strip().lower() in ("none", "null") and _admits_none(
-                fields[k].annotation
+            if (
+                isinstance(v, str)
+                and not isinstance(v, QuotedStr)  # a quoted 'none' is the text none
+                and v.strip().lower() in ("none", "null")
+                and _admits_none(fields[k].annotation)
             ):
                 v = None
-            cleaned[k] = v
+            cleaned[k] = _plain(v)
         try:
-            return cls.Params(**cleaned)
+            params = cls.Params(**cleaned)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
+            key = (first.get("loc") or ("?",))[0]
+            if first.get("type") in _BOUND_ERRORS and _nonfinite_text(first.get("input")) and key in raw:
+                # nan fails every bound; say what is wrong with it rather than "must be >= 0"
+                raise SpecError(_finite_message(cls, str(key), raw[key])) from None
             raise SpecError(_pydantic_message(cls.kind, cls.name, first, fields)) from None
+        # Every float the user set must be finite, whatever the schema says: a
+        # bound such as ``ge=0`` lets inf through, and ``1e309`` reads as inf.
+        # The validated values are checked (not the raw text), so a str
+        # parameter may still be the text "inf".
+        for k in raw:
+            if not _all_finite(getattr(params, k, None)):
+                raise SpecError(_finite_message(cls, k, raw[k]))
+        return params
 
     @classmethod
     def from_spec(cls, spec: str | Spec) -> "Component":

@@ -332,3 +332,56 @@ def test_same_seed_gives_identical_nets(make: Any) -> None:
     torch.manual_seed(124)
     c = make()
     assert any(not torch.equal(sa[k], c.state_dict()[k]) for k in sa)
+
+
+@pytest.mark.parametrize("param", ["kernel_down", "kernel_up", "kernel_skip"])
+@pytest.mark.parametrize("value", [4, [3, 2]])
+def test_skip_rejects_even_kernels(param: str, value: Any) -> None:
+    # padding (k - 1) // 2 keeps the size only for odd k
+    with pytest.raises(ValueError, match=f"{param} must be odd"):
+        build_skip(3, 3, [8, 8], [8, 8], [2, 2], **{param: value})
+
+
+# ------------------------------------------------------------------ TV penalty
+# (the penalty that the tv prior adds to the loss; it runs on the generator's output)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (1, 3, 1, 9), (1, 3, 9, 1), (1, 1, 1, 2), (2, 3, 2, 1)])
+@pytest.mark.parametrize("isotropic", [True, False])
+def test_tv_is_finite_on_one_pixel_wide_images(shape: tuple[int, ...], isotropic: bool) -> None:
+    from restorekit.builtins.priors import TV, total_variation
+
+    x = torch.rand(shape, requires_grad=True)
+    tv = TV.from_spec(f"tv:weight=0.5,isotropic={str(isotropic).lower()}")
+    value = tv.penalty(x)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    if shape[-2] == shape[-1] == 1:
+        assert value.item() == 0 and not x.grad.any()
+    # the missing axis adds 0: a row's TV is that of its horizontal differences alone
+    row = torch.tensor([[[[0.0, 0.5, 0.25]]]])
+    expected = (0.5 + 0.25) / 2  # mean |dx|, and mean sqrt(dx^2 + eps) up to eps
+    assert total_variation(row, isotropic).item() == pytest.approx(expected)
+    assert total_variation(row.transpose(-1, -2), isotropic).item() == pytest.approx(expected)
+
+
+def test_tv_gradient_is_finite_where_the_image_is_flat() -> None:
+    from restorekit.builtins.priors import total_variation
+
+    for eps in (1e-8, 0.0):
+        for dtype in (torch.float32, torch.float16):
+            x = torch.full((1, 1, 4, 5), 0.5, dtype=dtype, requires_grad=True)
+            total_variation(x, eps=eps).float().backward()
+            assert torch.isfinite(x.grad).all(), (eps, dtype)
+
+
+def test_tv_unchanged_on_ordinary_images() -> None:
+    from restorekit.builtins.priors import total_variation
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 6, 7)
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    iso = (dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-8).sqrt().mean()
+    assert total_variation(x).item() == pytest.approx(iso.item(), rel=1e-6)
+    assert total_variation(x, False).item() == pytest.approx((dx.abs().mean() + dy.abs().mean()).item(), rel=1e-6)

@@ -24,6 +24,19 @@ def _per_level(value, levels: int, what: str) -> list[int]:
     return list(value)
 
 
+def _odd_kernel(value):
+    """Kernel sizes must be odd: the networks pad (k - 1) // 2 on each side to keep
+    the size, which only works with a centre pixel (an even kernel loses a pixel
+    per convolution and the skip concatenations stop matching)."""
+    if isinstance(value, list):
+        even = [k for k in value if k % 2 == 0]
+        if even:
+            raise ValueError(f"must be odd numbers ({even[0]} is even): 'same' padding needs a centre pixel")
+    elif value % 2 == 0:
+        raise ValueError("must be an odd number: 'same' padding needs a centre pixel")
+    return value
+
+
 class _SkipParams(Params):
     levels: int = Field(5, ge=1, le=8, description="number of scales (the image side must be a multiple of 2**levels)")
     channels: int | list[int] = Field(128, description="channels per level, down and up path (an int or a list)")
@@ -43,6 +56,11 @@ class _SkipParams(Params):
         if v is not None and any(x < 1 for x in vals):
             raise ValueError("must be positive")
         return v
+
+    @field_validator("kernel_down", "kernel_up")
+    @classmethod
+    def _kernels_odd(cls, v):
+        return _odd_kernel(v)
 
     def lists(self, skip) -> dict:
         n = self.levels
@@ -72,6 +90,11 @@ class Skip(Generator):
             if any(x < 0 for x in (v if isinstance(v, list) else [v])):
                 raise ValueError("must be >= 0")
             return v
+
+        @field_validator("kernel_skip")
+        @classmethod
+        def _kernel_skip_odd(cls, v):
+            return _odd_kernel(v)
 
     def stride(self):
         return 2**self.params.levels

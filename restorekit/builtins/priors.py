@@ -16,12 +16,35 @@ class NoPrior(Prior):
 
 
 def total_variation(x, isotropic: bool = True, eps: float = 1e-8):
-    """Mean total variation of a ``(N, C, H, W)`` tensor."""
+    """Mean total variation of a ``(N, C, H, W)`` tensor.
+
+    Isotropic: the mean of ``sqrt(dx^2 + dy^2 + eps)`` over the pixels that have
+    both a right and a lower neighbour; anisotropic: ``mean|dx| + mean|dy|``.
+    An image one pixel high (wide) has no vertical (horizontal) differences:
+    that term is 0, so the penalty and its gradient stay finite (a 1x1 image
+    has TV 0). ``eps`` (at least the dtype's smallest normal number) keeps the
+    square root's derivative finite where the image is flat.
+    """
+    import torch
+
+    h, w = x.shape[-2], x.shape[-1]
     dx = x[..., :, 1:] - x[..., :, :-1]
     dy = x[..., 1:, :] - x[..., :-1, :]
     if isotropic:
-        return (dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + eps).sqrt().mean()
-    return dx.abs().mean() + dy.abs().mean()
+        if h > 1 and w > 1:
+            sq = dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2
+        elif w > 1:
+            sq = dx**2
+        elif h > 1:
+            sq = dy**2
+        else:
+            return (x * 0).sum()  # a single pixel: no variation, gradient 0
+        tiny = torch.finfo(sq.dtype).tiny if sq.dtype.is_floating_point else 0.0
+        return (sq + max(eps, tiny)).sqrt().mean()
+    zero = (x * 0).sum()
+    tv_x = dx.abs().mean() if w > 1 else zero
+    tv_y = dy.abs().mean() if h > 1 else zero
+    return tv_x + tv_y
 
 
 class TV(Prior):

@@ -76,6 +76,11 @@ def build_skip(
     k_down = _per_level(kernel_down, levels, "kernel_down")
     k_up = _per_level(kernel_up, levels, "kernel_up")
     k_skip = _per_level(kernel_skip, levels, "kernel_skip")
+    for name, kernels in (("kernel_down", k_down), ("kernel_up", k_up), ("kernel_skip", k_skip)):
+        if any(k < 1 or k % 2 == 0 for k in kernels):
+            # padding (k - 1) // 2 keeps the size only for odd k; an even kernel
+            # loses a pixel per conv and the levels no longer line up
+            raise ValueError(f"{name} must be odd positive numbers, got {kernels}")
     modes = [upsample] * levels if isinstance(upsample, str) else list(upsample)
     if len(modes) != levels:
         raise ValueError(f"upsample has {len(modes)} entries, expected one per level ({levels})")
