@@ -33,7 +33,7 @@ the network is not what is being compared.
 per-iteration perturbations in the order restorekit's engine does (global
 ``torch.manual_seed(seed)`` for the weights and the perturbations, a separate
 generator for ``z`` seeded with ``(seed * 0x9E3779B1 + 0x5EED) mod 2**63``,
-the derivation restorekit documents in ``restorekit.engine.code_seed``).  With that, identical loops give
+the derivation restorekit documents in ``restorekit.run.engine.code_seed``).  With that, identical loops give
 identical trajectories, so any difference at equal iterations comes from the
 loop's semantics, not from the luck of the draw.  ``rng="own"`` uses
 unrelated seeds, to show the seed-to-seed spread instead.

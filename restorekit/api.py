@@ -22,9 +22,9 @@ from . import __version__
 from .components import Component, Generator, Metric, Prior, Problem
 from .errors import ComponentFailure, RestoreError, RestoreKitError, UsageError, one_line
 from .io import Image, image_from_array, read_image, to_array
-from .problem import MODES, ForwardModel, build_problem, crop_region
+from .run.problem import MODES, ForwardModel, build_problem, crop_region
 from .registry import Registry
-from .signals import hold as hold_signals
+from .run.signals import hold as hold_signals
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
 PAPER_ITERATIONS = {"denoise": 3000, "inpaint": 5000, "sr": 2000, "restore": 5000}
@@ -336,7 +336,7 @@ def restore(
         raise UsageError(f"report interval must be at least 1 (got {report_every})")
     if not isinstance(ensemble, int) or ensemble < 1:
         raise UsageError(f"ensemble must be a whole number >= 1 (got {ensemble})")
-    from .engine import PRECISIONS
+    from .run.engine import PRECISIONS
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
@@ -612,7 +612,7 @@ def _fit_members(*, ensemble, batched, generator, network, penalties, forward, o
 
     import torch
 
-    from .engine import fit
+    from .run.engine import fit
 
     results = []
     members: list[dict[str, Any]] = []

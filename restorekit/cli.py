@@ -146,9 +146,9 @@ def run(
     (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
     """
     with guard(debug):
-        from .outdir import prepare_output
-        from .report import record_json, write_outputs
-        from .signals import exit_code_for, run_signals
+        from .run.outdir import prepare_output
+        from .run.outputs import record_json, write_outputs
+        from .run.signals import exit_code_for, run_signals
 
         host = _host()
         settings = {"degrade": degrade, "prior": prior, "net": net, "metrics": metric, "iters": iters,

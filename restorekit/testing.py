@@ -251,7 +251,7 @@ def make_problem(
     import torch.nn.functional as F
 
     from .builtins.degradations import Bernoulli, Downsample, Gaussian
-    from .problem import ForwardModel, build_problem
+    from .run.problem import ForwardModel, build_problem
 
     stages: list[Degradation]
     if task == "denoise":

@@ -5,7 +5,7 @@ import pytest
 
 import restorekit
 from restorekit.errors import UsageError
-from restorekit.problem import ForwardModel, build_problem
+from restorekit.run.problem import ForwardModel, build_problem
 
 TINY = "skip:levels=2,channels=8,skip=2"
 
@@ -120,7 +120,7 @@ def test_backtracking_restores_weights(registry):
     """A collapse of the fit (>5 dB between checks) restores the saved weights."""
     import torch
 
-    from restorekit.engine import fit
+    from restorekit.run.engine import fit
 
     gen = registry.create("generator", TINY)
     dip = registry.create("prior", "dip:ema=0")

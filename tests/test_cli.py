@@ -139,7 +139,7 @@ def test_overwrite_replaces_an_earlier_result(rgb8, tmp_path):
 
 
 def test_failure_while_writing_keeps_the_result_elsewhere(rgb8, tmp_path, monkeypatch):
-    from restorekit import report
+    from restorekit.run import outputs as report
 
     real = report.write_image
 
@@ -167,7 +167,7 @@ def test_failure_while_writing_keeps_the_result_elsewhere(rgb8, tmp_path, monkey
 
 
 def test_a_failing_picture_costs_only_the_picture(rgb8, tmp_path, monkeypatch):
-    from restorekit import report
+    from restorekit.run import outputs as report
 
     def boom(*a, **k):
         raise RuntimeError("no fonts")

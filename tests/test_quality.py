@@ -265,7 +265,7 @@ def _ruin_at(*iterations, member=None):
 
 
 def _fit(registry, prior, forward, iterations, **kw):
-    from restorekit.engine import fit
+    from restorekit.run.engine import fit
 
     torch.manual_seed(123)
     y = torch.rand(1, 3, 16, 16)
@@ -289,7 +289,7 @@ def test_backtracking_restores_the_checkpoint_and_keeps_the_collapse_out_of_the_
 
 
 def test_backtracking_follows_the_notebook_schedule(registry):
-    from restorekit.engine import _Backtracker
+    from restorekit.run.engine import _Backtracker
 
     every_step = _Backtracker([], 1, 5.0, 0)
     assert [i for i in range(95, 106) if every_step.due(i)] == [95, 96, 97, 98, 99, 101, 102, 103, 104, 105]
@@ -308,7 +308,7 @@ def test_backtracking_follows_the_notebook_schedule(registry):
 
 def test_input_code_is_drawn_from_its_own_stream(registry):
     """Weights (global generator seeded with `seed`) and code must not share a stream."""
-    from restorekit.engine import code_seed
+    from restorekit.run.engine import code_seed
 
     dip = registry.create("prior", "dip:ema=0,reg_noise_std=0")
     seen = []
@@ -319,7 +319,7 @@ def test_input_code_is_drawn_from_its_own_stream(registry):
         return original(h, w, rng, init)
 
     dip.input_code = spy
-    from restorekit.engine import fit
+    from restorekit.run.engine import fit
 
     y = torch.rand(1, 3, 16, 16)
     fit(generator=registry.create("generator", TINY), network_prior=dip, penalties=[], forward=lambda x: x,
@@ -375,7 +375,7 @@ def test_bf16_precision_fits_and_is_recorded(registry):
 
 def test_sure_estimates_the_error_against_the_clean_image():
     """For f(y) = a y the divergence is a n: SURE's mean must match the true MSE, without seeing x."""
-    from restorekit.engine import sure_loss
+    from restorekit.run.engine import sure_loss
 
     g = torch.Generator().manual_seed(5)
     x = torch.rand(1, 3, 64, 64, generator=g)

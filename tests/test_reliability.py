@@ -124,7 +124,7 @@ def test_overwrite_refuses_the_current_folder(project, monkeypatch):
 
 
 def test_default_folder_is_reserved_at_start(rgb8, tmp_path):
-    from restorekit.outdir import LOCK_NAME, prepare_output
+    from restorekit.run.outdir import LOCK_NAME, prepare_output
 
     a = prepare_output(None, source=rgb8)
     b = prepare_output(None, source=rgb8)  # a second run started while the first fits
@@ -137,7 +137,7 @@ def test_default_folder_is_reserved_at_start(rgb8, tmp_path):
 
 
 def test_a_folder_in_use_is_refused(rgb8, tmp_path):
-    from restorekit.outdir import prepare_output
+    from restorekit.run.outdir import prepare_output
 
     held = prepare_output(tmp_path / "o", source=rgb8)
     r = invoke(["run", rgb8, *TINY, "--out", tmp_path / "o"])
@@ -147,7 +147,7 @@ def test_a_folder_in_use_is_refused(rgb8, tmp_path):
 
 
 def test_a_lock_left_by_a_dead_process_is_ignored(rgb8, tmp_path):
-    from restorekit.outdir import LOCK_NAME, _host_tag
+    from restorekit.run.outdir import LOCK_NAME, _host_tag
 
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = int(proc.stdout)
@@ -163,7 +163,7 @@ def test_a_lock_left_by_a_dead_process_is_ignored(rgb8, tmp_path):
 
 
 def test_interrupt_while_writing_still_writes(rgb8, tmp_path, monkeypatch):
-    from restorekit import report
+    from restorekit.run import outputs as report
 
     real = report._compare_figure
 
@@ -358,7 +358,7 @@ def test_a_long_folder_name_works(rgb8, tmp_path):
 def test_read_only_file_system_is_a_usage_error(tmp_path, monkeypatch):
     import errno
 
-    from restorekit import outdir
+    from restorekit.run import outdir
 
     def erofs(path, *a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
@@ -417,7 +417,7 @@ def test_curves_after_a_time_limit(rgb8, tmp_path):
 
 
 def test_infinite_psnr_is_null_and_flagged(tmp_path):
-    from restorekit.report import record_json
+    from restorekit.run.outputs import record_json
 
     text = record_json({"result": {"metrics": {"psnr": float("inf"), "ssim": 1.0}}, "history": {"psnr": [float("nan")]}})
     data = json.loads(text)

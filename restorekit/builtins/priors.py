@@ -118,7 +118,7 @@ class DeepImagePrior(Prior):
             import numpy as np
 
             from restorekit.errors import UsageError
-            from restorekit.problem import pad_amounts
+            from restorekit.run.problem import pad_amounts
 
             g = self._guide()
             gh, gw = g.shape[1:]

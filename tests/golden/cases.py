@@ -51,7 +51,7 @@ def image(gray16: bool = False) -> np.ndarray:
 
 def stable(record: dict) -> dict:
     """The record without its volatile parts, through JSON (as run.json holds it)."""
-    from restorekit.report import record_json
+    from restorekit.run.outputs import record_json
 
     data = json.loads(record_json(record))
     for path in VOLATILE:

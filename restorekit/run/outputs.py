@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RestoreError, RestoreKitError
-from .io import output_suffix, to_array, write_image
+from ..errors import RestoreError, RestoreKitError
+from ..io import output_suffix, to_array, write_image
 from .outdir import OutputFolder
 
 

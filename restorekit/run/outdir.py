@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean_stale"]
 

@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .components import Degradation
-from .errors import ComponentFailure, RestoreKitError, UsageError
+from ..components import Degradation
+from ..errors import ComponentFailure, RestoreKitError, UsageError
 
 MODES = ("benchmark", "restore")
 

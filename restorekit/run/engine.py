@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .components import Generator, LoopOptions, Prior
+from ..components import Generator, LoopOptions, Prior
 from .problem import crop_region
 
 

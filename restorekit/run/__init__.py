@@ -1,0 +1,20 @@
+"""The run pipeline: one restoration, in stages that every front end calls.
+
+settings -> plan -> problem -> solve -> record -> outputs
+
+* :mod:`.settings` — what the user asked for, typed and validated once
+  (defaults and presets resolved there);
+* :mod:`.plan` — the components, iteration count, stopping rule, device,
+  precision and the notes shown to the user;
+* :mod:`.problem` — the one :class:`~restorekit.Problem`: observation,
+  forward model, mask, initial estimate and geometry;
+* :mod:`.solve` — the fitting loop (:mod:`.engine`) or a direct solver,
+  ensembles;
+* :mod:`.record` — the typed, versioned :class:`~.record.RunRecord`;
+* :mod:`.outputs` — the files, into a folder checked and reserved by
+  :mod:`.outdir` before the fit, with :mod:`.signals` holding Ctrl-C back
+  while a result is written.
+
+:func:`.pipeline.run` runs the stages in order; :func:`restorekit.restore`,
+the CLI and the benchmarks call it.
+"""
