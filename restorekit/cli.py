@@ -151,35 +151,24 @@ def run(
         from .run.signals import exit_code_for, run_signals
 
         host = _host()
-        settings = {"degrade": degrade, "prior": prior, "net": net, "metrics": metric, "iters": iters,
-                    "lr": lr, "mode": mode.value if mode else None}
-        if preset is not None:
-            from .presets import expand, get_preset
+        from .run.settings import make_settings
 
-            p = expand(get_preset(preset), data, need_image=image is None)
-            from_preset = set()
-            for key, value in settings.items():
-                if not value and value != 0:
-                    settings[key] = p[key]
-                    from_preset.add(key)
-            if prior and _solves_directly(host.registry, prior):
-                # the preset's net, iterations and learning rate belong to the prior it names, not to a solver put in its place
-                for key in ("net", "iters", "lr"):
-                    if key in from_preset:
-                        settings[key] = None
-            if image is None:
-                image = p["image"]
+        settings = make_settings(
+            host.registry, image=image, degrade=degrade, prior=prior, net=net, metrics=metric,
+            mode=mode.value if mode else None, reference=reference, iters=iters, lr=lr, seed=seed,
+            device=device, report_every=report_every, stop=stop, ensemble=ensemble,
+            precision=precision.value, time_limit=time_limit, preset=preset, data=data,
+        )
         from .io import check_input_file
 
-        if image is not None:
-            check_input_file(image, "image")
+        if settings.image is not None:
+            check_input_file(settings.image, "image")
         if reference is not None:
             check_input_file(reference, "reference")
-        inputs = _input_paths(image, reference, data, settings)
         # check and reserve the output folder before any work: a location that cannot take the
         # results fails now, not after the fit, and a parallel run cannot pick the same folder
-        folder = prepare_output(out, source=image, overwrite=overwrite, inputs=inputs)
-        from .api import restore
+        folder = prepare_output(out, source=settings.image, overwrite=overwrite, inputs=_input_paths(settings))
+        from .run.pipeline import run as run_pipeline
 
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
@@ -191,27 +180,7 @@ def run(
                 try:
                     if progress is not None:
                         progress.start()
-                    result = restore(
-                        image,
-                        degrade=settings["degrade"] or ["gaussian:25"],
-                        prior=settings["prior"] or ["dip"],
-                        net=settings["net"],
-                        metrics=settings["metrics"] if settings["metrics"] is not None else ["psnr", "ssim"],
-                        mode=settings["mode"] or "benchmark",
-                        reference=reference,
-                        iters=settings["iters"],
-                        lr=settings["lr"],
-                        stop=stop,
-                        ensemble=ensemble,
-                        precision=precision.value,
-                        time_limit=time_limit,
-                        seed=seed,
-                        device=device,
-                        report_every=report_every,
-                        callback=progress_cb,
-                        registry=host.registry,
-                        log=log,
-                    )
+                    result = run_pipeline(settings, host.registry, callback=progress_cb, log=log)
                 finally:
                     if progress is not None:
                         progress.stop()
@@ -233,35 +202,23 @@ def run(
             raise typer.Exit(exit_code_for(signals.signum))
 
 
-def _input_paths(image: Optional[Path], reference: Optional[Path], data: Optional[Path], settings: dict) -> list[Path]:
+def _input_paths(settings) -> list[Path]:
     """Every path the run reads: the image, the reference, the data folder, and file values in component specs."""
     from .spec import parse_spec
 
-    paths = [p for p in (image, reference, data) if p is not None]
-    for key in ("degrade", "prior", "net", "metrics"):
-        value = settings.get(key)
-        for text in ([value] if isinstance(value, str) else (value or [])):
-            try:
-                spec = parse_spec(text)
-            except Exception:  # noqa: BLE001 - the run reports spec errors itself
-                continue
-            values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
-            for v in values:
-                for item in (v if isinstance(v, list) else [v]):
-                    if isinstance(item, str) and item.strip():
-                        paths.append(Path(item))
-    return paths
-
-
-def _solves_directly(registry, priors: list[str]) -> bool:
-    """Whether one of these prior specs is a direct solver (spec errors are left for restore() to report)."""
-    for spec in priors:
+    paths = [Path(p) for p in (settings.image, settings.reference, settings.data)
+             if isinstance(p, (str, os.PathLike))]
+    for text in (*settings.degrade, *settings.prior, settings.net, *settings.metrics):
         try:
-            if registry.create("prior", spec).role == "solver":
-                return True
-        except Exception:
-            return False
-    return False
+            spec = parse_spec(text)
+        except Exception:  # noqa: BLE001 - the run reports spec errors itself
+            continue
+        values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
+        for v in values:
+            for item in (v if isinstance(v, list) else [v]):
+                if isinstance(item, str) and item.strip():
+                    paths.append(Path(item))
+    return paths
 
 
 def _progress(show: bool):

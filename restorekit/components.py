@@ -36,6 +36,7 @@ __all__ = [
     "Generator",
     "Metric",
     "LoopOptions",
+    "Geometry",
     "Problem",
     "KINDS",
 ]
@@ -306,8 +307,16 @@ class Degradation(Component):
     #: to overfit, so ``--stop auto`` does not stop it early. Leave it False
     #: when noise is added or unknown.
     noise_free: ClassVar[bool] = False
+    #: the task this stage makes of a restoration: "denoise", "inpaint", "sr",
+    #: "deblur", or a plugin's own word; None lets restorekit infer it (a
+    #: mask: inpaint, a scale: sr, otherwise denoise)
+    task: ClassVar[str | None] = None
 
     mask: "np.ndarray | None" = None
+
+    def adds_noise(self) -> bool:
+        """Whether this instance adds noise (``gaussian:0`` does not); by default ``not noise_free``."""
+        return not self.noise_free
 
     def scale_factor(self) -> int:
         return self.scale
@@ -360,15 +369,80 @@ class LoopOptions:
     sure: bool = False
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """Where the image sits on the generator's canvas, and what the user gets back.
+
+    ``image_shape`` ``(C, H, W)`` is the size the forward model was prepared
+    for: every degradation sees exactly this size, never padding.
+    ``canvas_shape`` ``(C, H', W')`` is what a generator produces (its sides
+    a multiple of the generator's stride); the image is the region ``crop``
+    ``(top, left, H, W)`` of it, and the fitting loop crops the canvas before
+    applying the forward model.  ``result_size`` ``(H0, W0)`` is the top-left
+    part of the image returned to the user (smaller than ``H, W`` only when a
+    clean image was extended to a multiple of a downsampling factor).
+    """
+
+    image_shape: tuple[int, int, int]
+    canvas_shape: tuple[int, int, int]
+    crop: tuple[int, int, int, int]
+    result_size: tuple[int, int]
+
+    @classmethod
+    def identity(cls, image_shape: tuple[int, int, int]) -> "Geometry":
+        """No padding: the canvas is the image and the result is all of it."""
+        c, h, w = (int(v) for v in image_shape)
+        return cls((c, h, w), (c, h, w), (0, 0, h, w), (h, w))
+
+    @property
+    def padded(self) -> bool:
+        return self.canvas_shape != self.image_shape
+
+    def to_image(self, x):
+        """The image region ``(..., H, W)`` of a canvas-sized array or tensor."""
+        top, left, h, w = self.crop
+        return x[..., top : top + h, left : left + w]
+
+    def to_result(self, x):
+        """The user's result ``(..., H0, W0)`` from an image-sized array or tensor."""
+        h0, w0 = self.result_size
+        return x[..., :h0, :w0]
+
+    def pad_to_canvas(self, x):
+        """An image-sized ``(C, H, W)`` or ``(N, C, H, W)`` array or tensor extended to the canvas
+        by reflection (edge replication for a side of one pixel)."""
+        if not self.padded:
+            return x
+        import numpy as np
+
+        top, left, h, w = self.crop
+        _, hh, ww = self.canvas_shape
+        pads = ((top, hh - h - top), (left, ww - w - left))
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        if isinstance(x, np.ndarray):
+            lead = ((0, 0),) * (x.ndim - 2)
+            return np.pad(x, lead + pads, mode=mode)
+        import torch
+
+        a = np.pad(x.detach().cpu().numpy(), ((0, 0),) * (x.dim() - 2) + pads, mode=mode)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device=x.device, dtype=x.dtype)
+
+
 @dataclass
 class Problem:
-    """What a solver sees: the observation and its forward model.
+    """One restoration problem, as solvers and the fitting loop see it.
 
-    ``observation`` is ``(1, C, h, w)``; ``mask`` ``(1, 1, h, w)`` or ``None``;
-    ``image_shape`` is the ``(C, H, W)`` of the image to recover; ``init`` a
-    simple back-projection of the observation of that shape (masked pixels
-    filled with the mean, low resolution upsampled).  ``sigma`` is the
-    Gaussian noise level in [0, 1] units where a degradation knows it.
+    ``observation`` is ``(1, C, h, w)``; ``forward`` the prepared forward
+    model ``A`` (a callable on ``(N, C, H, W)`` tensors); ``mask``
+    ``(1, 1, h, w)`` (1 = observed) or ``None``; ``image_shape`` the
+    ``(C, H, W)`` of the image to recover; ``init`` a simple back-projection
+    of the observation of that shape (masked pixels filled with the mean,
+    low resolution upsampled).  ``sigma`` is the Gaussian noise level in
+    [0, 1] units where a degradation knows it.  ``geometry`` says where the
+    image sits on a generator's canvas (no padding by default); ``reference``
+    is the clean image at the result's size ``(1, C, H0, W0)`` when known —
+    the fitting loop reports PSNR against it, and a solver never receives it.
+    Built by :func:`restorekit.run.problem.build_problem`.
     """
 
     observation: "torch.Tensor"
@@ -380,6 +454,19 @@ class Problem:
     sigma: float | None = None
     seed: int = 0
     device: Any = "cpu"
+    geometry: Geometry | None = None
+    reference: "torch.Tensor | None" = None
+    mode: str = "restore"
+    task: str = "denoise"
+
+    def __post_init__(self) -> None:
+        if self.geometry is None:
+            self.geometry = Geometry.identity(self.image_shape)
+
+    @property
+    def scale(self) -> int:
+        """Image pixels per observed pixel, per axis (super-resolution factor)."""
+        return max(1, self.image_shape[1] // max(1, int(self.observation.shape[-2])))
 
 
 class Prior(Component):
@@ -433,19 +520,39 @@ class Generator(Component):
     """A network ``G`` that maps an input code to an image.
 
     :meth:`build` returns a ``torch.nn.Module`` taking ``(1, in_channels, H,
-    W)`` and returning ``(1, out_channels, H, W)`` in ``[0, 1]``.  H and W
-    are multiples of :meth:`stride`; the engine pads and crops around that.
+    W)`` and returning ``(1, out_channels, H, W)`` in ``[0, 1]``.  ``H, W`` is
+    the canvas (``canvas=(H, W)`` is passed to :meth:`build` when it takes
+    that keyword): the image padded to multiples of :meth:`stride`; the
+    fitting loop crops the canvas to the image, so the generator never needs
+    to know the image's own size.
+
+    ``needs_input``: the network prior (``dip``) makes the input code.
+    ``owns_input``: the network holds its own input (the Deep Decoder's fixed
+    small tensor) and is called with ``None``; it still counts as a network,
+    so ``dip`` accepts it.  Neither (``identity``): a parameterisation of the
+    pixels themselves, for the penalty priors.
     """
 
     kind: ClassVar[str] = "generator"
     #: False for parameterisations that ignore their input (identity)
     needs_input: ClassVar[bool] = True
+    #: True for networks that make their own input (called with None)
+    owns_input: ClassVar[bool] = False
+
+    @classmethod
+    def is_network(cls) -> bool:
+        """A trainable network (the prior is its structure), as opposed to a pixel parameterisation."""
+        return bool(cls.needs_input or cls.owns_input)
 
     def stride(self) -> int:
-        """H and W of the input must be multiples of this."""
+        """H and W of the canvas must be multiples of this."""
         return 1
 
     def build(self, in_channels: int, out_channels: int, *, init: "torch.Tensor | None" = None) -> "torch.nn.Module":
+        """The network; ``init`` is the initial estimate on the canvas (``(1, C, H, W)``).
+
+        Add ``canvas: tuple[int, int] | None = None`` to the signature to be told the canvas size.
+        """
         raise NotImplementedError
 
 

@@ -248,7 +248,6 @@ def make_problem(
     the way ``restorekit run`` does in benchmark mode.
     """
     import torch
-    import torch.nn.functional as F
 
     from .builtins.degradations import Bernoulli, Downsample, Gaussian
     from .run.problem import ForwardModel, build_problem
@@ -265,21 +264,11 @@ def make_problem(
     else:
         raise ValueError(f"unknown task {task!r} (valid: denoise, inpaint, inpaint-noisy, sr)")
     clean = make_test_image(shape, seed) if image is None else np.asarray(image, dtype=np.float32)
-    fwd = ForwardModel(stages)
-    pp = build_problem(clean, fwd, mode="benchmark", seed=seed, stride=1)
-    obs = torch.from_numpy(pp.observation)[None]
-    mask = fwd.mask_tensor()
-    init = obs.clone()
-    if mask is not None:  # missing pixels filled with the channel mean of the known ones
-        known = mask.expand_as(init) > 0
-        means = (init * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
-        init = torch.where(known, init, means.expand_as(init))
-    if pp.scale > 1:
-        init = F.interpolate(init, scale_factor=pp.scale, mode="bicubic", align_corners=False)
-    return Problem(
-        observation=obs, forward=fwd, mask=mask, image_shape=pp.image_shape, init=init.clamp(0, 1),
-        degradations=list(stages), sigma=fwd.noise_sigma(), seed=seed, device=torch.device("cpu"),
-    )
+    # the real problem assembly, as restorekit run builds it (a solver's stride is 1: no canvas)
+    problem = build_problem(clean, ForwardModel(stages), mode="benchmark", seed=seed, stride=1)
+    problem.device = torch.device("cpu")
+    problem.reference = None  # a solver never sees the ground truth
+    return problem
 
 
 # ---------------------------------------------------------------------------

@@ -39,17 +39,22 @@ def test_odd_sizes_and_bit_depths_round_trip(registry, shape, dtype):
         assert np.array_equal(r.image[..., 3], img[..., 3])
 
 
-def test_padding_is_reflect_and_cropped_back():
+def test_the_canvas_is_padded_by_reflection_and_cropped_back():
     img = smooth_image(20, 24).transpose(2, 0, 1).astype(np.float32)
     fm = ForwardModel([])
     p = build_problem(img, fm, mode="restore", seed=0, stride=16)
-    assert p.image_shape == (3, 32, 32)
-    top, left, h, w = p.crop
+    geo = p.geometry
+    # the forward model and the observation keep the image's own size; only the canvas is padded
+    assert p.image_shape == (3, 20, 24) and tuple(p.observation.shape) == (1, 3, 20, 24)
+    assert geo.canvas_shape == (3, 32, 32) and geo.padded
+    top, left, h, w = geo.crop
     assert (h, w) == (20, 24)
-    # the unpadded observation sits untouched inside the padded one
-    assert np.array_equal(p.observation[:, top : top + h, left : left + w], img)
+    canvas = geo.pad_to_canvas(img)
+    # the image sits untouched inside the canvas, and comes back whole
+    assert np.array_equal(geo.to_image(canvas), img)
+    assert np.array_equal(geo.to_result(geo.to_image(canvas)), img)
     # reflected border: the row above the image mirrors the second row
-    assert np.array_equal(p.observation[:, top - 1, left : left + w], img[:, 1])
+    assert np.array_equal(canvas[:, top - 1, left : left + w], img[:, 1])
 
 
 def test_benchmark_is_seeded(registry):
@@ -138,8 +143,9 @@ def test_backtracking_restores_weights(registry):
         if p.iteration in (6, 8):
             snapshots[p.iteration] = p.iteration
 
-    res = fit(generator=gen, network_prior=dip, penalties=[], forward=forward, observation=y, mask=None,
-              init=y, iterations=12, lr=0.01, seed=0, device=torch.device("cpu"), report_every=2, callback=cb)
+    problem = restorekit.Problem(observation=y, forward=forward, mask=None, image_shape=(3, 16, 16), init=y)
+    res = fit(problem, generator=gen, network_prior=dip, penalties=[], iterations=12, lr=0.01, seed=0,
+              device=torch.device("cpu"), report_every=2, callback=cb)
     assert res.backtracks == 1
     assert res.iterations_run == 12
 
@@ -191,7 +197,7 @@ def test_default_image_is_embedded():
 
 
 def test_cpu_default_iterations_capped(registry, monkeypatch):
-    from restorekit import api
+    from restorekit.run import plan as api
 
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 2)
     notes = []
@@ -207,7 +213,7 @@ def test_too_small_for_the_default_net_is_a_usage_error(registry):
 
 
 def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):
-    from restorekit import api
+    from restorekit.run import plan as api
 
     img = np.random.default_rng(0).random((16, 16, 3))
     kw = dict(net="skip:channels=4,levels=2", iters=2, registry=registry, device="cpu")
@@ -224,7 +230,7 @@ def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):
 def test_cpu_has_native_bf16_reads_the_flags(monkeypatch, tmp_path):
     import builtins
 
-    from restorekit import api
+    from restorekit.run import plan as api
 
     real_open = builtins.open
     info = tmp_path / "cpuinfo"

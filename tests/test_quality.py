@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import restorekit
+from restorekit import Problem
 from restorekit.errors import SpecError, UsageError
 from restorekit.presets import PRESETS, expand, get_preset
 from restorekit.stopping import make_stopping_rule
@@ -80,7 +81,7 @@ def test_auto_stop_only_without_iters(registry):
     img = np.random.default_rng(0).random((16, 16, 3))
     r = restorekit.restore(img, net=TINY, iters=3, registry=registry)
     assert r.record["settings"]["stop"] is None
-    from restorekit import api
+    from restorekit.run import plan as api
 
     old = api.CPU_ITERATION_CAP
     api.CPU_ITERATION_CAP = 3
@@ -92,7 +93,7 @@ def test_auto_stop_only_without_iters(registry):
 
 
 def test_auto_stop_is_off_when_the_forward_model_adds_no_noise(registry, monkeypatch):
-    from restorekit import api
+    from restorekit.run import plan as api
 
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 3)
     img = np.random.default_rng(0).random((16, 16, 3))
@@ -269,9 +270,10 @@ def _fit(registry, prior, forward, iterations, **kw):
 
     torch.manual_seed(123)
     y = torch.rand(1, 3, 16, 16)
-    return fit(generator=registry.create("generator", TINY), network_prior=registry.create("prior", prior),
-               penalties=[], forward=forward, observation=y, mask=None, init=y, iterations=iterations, lr=0.01,
-               seed=0, device=torch.device("cpu"), report_every=1000, **kw)
+    problem = Problem(observation=y, forward=forward, mask=None, image_shape=(3, 16, 16), init=y)
+    return fit(problem, generator=registry.create("generator", TINY), network_prior=registry.create("prior", prior),
+               penalties=[], iterations=iterations, lr=0.01, seed=0, device=torch.device("cpu"), report_every=1000,
+               **kw)
 
 
 def test_backtracking_restores_the_checkpoint_and_keeps_the_collapse_out_of_the_average(registry):
@@ -314,16 +316,17 @@ def test_input_code_is_drawn_from_its_own_stream(registry):
     seen = []
     original = dip.input_code
 
-    def spy(h, w, rng, init=None):
+    def spy(h, w, rng, init=None, geometry=None):
         seen.append(rng.initial_seed())
-        return original(h, w, rng, init)
+        return original(h, w, rng, init, geometry=geometry)
 
     dip.input_code = spy
     from restorekit.run.engine import fit
 
     y = torch.rand(1, 3, 16, 16)
-    fit(generator=registry.create("generator", TINY), network_prior=dip, penalties=[], forward=lambda x: x,
-        observation=y, mask=None, init=y, iterations=1, lr=0.01, seed=0, device=torch.device("cpu"))
+    fit(Problem(observation=y, forward=lambda x: x, mask=None, image_shape=(3, 16, 16), init=y),
+        generator=registry.create("generator", TINY), network_prior=dip, penalties=[], iterations=1, lr=0.01,
+        seed=0, device=torch.device("cpu"))
     assert seen == [code_seed(0)] and code_seed(0) != 0
     assert len({code_seed(s) for s in range(100)} | set(range(100))) == 200
 
@@ -409,7 +412,7 @@ def test_sure_fit_runs_and_refuses_what_it_cannot_handle(registry):
 
 
 def test_bf16_is_refused_where_it_cannot_run(monkeypatch):
-    from restorekit.api import _check_precision
+    from restorekit.run.plan import check_precision as _check_precision
 
     _check_precision("fp32", torch.device("meta"))
     _check_precision("bf16", torch.device("cpu"))

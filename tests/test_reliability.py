@@ -182,15 +182,15 @@ def test_interrupt_while_writing_still_writes(rgb8, tmp_path, monkeypatch):
 
 
 def test_interrupt_while_scoring_still_writes(rgb8, tmp_path, monkeypatch):
-    from restorekit import api
+    from restorekit.run import pipeline
 
-    real = api._score
+    real = pipeline.score
 
     def interrupted(*a, **k):
         os.kill(os.getpid(), signal.SIGTERM)  # after the fit, before the write
         return real(*a, **k)
 
-    monkeypatch.setattr(api, "_score", interrupted)
+    monkeypatch.setattr(pipeline, "score", interrupted)
     out = tmp_path / "o"
     r = invoke(["run", rgb8, *TINY, "--out", out])
     assert r.exit_code == 143, r.output
@@ -198,13 +198,13 @@ def test_interrupt_while_scoring_still_writes(rgb8, tmp_path, monkeypatch):
 
 
 def test_interrupt_before_the_fit_leaves_nothing(rgb8, tmp_path, monkeypatch):
-    from restorekit import api
+    from restorekit.run import pipeline
 
     def interrupted(*a, **k):
         os.kill(os.getpid(), signal.SIGINT)  # during set-up: no result yet
         time.sleep(1)
 
-    monkeypatch.setattr(api, "build_problem", interrupted)
+    monkeypatch.setattr(pipeline, "build_problem", interrupted)
     r = invoke(["run", rgb8, *TINY])
     assert r.exit_code == 130
     assert "nothing was written" in r.stderr
@@ -417,7 +417,7 @@ def test_curves_after_a_time_limit(rgb8, tmp_path):
 
 
 def test_infinite_psnr_is_null_and_flagged(tmp_path):
-    from restorekit.run.outputs import record_json
+    from restorekit.run.record import record_json
 
     text = record_json({"result": {"metrics": {"psnr": float("inf"), "ssim": 1.0}}, "history": {"psnr": [float("nan")]}})
     data = json.loads(text)

@@ -33,6 +33,7 @@ class NoDegradation(Degradation):
 class Gaussian(Degradation):
     name = "gaussian"
     summary = "Additive white Gaussian noise; sigma in 0-255 units (the paper uses 25 and 50)."
+    task = "denoise"
     primary = "sigma"
 
     class Params(Params):
@@ -46,10 +47,14 @@ class Gaussian(Degradation):
     def noise_sigma(self):
         return self.params.sigma / 255.0
 
+    def adds_noise(self):
+        return self.params.sigma > 0
+
 
 class Poisson(Degradation):
     name = "poisson"
     summary = "Poisson (shot) noise: photon counts with the given peak for a white pixel."
+    task = "denoise"
     primary = "peak"
 
     class Params(Params):
@@ -64,6 +69,7 @@ class Poisson(Degradation):
 class SaltPepper(Degradation):
     name = "salt-pepper"
     summary = "Impulse noise: a fraction of pixels set to black or white."
+    task = "denoise"
     primary = "amount"
 
     class Params(Params):
@@ -87,6 +93,7 @@ class SaltPepper(Degradation):
 class Periodic(Degradation):
     name = "periodic"
     summary = "Periodic (sinusoidal stripe) noise, e.g. from electrical interference."
+    task = "denoise"
     primary = "amplitude"
 
     class Params(Params):
@@ -115,6 +122,7 @@ class _Masked(Degradation):
     """Shared forward operator of the masking degradations."""
 
     noise_free = True
+    task = "inpaint"
     _mask_t = None
 
     def make_mask(self, shape, rng, mode) -> np.ndarray:  # (H, W) bool, True = known
@@ -253,6 +261,7 @@ class Downsample(Degradation):
     summary = "Downsampling by an integer factor with an anti-aliasing kernel (super-resolution)."
     primary = "factor"
     noise_free = True
+    task = "sr"
 
     class Params(Params):
         factor: int = Field(4, ge=2, le=16, description="downsampling factor per axis")

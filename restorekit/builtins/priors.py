@@ -111,26 +111,34 @@ class DeepImagePrior(Prior):
             self._guide_cache = read_image(self.params.guide).data
         return self._guide_cache
 
-    def input_code(self, height, width, rng, init=None):
+    def input_code(self, height, width, rng, init=None, geometry=None):
         import torch
 
         if self.params.input == "image":
             import numpy as np
 
             from restorekit.errors import UsageError
-            from restorekit.run.problem import pad_amounts
 
             g = self._guide()
-            gh, gw = g.shape[1:]
-            # the engine pads the image (centred, by reflection) to a multiple of the
-            # network's stride, at most 255 pixels; the guide gets the same padding
-            if not (0 <= height - gh < 256 and 0 <= width - gw < 256):
+            if geometry is not None:
+                _, ih, iw = geometry.image_shape
+                if tuple(g.shape[1:]) == tuple(geometry.result_size) != (ih, iw):
+                    # the image was extended (reflect, bottom/right) to a multiple of the scale: so is the guide
+                    rh, rw = geometry.result_size
+                    g = np.pad(g, ((0, 0), (0, ih - rh), (0, iw - rw)), mode="reflect")
+                if tuple(g.shape[1:]) != (ih, iw):
+                    h, w = geometry.result_size
+                    raise UsageError(
+                        f"guide image is {g.shape[2]}x{g.shape[1]} but the image to restore is {w}x{h}; "
+                        "give a guide of the image's size"
+                    )
+                # the guide sits on the canvas exactly as the image does
+                g = geometry.pad_to_canvas(g)
+            elif tuple(g.shape[1:]) != (height, width):
                 raise UsageError(
-                    f"guide image is {gw}x{gh} but the image to restore is about {width}x{height}; "
+                    f"guide image is {g.shape[2]}x{g.shape[1]} but the canvas is {width}x{height}; "
                     "give a guide of the image's size"
                 )
-            (t, b), (l, r) = pad_amounts(gh, height - gh), pad_amounts(gw, width - gw)
-            g = np.pad(g, ((0, 0), (t, b), (l, r)), mode="reflect") if (t or b or l or r) else g
             return torch.from_numpy(np.ascontiguousarray(g))[None].float()
         if self.params.input == "observation":
             if init is None:

@@ -18,8 +18,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..components import Generator, LoopOptions, Prior
-from .problem import crop_region
+from ..components import Generator, LoopOptions, Prior, Problem
 
 
 @dataclass
@@ -88,22 +87,41 @@ def _autocast(precision: str, device: torch.device):
 SURE_EPSILON = 1e-3
 
 
-def sure_loss(net: Callable, zin: torch.Tensor, out: torch.Tensor, diff: torch.Tensor, sigma: float) -> torch.Tensor:
+def sure_loss(
+    net: Callable, zin: torch.Tensor, out: torch.Tensor, diff: torch.Tensor, sigma: float,
+    crop: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Monte-Carlo SURE per member, ``(K,)``: an unbiased estimate of ``mean((out - x)^2)``.
 
     For ``y = x + N(0, sigma^2)`` and ``out = f(y)``,
     ``SURE = mean((f(y) - y)^2) - sigma^2 + 2 sigma^2 div f(y) / n``, the
     divergence estimated with one probe ``b ~ N(0, 1)``:
     ``div f / n ~ mean(b * (f(y + eps b) - f(y))) / eps`` (Ramani, Blu and
-    Unser 2008).  ``zin`` is the network's input (the observation, jittered);
-    a second forward pass evaluates ``f`` at ``zin + eps b``.
+    Unser 2008).  ``zin`` is the network's input (the observation, jittered,
+    on the canvas); a second forward pass evaluates ``f`` at ``zin + eps b``.
+    ``crop`` takes the canvas to the image, where ``diff`` lives.
     """
     if zin is None or zin.shape != out.shape:
         raise ValueError("the SURE data term needs the network input in the image's space (dip:input=observation)")
+    crop = crop or (lambda t: t)
     b = torch.randn_like(zin)
     out_b = net(zin + SURE_EPSILON * b).float()
-    div = (b * (out_b - out)).mean(dim=(1, 2, 3)) / SURE_EPSILON
+    div = (crop(b) * (crop(out_b) - crop(out))).mean(dim=(1, 2, 3)) / SURE_EPSILON
     return diff.pow(2).mean(dim=(1, 2, 3)) - sigma**2 + 2 * sigma**2 * div
+
+
+def _call_accepting(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with only the keywords ``fn`` accepts (a plugin written before a
+    keyword existed keeps working, as pluggy lets hook implementations take fewer arguments)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(*args, **kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*args, **kwargs)
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
 def code_seed(seed: int) -> int:
@@ -224,29 +242,27 @@ class _Backtracker:
 
 
 def fit(
+    problem: Problem,
     *,
     generator: Generator,
     network_prior: Prior | None,
     penalties: Sequence[Prior],
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    observation: torch.Tensor,
-    mask: torch.Tensor | None,
-    init: torch.Tensor,
     iterations: int,
     lr: float,
     seed: int,
     device: torch.device,
-    reference: torch.Tensor | None = None,
-    crop: tuple[int, int, int, int] | None = None,
     report_every: int = 10,
     callback: Callable[[Progress], Any] | None = None,
     stopper: Any = None,
     member_seeds: Sequence[int] | None = None,
     precision: str = "fp32",
     time_limit: float | None = None,
-    noise_sigma: float | None = None,
 ) -> FitResult:
-    """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches the observation.
+    """Fit ``G(z)`` (or the pixels) so that ``A(G(z))`` matches ``problem``'s observation.
+
+    The generator produces ``problem.geometry``'s canvas; each step crops it
+    to the image before the forward model, so degradations see the size they
+    were prepared for.  The returned output is canvas-sized.
 
     With ``member_seeds`` (K seeds), K independent networks are fitted at
     once, each with its own weights, input code and backtracking; their
@@ -260,19 +276,23 @@ def fit(
 
     With ``LoopOptions.sure`` the data term is Stein's unbiased estimate of
     the mean squared error against the clean image (:func:`sure_loss`),
-    which needs ``noise_sigma``, an identity forward model and the network
+    which needs ``problem.sigma``, an identity forward model and the network
     input in the image's space (``dip:input=observation``).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options = network_prior.loop_options() if network_prior is not None else LoopOptions()
     sure = options.sure
-    if sure and (noise_sigma is None or not noise_sigma > 0 or mask is not None):
+    noise_sigma = problem.sigma
+    forward = problem.forward
+    geo = problem.geometry
+    if sure and (noise_sigma is None or not noise_sigma > 0 or problem.mask is not None):
         raise ValueError("the SURE data term needs a known noise sigma and no mask")
     if sure and precision != "fp32":
         raise ValueError("the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)")
     seeds = list(member_seeds) if member_seeds else [seed]
-    c, H, W = init.shape[1:]
+    c, H, W = geo.canvas_shape
+    init = geo.pad_to_canvas(problem.init)
     codes, nets = [], []
     for s in seeds:
         torch.manual_seed(s)
@@ -281,11 +301,12 @@ def fit(
         if generator.needs_input:
             if network_prior is None:
                 raise RuntimeError("a generator with an input needs a network prior")
-            z = network_prior.input_code(H, W, gen, init)
+            z = _call_accepting(network_prior.input_code, H, W, gen, init, geometry=geo)
             if z is None:
                 raise RuntimeError(f"prior '{network_prior.name}' gave no input code")
             codes.append(z)
-        net = generator.build(0 if z is None else z.shape[1], c, init=init).to(device)
+        net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
+        net = net.to(device)
         net.train()
         nets.append(net)
     members = _Members(nets)
@@ -293,9 +314,9 @@ def fit(
     z = torch.cat(codes).to(device) if codes else None
     params = members.params
     opt = torch.optim.Adam(params, lr=lr)
-    y = observation.to(device)
-    m = mask.to(device) if mask is not None else None
-    ref = reference.to(device) if reference is not None else None
+    y = problem.observation.to(device)
+    m = problem.mask.to(device) if problem.mask is not None else None
+    ref = problem.reference.to(device) if problem.reference is not None else None
     ym = y * m if m is not None else y
 
     def fit_db(pred: torch.Tensor) -> torch.Tensor:
@@ -303,7 +324,6 @@ def fit(
         d = (pred * m if m is not None else pred) - ym
         return -10 * torch.log10(d.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12))
 
-    ref_c = crop_region(ref, crop) if ref is not None else None
     ema_w = options.ema
     avg: torch.Tensor | None = None
     history = History()
@@ -317,16 +337,19 @@ def fit(
     out = None
     reported = 0
 
+    def _result(canvas: torch.Tensor) -> torch.Tensor:
+        return geo.to_result(geo.to_image(canvas.mean(0, keepdim=True).clamp(0, 1)))
+
     def _report(step: int, loss: torch.Tensor, o: torch.Tensor) -> Progress:
         """Read the loss and PSNRs from the device (a host sync) and add them to the history."""
         nonlocal reported
         with torch.no_grad():
             lv = float(loss.item()) / k
             ps = pa = None
-            if ref_c is not None:
-                ps = float(_psnr(crop_region(o.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
+            if ref is not None:
+                ps = float(_psnr(_result(o), ref).item())
                 if avg is not None:
-                    pa = float(_psnr(crop_region(avg.mean(0, keepdim=True).clamp(0, 1), crop), ref_c).item())
+                    pa = float(_psnr(_result(avg), ref).item())
         elapsed = time.perf_counter() - start
         history.iteration.append(step)
         history.loss.append(lv)
@@ -350,18 +373,19 @@ def fit(
             with _autocast(precision, device):
                 out = members(zin)
             out = out.float()
-            pred = forward(out)
+            x = geo.to_image(out)  # the forward model sees the image it was prepared for, never the canvas
+            pred = forward(x)
             diff = pred - y
             if m is not None:
                 diff = diff * m
             # each member's mean squared error; summed, so every member gets its own gradient
             if sure:
-                loss = sure_loss(members, zin, out, diff, noise_sigma).sum()
+                loss = sure_loss(members, zin, out, diff, noise_sigma, crop=geo.to_image).sum()
             else:
                 loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
             for p in penalties:
                 for j in range(k):
-                    term = p.penalty(out[j : j + 1])
+                    term = p.penalty(x[j : j + 1])
                     if term is not None:
                         loss = loss + term
             loss.backward()

@@ -10,7 +10,6 @@ folder; the CLI holds Ctrl-C back while it writes (:mod:`restorekit.signals`).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import tempfile
 import warnings
@@ -22,41 +21,7 @@ import numpy as np
 from ..errors import RestoreError, RestoreKitError
 from ..io import output_suffix, to_array, write_image
 from .outdir import OutputFolder
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def _clean_floats(o: Any, path: str = "", found: dict[str, str] | None = None) -> Any:
-    """JSON has no inf/nan: write them as null and list them, by path, in ``found``."""
-    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
-        if found is not None:
-            found[path] = "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
-        return None
-    if isinstance(o, dict):
-        return {k: _clean_floats(v, f"{path}.{k}" if path else str(k), found) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean_floats(v, f"{path}[{i}]", found) for i, v in enumerate(o)]
-    return o
-
-
-def record_json(record: dict[str, Any]) -> str:
-    """run.json's text.  Non-finite numbers (a PSNR of an exact match is +inf) are written as
-    ``null`` and named in ``"nonfinite"``: ``{"result.metrics.psnr": "inf"}``."""
-    found: dict[str, str] = {}
-    clean = _clean_floats({k: v for k, v in record.items() if k != "nonfinite"}, "", found)
-    if found:
-        clean["nonfinite"] = found
-    return json.dumps(clean, indent=2, default=_json_default, allow_nan=False) + "\n"
+from .record import record_json
 
 
 def _to_rgb(a: np.ndarray) -> np.ndarray:
@@ -165,7 +130,7 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         if result.mask is not None:
             write_image(tmp / "mask.png", (result.mask.astype(np.uint8) * 255))
             files["mask"] = "mask.png"
-        notes = result.record.setdefault("notes", [])
+        notes = result.record.notes
         drawn, note = _figure("compare.png", _compare_figure, tmp / "compare.png", result)
         if drawn:
             files["compare"] = "compare.png"
@@ -177,8 +142,8 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         if note:
             notes.append(note)
         files["record"] = "run.json"
-        result.record["files"] = dict(files)
-        result.record["out"] = str(out)
+        result.record.files = dict(files)
+        result.record.out = str(out)
         (tmp / "run.json").write_text(record_json(result.record), encoding="utf-8")
         folder.commit()
     except BaseException as exc:
@@ -199,8 +164,7 @@ def rescue_result(result) -> Path | None:
         rescue = Path(tempfile.mkdtemp(prefix="restorekit-rescue-"))
         suffix = output_suffix(result.source)
         write_image(rescue / f"restored{suffix}", result.image)
-        record = dict(result.record)
-        record["out"] = str(rescue)
+        record = result.record.model_copy(update={"out": str(rescue), "files": None})
         (rescue / "run.json").write_text(record_json(record), encoding="utf-8")
         return rescue
     except Exception:  # noqa: BLE001 - the rescue is best effort, the error is reported anyway

@@ -1,25 +1,27 @@
-"""From an image and a degradation chain to the problem the engine solves.
+"""From an image and a degradation chain to the one :class:`~restorekit.Problem` of a run.
 
 :class:`ForwardModel` chains degradations: ``A = A_n o ... o A_1``; the
 observation of a clean image is ``y = c_n(A_n(... c_1(A_1(x))))`` where
 ``c_i`` adds stage i's noise.  :func:`build_problem` synthesises (benchmark
-mode) or takes (restore mode) the observation, pads it by reflection so the
-image side is a multiple of the generator's stride, and remembers how to
-crop the result back so that no pixel is lost.
+mode) or takes (restore mode) the observation and builds the problem: the
+observation, forward model, mask, initial estimate and the geometry of the
+generator's canvas.  No degradation ever sees the canvas: the fitting loop
+crops it to the image before applying the forward model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..components import Degradation
+from ..components import Degradation, Geometry, Problem
 from ..errors import ComponentFailure, RestoreKitError, UsageError
 
 MODES = ("benchmark", "restore")
+#: the tasks restorekit knows, most specific first (a chain's task is its first match)
+TASK_ORDER = ("sr", "inpaint", "deblur", "denoise")
 
 
 class ForwardModel:
@@ -94,21 +96,6 @@ def _call(component, method: str, *args):
         raise ComponentFailure(component, method, exc) from exc
 
 
-@dataclass
-class PaddedProblem:
-    """The observation as the engine sees it, and how to undo the padding."""
-
-    observation: np.ndarray  # (C, h', w') padded
-    mask: np.ndarray | None  # (h', w') bool, padded
-    reference: np.ndarray | None  # (C, H', W') padded clean image, or None
-    degraded: np.ndarray  # (C, h, w) observation before padding (what the user sees)
-    image_shape: tuple[int, int, int]  # padded (C, H', W')
-    crop: tuple[int, int, int, int]  # top, left, height, width of the result in image space
-    obs_crop: tuple[int, int, int, int]  # the same in observation space
-    forward: ForwardModel
-    scale: int
-
-
 def crop_region(a, crop: tuple[int, int, int, int] | None):
     """``a[..., top:top+h, left:left+w]`` for ``crop = (top, left, h, w)`` (an array or a tensor); None: ``a``."""
     if crop is None:
@@ -117,14 +104,61 @@ def crop_region(a, crop: tuple[int, int, int, int] | None):
     return a[..., top : top + h, left : left + w]
 
 
-def _pad_amounts(size: int, multiple: int) -> tuple[int, int]:
-    total = (-size) % multiple
-    return pad_amounts(size, total)
-
-
 def pad_amounts(size: int, total: int) -> tuple[int, int]:
-    """How a pad of ``total`` pixels is split (before, after): centred, as the engine pads."""
+    """How a pad of ``total`` pixels is split (before, after): centred."""
     return total // 2, total - total // 2
+
+
+def canvas_geometry(
+    image_shape: tuple[int, int, int], observed_hw: tuple[int, int], scale: int, stride: int,
+    result_size: tuple[int, int] | None = None,
+) -> Geometry:
+    """The canvas a generator of ``stride`` needs around an image of ``image_shape``.
+
+    The observation (``observed_hw``, ``scale`` times smaller) is extended,
+    centred, to a multiple of ``stride / gcd(stride, scale)``; the canvas is
+    that times ``scale``, so the image sits on whole observed pixels.
+    """
+    c, H, W = image_shape
+    h, w = observed_hw
+    unit = stride // math.gcd(stride, scale)
+    (t, b), (l, r) = pad_amounts(h, (-h) % unit), pad_amounts(w, (-w) % unit)
+    canvas = (c, (h + t + b) * scale, (w + l + r) * scale)
+    return Geometry(
+        image_shape=(c, H, W), canvas_shape=canvas, crop=(t * scale, l * scale, H, W),
+        result_size=result_size or (H, W),
+    )
+
+
+def infer_task(stages: Sequence[Degradation]) -> str:
+    """The task of a chain: what its stages declare (sr over inpaint over deblur over denoise), else inferred."""
+    declared = [getattr(s, "task", None) for s in stages]
+    for task in TASK_ORDER:
+        if task in declared:
+            return task
+    other = next((t for t in declared if t), None)
+    if other:
+        return other
+    if math.prod(s.scale_factor() for s in stages) > 1:
+        return "sr"
+    if any(s.mask is not None for s in stages):
+        return "inpaint"
+    return "denoise"
+
+
+def initial_estimate(observation, mask, scale: int):
+    """Masked pixels filled with the channel mean of the known ones, then upsampled (bicubic), in [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    x = observation.clone()
+    if mask is not None:
+        known = mask.expand_as(x) > 0
+        means = (x * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+        x = torch.where(known, x, means.expand_as(x))
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    return x.clamp(0, 1)
 
 
 def build_problem(
@@ -133,82 +167,65 @@ def build_problem(
     *,
     mode: str,
     seed: int,
-    stride: int,
+    stride: int = 1,
     reference: np.ndarray | None = None,
-) -> PaddedProblem:
-    """Prepare the observation for a generator needing sides divisible by ``stride``.
+) -> Problem:
+    """The one :class:`~restorekit.Problem` of a run.
 
     ``image`` is (C, H, W) float in [0, 1]: the clean image in benchmark mode
     (it is degraded here with ``seed``), the observation in restore mode.
+    The forward model is prepared for the image's own size; ``stride`` (the
+    generator's) only sets the canvas in ``problem.geometry``.
     """
+    import torch
+
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r} (valid: {', '.join(MODES)})")
     s = forward.scale
     c = image.shape[0]
     if mode == "benchmark":
-        reference = image
-        H, W = image.shape[1:]
+        H0, W0 = image.shape[1:]
         # a clean image whose side is not a multiple of the scale: extend it
-        # (reflect) so the observation is whole, and crop back at the end
-        ph, pw = (-H) % s, (-W) % s
+        # (reflect) so the observation is whole; the result is cut back to H0 x W0
+        ph, pw = (-H0) % s, (-W0) % s
         clean = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect") if (ph or pw) else image
         forward.prepare(clean.shape, seed, mode)
         degraded = forward.synthesize(clean, seed)
-        ref_full = clean
+        ref = image
+        image_shape = tuple(int(v) for v in clean.shape)
     else:
         h, w = image.shape[1:]
-        H, W = h * s, w * s
-        forward.prepare((c, H, W), seed, mode)
+        H0, W0 = h * s, w * s
+        image_shape = (c, H0, W0)
+        forward.prepare(image_shape, seed, mode)
         degraded = image.astype(np.float32)
-        ref_full = None
+        ref = None
         if reference is not None:
-            if reference.shape[1:] != (H, W):
+            if reference.shape[1:] != (H0, W0):
                 raise UsageError(
                     f"reference is {reference.shape[2]}x{reference.shape[1]} but the result will be "
-                    f"{W}x{H}; pass the clean image at the restored size"
+                    f"{W0}x{H0}; pass the clean image at the restored size"
                 )
             if reference.shape[0] != c:
-                raise UsageError(
-                    f"reference has {reference.shape[0]} channels but the image has {c}"
-                )
-            ref_full = reference
+                raise UsageError(f"reference has {reference.shape[0]} channel(s) but the image has {c}")
+            ref = reference
     h, w = degraded.shape[1:]
     mask = forward.mask
     if mask is not None and mask.shape != (h, w):
         raise UsageError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the observation is {w}x{h}")
-    # pad the observation so that the image side is a multiple of the stride
-    unit = stride // math.gcd(stride, s)
-    (t, b), (l, r) = _pad_amounts(h, unit), _pad_amounts(w, unit)
-    obs = np.stack([_pad2d(ch, (t, b), (l, r)) for ch in degraded])
-    padded = bool(t or b or l or r)
-    if padded:
-        # masking stages must see the padded observation's mask
-        for stage in forward.stages:
-            if stage.mask is not None:
-                stage.mask = _pad2d(stage.mask, (t, b), (l, r))
-                if hasattr(stage, "_mask_t"):
-                    stage._mask_t = None
-        forward.mask = None if mask is None else _pad2d(mask, (t, b), (l, r))
-    pmask = forward.mask
-    ref_pad = None
-    if ref_full is not None:
-        ref_pad = np.stack([_pad2d(ch, (t * s, b * s), (l * s, r * s)) for ch in ref_full])
-    image_shape = (c, obs.shape[1] * s, obs.shape[2] * s)
-    return PaddedProblem(
-        observation=obs.astype(np.float32),
-        mask=pmask,
-        reference=None if ref_pad is None else ref_pad.astype(np.float32),
-        degraded=degraded,
-        image_shape=image_shape,
-        crop=(t * s, l * s, H, W),
-        obs_crop=(t, l, h, w),
+    observation = torch.from_numpy(np.ascontiguousarray(degraded, dtype=np.float32))[None]
+    mask_t = forward.mask_tensor()
+    return Problem(
+        observation=observation,
         forward=forward,
-        scale=s,
+        mask=mask_t,
+        image_shape=image_shape,
+        init=initial_estimate(observation, mask_t, s),
+        degradations=list(forward.stages),
+        sigma=forward.noise_sigma(),
+        seed=seed,
+        geometry=canvas_geometry(image_shape, (h, w), s, stride, (H0, W0)),
+        reference=None if ref is None else torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32))[None],
+        mode=mode,
+        task=infer_task(forward.stages),
     )
-
-
-def _pad2d(a: np.ndarray, tb: tuple[int, int], lr: tuple[int, int]) -> np.ndarray:
-    if not any(tb) and not any(lr):
-        return a
-    mode = "reflect" if min(a.shape) > 1 else "edge"
-    return np.pad(a, (tb, lr), mode=mode)

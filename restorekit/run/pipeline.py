@@ -1,0 +1,135 @@
+"""The stages in order: one restoration from settings to a :class:`Result`.
+
+settings -> plan -> problem -> schedule -> solve -> record; the outputs
+(files) are written by the caller (:func:`restorekit.run.outputs.write_outputs`)
+into a folder it reserved before calling :func:`run`.  The CLI,
+:func:`restorekit.restore` and the benchmarks all come through here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ComponentFailure, UsageError
+from ..io import Image, image_from_array, read_image, to_array
+from ..registry import Registry
+from .plan import Plan, make_plan, schedule
+from .problem import ForwardModel, build_problem
+from .record import RunRecord, build_record, score
+from .settings import RunSettings, default_image_path
+from .signals import hold as hold_signals
+from .solve import solve
+
+
+@dataclass
+class Result:
+    """What a run returns."""
+
+    image: np.ndarray  #: the restored image, same layout and dtype as the input
+    restored: np.ndarray  #: (C, H, W) float32 in [0, 1]
+    degraded: np.ndarray  #: (C, h, w) float32: the observation
+    reference: np.ndarray | None  #: (C, H, W) clean image when known
+    mask: np.ndarray | None  #: (h, w) bool, True = observed pixel (masking degradations)
+    metrics: dict[str, float]  #: final metrics of the restored image
+    baseline: dict[str, float]  #: the same metrics for the degraded input (upsampled for SR)
+    record: RunRecord  #: everything run.json holds (sections also read by key: record["result"])
+    source: Image  #: the input as read
+    interrupted: bool = False
+    history: dict[str, list] = field(default_factory=dict)
+
+
+def load_input(image: Any) -> Image:
+    """A path, an array, an :class:`Image`, or None (the embedded default image) as an :class:`Image`."""
+    if image is None:
+        return read_image(default_image_path())
+    if isinstance(image, Image):
+        return image
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, np.ndarray):
+        return image_from_array(image)
+    raise UsageError(f"image must be a path or a NumPy array (got {type(image).__name__})")
+
+
+def run(
+    settings: RunSettings,
+    registry: Registry,
+    *,
+    callback: Callable[[Any], Any] | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> Result:
+    """One restoration, every stage; ``log`` receives the notes and the one-line plan."""
+    started = time.perf_counter()
+    plan = make_plan(settings, registry)
+    src = load_input(settings.image)
+    ref_img = load_input(settings.reference) if settings.reference is not None else None
+    if ref_img is not None and ref_img.data.shape[0] != src.data.shape[0]:
+        raise UsageError(f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}")
+    try:
+        problem = build_problem(
+            src.data, ForwardModel(plan.degradations), mode=settings.mode, seed=settings.seed,
+            stride=plan.stride, reference=None if ref_img is None else ref_img.data,
+        )
+    except ComponentFailure as exc:
+        raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
+    plan.notes.extend(getattr(src, "notes", None) or [])
+    for d in plan.degradations:  # what a stage noticed while preparing (a thresholded mask, ...)
+        plan.notes.extend(getattr(d, "notes", None) or [])
+    schedule(plan, problem)
+    logged = len(plan.notes)
+    if log is not None:
+        _log_plan(log, plan, problem)
+    solution = solve(plan, problem, registry, callback)
+    # a result exists: inside the CLI's run, Ctrl-C and SIGTERM now wait until it is written
+    hold_signals()
+    return _finish(plan, problem, solution, src, ref_img, registry, started, log, logged)
+
+
+def _log_plan(log: Callable[[str], Any], plan: Plan, problem: Any) -> None:
+    for n in plan.notes:
+        log(n)
+    _, h, w = problem.geometry.canvas_shape
+    what = f"solving with {plan.solver.name}" if plan.solver is not None else (
+        f"fitting {plan.iterations} iterations" + (f" x {plan.ensemble} runs" if plan.ensemble > 1 else "")
+    )
+    log(f"{what} on {plan.device} ({problem.task}, {w}x{h} after padding)")
+
+
+def _finish(plan: Plan, problem: Any, solution: Any, src: Image, ref_img: Image | None, registry: Registry,
+            started: float, log: Callable[[str], Any] | None, logged: int) -> Result:
+    """Scores, the record, and the result in the input's own layout."""
+    geo = problem.geometry
+    restored = solution.output[0].numpy().astype(np.float32)
+    reference_np = None if problem.reference is None else problem.reference[0].numpy()
+    degraded = problem.observation[0].numpy()
+    mask_obs = problem.forward.mask
+    missing = ~mask_obs if (mask_obs is not None and problem.scale == 1) else None
+    metric_values: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    if reference_np is not None:
+        failed: set[str] = set()
+        metric_values = score(plan.metrics, reference_np, restored, missing, registry, plan.notes, failed)
+        base_img = degraded if problem.scale == 1 else geo.to_result(problem.init[0].numpy())
+        baseline = score(plan.metrics, reference_np, base_img, missing, registry, plan.notes, failed)
+        baseline = {k: v for k, v in baseline.items() if k in metric_values}
+    if log is not None:
+        for n in plan.notes[logged:]:
+            log(n)
+    alpha = src.alpha
+    if alpha is not None and plan.settings.mode == "restore" and problem.scale > 1:
+        from PIL import Image as PILImage
+
+        a8 = PILImage.fromarray(alpha.astype(np.float32), mode="F")
+        alpha = np.asarray(a8.resize((restored.shape[2], restored.shape[1]), PILImage.BICUBIC)).clip(0, 1)
+    record = build_record(plan=plan, problem=problem, solution=solution, source=src, reference=ref_img,
+                          registry=registry, metrics=metric_values, baseline=baseline, started=started)
+    return Result(
+        image=to_array(restored, alpha, src.dtype), restored=restored, degraded=degraded, reference=reference_np,
+        mask=mask_obs, metrics=metric_values, baseline=baseline, record=record, source=src,
+        interrupted=solution.interrupted, history=record.history.model_dump(),
+    )

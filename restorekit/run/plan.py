@@ -1,0 +1,284 @@
+"""Stage 2: the plan — components, device, precision, stopping, iterations and the notes.
+
+:func:`make_plan` turns :class:`~.settings.RunSettings` into components and
+checks that they make sense together; :func:`schedule` completes the plan
+once the problem is known (the iteration count and the notes depend on its
+task).  Nothing here fits or reads an image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..components import Generator, Metric, Prior, Problem
+from ..errors import UsageError
+from ..registry import Registry
+from .settings import RunSettings
+
+#: the paper's iteration counts per task (REFERENCE.md section 3)
+PAPER_ITERATIONS = {"denoise": 3000, "inpaint": 5000, "sr": 2000, "restore": 5000}
+#: on a CPU the default is capped to this; pass iters= for more
+CPU_ITERATION_CAP = 600
+#: iterations for the identity parameterisation (cheap steps)
+IDENTITY_ITERATIONS = 2000
+#: the stopping rule used when no iteration count is given; with the EMA the
+#: output is the average where the fit stops (see docs/benchmarks.md)
+AUTO_STOP = "eswmv:patience=500"
+#: the default Adam learning rate
+DEFAULT_LR = 0.01
+
+
+@dataclass
+class Plan:
+    """What the run will do, before it does it."""
+
+    settings: RunSettings
+    degradations: list[Any]
+    network: Prior | None
+    penalties: list[Prior]
+    solver: Prior | None
+    generator: Generator | None
+    metrics: list[Metric]
+    device: Any
+    stop_rule: Any  #: a StoppingRule or None
+    iterations: int = 0
+    lr: float | None = None
+    report_every: int = 1
+    batched: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def precision(self) -> str:
+        return self.settings.precision
+
+    @property
+    def ensemble(self) -> int:
+        return self.settings.ensemble
+
+    @property
+    def stride(self) -> int:
+        """The canvas the generator needs: sides a multiple of this (1 without a generator)."""
+        return self.generator.stride() if self.generator is not None else 1
+
+    def priors(self) -> list[Prior]:
+        """The priors in the record's order: network, penalties, solver."""
+        return ([self.network] if self.network else []) + self.penalties + ([self.solver] if self.solver else [])
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"device {name!r} does not exist (this machine has {torch.cuda.device_count()} GPU(s))")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device 'mps' asked for, but Apple MPS is not available here; use --device cpu or auto")
+    return dev
+
+
+def resolve_components(
+    registry: Registry,
+    degrade: Sequence[str],
+    prior: Sequence[str],
+    net: str | None,
+    metrics: Sequence[str],
+):
+    """Build the components and check that they make sense together."""
+    degradations = [registry.create("degradation", s) for s in degrade]
+    priors: list[Prior] = [registry.create("prior", s) for s in prior]  # type: ignore[misc]
+    if not priors:
+        raise UsageError("no prior given; use --prior dip (or none, tv, ...: see restorekit list priors)")
+    roles = [p.role for p in priors]
+    names = ", ".join(p.name for p in priors)
+    if roles.count("network") > 1:
+        raise UsageError(f"only one network prior per run (got {names})")
+    if "solver" in roles and len(priors) > 1:
+        raise UsageError(f"prior '{priors[roles.index('solver')].name}' solves directly and cannot be combined ({names})")
+    if "none" in roles and len(priors) > 1:
+        raise UsageError(f"prior 'none' means no prior; drop it to combine {names}")
+    network = next((p for p in priors if p.role == "network"), None)
+    penalties = [p for p in priors if p.role == "penalty"]
+    solver = next((p for p in priors if p.role == "solver"), None)
+    generator: Generator | None = None
+    net = (net or "auto").strip()
+    if solver is not None:
+        if net not in ("auto", ""):
+            raise UsageError(f"prior '{solver.name}' solves directly and uses no --net (got --net {net})")
+    else:
+        if net in ("auto", ""):
+            net = "skip" if network is not None else "identity"
+        generator = registry.create("generator", net)  # type: ignore[assignment]
+        if network is not None and not generator.is_network():
+            raise UsageError(
+                f"--prior {network.name} needs a network, but --net {generator.name} has none; "
+                "use --net skip (see restorekit list generators)"
+            )
+        if network is None and generator.is_network():
+            raise UsageError(
+                f"--net {generator.name} is a network, and an untrained network is itself a prior: "
+                f"add --prior dip, or use --net identity with --prior {names}"
+            )
+    metric_objs: list[Metric] = [registry.create("metric", s) for s in metrics]  # type: ignore[misc]
+    labels = [m.label for m in metric_objs]
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"metric given twice: {', '.join(labels)}")
+    return degradations, network, penalties, solver, generator, metric_objs
+
+
+def is_noise_free(degradations: Sequence[Any]) -> bool:
+    """Whether no stage of the forward model adds noise (the observation is exactly ``A(x)``)."""
+    return bool(degradations) and not any(_adds_noise(d) for d in degradations)
+
+
+def _adds_noise(d: Any) -> bool:
+    method = getattr(d, "adds_noise", None)
+    return bool(method()) if callable(method) else not getattr(d, "noise_free", False)
+
+
+def auto_stop_spec(degradations: Sequence[Any]) -> str | None:
+    """The rule ``--stop auto`` uses when no iteration count is given: ES-WMV, or none for a noise-free model.
+
+    Without noise there is nothing to overfit, and the rule only stops a fit
+    that is still improving (docs/benchmarks.md, ``cpu-noise-free``).
+    """
+    return None if is_noise_free(degradations) else AUTO_STOP
+
+
+def _check_solver_options(name: str, s: RunSettings) -> None:
+    """A prior that solves directly has no fitting loop: options of the loop are a usage error, not ignored."""
+    given = [
+        flag
+        for flag, used in (
+            ("--iters", s.iters is not None),
+            ("--lr", s.lr is not None),
+            ("--stop", s.stop not in ("auto", "none", None)),
+            ("--ensemble", s.ensemble != 1),
+            ("--precision", s.precision != "fp32"),
+            ("--time-limit", s.time_limit is not None),
+        )
+        if used
+    ]
+    if given:
+        raise UsageError(
+            f"prior '{name}' solves directly, without a fitting loop: drop {', '.join(given)} "
+            "(they apply to fitted priors such as dip, tv and none)"
+        )
+
+
+def check_precision(precision: str, dev: Any) -> None:
+    """bf16 autocast where the device runs it: CPUs, and CUDA GPUs with bfloat16 support."""
+    if precision == "fp32":
+        return
+    if dev.type == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise UsageError(f"--precision bf16: {dev} has no bfloat16 support; use --precision fp32")
+    elif dev.type != "cpu":
+        raise UsageError(f"--precision bf16 runs on CPUs and CUDA GPUs, not on {dev.type}; use --precision fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def make_plan(settings: RunSettings, registry: Registry) -> Plan:
+    """Components, device and stopping rule for ``settings``; every combination checked."""
+    from ..stopping import make_stopping_rule
+
+    s = settings
+    stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop)
+    degradations, network, penalties, solver, generator, metrics = resolve_components(
+        registry, s.degrade, s.prior, s.net, s.metrics
+    )
+    if s.stop == "auto" and s.iters is None:
+        stop_rule = make_stopping_rule(auto_stop_spec(degradations))
+    if network is None and s.stop == "auto":
+        stop_rule = None  # the automatic rule is for network priors; an explicit one applies to any fit
+    if solver is not None:
+        _check_solver_options(solver.name, s)
+    dev = pick_device(s.device)
+    check_precision(s.precision, dev)
+    return Plan(
+        settings=s, degradations=degradations, network=network, penalties=penalties, solver=solver,
+        generator=generator, metrics=metrics, device=dev, stop_rule=stop_rule,
+        batched=s.ensemble > 1 and (s.ensemble_batched if s.ensemble_batched is not None else dev.type != "cpu"),
+    )
+
+
+def schedule(plan: Plan, problem: Problem) -> Plan:
+    """Complete the plan for ``problem``: iterations, learning rate, report interval, notes."""
+    s = plan.settings
+    if plan.network is not None and plan.network.loop_options().sure:
+        _check_sure(plan.network, problem, s.precision)
+    notes = plan.notes
+    if plan.solver is not None:
+        plan.iterations, plan.lr = 0, None
+    else:
+        if s.iters is None:
+            if plan.generator.is_network():
+                iterations = PAPER_ITERATIONS.get(problem.task, PAPER_ITERATIONS["restore"])
+                if plan.device.type == "cpu" and iterations > CPU_ITERATION_CAP:
+                    notes.append(
+                        f"CPU: {CPU_ITERATION_CAP} iterations by default (the paper runs {iterations} "
+                        "on a GPU); pass --iters to change"
+                    )
+                    iterations = CPU_ITERATION_CAP
+            else:
+                iterations = IDENTITY_ITERATIONS
+            if s.stop == "auto" and plan.network is not None and is_noise_free(plan.degradations):
+                notes.append(
+                    f"no noise in the forward model: --stop auto runs all {iterations} iterations "
+                    "(there is no noise to overfit); --stop eswmv stops early anyway"
+                )
+        else:
+            iterations = int(s.iters)
+        plan.iterations = iterations
+        plan.lr = DEFAULT_LR if s.lr is None else float(s.lr)
+        if plan.network is not None and plan.device.type == "cpu" and s.precision == "fp32" and cpu_has_native_bf16():
+            notes.append(
+                "this CPU has bfloat16 instructions: --precision bf16 is likely faster (a step in 0.65-0.70 "
+                "of the float32 time on a 2-core AMD EPYC, PSNR within about 0.2 dB; "
+                "benchmarks/step_time.py times yours)"
+            )
+    plan.report_every = s.report_every or max(1, min(50, max(plan.iterations, 1) // 100 or 1))
+    return plan
+
+
+def _check_sure(network: Prior, problem: Problem, precision: str) -> None:
+    """dip:sure=true fits an estimate of the error for Gaussian noise: refuse what it cannot handle."""
+    if problem.task != "denoise" or problem.sigma is None:
+        raise UsageError(
+            "dip:sure=true is for Gaussian denoising with a known sigma (--degrade gaussian:S alone); "
+            f"this problem is {problem.task}" + ("" if problem.sigma else " with no known noise level")
+        )
+    if getattr(network.params, "input", "observation") != "observation":
+        raise UsageError(
+            "dip:sure=true needs dip:input=observation: SURE differentiates the output with respect to the noisy image"
+        )
+    if precision != "fp32":
+        raise UsageError("dip:sure=true needs --precision fp32: its finite difference drowns in bf16 rounding")

@@ -1,0 +1,353 @@
+"""Stage 5: the record — what a run did, typed and versioned (run.json).
+
+:class:`RunRecord` is the one description of a finished run: run.json is
+its JSON, ``--json`` prints it, the CLI's summary and the benchmarks read
+it.  Its JSON schema is published in docs/run-record.md
+(``python docs/gen_record_schema.py`` regenerates it); :data:`SCHEMA_VERSION`
+changes whenever a field changes meaning or is removed (adding one does
+not).  Sections read like the dict run.json holds (``record["result"]``), so
+code written against the JSON keeps working.
+
+JSON has no infinity: :func:`record_json` writes non-finite numbers as
+``null`` and names them, by path, in ``nonfinite``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import RestoreKitError, one_line
+
+#: bump when a field changes meaning or disappears
+SCHEMA_VERSION = 1
+
+
+class _Section(BaseModel):
+    """A record section: typed fields, and read access by key like the JSON's dict."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in type(self).model_fields
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default) if key in type(self).model_fields else default
+
+    def keys(self):
+        return type(self).model_fields.keys()
+
+
+class InputRecord(_Section):
+    path: str | None = Field(description="the image file, or null for an array or the embedded image")
+    default_image: bool = Field(description="the embedded default image was used")
+    width: int
+    height: int
+    channels: int = Field(description="colour channels (1 or 3); alpha is not counted")
+    alpha: bool
+    dtype: str = Field(description="sample type of the source: uint8, uint16 or float32")
+    format: str = Field(description="png, tiff, jpeg, or array")
+    sha256: str | None = Field(description="of the input file's bytes")
+
+
+class ReferenceRecord(_Section):
+    path: str | None
+
+
+class ComponentRecord(_Section):
+    name: str
+    spec: str = Field(description="canonical spec, every parameter filled in: NAME:key=value,...")
+    params: dict[str, Any]
+    plugin: str = Field(description="the plugin that provides it")
+    plugin_version: str | None
+    role: Literal["network", "penalty", "solver", "none"] | None = Field(
+        default=None, description="priors only: what the prior does in the run"
+    )
+
+
+class ComponentsRecord(_Section):
+    degradations: list[ComponentRecord]
+    priors: list[ComponentRecord]
+    generator: ComponentRecord | None
+    metrics: list[ComponentRecord]
+
+
+class SettingsRecord(_Section):
+    iterations: int = Field(description="the iteration budget (0 for a direct solver)")
+    lr: float | None
+    seed: int
+    device: str
+    report_every: int
+    stop: str | None = Field(description="the stopping rule's canonical spec, or null")
+    ensemble: int
+    precision: str
+    time_limit_s: float | None
+    padded_shape: list[int] = Field(description="(C, H, W) of the generator's canvas")
+    known_noise_sigma: float | None = Field(description="Gaussian sigma in [0, 1] units where known")
+
+
+class EnvironmentRecord(_Section):
+    python: str
+    platform: str
+    torch: str
+    numpy: str
+    device: str
+    threads: int
+    device_name: str | None = None
+
+
+class TimingsRecord(_Section):
+    total_s: float
+    fit_s: float
+    per_iteration_s: float | None
+
+
+class MemberRecord(_Section):
+    seed: int
+    iteration: int
+    iterations_run: int
+    stopped_early: bool
+    stop_reason: str | None = None
+    backtracks: int = 0
+    seconds: float | None = None
+
+
+class ResultRecord(_Section):
+    iteration: int = Field(description="the iteration the output comes from (0 for a direct solver)")
+    iterations_run: int
+    output: str = Field(description="ema, last, solver, or 'mean of K runs (...)' for an ensemble")
+    backtracks: int
+    stopped_early: bool
+    stop_reason: str | None = Field(description="iterations, rule, time limit or interrupted; null for a solver")
+    variance_minimum: int | None
+    members: list[MemberRecord]
+    metrics: dict[str, float | None]
+    baseline: dict[str, float | None] = Field(description="the same metrics for the degraded input (bicubic for SR)")
+    baseline_kind: str | None = Field(description="degraded or bicubic; null without a reference")
+
+
+class HistoryRecord(_Section):
+    iteration: list[int] = Field(default_factory=list)
+    loss: list[float | None] = Field(default_factory=list)
+    psnr: list[float | None] = Field(default_factory=list)
+    psnr_avg: list[float | None] = Field(default_factory=list)
+    time: list[float] = Field(default_factory=list)
+
+
+class RunRecord(_Section):
+    """Everything run.json holds about one run."""
+
+    schema_version: int = Field(SCHEMA_VERSION, description="version of this record's layout")
+    restorekit: str = Field(description="restorekit's version")
+    status: Literal["complete", "interrupted"]
+    mode: Literal["benchmark", "restore"]
+    task: str = Field(description="denoise, inpaint, sr, deblur, or a plugin's own")
+    input: InputRecord
+    reference: ReferenceRecord | None
+    components: ComponentsRecord
+    settings: SettingsRecord
+    environment: EnvironmentRecord
+    timings: TimingsRecord
+    result: ResultRecord
+    notes: list[str] = Field(default_factory=list, description="what the user was told, in order")
+    history: HistoryRecord = Field(default_factory=HistoryRecord)
+    files: dict[str, str] | None = Field(default=None, description="the files written, by role (set when written)")
+    out: str | None = Field(default=None, description="the output folder (set when written)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python data, as run.json holds it (before non-finite numbers are replaced)."""
+        data = self.model_dump(mode="python")
+        for key in ("files", "out"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        comps = data["components"]
+        for item in comps["degradations"] + comps["metrics"] + ([comps["generator"]] if comps["generator"] else []):
+            item.pop("role", None)  # a role belongs to priors only
+        return data
+
+    def to_json(self) -> str:
+        return record_json(self)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "RunRecord":
+        """Read run.json (``null`` metrics stay ``None``; ``nonfinite`` says which were infinite)."""
+        data = json.loads(text)
+        data.pop("nonfinite", None)
+        return cls.model_validate(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunRecord":
+        return cls.from_json(Path(path).read_bytes())
+
+
+def json_schema() -> dict[str, Any]:
+    return RunRecord.model_json_schema()
+
+
+# ---------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------
+def _json_default(o: Any):
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _clean_floats(o: Any, path: str = "", found: dict[str, str] | None = None) -> Any:
+    """JSON has no inf/nan: write them as null and list them, by path, in ``found``."""
+    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
+        if found is not None:
+            found[path] = "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
+        return None
+    if isinstance(o, dict):
+        return {k: _clean_floats(v, f"{path}.{k}" if path else str(k), found) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean_floats(v, f"{path}[{i}]", found) for i, v in enumerate(o)]
+    return o
+
+
+def record_json(record: RunRecord | dict[str, Any]) -> str:
+    """run.json's text.  Non-finite numbers (a PSNR of an exact match is +inf) are written as
+    ``null`` and named in ``"nonfinite"``: ``{"result.metrics.psnr": "inf"}``."""
+    data = record.to_dict() if isinstance(record, RunRecord) else record
+    found: dict[str, str] = {}
+    clean = _clean_floats({k: v for k, v in data.items() if k != "nonfinite"}, "", found)
+    if found:
+        clean["nonfinite"] = found
+    return json.dumps(clean, indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Scores
+# ---------------------------------------------------------------------------
+def score(metrics: Sequence[Any], ref: np.ndarray, test: np.ndarray, missing: np.ndarray | None,
+          registry: Any, notes: list[str], failed: set[str]) -> dict[str, float]:
+    """Each metric of ``test`` against ``ref`` ((C, H, W)); a metric that raises is left out with a note (once)."""
+    a = np.moveaxis(ref, 0, -1).astype(np.float64)
+    b = np.moveaxis(test, 0, -1).astype(np.float64)
+    out: dict[str, float] = {}
+    passes = [("", None)] + ([("_missing", missing)] if missing is not None and missing.any() else [])
+    for suffix, where in passes:
+        for m in metrics:
+            if m.label in failed:
+                continue
+            try:
+                kwargs = {} if where is None else {"mask": where}
+                out[f"{m.label}{suffix}"] = float(m.compute(a, b, data_range=1.0, **kwargs))
+            except (KeyboardInterrupt, RestoreKitError):
+                raise
+            except (Exception, SystemExit) as exc:
+                failed.add(m.label)
+                plugin = registry.provider(m).plugin
+                notes.append(f"metric '{m.label}' from plugin '{plugin}' failed and is left out: {one_line(exc)}")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Building a record
+# ---------------------------------------------------------------------------
+def describe_component(component: Any, registry: Any, role: str | None = None) -> ComponentRecord:
+    entry = registry.provider(component)
+    return ComponentRecord(
+        name=component.name, spec=component.spec, params=component.params.model_dump(),
+        plugin=entry.plugin, plugin_version=entry.version, role=role,
+    )
+
+
+def environment(device: Any) -> EnvironmentRecord:
+    import torch
+
+    return EnvironmentRecord(
+        python=platform.python_version(), platform=platform.platform(), torch=torch.__version__,
+        numpy=np.__version__, device=str(device), threads=torch.get_num_threads(),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    )
+
+
+def digest(path: Path | None) -> str | None:
+    import hashlib
+
+    if path is None:
+        return None
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def build_record(*, plan: Any, problem: Any, solution: Any, source: Any, reference: Any, registry: Any,
+                 metrics: dict[str, float], baseline: dict[str, float], started: float) -> RunRecord:
+    """The record of a finished run, from the stages' results."""
+    from .. import __version__
+
+    s = plan.settings
+    fit = solution.fit
+    priors = [describe_component(p, registry, role=p.role) for p in plan.priors()]
+    return RunRecord(
+        restorekit=__version__,
+        status="interrupted" if solution.interrupted else "complete",
+        mode=s.mode,
+        task=problem.task,
+        input=InputRecord(
+            path=str(source.path) if source.path else None, default_image=s.default_image,
+            width=source.data.shape[2], height=source.data.shape[1], channels=source.data.shape[0],
+            alpha=source.alpha is not None, dtype=str(np.dtype(source.dtype)), format=source.format,
+            sha256=digest(source.path),
+        ),
+        reference=None if reference is None else ReferenceRecord(path=str(reference.path) if reference.path else None),
+        components=ComponentsRecord(
+            degradations=[describe_component(d, registry) for d in plan.degradations],
+            priors=priors,
+            generator=None if plan.generator is None else describe_component(plan.generator, registry),
+            metrics=[describe_component(m, registry) for m in plan.metrics],
+        ),
+        settings=SettingsRecord(
+            iterations=plan.iterations, lr=plan.lr, seed=s.seed, device=str(plan.device),
+            report_every=plan.report_every, stop=None if plan.stop_rule is None else plan.stop_rule.spec,
+            ensemble=s.ensemble, precision=s.precision, time_limit_s=s.time_limit,
+            padded_shape=list(problem.geometry.canvas_shape), known_noise_sigma=problem.sigma,
+        ),
+        environment=environment(plan.device),
+        timings=TimingsRecord(
+            total_s=round(time.perf_counter() - started, 3),
+            fit_s=round(solution.seconds, 3),
+            per_iteration_s=round(solution.seconds / fit.iterations_run, 5) if fit and fit.iterations_run else None,
+        ),
+        result=ResultRecord(
+            iteration=solution.iteration,
+            iterations_run=fit.iterations_run if fit else 0,
+            output=fit.output_kind if fit else "solver",
+            backtracks=fit.backtracks if fit else 0,
+            stopped_early=bool(fit.stopped_early) if fit else False,
+            stop_reason=fit.stop_reason if fit else None,
+            variance_minimum=fit.variance_minimum if fit else None,
+            members=[MemberRecord(**m) for m in solution.members],
+            metrics=metrics,
+            baseline=baseline,
+            baseline_kind=None if not baseline else ("degraded" if problem.scale == 1 else "bicubic"),
+        ),
+        notes=plan.notes,
+        history=HistoryRecord(**(fit.history.as_dict() if fit else {})),
+    )

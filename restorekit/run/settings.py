@@ -1,0 +1,170 @@
+"""Stage 1: what the user asked for, typed and validated once.
+
+:class:`RunSettings` is the single description of a run that every front
+end builds: the CLI from its options, :func:`restorekit.restore` from its
+keywords, the benchmarks from a protocol.  :func:`make_settings` fills
+defaults (:data:`DEFAULTS`, the one place they are written), resolves a
+preset (usable from Python: ``restore(preset="denoise", data=...)``) and
+checks every value that does not need the components or the image.  ``None``
+for a field means "not given": a preset's value, then the default, fills it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import UsageError
+
+#: the run's modes (see docs/usage.md, "Modes")
+MODES = ("benchmark", "restore")
+#: network precisions the loop supports
+PRECISIONS = ("fp32", "bf16")
+#: the largest seed: numpy's and torch's generators take 0 .. 2**63 - 1 (ensemble members add to it)
+MAX_SEED = 2**63 - 1
+DEFAULT_IMAGE = "default.png"
+
+#: every default, written once: the CLI's --help and restore()'s docstring show these
+DEFAULTS: dict[str, Any] = {
+    "degrade": ("gaussian:25",),
+    "prior": ("dip",),
+    "net": "auto",
+    "metrics": ("psnr", "ssim"),
+    "mode": "benchmark",
+    "seed": 0,
+    "device": "auto",
+    "stop": "auto",
+    "ensemble": 1,
+    "precision": "fp32",
+}
+
+
+def default_image_path() -> Path:
+    """The embedded default image (a 128x128 crop of the NASA astronaut photo)."""
+    return Path(str(resources.files("restorekit") / "data" / DEFAULT_IMAGE))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One run's settings, validated; lists are tuples, nothing is left unresolved but
+    ``iters``/``lr`` (``None``: the plan picks them for the task and device)."""
+
+    image: Any = None  #: a path, an array, a :class:`~restorekit.io.Image`, or None (the embedded image)
+    degrade: tuple[str, ...] = DEFAULTS["degrade"]
+    prior: tuple[str, ...] = DEFAULTS["prior"]
+    net: str = DEFAULTS["net"]
+    metrics: tuple[str, ...] = DEFAULTS["metrics"]
+    mode: str = DEFAULTS["mode"]
+    reference: Any = None
+    iters: int | None = None
+    lr: float | None = None
+    seed: int = DEFAULTS["seed"]
+    device: str = DEFAULTS["device"]
+    report_every: int | None = None
+    stop: str | None = DEFAULTS["stop"]
+    ensemble: int = DEFAULTS["ensemble"]
+    ensemble_batched: bool | None = None
+    precision: str = DEFAULTS["precision"]
+    time_limit: float | None = None
+    preset: str | None = None
+    data: Path | None = None  #: the preset's data folder, when it used one
+    #: keys whose value came from the preset (for the record and the CLI's notes)
+    from_preset: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def default_image(self) -> bool:
+        return self.image is None
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def check_seed(seed: Any) -> int:
+    """A seed is a whole number from 0 to 2**63 - 1 (numpy and torch both take that range)."""
+    import numpy as np
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise UsageError(f"seed must be a whole number from 0 to {MAX_SEED} (got {seed!r})")
+    return int(seed)
+
+
+def _check(s: RunSettings) -> None:
+    """Every check that needs neither the components nor the image: one place for each."""
+    if s.mode not in MODES:
+        raise UsageError(f"unknown mode {s.mode!r} (valid: {', '.join(MODES)})")
+    if s.iters is not None and (isinstance(s.iters, bool) or not isinstance(s.iters, int) or s.iters < 1):
+        raise UsageError(f"iterations must be at least 1 (got {s.iters})")
+    check_seed(s.seed)
+    if s.lr is not None and not (isinstance(s.lr, (int, float)) and math.isfinite(s.lr) and s.lr > 0):
+        raise UsageError(f"learning rate must be a positive finite number (got {s.lr})")
+    if s.report_every is not None and s.report_every < 1:
+        raise UsageError(f"report interval must be at least 1 (got {s.report_every})")
+    if isinstance(s.ensemble, bool) or not isinstance(s.ensemble, int) or s.ensemble < 1:
+        raise UsageError(f"ensemble must be a whole number >= 1 (got {s.ensemble})")
+    if s.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {s.precision!r} (valid: {', '.join(PRECISIONS)})")
+    if s.time_limit is not None and not (s.time_limit > 0):
+        raise UsageError(f"time limit must be a positive number of seconds (got {s.time_limit})")
+    if s.mode == "benchmark" and s.reference is not None:
+        raise UsageError("--reference is for --mode restore; in benchmark mode the input is the reference")
+
+
+def make_settings(registry: Any = None, **given: Any) -> RunSettings:
+    """Defaults and a preset resolved, every value checked: the run's :class:`RunSettings`.
+
+    ``given`` holds the :class:`RunSettings` fields the caller set; ``None``
+    means not given.  A ``preset`` fills what was not given; a solver prior
+    given in place of the preset's network prior drops the preset's net,
+    iterations and learning rate (they belong to the network it replaces).
+    """
+    unknown = set(given) - set(RunSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown run setting(s): {', '.join(sorted(unknown))}")
+    for key in ("degrade", "prior", "metrics"):
+        if key in given:
+            given[key] = _as_tuple(given[key])
+    preset = given.get("preset")
+    from_preset: list[str] = []
+    if preset is not None:
+        from ..presets import expand, get_preset
+
+        p = expand(get_preset(preset), given.get("data"), need_image=given.get("image") is None)
+        for key in ("degrade", "prior", "net", "metrics", "iters", "lr", "mode"):
+            if given.get(key) is None:
+                value = p[key]
+                given[key] = _as_tuple(value) if key in ("degrade", "prior", "metrics") else value
+                from_preset.append(key)
+        if "prior" not in from_preset and registry is not None and _solves_directly(registry, given["prior"]):
+            for key in ("net", "iters", "lr"):
+                if key in from_preset:
+                    given[key] = None
+                    from_preset.remove(key)
+        if given.get("image") is None and p["image"] is not None:
+            given["image"] = p["image"]
+    values = {k: v for k, v in given.items() if v is not None}
+    if "stop" in given and given["stop"] is None:
+        values["stop"] = None  # restore(stop=None): no rule, as documented
+    settings = RunSettings(**values, from_preset=tuple(from_preset))
+    if settings.net in ("", None):
+        settings = replace(settings, net="auto")
+    _check(settings)
+    return settings
+
+
+def _solves_directly(registry: Any, priors: Sequence[str]) -> bool:
+    """Whether one of these prior specs is a direct solver (spec errors are left for the plan to report)."""
+    for spec in priors:
+        try:
+            if registry.create("prior", spec).role == "solver":
+                return True
+        except Exception:  # noqa: BLE001 - reported with context by the plan
+            return False
+    return False

@@ -1,0 +1,171 @@
+"""Stage 4: solve the problem — the fitting loop, ensembles of it, or a direct solver.
+
+:func:`solve` returns a :class:`Solution`: the restored image at the
+result's size, where it came from, and the loop's account (iterations,
+stopping, backtracks, members).  Failures of a component's own code name the
+component and its plugin; divergence and out-of-memory become one-line
+errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..components import Problem
+from ..errors import ComponentFailure, RestoreError, RestoreKitError, UsageError
+from ..registry import Registry
+from .plan import Plan
+
+#: the seed offset between ensemble members (a prime, so members never share a seed with a nearby run)
+MEMBER_SEED_STEP = 7919
+
+
+@dataclass
+class Solution:
+    """The restored image and how it was obtained."""
+
+    output: Any  #: (1, C, H0, W0) tensor on the CPU, in [0, 1]: the result's size
+    fit: Any = None  #: the engine's FitResult (None for a direct solver)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.fit is not None and self.fit.interrupted)
+
+    @property
+    def iteration(self) -> int:
+        return self.fit.iteration if self.fit is not None else 0
+
+
+def member_seeds(seed: int, ensemble: int) -> list[int]:
+    return [seed if k == 0 else seed + MEMBER_SEED_STEP * k for k in range(ensemble)]
+
+
+def solve(plan: Plan, problem: Problem, registry: Registry, callback: Callable[[Any], Any] | None = None) -> Solution:
+    """Run the plan on the problem; the output is cut to the result's size."""
+    start = time.perf_counter()
+    geo = problem.geometry
+    try:
+        if plan.solver is not None:
+            out = _solve_directly(plan, problem)
+            sol = Solution(output=geo.to_result(out))
+        else:
+            res, members = _fit_members(plan, problem, callback)
+            sol = Solution(output=geo.to_result(geo.to_image(res.output)), fit=res, members=members)
+    except ComponentFailure as exc:
+        raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
+    sol.seconds = time.perf_counter() - start
+    return sol
+
+
+def _solve_directly(plan: Plan, problem: Problem):
+    import torch
+
+    solver = plan.solver
+    dev = plan.device
+    on_device = copy.copy(problem)
+    on_device.observation = problem.observation.to(dev)
+    on_device.mask = None if problem.mask is None else problem.mask.to(dev)
+    on_device.init = problem.init.to(dev)
+    on_device.device = dev
+    on_device.reference = None  # a solver never sees the ground truth
+    try:
+        out = solver.solve(on_device)
+    except (RestoreKitError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as exc:
+        raise ComponentFailure(solver, "solve", exc) from exc
+    out_t = torch.as_tensor(out).detach().float().cpu().clamp(0, 1)
+    if out_t.ndim == 3:
+        out_t = out_t[None]
+    if tuple(out_t.shape[1:]) != tuple(problem.image_shape):
+        raise RestoreError(
+            f"prior '{solver.name}' returned shape {tuple(out_t.shape[1:])}, expected {problem.image_shape}"
+        )
+    return out_t
+
+
+def _fit_members(plan: Plan, problem: Problem, callback):
+    """Run ``plan.ensemble`` independent fits and average their outputs."""
+    import torch
+
+    from .engine import fit
+
+    ensemble, iterations, stop_rule = plan.ensemble, plan.iterations, plan.stop_rule
+    time_limit = plan.settings.time_limit
+    seeds = member_seeds(plan.settings.seed, ensemble)
+    common = dict(
+        generator=plan.generator, network_prior=plan.network, penalties=plan.penalties, iterations=iterations,
+        lr=plan.lr, device=plan.device, report_every=plan.report_every, precision=plan.precision,
+    )
+    if plan.batched:
+        rule = None if stop_rule is None else type(stop_rule)(stop_rule.params)
+        res = _guarded(fit, plan, problem, seed=seeds[0], callback=callback, stopper=rule, member_seeds=seeds,
+                       time_limit=time_limit, **common)
+        res.output_kind = f"mean of {ensemble} runs, batched ({res.output_kind})"
+        members = [_member(s, res) for s in seeds]
+        return res, members
+    results, members = [], []
+    for k, member_seed in enumerate(seeds):
+        cb = callback
+        if callback is not None and ensemble > 1:
+            def cb(p, k=k):
+                q = copy.copy(p)
+                q.iteration = p.iteration + k * iterations
+                q.iterations = iterations * ensemble
+                callback(q)
+        rule = None if stop_rule is None else type(stop_rule)(stop_rule.params)
+        res = _guarded(fit, plan, problem, seed=member_seed, callback=cb, stopper=rule,
+                       time_limit=None if time_limit is None else time_limit / ensemble, **common)
+        results.append(res)
+        members.append(_member(member_seed, res))
+        if res.interrupted:
+            break
+    if len(results) == 1:
+        return results[0], members
+    first = results[0]
+    merged = copy.copy(first)
+    merged.output = torch.stack([r.output for r in results]).mean(0)
+    merged.interrupted = any(r.interrupted for r in results)
+    merged.iterations_run = sum(r.iterations_run for r in results)
+    merged.iteration = first.iteration
+    merged.seconds = sum(r.seconds for r in results)
+    merged.backtracks = sum(r.backtracks for r in results)
+    merged.stop_reason = "interrupted" if merged.interrupted else results[-1].stop_reason
+    merged.output_kind = f"mean of {len(results)} runs ({first.output_kind})"
+    return merged, members
+
+
+def _member(seed: int, res: Any) -> dict[str, Any]:
+    return {
+        "seed": seed, "iteration": res.iteration, "iterations_run": res.iterations_run,
+        "stopped_early": res.stopped_early, "stop_reason": res.stop_reason, "backtracks": res.backtracks,
+        "seconds": round(res.seconds, 3),
+    }
+
+
+def _guarded(fit, plan: Plan, problem: Problem, **kwargs):
+    """Run the engine, turning divergence and out-of-memory into one-line errors."""
+    try:
+        return fit(problem, **kwargs)
+    except FloatingPointError as exc:
+        raise RestoreError(str(exc)) from None
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" in str(exc):
+            _, h, w = problem.geometry.canvas_shape
+            raise UsageError(
+                f"the image ({w}x{h} after padding) is too small for the network's deepest level; "
+                "use fewer levels (e.g. --net skip:levels=3) or a larger image"
+            ) from None
+        raise
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise RestoreError(
+                f"out of memory on {plan.device}: try a smaller image, a narrower --net, a smaller --ensemble, "
+                "or --device cpu"
+            ) from None
+        raise
