@@ -363,10 +363,9 @@ def list_components(
             return
         reg = _host().registry
         if kind is not None and kind.lower() not in KIND_ALIASES:
-            import difflib
+            from .suggest import did_you_mean
 
-            close = difflib.get_close_matches(kind.lower(), list(KIND_ALIASES) + ["presets", "stopping"], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(kind.lower(), list(KIND_ALIASES) + ["presets", "stopping"])
             raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping)")
         kinds = [KIND_ALIASES[kind.lower()]] if kind else list(KINDS)
         if name is not None:

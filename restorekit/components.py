@@ -204,14 +204,12 @@ class Component:
         fields = cls.Params.model_fields
         unknown = [k for k in raw if k not in fields]
         if unknown:
-            import difflib
+            from .suggest import did_you_mean
 
             valid = ", ".join(fields) or "(none)"
             key = unknown[0]
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise SpecError(
-                f"{cls.kind} '{cls.name}' has no parameter '{key}'{hint} (valid: {valid})"
+                f"{cls.kind} '{cls.name}' has no parameter '{key}'{did_you_mean(key, fields)} (valid: {valid})"
             )
         cleaned = {}
         for k, v in raw.items():

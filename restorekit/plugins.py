@@ -26,7 +26,6 @@ distribution name) gets a warning naming the closest installed one.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import io
 import importlib.metadata as md
@@ -42,6 +41,7 @@ from . import hookspecs
 from .components import KINDS
 from .errors import RegistryError, RestoreKitError
 from .registry import ComponentRegistry, Registry
+from .suggest import did_you_mean
 
 log = logging.getLogger("restorekit")
 log.addHandler(logging.NullHandler())  # the CLI prints host.warnings itself
@@ -216,9 +216,7 @@ class PluginHost:
                     n for n in dir(self.pm.hook)
                     if n.startswith("restorekit_") and getattr(self.pm.hook, n).has_spec()
                 ]
-                close = difflib.get_close_matches(bad[0], known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise RegistryError(f"unknown hook '{bad[0]}'{hint}")
+                raise RegistryError(f"unknown hook '{bad[0]}'{did_you_mean(bad[0], known)}")
             info.hooks = sorted(hc.name for hc in callers)
             staged: list[ComponentRegistry] = []
             for kind, hook_name in REGISTER_HOOKS.items():
@@ -322,14 +320,12 @@ class PluginHost:
                 if var == "RESTOREKIT_DISABLE_PLUGINS":
                     self._warn(f"{var} names '{name}', a built-in plugin; the built-in plugins always load")
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
-            if close:
-                hint = f"; did you mean '{close[0]}'?"
-            elif third:
+            hint = did_you_mean(name, known)
+            if not hint and third:
                 hint = " (installed: " + ", ".join(
                     ep.name + (f" ({d})" if (d := _dist_name(ep)) and d != ep.name else "") for ep in third
                 ) + ")"
-            else:
+            elif not hint:
                 hint = " (no third-party plugin is installed)"
             self._warn(f"{var} names '{name}', which is not installed{hint}")
 

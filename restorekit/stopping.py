@@ -163,10 +163,9 @@ def make_stopping_rule(spec: str | None) -> StoppingRule | None:
         return None
     cls = RULES.get(parsed.name)
     if cls is None:
-        import difflib
+        from .suggest import did_you_mean
 
-        close = difflib.get_close_matches(parsed.name, list(RULES) + ["none"], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(parsed.name, list(RULES) + ["none"])
         raise SpecError(f"unknown stopping rule '{parsed.name}'{hint} (valid: {', '.join(RULES)}, none)")
     return cls.from_spec(parsed)
 
