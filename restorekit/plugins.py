@@ -57,12 +57,32 @@ BUILTIN_PLUGINS = {
     "restorekit.metrics": "restorekit.builtins.metrics",
 }
 
-REGISTER_HOOKS = {
-    "degradation": "restorekit_register_degradations",
-    "prior": "restorekit_register_priors",
-    "generator": "restorekit_register_generators",
-    "metric": "restorekit_register_metrics",
-}
+
+
+def _register_hooks() -> dict[str, str]:
+    """Component kind -> its registration hook, read from :mod:`restorekit.hookspecs`.
+
+    The hook of kind ``k`` is the spec named ``restorekit_register_<k>s``
+    (spaces as ``_``: ``stopping rule`` -> ``restorekit_register_stopping_rules``);
+    a kind in :data:`~restorekit.components.KINDS` without one is a bug in
+    restorekit, caught here when the module is imported.
+    """
+    prefix = f"{PROJECT}_register_"
+    kinds = {}
+    for name, fn in vars(hookspecs).items():
+        if name.startswith(prefix) and hasattr(fn, f"{PROJECT}_spec"):
+            kinds[name[len(prefix):].removesuffix("s").replace("_", " ")] = name
+    missing = [k for k in KINDS if k not in kinds]
+    if missing:
+        raise ImportError(
+            f"restorekit.hookspecs has no registration hook for the component kind(s) {missing} "
+            f"(expected: {', '.join(prefix + k.replace(' ', '_') + 's' for k in missing)})"
+        )
+    return {k: kinds[k] for k in KINDS}
+
+
+#: component kind -> the hook that registers it, in the order of KINDS (derived from hookspecs)
+REGISTER_HOOKS = _register_hooks()
 
 
 class PluginError(RestoreKitError):

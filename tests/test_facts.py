@@ -1,6 +1,7 @@
 """One source per fact: what the plugin core derives instead of repeating.
 
 * the did-you-mean hint: one helper (restorekit.suggest) behind every message;
+* the registration hook of each component kind: read from restorekit.hookspecs;
 """
 
 from __future__ import annotations
@@ -72,3 +73,35 @@ def test_preset_message_keeps_its_wording():
     with pytest.raises(UsageError) as info:
         get_preset("denoize")
     assert str(info.value) == "unknown preset 'denoize'; did you mean 'denoise'? (see: restorekit list presets)"
+
+
+# -- the registration hooks ------------------------------------------------------------
+def _specs() -> set[str]:
+    from restorekit import hookspecs
+
+    return {n for n, fn in vars(hookspecs).items() if hasattr(fn, "restorekit_spec")}
+
+
+def test_every_kind_has_its_registration_hook():
+    from restorekit.components import KINDS
+    from restorekit.plugins import REGISTER_HOOKS
+
+    assert list(REGISTER_HOOKS) == list(KINDS)
+    for kind, hook in REGISTER_HOOKS.items():
+        assert hook == "restorekit_register_" + kind.replace(" ", "_") + "s"
+        assert hook in _specs()
+
+
+def test_every_registration_hook_is_a_kind_or_the_commands_hook():
+    from restorekit.plugins import REGISTER_HOOKS
+
+    assert _specs() - set(REGISTER_HOOKS.values()) == {"restorekit_register_commands"}
+
+
+def test_a_kind_without_a_hook_is_caught_on_import(monkeypatch):
+    import restorekit.plugins as plugins
+    from restorekit.components import KINDS, Component
+
+    monkeypatch.setattr(plugins, "KINDS", {**KINDS, "denoiser": Component})
+    with pytest.raises(ImportError, match=r"no registration hook for the component kind\(s\) \['denoiser'\].*restorekit_register_denoisers"):
+        plugins._register_hooks()
