@@ -26,13 +26,15 @@ distribution name) gets a warning naming the closest installed one.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import io
 import importlib.metadata as md
+import io
+import json
 import logging
 import os
+import pkgutil
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
@@ -49,14 +51,97 @@ log.addHandler(logging.NullHandler())  # the CLI prints host.warnings itself
 ENTRY_POINT_GROUP = "restorekit"
 PROJECT = "restorekit"
 
-#: entry-point name -> module of the built-in plugins (as in pyproject.toml)
-BUILTIN_PLUGINS = {
-    "restorekit.degradations": "restorekit.builtins.degradations",
-    "restorekit.priors": "restorekit.builtins.priors",
-    "restorekit.generators": "restorekit.builtins.generators",
-    "restorekit.metrics": "restorekit.builtins.metrics",
-}
 
+# -- the built-in plugins: restorekit's own entry points ------------------------------
+def _this_package() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _describes_this_package(dist: md.Distribution) -> bool:
+    """Whether ``dist`` is the installation of the restorekit package running now.
+
+    Not so when restorekit runs from a source checkout (``PYTHONPATH=.``, a
+    second git worktree) while another copy is installed: that copy's entry
+    points may be older or newer than these modules.
+    """
+    here = _this_package()
+    try:  # an ordinary install, or an egg-link/.egg-info one
+        if Path(dist.locate_file(f"{PROJECT}/__init__.py")).resolve() == here / "__init__.py":
+            return True
+    except Exception:
+        pass
+    try:  # an editable install (PEP 660): direct_url.json names the source folder
+        url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+    except Exception:
+        return False
+    if not url.startswith("file:"):
+        return False
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    source = Path(url2pathname(urlparse(url).path)).resolve()
+    return here.is_relative_to(source)
+
+
+def _scanned_builtins() -> list[md.EntryPoint]:
+    """The entry points pyproject.toml declares, derived from the modules in restorekit/builtins/.
+
+    pyproject.toml names each module ``restorekit.builtins.<m>`` as entry
+    point ``restorekit.<m>`` (tests/test_facts.py holds it to that).
+    """
+    from . import builtins
+
+    return [
+        md.EntryPoint(name=f"{PROJECT}.{m.name}", value=f"{builtins.__name__}.{m.name}", group=ENTRY_POINT_GROUP)
+        for m in pkgutil.iter_modules(builtins.__path__)
+        if not m.name.startswith("_")
+    ]
+
+
+def builtin_entry_points() -> tuple[list[md.EntryPoint], str | None]:
+    """The built-in plugins, and a warning when restorekit's metadata is out of date.
+
+    The one list of them is ``[project.entry-points.restorekit]`` in
+    pyproject.toml, read here from the installed distribution's metadata (a
+    built-in is an entry point of the ``restorekit`` distribution).  Where
+    there is no metadata of this copy of restorekit (a source checkout run
+    without installing it, or beside another installed copy) the list is
+    derived from the modules in ``restorekit/builtins/`` instead; where the
+    metadata names other modules than that folder holds (pyproject.toml
+    changed since the install) the folder wins and the warning says to
+    reinstall.
+    """
+    try:
+        dist = md.distribution(PROJECT)
+    except md.PackageNotFoundError:
+        dist = None
+    scanned = _scanned_builtins()
+    if dist is None or not _describes_this_package(dist):
+        log.debug("restorekit's metadata is not this copy's: built-in plugins from restorekit/builtins/")
+        return scanned, None
+    declared = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+    found = {ep.value for ep in scanned}
+    if {ep.value for ep in declared} == found:
+        return declared, None
+    missing = sorted(found - {ep.value for ep in declared})
+    extra = sorted({ep.value for ep in declared} - found)
+    parts = []
+    if missing:
+        parts.append("it lacks " + ", ".join(missing))
+    if extra:
+        parts.append("it names " + ", ".join(extra) + ", which restorekit/builtins/ lacks")
+    what = "; ".join(parts)
+    return scanned, (
+        f"restorekit's installed entry points are out of date ({what}): reinstall restorekit "
+        "(pip install -e . in a checkout); using the modules in restorekit/builtins/ meanwhile"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTIN_PLUGINS":
+        #: entry-point name -> module of the built-in plugins (derived: see builtin_entry_points)
+        return {ep.name: ep.value for ep in builtin_entry_points()[0]}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register_hooks() -> dict[str, str]:
@@ -278,20 +363,7 @@ class PluginHost:
         if entry_points is None:
             entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
         entry_points = list(entry_points)
-        own = {ep.name: ep for ep in entry_points if _dist_name(ep) == PROJECT}
-        version = _version()
-        for name, module in BUILTIN_PLUGINS.items():
-            ep_module = own[name].value if name in own else module
-            info = PluginInfo(name=name, module=ep_module, dist=PROJECT, version=version, builtin=True)
-            try:
-                obj = importlib.import_module(ep_module)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                self.plugins.append(info)
-                self._fail(info, _one_line(exc))
-                continue
-            self.register(obj, info)
+        self._load_builtins()
         allow = _env_list("RESTOREKIT_LOAD_PLUGINS")
         deny_list = _env_list("RESTOREKIT_DISABLE_PLUGINS") or []
         deny = set(deny_list)
@@ -325,6 +397,30 @@ class PluginHost:
             self.register(obj, info)
         return self
 
+    def _load_builtins(self) -> None:
+        """restorekit's own entry points, in the order of the kinds they register (KINDS)."""
+        eps, stale = builtin_entry_points()
+        if stale:
+            self._warn(stale)
+        version = _version()
+        loaded: list[tuple[PluginInfo, Any]] = []
+        for ep in eps:
+            info = PluginInfo(name=ep.name, module=ep.value, dist=PROJECT, version=version, builtin=True)
+            try:
+                loaded.append((info, ep.load()))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                loaded.append((info, exc))
+        # the metadata lists entry points alphabetically; rows and registration follow the kinds
+        loaded.sort(key=lambda pair: (_first_kind(pair[1]), pair[0].name))
+        for info, obj in loaded:
+            if isinstance(obj, BaseException):
+                self.plugins.append(info)
+                self._fail(info, _one_line(obj))
+            else:
+                self.register(obj, info)
+
     def _check_names(self, var: str, names: list[str], third: list[md.EntryPoint]) -> None:
         """Warn about a name in a plugin list that no installed plugin has (a typo, most often)."""
         known: list[str] = []
@@ -332,7 +428,7 @@ class PluginHost:
             for n in (ep.name, _dist_name(ep)):
                 if n and n not in known:
                     known.append(n)
-        builtin = set(BUILTIN_PLUGINS) | {PROJECT}
+        builtin = {p.name for p in self.plugins if p.builtin} | {PROJECT}
         for name in dict.fromkeys(names):
             if name in known:
                 continue
@@ -398,6 +494,12 @@ def _validation_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -
                 f"does not have (it has: {', '.join(allowed)})"
             )
     return _one_line(exc)
+
+
+def _first_kind(plugin: Any) -> int:
+    """Position in KINDS of the first kind ``plugin`` registers (past the end: none)."""
+    hooks = list(REGISTER_HOOKS.values())
+    return next((i for i, hook in enumerate(hooks) if hasattr(plugin, hook)), len(hooks))
 
 
 def _dist_name(ep: md.EntryPoint) -> str | None:

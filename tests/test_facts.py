@@ -2,11 +2,16 @@
 
 * the did-you-mean hint: one helper (restorekit.suggest) behind every message;
 * the registration hook of each component kind: read from restorekit.hookspecs;
+* the built-in plugins: pyproject.toml's entry points, read from the installed
+  metadata (or, without metadata of this copy, derived from restorekit/builtins/);
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata as md
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +110,125 @@ def test_a_kind_without_a_hook_is_caught_on_import(monkeypatch):
     monkeypatch.setattr(plugins, "KINDS", {**KINDS, "denoiser": Component})
     with pytest.raises(ImportError, match=r"no registration hook for the component kind\(s\) \['denoiser'\].*restorekit_register_denoisers"):
         plugins._register_hooks()
+
+
+# -- the built-in plugins ------------------------------------------------------------
+def _builtin_modules() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "restorekit" / "builtins").glob("*.py") if not p.stem.startswith("_"))
+
+
+def _pyproject_entry_points() -> dict[str, str]:
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is 3.11+")
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return data["project"]["entry-points"]["restorekit"]
+
+
+def test_pyproject_declares_every_builtin_module():
+    """The one list of built-ins (pyproject.toml) and the fallback (restorekit/builtins/) agree.
+
+    Also holds pyproject.toml to the naming the fallback assumes: module
+    restorekit.builtins.<m> is entry point restorekit.<m>.
+    """
+    assert _pyproject_entry_points() == {f"restorekit.{m}": f"restorekit.builtins.{m}" for m in _builtin_modules()}
+
+
+def test_no_hand_written_list_of_builtins():
+    """plugins.py names no built-in module: the list lives in pyproject.toml only."""
+    source = (ROOT / "restorekit" / "plugins.py").read_text(encoding="utf-8")
+    for m in _builtin_modules():
+        assert not re.search(rf"builtins\.{m}\b", source), m
+
+
+def _fake_restorekit_dist(tmp_path, monkeypatch, entry_points: dict[str, str], source: Path | None = ROOT) -> None:
+    """Put a restorekit .dist-info first on sys.path, installed (editable) from ``source``."""
+    site = tmp_path / "site"
+    info = site / "restorekit-9.9.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: restorekit\nVersion: 9.9\n")
+    lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text("[restorekit]\n" + lines)
+    if source is not None:
+        (info / "direct_url.json").write_text(
+            '{"url": "%s", "dir_info": {"editable": true}}' % source.resolve().as_uri()
+        )
+    monkeypatch.syspath_prepend(str(site))
+    import importlib
+
+    importlib.invalidate_caches()
+
+
+def _declared(**renamed: str) -> dict[str, str]:
+    eps = {f"restorekit.{m}": f"restorekit.builtins.{m}" for m in _builtin_modules()}
+    for old, new in renamed.items():
+        eps[new] = eps.pop(f"restorekit.{old}")
+    return eps
+
+
+def test_builtins_are_read_from_this_copys_metadata(tmp_path, monkeypatch):
+    import restorekit.plugins as plugins
+
+    _fake_restorekit_dist(tmp_path, monkeypatch, _declared(degradations="restorekit.forward-models"))
+    assert plugins.BUILTIN_PLUGINS["restorekit.forward-models"] == "restorekit.builtins.degradations"
+    host = plugins.PluginHost().load(entry_points=[])
+    assert host.warnings == []
+    info = host.plugin("restorekit.forward-models")
+    assert info.builtin and info.status == "loaded" and ("degradation", "gaussian") in info.components
+
+
+def test_installed_entry_points_of_restorekit_are_builtins_not_third_party(tmp_path, monkeypatch):
+    from restorekit.plugins import PluginHost
+
+    _fake_restorekit_dist(tmp_path, monkeypatch, _declared(degradations="restorekit.forward-models"))
+    host = PluginHost().load()
+    rows = [p for p in host.plugins if p.name == "restorekit.forward-models"]
+    assert len(rows) == 1 and rows[0].builtin
+
+
+def test_stale_metadata_warns_and_uses_the_package(tmp_path, monkeypatch):
+    from restorekit.plugins import PluginHost
+
+    declared = _declared()
+    dropped = declared.pop("restorekit.metrics")
+    _fake_restorekit_dist(tmp_path, monkeypatch, declared)
+    host = PluginHost().load(entry_points=[])
+    assert host.warnings == [
+        f"restorekit's installed entry points are out of date (it lacks {dropped}): reinstall restorekit "
+        "(pip install -e . in a checkout); using the modules in restorekit/builtins/ meanwhile"
+    ]
+    assert host.plugin("restorekit.metrics").status == "loaded"
+
+
+def test_metadata_of_another_copy_is_not_used(tmp_path, monkeypatch):
+    """A second checkout run with PYTHONPATH beside an installed one: its own modules are the built-ins."""
+    from restorekit.plugins import PluginHost
+
+    other = tmp_path / "elsewhere"
+    (other / "restorekit").mkdir(parents=True)
+    _fake_restorekit_dist(tmp_path, monkeypatch, {"restorekit.old": "restorekit.builtins.old"}, source=other)
+    host = PluginHost().load(entry_points=[])
+    assert host.warnings == []
+    assert {p.name for p in host.plugins if p.builtin} == {f"restorekit.{m}" for m in _builtin_modules()}
+
+
+def test_without_metadata_the_builtins_come_from_the_package(monkeypatch):
+    import restorekit.plugins as plugins
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(plugins.md, "distribution", missing)
+    host = plugins.PluginHost().load(entry_points=[])
+    assert host.warnings == []
+    assert {p.name for p in host.plugins if p.builtin} == {f"restorekit.{m}" for m in _builtin_modules()}
+    assert all(p.status == "loaded" for p in host.plugins)
+
+
+def test_builtins_load_in_the_order_of_the_kinds(host):
+    """`restorekit plugins --all` lists them as before: degradations, priors, generators, metrics, ..."""
+    from restorekit.components import KINDS
+
+    kinds = [next(k for k, _ in p.components) for p in host.plugins if p.builtin]
+    assert kinds == list(KINDS)
