@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import pkgutil
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,8 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []
         self.strict = _truthy("RESTOREKIT_STRICT_PLUGINS")
+        #: plugin name -> why it is not loaded (pluggy blocks the name: pm.is_blocked)
+        self._blocked: dict[str, str] = {}
         if _truthy("RESTOREKIT_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
@@ -304,7 +307,10 @@ class PluginHost:
         self.plugins.append(info)
         try:
             plugin = _hashable(plugin)  # an instance of a class with __eq__ but no __hash__, say
-            self.pm.register(plugin, name=info.name)
+            if self.pm.register(plugin, name=info.name) is None:  # pm.set_blocked(info.name)
+                info.status = "disabled"
+                info.error = self._blocked.get(info.name, "blocked")
+                return False
         except pluggy.PluginValidationError as exc:
             self._fail(info, _validation_message(self.pm, plugin, exc))
             return False
@@ -314,14 +320,13 @@ class PluginHost:
             self._fail(info, _one_line(exc))
             return False
         try:
+            try:
+                # an implementation of no hook (a misspelled name, mostly) unless marked optionalhook;
+                # the plugins registered before this one have passed, so it is this one's
+                self.pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                raise RegistryError(_unknown_hook_message(self.pm, exc)) from None
             callers = self.pm.get_hookcallers(plugin) or []
-            bad = [hc.name for hc in callers if not hc.has_spec()]
-            if bad:
-                known = [
-                    n for n in dir(self.pm.hook)
-                    if n.startswith("restorekit_") and getattr(self.pm.hook, n).has_spec()
-                ]
-                raise RegistryError(f"unknown hook '{bad[0]}'{did_you_mean(bad[0], known)}")
             info.hooks = sorted(hc.name for hc in callers)
             staged: list[ComponentRegistry] = []
             for kind, hook_name in REGISTER_HOOKS.items():
@@ -377,14 +382,10 @@ class PluginHost:
             dist = _dist_name(ep)
             info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=_dist_version(ep))
             if ep.name in deny or (dist and dist in deny):
-                info.status = "disabled"
-                info.error = "RESTOREKIT_DISABLE_PLUGINS"
-                self.plugins.append(info)
+                self._block(info, "RESTOREKIT_DISABLE_PLUGINS")
                 continue
             if allow is not None and ep.name not in allow and dist not in allow:
-                info.status = "disabled"
-                info.error = "not in RESTOREKIT_LOAD_PLUGINS"
-                self.plugins.append(info)
+                self._block(info, "not in RESTOREKIT_LOAD_PLUGINS")
                 continue
             try:
                 obj = ep.load()
@@ -420,6 +421,14 @@ class PluginHost:
                 self._fail(info, _one_line(obj))
             else:
                 self.register(obj, info)
+
+    def _block(self, info: PluginInfo, reason: str) -> None:
+        """Leave a plugin out, unimported; pluggy refuses its name from now on."""
+        self.pm.set_blocked(info.name)
+        self._blocked[info.name] = reason
+        info.status = "disabled"
+        info.error = reason
+        self.plugins.append(info)
 
     def _check_names(self, var: str, names: list[str], third: list[md.EntryPoint]) -> None:
         """Warn about a name in a plugin list that no installed plugin has (a typo, most often)."""
@@ -470,6 +479,15 @@ class PluginHost:
                     self._fail(info, f"while adding commands: {_one_line(exc)}")
                 else:
                     raise
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
+    """pluggy's "unknown hook 'x' in plugin <module ...>" as "unknown hook 'x'; did you mean 'y'?"."""
+    m = re.match(r"unknown hook '([^']+)'", str(exc))
+    if m is None:
+        return _one_line(exc)
+    known = [n for n in dir(pm.hook) if n.startswith(f"{PROJECT}_") and getattr(pm.hook, n).has_spec()]
+    return f"unknown hook '{m[1]}'{did_you_mean(m[1], known)}"
 
 
 def _validation_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -> str:
