@@ -4,13 +4,18 @@
 * the registration hook of each component kind: read from restorekit.hookspecs;
 * the built-in plugins: pyproject.toml's entry points, read from the installed
   metadata (or, without metadata of this copy, derived from restorekit/builtins/);
+* stopping rules: a component kind like the others (registry, hook, ``list``),
+  so a plugin can add one.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata as md
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -232,3 +237,152 @@ def test_builtins_load_in_the_order_of_the_kinds(host):
 
     kinds = [next(k for k, _ in p.components) for p in host.plugins if p.builtin]
     assert kinds == list(KINDS)
+
+
+# -- stopping rules: the fifth kind ------------------------------------------------------
+PLATEAU = '''
+from pydantic import Field
+from restorekit import Params, StoppingRule, hookimpl
+
+
+class LossPlateau(StoppingRule):
+    name = "plateau"
+    summary = "Stop when the change between successive outputs stops shrinking."
+    primary = "patience"
+
+    class Params(Params):
+        patience: int = Field(500, ge=1, description="iterations without a new minimum before stopping")
+
+    def reset(self):
+        super().reset()
+        self._last = None
+
+    def update(self, x, iteration, average=None):
+        if self._last is not None:
+            self._track((x - self._last).pow(2).mean(), x, iteration, average)
+        self._last = x.detach().clone()
+
+
+@hookimpl
+def restorekit_register_stopping_rules(registry):
+    registry.add(LossPlateau)
+'''
+
+
+def _cli(args, env_extra=None):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "restorekit.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_builtin_stopping_rules_are_registered(registry):
+    from restorekit import StoppingRule
+    from restorekit.stopping import make_stopping_rule
+
+    assert registry.names("stopping rule") == ["esemv", "eswmv"]
+    assert registry.get("stopping rule", "eswmv").plugin == "restorekit.stopping"
+    rule = make_stopping_rule("esemv:alpha=0.2", registry=registry)
+    assert isinstance(rule, StoppingRule) and rule.spec == "esemv:patience=1000,alpha=0.2,burn_in=100"
+
+
+def test_unknown_stopping_rule_lists_none_too(registry):
+    from restorekit.errors import SpecError
+    from restorekit.stopping import make_stopping_rule
+
+    with pytest.raises(SpecError) as info:
+        make_stopping_rule("eswvm", registry=registry)
+    assert str(info.value) == "unknown stopping rule 'eswvm'; did you mean 'eswmv'? (valid: esemv, eswmv, none)"
+    assert make_stopping_rule("none", registry=registry) is None
+
+
+def test_a_plugin_adds_a_stopping_rule(fake_plugin):
+    import torch
+
+    from restorekit.plugins import PluginHost
+    from restorekit.stopping import make_stopping_rule
+    from restorekit.testing import check_stopping_rule
+
+    fake_plugin("plateauplug", PLATEAU)
+    host = PluginHost().load()
+    info = host.plugin("plateauplug")
+    assert info.status == "loaded", info.error
+    assert info.components == [("stopping rule", "plateau")]
+    assert info.hooks == ["restorekit_register_stopping_rules"]
+    rule = make_stopping_rule("plateau:20", registry=host.registry)
+    assert rule.params.patience == 20
+    for t in range(60):
+        rule.update(torch.full((1, 1, 4, 4), (t - 10) ** 2 / 100), t)  # the change is smallest at t = 10
+    assert rule.chosen_iteration() == 10 and not rule.should_stop(29) and rule.should_stop(30)
+    passed = check_stopping_rule(host.registry.get("stopping rule", "plateau").cls, plugin="plateauplug")
+    assert "run (with an average)" in passed and "reset" in passed
+
+
+def test_restore_uses_a_plugin_stopping_rule(fake_plugin):
+    import numpy as np
+
+    import restorekit
+    from restorekit.plugins import reset_host
+
+    fake_plugin("plateauplug", PLATEAU)
+    reset_host()
+    try:
+        r = restorekit.restore(np.full((16, 16), 0.5, dtype=np.float32), degrade="gaussian:25", prior="tv",
+                               iters=20, stop="plateau:5", metrics=[], device="cpu")
+        assert r.record["settings"]["stop"] == "plateau:patience=5"
+    finally:
+        reset_host()
+
+
+def test_check_stopping_rule_catches_a_broken_rule():
+    from restorekit import Params as BaseParams, StoppingRule
+    from restorekit.testing import ContractError, check_stopping_rule
+
+    class Broken(StoppingRule):
+        name = "broken"
+        summary = "Answers should_stop with a number."
+
+        class Params(BaseParams):
+            pass
+
+        def update(self, x, iteration, average=None):
+            pass
+
+        def should_stop(self, iteration):
+            return 0
+
+    with pytest.raises(ContractError, match="should_stop\\(\\) returned int, not bool"):
+        check_stopping_rule(Broken)
+
+
+def test_list_shows_stopping_rules_like_every_kind(fake_plugin):
+    root = fake_plugin("plateauplug", PLATEAU)
+    env = {"PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = _cli(["list", "--json"], env)
+    assert r.returncode == 0, r.stderr
+    rules = {d["name"]: d for d in json.loads(r.stdout)["stopping rule"]}
+    assert rules["eswmv"]["plugin"] == "restorekit.stopping"
+    assert rules["plateau"]["plugin"] == "plateauplug" and rules["plateau"]["kind"] == "stopping rule"
+    for alias in ("stopping", "stop", "stopping rules"):
+        r = _cli(["list", alias, "--json"], env)
+        assert r.returncode == 0 and set(json.loads(r.stdout)) == {"stopping rule"}, (alias, r.stderr)
+    r = _cli(["list", "stop", "plateau"], env)
+    assert r.returncode == 0 and "provided by plateauplug" in r.stdout, r.stderr
+    r = _cli(["list", "stopping"], env)
+    assert r.returncode == 0 and "stopping rules" in r.stdout and "plateau" in r.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "stopping"], ["plugins", "--all"]])
+def test_listing_imports_no_torch(args):
+    code = (
+        "import sys\n"
+        "from restorekit.cli import main\n"
+        f"sys.argv = ['restorekit', *{args!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
