@@ -22,8 +22,6 @@ DOC = Path(__file__).resolve().parent / "plugins" / "components.md"
 BEGIN = "<!-- BEGIN GENERATED -->"
 END = "<!-- END GENERATED -->"
 
-TITLES = {"degradation": "Degradations", "prior": "Priors", "generator": "Generators", "metric": "Metrics"}
-
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -47,13 +45,14 @@ def render() -> str:
     ]
     for kind in KINDS:
         entries = host.registry.entries(kind)
-        lines += [f"### {TITLES[kind]}", ""]
+        anchor = kind.replace(" ", "-")
+        lines += [f"### {kind.capitalize()}s", ""]
         lines += ["| name | summary | plugin |", "| --- | --- | --- |"]
-        lines += [f"| [`{e.name}`](#{kind}-{e.name}) | {_cell(e.cls.summary)} | `{e.plugin}` |" for e in entries]
+        lines += [f"| [`{e.name}`](#{anchor}-{e.name}) | {_cell(e.cls.summary)} | `{e.plugin}` |" for e in entries]
         lines.append("")
         for e in entries:
             info = e.cls.describe()
-            lines += [f'<a id="{kind}-{e.name}"></a>', f"#### {kind} `{e.name}`", "", _cell(info["summary"]), ""]
+            lines += [f'<a id="{anchor}-{e.name}"></a>', f"#### {kind} `{e.name}`", "", _cell(info["summary"]), ""]
             extra = []
             if kind == "prior":
                 extra.append(f"role: `{e.cls.role}`")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .components import Degradation, Generator, LoopOptions, Metric, Params, Prior, Problem
+from .components import Degradation, Generator, LoopOptions, Metric, Params, Prior, Problem, StoppingRule
 from .errors import RegistryError, RestoreError, RestoreKitError, SpecError, UsageError
 from .hookspecs import hookimpl
 
@@ -28,6 +28,7 @@ __all__ = [
     "Prior",
     "Generator",
     "Metric",
+    "StoppingRule",
     "LoopOptions",
     "Problem",
     "restore",

@@ -52,6 +52,8 @@ KIND_ALIASES = {
     "prior": "prior", "priors": "prior",
     "generator": "generator", "generators": "generator", "net": "generator", "nets": "generator",
     "metric": "metric", "metrics": "metric",
+    "stopping rule": "stopping rule", "stopping rules": "stopping rule", "stopping": "stopping rule",
+    "stop": "stopping rule",
 }
 
 err_console = Console(stderr=True, highlight=False)
@@ -291,7 +293,7 @@ def _param_summary(params: list[dict]) -> str:
 
 
 def list_components(
-    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets) or metrics; all if omitted.", show_default=False)] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets), metrics, stopping (--stop rules) or presets; all components if omitted.", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Argument(help="One component: show its parameters in full.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -304,26 +306,11 @@ def list_components(
         if kind is not None and kind.lower() in ("preset", "presets"):
             _list_presets(name, json_out)
             return
-        if kind is not None and kind.lower() in ("stopping", "stop"):
-            from .stopping import describe_rules
-
-            rules = describe_rules()
-            if json_out:
-                sys.stdout.write(json.dumps(rules, indent=2, default=str) + "\n")
-                return
-            table = Table(title="stopping rules (--stop)", title_justify="left", title_style="bold")
-            for col in ("name", "summary", "parameters"):
-                table.add_column(col)
-            for r in rules:
-                table.add_row(r["name"], r["summary"], _param_summary(r["params"]))
-            out_console.print(table)
-            return
         reg = _host().registry
         if kind is not None and kind.lower() not in KIND_ALIASES:
-            import difflib
+            from .suggest import did_you_mean
 
-            close = difflib.get_close_matches(kind.lower(), list(KIND_ALIASES) + ["presets", "stopping"], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(kind.lower(), list(KIND_ALIASES) + ["presets"])
             raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping)")
         kinds = [KIND_ALIASES[kind.lower()]] if kind else list(KINDS)
         if name is not None:

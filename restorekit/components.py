@@ -1,11 +1,11 @@
-"""The four component kinds and what every component has in common.
+"""The five component kinds and what every component has in common.
 
 A component is a class with a unique lowercase ``name``, a one-line
 ``summary``, a parameter schema ``Params`` (a strict pydantic model) and an
 optional ``primary`` parameter that a spec may give without its key.
 Plugins subclass one of :class:`Degradation`, :class:`Prior`,
-:class:`Generator` or :class:`Metric` and register the class through the
-matching hook.  Nothing here imports torch: listing components stays fast.
+:class:`Generator`, :class:`Metric` or :class:`StoppingRule` and register
+the class through the matching hook (:data:`KINDS` names them).  Nothing here imports torch: listing components stays fast.
 Tensors are ``(N, C, H, W)`` float tensors in ``[0, 1]``; NumPy images are
 ``(C, H, W)`` float arrays in ``[0, 1]`` unless stated otherwise.
 """
@@ -35,6 +35,7 @@ __all__ = [
     "Prior",
     "Generator",
     "Metric",
+    "StoppingRule",
     "LoopOptions",
     "Geometry",
     "Problem",
@@ -205,14 +206,12 @@ class Component:
         fields = cls.Params.model_fields
         unknown = [k for k in raw if k not in fields]
         if unknown:
-            import difflib
+            from .suggest import did_you_mean
 
             valid = ", ".join(fields) or "(none)"
             key = unknown[0]
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise SpecError(
-                f"{cls.kind} '{cls.name}' has no parameter '{key}'{hint} (valid: {valid})"
+                f"{cls.kind} '{cls.name}' has no parameter '{key}'{did_you_mean(key, fields)} (valid: {valid})"
             )
         cleaned = {}
         for k, v in raw.items():
@@ -594,9 +593,69 @@ def _all_defaults(params_cls: type[BaseModel]) -> bool:
     return all(not f.is_required() for f in params_cls.model_fields.values())
 
 
+# ---------------------------------------------------------------------------
+# Stopping rules
+# ---------------------------------------------------------------------------
+class StoppingRule(Component):
+    """When to stop a fit without the clean image (``--stop``), and which iteration to keep.
+
+    :meth:`update` sees every output ``x`` (``(1, C, H, W)``; ``average`` is
+    the running average when the prior keeps one) and must not synchronise
+    with the device; :meth:`should_stop` is asked on reporting iterations
+    only.  The base class tracks the best iteration by a score that
+    :meth:`_track` receives (lower is better) and stops ``params.patience``
+    iterations after it (give ``Params`` a ``patience``, or override
+    :meth:`should_stop`).
+    """
+
+    kind: ClassVar[str] = "stopping rule"
+
+    def __init__(self, params: Params | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (a new fit)."""
+        self.best_output = None
+        self.best_average = None
+        self._best_score = None
+        self._best_it = None
+
+    def update(self, x: "torch.Tensor", iteration: int, average: "torch.Tensor | None" = None) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def should_stop(self, iteration: int) -> bool:
+        if self._best_it is None:
+            return False
+        return iteration - int(self._best_it.item()) >= self.params.patience
+
+    def chosen_iteration(self) -> int | None:
+        """The iteration whose output to keep (``best_output``), if any yet."""
+        return None if self._best_it is None else int(self._best_it.item())
+
+    def _track(self, score: "torch.Tensor", x: "torch.Tensor", iteration: int, average: "torch.Tensor | None") -> None:
+        """Keep ``x`` (and ``average``) if ``score`` is the lowest so far, without a host sync."""
+        import torch
+
+        if self._best_score is None:
+            self._best_score = score.detach().clone()
+            self._best_it = torch.tensor(iteration, device=x.device)
+            self.best_output = x.detach().clone()
+            self.best_average = None if average is None else average.detach().clone()
+            return
+        better = score < self._best_score
+        self._best_score = torch.where(better, score, self._best_score)
+        self._best_it = torch.where(better, torch.tensor(iteration, device=x.device), self._best_it)
+        self.best_output = torch.where(better, x, self.best_output)
+        if average is not None:
+            self.best_average = torch.where(better, average, self.best_average)
+
+
+#: kind -> base class; each kind's registration hook is restorekit_register_<kind>s (spaces as _)
 KINDS: dict[str, type[Component]] = {
     "degradation": Degradation,
     "prior": Prior,
     "generator": Generator,
     "metric": Metric,
+    "stopping rule": StoppingRule,
 }

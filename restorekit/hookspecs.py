@@ -71,6 +71,18 @@ def restorekit_register_metrics(registry: "ComponentRegistry") -> None:
 
 
 @hookspec
+def restorekit_register_stopping_rules(registry: "ComponentRegistry") -> None:
+    """Add :class:`~restorekit.StoppingRule` subclasses (ground-truth-free stopping for ``--stop``).
+
+    Example::
+
+        @hookimpl
+        def restorekit_register_stopping_rules(registry):
+            registry.add(LossPlateau)
+    """
+
+
+@hookspec
 def restorekit_register_commands(app: "typer.Typer") -> None:
     """Add commands to the ``restorekit`` command line.
 

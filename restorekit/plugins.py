@@ -26,14 +26,16 @@ distribution name) gets a warning naming the closest installed one.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib
-import io
 import importlib.metadata as md
+import io
+import json
 import logging
 import os
+import pkgutil
+import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
@@ -42,6 +44,7 @@ from . import hookspecs
 from .components import KINDS
 from .errors import RegistryError, RestoreKitError
 from .registry import ComponentRegistry, Registry
+from .suggest import did_you_mean
 
 log = logging.getLogger("restorekit")
 log.addHandler(logging.NullHandler())  # the CLI prints host.warnings itself
@@ -49,20 +52,123 @@ log.addHandler(logging.NullHandler())  # the CLI prints host.warnings itself
 ENTRY_POINT_GROUP = "restorekit"
 PROJECT = "restorekit"
 
-#: entry-point name -> module of the built-in plugins (as in pyproject.toml)
-BUILTIN_PLUGINS = {
-    "restorekit.degradations": "restorekit.builtins.degradations",
-    "restorekit.priors": "restorekit.builtins.priors",
-    "restorekit.generators": "restorekit.builtins.generators",
-    "restorekit.metrics": "restorekit.builtins.metrics",
-}
 
-REGISTER_HOOKS = {
-    "degradation": "restorekit_register_degradations",
-    "prior": "restorekit_register_priors",
-    "generator": "restorekit_register_generators",
-    "metric": "restorekit_register_metrics",
-}
+# -- the built-in plugins: restorekit's own entry points ------------------------------
+def _this_package() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _describes_this_package(dist: md.Distribution) -> bool:
+    """Whether ``dist`` is the installation of the restorekit package running now.
+
+    Not so when restorekit runs from a source checkout (``PYTHONPATH=.``, a
+    second git worktree) while another copy is installed: that copy's entry
+    points may be older or newer than these modules.
+    """
+    here = _this_package()
+    try:  # an ordinary install, or an egg-link/.egg-info one
+        if Path(dist.locate_file(f"{PROJECT}/__init__.py")).resolve() == here / "__init__.py":
+            return True
+    except Exception:
+        pass
+    try:  # an editable install (PEP 660): direct_url.json names the source folder
+        url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+    except Exception:
+        return False
+    if not url.startswith("file:"):
+        return False
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    source = Path(url2pathname(urlparse(url).path)).resolve()
+    return here.is_relative_to(source)
+
+
+def _scanned_builtins() -> list[md.EntryPoint]:
+    """The entry points pyproject.toml declares, derived from the modules in restorekit/builtins/.
+
+    pyproject.toml names each module ``restorekit.builtins.<m>`` as entry
+    point ``restorekit.<m>`` (tests/test_facts.py holds it to that).
+    """
+    from . import builtins
+
+    return [
+        md.EntryPoint(name=f"{PROJECT}.{m.name}", value=f"{builtins.__name__}.{m.name}", group=ENTRY_POINT_GROUP)
+        for m in pkgutil.iter_modules(builtins.__path__)
+        if not m.name.startswith("_")
+    ]
+
+
+def builtin_entry_points() -> tuple[list[md.EntryPoint], str | None]:
+    """The built-in plugins, and a warning when restorekit's metadata is out of date.
+
+    The one list of them is ``[project.entry-points.restorekit]`` in
+    pyproject.toml, read here from the installed distribution's metadata (a
+    built-in is an entry point of the ``restorekit`` distribution).  Where
+    there is no metadata of this copy of restorekit (a source checkout run
+    without installing it, or beside another installed copy) the list is
+    derived from the modules in ``restorekit/builtins/`` instead; where the
+    metadata names other modules than that folder holds (pyproject.toml
+    changed since the install) the folder wins and the warning says to
+    reinstall.
+    """
+    try:
+        dist = md.distribution(PROJECT)
+    except md.PackageNotFoundError:
+        dist = None
+    scanned = _scanned_builtins()
+    if dist is None or not _describes_this_package(dist):
+        log.debug("restorekit's metadata is not this copy's: built-in plugins from restorekit/builtins/")
+        return scanned, None
+    declared = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+    found = {ep.value for ep in scanned}
+    if {ep.value for ep in declared} == found:
+        return declared, None
+    missing = sorted(found - {ep.value for ep in declared})
+    extra = sorted({ep.value for ep in declared} - found)
+    parts = []
+    if missing:
+        parts.append("it lacks " + ", ".join(missing))
+    if extra:
+        parts.append("it names " + ", ".join(extra) + ", which restorekit/builtins/ lacks")
+    what = "; ".join(parts)
+    return scanned, (
+        f"restorekit's installed entry points are out of date ({what}): reinstall restorekit "
+        "(pip install -e . in a checkout); using the modules in restorekit/builtins/ meanwhile"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTIN_PLUGINS":
+        #: entry-point name -> module of the built-in plugins (derived: see builtin_entry_points)
+        return {ep.name: ep.value for ep in builtin_entry_points()[0]}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _register_hooks() -> dict[str, str]:
+    """Component kind -> its registration hook, read from :mod:`restorekit.hookspecs`.
+
+    The hook of kind ``k`` is the spec named ``restorekit_register_<k>s``
+    (spaces as ``_``: ``stopping rule`` -> ``restorekit_register_stopping_rules``);
+    a kind in :data:`~restorekit.components.KINDS` without one is a bug in
+    restorekit, caught here when the module is imported.
+    """
+    prefix = f"{PROJECT}_register_"
+    kinds = {}
+    for name, fn in vars(hookspecs).items():
+        if name.startswith(prefix) and hasattr(fn, f"{PROJECT}_spec"):
+            kinds[name[len(prefix):].removesuffix("s").replace("_", " ")] = name
+    missing = [k for k in KINDS if k not in kinds]
+    if missing:
+        raise ImportError(
+            f"restorekit.hookspecs has no registration hook for the component kind(s) {missing} "
+            f"(expected: {', '.join(prefix + k.replace(' ', '_') + 's' for k in missing)})"
+        )
+    return {k: kinds[k] for k in KINDS}
+
+
+#: component kind -> the hook that registers it, in the order of KINDS (derived from hookspecs)
+REGISTER_HOOKS = _register_hooks()
 
 
 class PluginError(RestoreKitError):
@@ -174,6 +280,8 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []
         self.strict = _truthy("RESTOREKIT_STRICT_PLUGINS")
+        #: plugin name -> why it is not loaded (pluggy blocks the name: pm.is_blocked)
+        self._blocked: dict[str, str] = {}
         if _truthy("RESTOREKIT_TRACE_HOOKS"):
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
@@ -199,7 +307,10 @@ class PluginHost:
         self.plugins.append(info)
         try:
             plugin = _hashable(plugin)  # an instance of a class with __eq__ but no __hash__, say
-            self.pm.register(plugin, name=info.name)
+            if self.pm.register(plugin, name=info.name) is None:  # pm.set_blocked(info.name)
+                info.status = "disabled"
+                info.error = self._blocked.get(info.name, "blocked")
+                return False
         except pluggy.PluginValidationError as exc:
             self._fail(info, _validation_message(self.pm, plugin, exc))
             return False
@@ -209,16 +320,13 @@ class PluginHost:
             self._fail(info, _one_line(exc))
             return False
         try:
+            try:
+                # an implementation of no hook (a misspelled name, mostly) unless marked optionalhook;
+                # the plugins registered before this one have passed, so it is this one's
+                self.pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                raise RegistryError(_unknown_hook_message(self.pm, exc)) from None
             callers = self.pm.get_hookcallers(plugin) or []
-            bad = [hc.name for hc in callers if not hc.has_spec()]
-            if bad:
-                known = [
-                    n for n in dir(self.pm.hook)
-                    if n.startswith("restorekit_") and getattr(self.pm.hook, n).has_spec()
-                ]
-                close = difflib.get_close_matches(bad[0], known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise RegistryError(f"unknown hook '{bad[0]}'{hint}")
             info.hooks = sorted(hc.name for hc in callers)
             staged: list[ComponentRegistry] = []
             for kind, hook_name in REGISTER_HOOKS.items():
@@ -260,20 +368,7 @@ class PluginHost:
         if entry_points is None:
             entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
         entry_points = list(entry_points)
-        own = {ep.name: ep for ep in entry_points if _dist_name(ep) == PROJECT}
-        version = _version()
-        for name, module in BUILTIN_PLUGINS.items():
-            ep_module = own[name].value if name in own else module
-            info = PluginInfo(name=name, module=ep_module, dist=PROJECT, version=version, builtin=True)
-            try:
-                obj = importlib.import_module(ep_module)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                self.plugins.append(info)
-                self._fail(info, _one_line(exc))
-                continue
-            self.register(obj, info)
+        self._load_builtins()
         allow = _env_list("RESTOREKIT_LOAD_PLUGINS")
         deny_list = _env_list("RESTOREKIT_DISABLE_PLUGINS") or []
         deny = set(deny_list)
@@ -287,14 +382,10 @@ class PluginHost:
             dist = _dist_name(ep)
             info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=_dist_version(ep))
             if ep.name in deny or (dist and dist in deny):
-                info.status = "disabled"
-                info.error = "RESTOREKIT_DISABLE_PLUGINS"
-                self.plugins.append(info)
+                self._block(info, "RESTOREKIT_DISABLE_PLUGINS")
                 continue
             if allow is not None and ep.name not in allow and dist not in allow:
-                info.status = "disabled"
-                info.error = "not in RESTOREKIT_LOAD_PLUGINS"
-                self.plugins.append(info)
+                self._block(info, "not in RESTOREKIT_LOAD_PLUGINS")
                 continue
             try:
                 obj = ep.load()
@@ -307,6 +398,38 @@ class PluginHost:
             self.register(obj, info)
         return self
 
+    def _load_builtins(self) -> None:
+        """restorekit's own entry points, in the order of the kinds they register (KINDS)."""
+        eps, stale = builtin_entry_points()
+        if stale:
+            self._warn(stale)
+        version = _version()
+        loaded: list[tuple[PluginInfo, Any]] = []
+        for ep in eps:
+            info = PluginInfo(name=ep.name, module=ep.value, dist=PROJECT, version=version, builtin=True)
+            try:
+                loaded.append((info, ep.load()))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                loaded.append((info, exc))
+        # the metadata lists entry points alphabetically; rows and registration follow the kinds
+        loaded.sort(key=lambda pair: (_first_kind(pair[1]), pair[0].name))
+        for info, obj in loaded:
+            if isinstance(obj, BaseException):
+                self.plugins.append(info)
+                self._fail(info, _one_line(obj))
+            else:
+                self.register(obj, info)
+
+    def _block(self, info: PluginInfo, reason: str) -> None:
+        """Leave a plugin out, unimported; pluggy refuses its name from now on."""
+        self.pm.set_blocked(info.name)
+        self._blocked[info.name] = reason
+        info.status = "disabled"
+        info.error = reason
+        self.plugins.append(info)
+
     def _check_names(self, var: str, names: list[str], third: list[md.EntryPoint]) -> None:
         """Warn about a name in a plugin list that no installed plugin has (a typo, most often)."""
         known: list[str] = []
@@ -314,7 +437,7 @@ class PluginHost:
             for n in (ep.name, _dist_name(ep)):
                 if n and n not in known:
                     known.append(n)
-        builtin = set(BUILTIN_PLUGINS) | {PROJECT}
+        builtin = {p.name for p in self.plugins if p.builtin} | {PROJECT}
         for name in dict.fromkeys(names):
             if name in known:
                 continue
@@ -322,14 +445,12 @@ class PluginHost:
                 if var == "RESTOREKIT_DISABLE_PLUGINS":
                     self._warn(f"{var} names '{name}', a built-in plugin; the built-in plugins always load")
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
-            if close:
-                hint = f"; did you mean '{close[0]}'?"
-            elif third:
+            hint = did_you_mean(name, known)
+            if not hint and third:
                 hint = " (installed: " + ", ".join(
                     ep.name + (f" ({d})" if (d := _dist_name(ep)) and d != ep.name else "") for ep in third
                 ) + ")"
-            else:
+            elif not hint:
                 hint = " (no third-party plugin is installed)"
             self._warn(f"{var} names '{name}', which is not installed{hint}")
 
@@ -360,6 +481,15 @@ class PluginHost:
                     raise
 
 
+def _unknown_hook_message(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
+    """pluggy's "unknown hook 'x' in plugin <module ...>" as "unknown hook 'x'; did you mean 'y'?"."""
+    m = re.match(r"unknown hook '([^']+)'", str(exc))
+    if m is None:
+        return _one_line(exc)
+    known = [n for n in dir(pm.hook) if n.startswith(f"{PROJECT}_") and getattr(pm.hook, n).has_spec()]
+    return f"unknown hook '{m[1]}'{did_you_mean(m[1], known)}"
+
+
 def _validation_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -> str:
     """Say which argument of which hook is wrong (pluggy's first line names neither)."""
     import inspect
@@ -382,6 +512,12 @@ def _validation_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -
                 f"does not have (it has: {', '.join(allowed)})"
             )
     return _one_line(exc)
+
+
+def _first_kind(plugin: Any) -> int:
+    """Position in KINDS of the first kind ``plugin`` registers (past the end: none)."""
+    hooks = list(REGISTER_HOOKS.values())
+    return next((i for i, hook in enumerate(hooks) if hasattr(plugin, hook)), len(hooks))
 
 
 def _dist_name(ep: md.EntryPoint) -> str | None:

@@ -104,11 +104,9 @@ PRESETS: dict[str, Preset] = {
 def get_preset(name: str) -> Preset:
     if name in PRESETS:
         return PRESETS[name]
-    import difflib
+    from .suggest import did_you_mean
 
-    close = difflib.get_close_matches(name, list(PRESETS), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"unknown preset '{name}'{hint} (see: restorekit list presets)")
+    raise UsageError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)} (see: restorekit list presets)")
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path | None:

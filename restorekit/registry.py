@@ -7,7 +7,6 @@ there, so a broken component fails with the plugin's name in the message.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 from .components import KINDS, Component
 from .errors import RegistryError
 from .spec import Spec, parse_spec
+from .suggest import did_you_mean
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -98,8 +98,7 @@ class Registry:
         if name in table:
             return table[name]
         valid = ", ".join(sorted(table)) or "(none registered)"
-        close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, table, cutoff=0.5)
         raise RegistryError(f"unknown {kind} '{name}'{hint} (valid: {valid})")
 
     def create(self, kind: str, spec: str | Spec) -> Component:

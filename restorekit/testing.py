@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import plugins as _plugins
-from .components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, Problem
+from .components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, Problem, StoppingRule
 from .errors import RegistryError, RestoreKitError, UsageError
 from .registry import Entry, Registry, check_component as _check_metadata
 
@@ -66,6 +66,7 @@ __all__ = [
     "check_prior",
     "check_generator",
     "check_metric",
+    "check_stopping_rule",
     "check_plugin",
     "make_test_image",
     "make_problem",
@@ -597,6 +598,67 @@ def check_metric(
 
 
 # ---------------------------------------------------------------------------
+# stopping rules
+# ---------------------------------------------------------------------------
+@_single_threaded
+def check_stopping_rule(
+    component: type[StoppingRule] | str,
+    spec: str | None = None,
+    *,
+    registry: Registry | None = None,
+    shape: tuple[int, int, int] = (3, 16, 16),
+    steps: int = 150,
+    seed: int = 0,
+    plugin: str = UNDER_TEST,
+) -> list[str]:
+    """Check a stopping rule: metadata, spec, and a run over ``steps`` outputs.
+
+    The outputs are a clean image plus noise that shrinks, then grows (a fit
+    that starts to fit the noise), given with and without a running
+    ``average``.  ``should_stop`` answers a bool on every fifth step; the
+    chosen iteration is ``None`` or one of those seen, and ``best_output``
+    (and ``best_average``) then has the outputs' shape; ``reset()`` forgets
+    the run.
+    """
+    import torch
+
+    cls, spec = _resolve(component, spec, "stopping rule", registry)
+    c = _Checker(cls, spec)
+    rule: StoppingRule = _check_common(c, "stopping rule", plugin)  # type: ignore[assignment]
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.from_numpy(make_test_image(shape, seed))[None]
+    for with_average in (False, True):
+        label = "with an average" if with_average else "without an average"
+        with c.check(f"run ({label})"):
+            rule.reset()
+            avg = None
+            for t in range(steps):
+                level = 0.3 * abs(t - steps / 2) / steps
+                x = (clean + level * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+                avg = x.clone() if avg is None else 0.9 * avg + 0.1 * x
+                rule.update(x, t, avg if with_average else None)
+                if t % 5 == 0:
+                    answer = rule.should_stop(t)
+                    c.ensure(isinstance(answer, bool), f"should_stop() returned {type(answer).__name__}, not bool")
+            chosen = rule.chosen_iteration()
+            c.ensure(chosen is None or (isinstance(chosen, int) and 0 <= chosen < steps),
+                     f"chosen_iteration() is {chosen!r}, not None or an iteration seen")
+            if chosen is not None:
+                out = rule.best_output
+                c.ensure(isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(clean.shape),
+                         f"best_output is {getattr(out, 'shape', out)!r}, not an output of shape {tuple(clean.shape)}")
+                c.ensure(bool(torch.isfinite(out).all()), "best_output is not finite")
+                if with_average:
+                    ba = rule.best_average
+                    c.ensure(ba is None or tuple(ba.shape) == tuple(clean.shape),
+                             f"best_average is {getattr(ba, 'shape', ba)!r}, not of shape {tuple(clean.shape)}")
+    with c.check("reset"):
+        rule.reset()
+        c.ensure(rule.chosen_iteration() is None, "chosen_iteration() is not None after reset()")
+    return c.passed
+
+
+# ---------------------------------------------------------------------------
 # dispatch and plugins
 # ---------------------------------------------------------------------------
 _CHECKS = {
@@ -604,6 +666,7 @@ _CHECKS = {
     "prior": check_prior,
     "generator": check_generator,
     "metric": check_metric,
+    "stopping rule": check_stopping_rule,
 }
 
 
@@ -619,7 +682,7 @@ def check_component(
     cls, spec = _resolve(component, spec, kind, registry)
     k = getattr(cls, "kind", None)
     if k not in _CHECKS:
-        raise ContractError(f"{cls!r} is not a degradation, prior, generator or metric")
+        raise ContractError(f"{cls!r} is not a component of any kind ({', '.join(KINDS)})")
     return _CHECKS[k](cls, spec, **options)
 
 

@@ -78,7 +78,9 @@ def test_component_contract(entry, tmp_path):
 
 def test_builtins_are_all_covered():
     builtins = [e for e in _ENTRIES if e.plugin.startswith("restorekit.")]
-    assert {e.kind for e in builtins} == {"degradation", "prior", "generator", "metric"}
+    from restorekit.components import KINDS
+
+    assert {e.kind for e in builtins} == set(KINDS)
     for e in builtins:
         assert not _needs_required(e.cls) or (e.kind, e.name) in REQUIRED_SPECS, e.name
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from restorekit.errors import RegistryError
-from restorekit.plugins import BUILTIN_PLUGINS, PluginError, PluginHost, reset_host
+from restorekit.plugins import BUILTIN_PLUGINS, PluginError, PluginHost, PluginInfo, reset_host
 from restorekit.registry import ComponentRegistry
 
 GOOD = '''
@@ -89,11 +89,16 @@ def test_builtins_are_plugins(host):
 
 
 def test_builtin_entry_points_are_declared():
-    """The installed distribution declares the built-ins as entry points."""
+    """The built-ins are the installed distribution's entry points (when it is this copy of restorekit)."""
     import importlib.metadata as md
 
+    from restorekit import plugins
+
+    dist = md.distribution("restorekit")
+    if not plugins._describes_this_package(dist):
+        pytest.skip("the installed restorekit is another copy (tests/test_facts.py checks pyproject.toml)")
     eps = {ep.name: ep.value for ep in md.entry_points(group="restorekit") if ep.dist and ep.dist.name == "restorekit"}
-    assert eps == BUILTIN_PLUGINS
+    assert eps == plugins.BUILTIN_PLUGINS, "reinstall restorekit: its metadata is older than pyproject.toml"
 
 
 def test_entry_point_discovery(fake_plugin):
@@ -128,6 +133,37 @@ def test_misspelled_hook_fails_with_suggestion(fake_plugin):
     assert "did you mean 'restorekit_register_degradations'" in info.error
 
 
+OPTIONAL_HOOK = '''
+from restorekit import hookimpl
+from restorekit.builtins.degradations import Gaussian
+
+
+class Loud(Gaussian):
+    name = "loud"
+    summary = "Gaussian noise, under another name."
+
+
+@hookimpl(optionalhook=True)
+def restorekit_register_frobnicators(registry):
+    """A hook of a newer restorekit: optional, so an older one loads the plugin anyway."""
+
+
+@hookimpl
+def restorekit_register_degradations(registry):
+    registry.add(Loud)
+'''
+
+
+def test_optional_hook_of_a_newer_restorekit_is_not_an_error(fake_plugin):
+    """Unknown hooks are pluggy's check_pending(): optionalhook=True implementations pass."""
+    fake_plugin("optplug", OPTIONAL_HOOK)
+    host = PluginHost().load()
+    info = host.plugin("optplug")
+    assert info.status == "loaded", info.error
+    assert info.components == [("degradation", "loud")]
+    assert "restorekit_register_frobnicators" in info.hooks
+
+
 def test_duplicate_name_names_both_plugins(fake_plugin):
     fake_plugin("clashplug", CLASH)
     host = PluginHost().load()
@@ -151,10 +187,17 @@ def test_disable_and_allow_lists(fake_plugin, monkeypatch):
     host = PluginHost().load()
     assert host.plugin("goodplug").status == "disabled"
     assert "invert" not in host.registry.names("degradation")
+    assert host.pm.is_blocked("goodplug")  # pluggy refuses the name from now on
+    import goodplug
+
+    late = PluginInfo(name="goodplug", module="goodplug")
+    assert not host.register(goodplug, late)
+    assert late.status == "disabled" and late.error == "RESTOREKIT_DISABLE_PLUGINS"
+    assert "invert" not in host.registry.names("degradation")
     monkeypatch.delenv("RESTOREKIT_DISABLE_PLUGINS")
     monkeypatch.setenv("RESTOREKIT_LOAD_PLUGINS", "")
     host = PluginHost().load()
-    assert host.plugin("goodplug").status == "disabled"
+    assert host.plugin("goodplug").status == "disabled" and host.pm.is_blocked("goodplug")
     assert "gaussian" in host.registry.names("degradation")  # built-ins always load
 
 
