@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from rich.table import Table
 
 from .errors import RestoreKitError
+from .run.settings import DEFAULTS, MODES, PRECISIONS
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -60,14 +61,13 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
-class Mode(str, Enum):
-    benchmark = "benchmark"
-    restore = "restore"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice type from the settings' one list of values."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
+Mode = _choices("Mode", MODES)
+Precision = _choices("Precision", PRECISIONS)
 
 
 def _debug_enabled(flag: bool) -> bool:
@@ -118,22 +118,22 @@ def _host():
 # ---------------------------------------------------------------------------
 def run(
     image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default="gaussian:25")] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default="dip")] = None,
-    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default="auto")] = None,
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default="psnr, ssim")] = None,
-    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default="benchmark")] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default=DEFAULTS["net"])] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default=DEFAULTS["mode"])] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="One of the paper's task configurations (restorekit list presets); other options override it.", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
-    stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = "auto",
-    ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = 1,
+    stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = DEFAULTS["stop"],
+    ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = DEFAULTS["ensemble"],
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop fitting after this many seconds and keep the result so far (the average, when kept).", show_default=False)] = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated).")] = Precision.fp32,
+    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated).")] = Precision(DEFAULTS["precision"]),
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default="0.01")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = DEFAULTS["seed"],
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out (never a folder holding other files or an input).")] = False,
     report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N steps.", show_default=False)] = None,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..components import Generator, LoopOptions, Prior, Problem
+from .settings import PRECISIONS  # the one list (users' values are checked in the settings)
 
 
 @dataclass
@@ -71,8 +72,6 @@ class FitResult:
     stop_reason: str = "iterations"
 
 
-#: network precisions the loop supports
-PRECISIONS = ("fp32", "bf16")
 
 
 def _autocast(precision: str, device: torch.device):

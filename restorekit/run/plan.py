@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..components import Generator, Metric, Prior, Problem
 from ..errors import UsageError
 from ..registry import Registry
-from .settings import RunSettings
+from .settings import DEFAULTS, RunSettings
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
 PAPER_ITERATIONS = {"denoise": 3000, "inpaint": 5000, "sr": 2000, "restore": 5000}
@@ -26,7 +26,7 @@ IDENTITY_ITERATIONS = 2000
 #: output is the average where the fit stops (see docs/benchmarks.md)
 AUTO_STOP = "eswmv:patience=500"
 #: the default Adam learning rate
-DEFAULT_LR = 0.01
+DEFAULT_LR = DEFAULTS["lr"]
 
 
 @dataclass
@@ -211,12 +211,12 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
     from ..stopping import make_stopping_rule
 
     s = settings
-    stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop)
+    stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop, registry=registry)
     degradations, network, penalties, solver, generator, metrics = resolve_components(
         registry, s.degrade, s.prior, s.net, s.metrics
     )
     if s.stop == "auto" and s.iters is None:
-        stop_rule = make_stopping_rule(auto_stop_spec(degradations))
+        stop_rule = make_stopping_rule(auto_stop_spec(degradations), registry=registry)
     if network is None and s.stop == "auto":
         stop_rule = None  # the automatic rule is for network priors; an explicit one applies to any fit
     if solver is not None:

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..components import Degradation, Geometry, Problem
 from ..errors import ComponentFailure, RestoreKitError, UsageError
+from .settings import MODES
 
-MODES = ("benchmark", "restore")
 #: the tasks restorekit knows, most specific first (a chain's task is its first match)
 TASK_ORDER = ("sr", "inpaint", "deblur", "denoise")
 
@@ -179,8 +179,8 @@ def build_problem(
     """
     import torch
 
-    if mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r} (valid: {', '.join(MODES)})")
+    if mode not in MODES:  # users' modes are checked in the settings; this guards direct callers
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     s = forward.scale
     c = image.shape[0]
     if mode == "benchmark":

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "stop": "auto",
     "ensemble": 1,
     "precision": "fp32",
+    "lr": 0.01,  # Adam's learning rate when a fit does not name one (the paper's)
 }
 
 
