@@ -14,7 +14,6 @@ interrupted run keeps what finished.  See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -182,15 +181,6 @@ class Scorer:
 # ---------------------------------------------------------------------------
 # methods
 # ---------------------------------------------------------------------------
-def restore_accepts(name: str) -> bool:
-    from restorekit import restore
-
-    try:
-        return name in inspect.signature(restore).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def run_restorekit(task: P.Task, u8: np.ndarray, device: str, seed: int, *, ema: float, iters: int,
                    stop: str | None = None, penalty: str | None = None, sure: bool = False, **extra: Any):
     from restorekit import restore
@@ -201,37 +191,32 @@ def run_restorekit(task: P.Task, u8: np.ndarray, device: str, seed: int, *, ema:
     kwargs: dict[str, Any] = {
         "degrade": task.degrade, "prior": [dip] + ([penalty] if penalty else []), "net": task.net,
         "metrics": [s for _, s in task.metrics], "iters": iters, "lr": task.lr, "seed": seed, "device": device,
-        **{k: v for k, v in extra.items() if v is not None and restore_accepts(k)},
+        **{k: v for k, v in extra.items() if v is not None},
+        "stop": "none" if stop is None else stop,  # fixed iterations unless the method names a rule
     }
-    if stop is not None:
-        kwargs["stop"] = stop
-    elif restore_accepts("stop"):
-        kwargs["stop"] = "none"  # fixed iterations, whatever restore()'s default
     t0 = time.perf_counter()
     res = restore(as_user_array(u8), **kwargs)
     wall = time.perf_counter() - t0
-    rec = res.record
+    rec = res.record  # a RunRecord: read through its type
     info = {
         "wall_s": wall,
-        "fit_s": rec["timings"]["fit_s"],
-        "iterations": rec["result"]["iterations_run"],
-        "chosen_iteration": rec["result"]["iteration"],
-        "output": rec["result"]["output"],
-        "backtracks": rec["result"]["backtracks"],
-        "device": rec["settings"]["device"],
-        "restorekit_metrics": rec["result"]["metrics"],
+        "fit_s": rec.timings.fit_s,
+        "iterations": rec.result.iterations_run,
+        "chosen_iteration": rec.result.iteration,
+        "output": rec.result.output,
+        "backtracks": rec.result.backtracks,
+        "device": rec.settings.device,
+        "restorekit_metrics": rec.result.metrics,
         "call": {k: v for k, v in kwargs.items()},
+        "stop": rec.settings.stop,
+        "ensemble": rec.settings.ensemble,
+        "precision": rec.settings.precision,
+        "time_limit_s": rec.settings.time_limit_s,
+        "stop_reason": rec.result.stop_reason,
+        "stopped_early": rec.result.stopped_early,
+        # PSNR (all channels, against the clean image) of the current and the averaged output on reporting iterations
+        "history": {"iteration": rec.history.iteration, "psnr": rec.history.psnr, "psnr_avg": rec.history.psnr_avg},
     }
-    for key in ("stop", "ensemble", "precision", "time_limit_s"):
-        if key in rec["settings"]:
-            info[key] = rec["settings"][key]
-    if "stop_reason" in rec["result"]:
-        info["stop_reason"] = rec["result"]["stop_reason"]
-    if "stopped_early" in rec["result"]:
-        info["stopped_early"] = rec["result"]["stopped_early"]
-    hist = rec.get("history") or {}
-    # PSNR (all channels, against the clean image) of the current and the averaged output on reporting iterations
-    info["history"] = {k: hist[k] for k in ("iteration", "psnr", "psnr_avg") if k in hist}
     return res, info
 
 
@@ -442,17 +427,9 @@ def run_image(task: P.Task, name: str, path: Path, methods: list[str], opts, sco
         if method not in methods:
             continue
         rule = rule or auto_stop(task)
-        if not restore_accepts("stop"):
-            record(method, None, {"status": "unavailable",
-                                  "reason": "restorekit.restore() has no 'stop' parameter yet"})
-            continue
         try:
             ar, info = run_restorekit(task, u8, opts.device, seed, ema=0.99, iters=task.cap, stop=rule,
                                       precision=precision if precision != "fp32" else None, time_limit=budget)
-        except TypeError as exc:
-            if "stop" not in str(exc):
-                raise
-            record(method, None, {"status": "unavailable", "reason": f"TypeError: {exc}"})
         except Exception as exc:  # noqa: BLE001
             record(method, None, {"status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         else:
@@ -820,7 +797,6 @@ def main(argv: list[str] | None = None) -> int:
         "methods": methods,
         "options": {k: v for k, v in vars(opts).items() if k != "list"},
         "data": str(root),
-        "restore_accepts_stop": restore_accepts("stop"),
         "tasks": [],
     }
     if any(m in methods for m in DIP_METHODS):

@@ -253,22 +253,22 @@ def _progress(show: bool):
 
 
 def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
-    rec = result.record
+    rec = result.record  # a RunRecord
+    r = rec.result
     if result.metrics:
         table = Table(title=None, box=None, pad_edge=False)
         table.add_column("metric")
-        table.add_column(rec["result"]["baseline_kind"] or "degraded", justify="right")
+        table.add_column(r.baseline_kind or "degraded", justify="right")
         table.add_column("restored", justify="right")
         for k, v in result.metrics.items():
             b = result.baseline.get(k)
             table.add_row(k, "" if b is None else f"{b:.4f}", f"{v:.4f}")
         out_console.print(table)
-    r = rec["result"]
-    how = f"iteration {r['iteration']} ({r['output']})" if r["output"] != "solver" else "direct solver"
-    if r.get("stop_reason") in ("rule", "time limit"):
-        how += f", stopped by the {'stopping rule' if r['stop_reason'] == 'rule' else 'time limit'}"
+    how = f"iteration {r.iteration} ({r.output})" if r.output != "solver" else "direct solver"
+    if r.stop_reason in ("rule", "time limit"):
+        how += f", stopped by the {'stopping rule' if r.stop_reason == 'rule' else 'time limit'}"
     out_console.print(
-        f"restored: {out_dir / files['restored']}  [{how}, {rec['timings']['total_s']:.1f} s on {rec['settings']['device']}]",
+        f"restored: {out_dir / files['restored']}  [{how}, {rec.timings.total_s:.1f} s on {rec.settings.device}]",
         highlight=False, markup=False,
     )
     out_console.print(f"record:   {out_dir / 'run.json'}", highlight=False, markup=False)
