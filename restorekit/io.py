@@ -10,8 +10,13 @@ result can be written back at the same depth.
   ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose compression
   tifffile cannot decode without ``imagecodecs``).
 * Every problem a user can cause (missing, unreadable, empty, corrupt or
-  unsupported file, odd channel counts, floats outside ``[0, 1]``) raises
+  unsupported file, odd channel counts, floats outside ``[0, 1]``, an image
+  larger than :func:`max_pixels`) raises
   :class:`~restorekit.errors.UsageError` with a one-line message.
+* Every decoder checks the pixel count its header declares against one limit,
+  :func:`max_pixels` (``RESTOREKIT_MAX_PIXELS``), before it decodes anything,
+  so a small file that declares a huge image (a decompression bomb) is refused
+  at once instead of filling the memory.
 * Writes are atomic: a hidden temporary file in the target directory is
   written, fsynced and moved over the target with :func:`os.replace`.
 
@@ -28,6 +33,7 @@ import stat
 import struct
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +45,10 @@ import numpy as np
 from .errors import RestoreError, UsageError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
     "Image",
+    "max_pixels",
     "read_image",
     "image_from_array",
     "to_array",
@@ -71,6 +80,17 @@ _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 # Rec. 601 luma, as Pillow's "L" conversion uses.
 _LUMA = (0.299, 0.587, 0.114)
+
+#: The most pixels (width x height) an input image may declare; see
+#: :func:`max_pixels`.  It is Pillow's own error threshold (2 x its
+#: ``MAX_IMAGE_PIXELS`` of 89.5 million), about 13380 x 13380: a
+#: 20000 x 20000 bomb (400 million) is refused, a 100-150 megapixel photo is
+#: not.  At this size the float32 RGB planes alone take 2 GiB and a deep
+#: image prior fit needs many times that, so nothing realistic is turned away.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+#: The environment variable that overrides :data:`DEFAULT_MAX_PIXELS`.
+MAX_PIXELS_ENV = "RESTOREKIT_MAX_PIXELS"
 
 
 # --------------------------------------------------------------------------
@@ -148,6 +168,88 @@ class _Problem(Exception):
 
 
 # --------------------------------------------------------------------------
+# The pixel limit (decompression bombs)
+
+
+def max_pixels() -> int | None:
+    """The most pixels an input image may have; ``None`` means no limit.
+
+    :data:`DEFAULT_MAX_PIXELS` unless the environment variable
+    ``RESTOREKIT_MAX_PIXELS`` says otherwise (read on every call): a whole
+    number of pixels (``250000000`` or ``250_000_000``), or ``0`` / ``none``
+    for no limit.  Anything else raises :class:`UsageError`.  An empty value
+    counts as unset.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_PIXELS
+    text = raw.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text) if text.isascii() else -1
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(
+            f"{MAX_PIXELS_ENV}={_one_line(repr(raw), 60)} is not valid: give a whole number "
+            "of pixels (e.g. 250000000), or 0 or 'none' for no limit"
+        )
+    return value or None
+
+
+def _count(pixels: int) -> str:
+    if pixels >= 100_000:
+        return f"{pixels / 1e6:.1f} million"
+    return str(pixels)
+
+
+def _check_pixels(size: tuple[int, ...], limit: int | None, what: str = "") -> None:
+    """Refuse a declared size over the limit, before anything is decoded."""
+    pixels = 1
+    for n in size:
+        pixels *= max(1, int(n))
+    if limit is None or pixels <= limit:
+        return
+    shape = "x".join(str(int(n)) for n in size)
+    raise _Problem(
+        f"{what}{shape} = {_count(pixels)} pixels is over the limit of {_count(limit)} "
+        f"(a decompression bomb?); set {MAX_PIXELS_ENV} to raise it"
+    )
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+_pil_limit_users = 0
+_pil_saved_limit: int | None = None
+
+
+@contextlib.contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    """Switch Pillow's own bomb check off while restorekit decodes.
+
+    The decoders check :func:`max_pixels` from the header themselves; a second
+    limit in Pillow (``PIL.Image.MAX_IMAGE_PIXELS``) would refuse images that
+    ``RESTOREKIT_MAX_PIXELS`` allows.  The previous value is put back when the
+    last concurrent decode ends.
+    """
+    global _pil_limit_users, _pil_saved_limit
+    from PIL import Image as PILImage
+
+    with _PIL_LIMIT_LOCK:
+        if _pil_limit_users == 0:
+            _pil_saved_limit = PILImage.MAX_IMAGE_PIXELS
+            PILImage.MAX_IMAGE_PIXELS = None
+        _pil_limit_users += 1
+    try:
+        yield
+    finally:
+        with _PIL_LIMIT_LOCK:
+            _pil_limit_users -= 1
+            if _pil_limit_users == 0:
+                PILImage.MAX_IMAGE_PIXELS = _pil_saved_limit
+
+
+# --------------------------------------------------------------------------
 # Reading
 
 
@@ -165,8 +267,9 @@ def _read(path: str | os.PathLike[str], what: str) -> Image:
         p = Path(path)
     except TypeError:
         raise UsageError(f"cannot read {what} {path!r}: not a file path") from None
+    limit = max_pixels()
     data = _read_file_bytes(p, what)
-    arr, fmt, premultiplied = _decode(data, p, what)
+    arr, fmt, premultiplied = _decode(data, p, what, limit)
     image = _array_to_image(
         arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read {what} {_quote(p)}: "
     )
@@ -232,7 +335,9 @@ def _sniff_other(data: bytes) -> str | None:
     return None
 
 
-def _decode(data: bytes, path: Path, what: str) -> tuple[np.ndarray, str, bool]:
+def _decode(
+    data: bytes, path: Path, what: str, limit: int | None
+) -> tuple[np.ndarray, str, bool]:
     """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?"""
     where = f"cannot read {what} {_quote(path)}"
     if data.startswith(_PNG_MAGIC):
@@ -250,7 +355,7 @@ def _decode(data: bytes, path: Path, what: str) -> tuple[np.ndarray, str, bool]:
         raise UsageError(f"{where}: not a PNG/TIFF/JPEG image (corrupt or unsupported)")
     try:
         with _quiet_decoders():
-            arr, premultiplied = decoder(data)
+            arr, premultiplied = decoder(data, limit)
     except _Problem as exc:
         raise UsageError(f"{where}: {exc}") from None
     except UsageError:
@@ -291,15 +396,16 @@ class _DropAll(logging.Filter):
         return False
 
 
-def _decode_png(data: bytes) -> tuple[np.ndarray, bool]:
+def _decode_png(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _Problem("corrupt PNG file (no IHDR header); re-export the image")
     width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
     if width == 0 or height == 0:
         raise _Problem(f"the image is empty ({width}x{height} pixels)")
+    _check_pixels((width, height), limit)
     if depth == 16:
         return _decode_png16(data), False
-    return _decode_pillow(data, "PNG"), False
+    return _decode_pillow(data, "PNG", limit), False
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
@@ -327,11 +433,12 @@ def _decode_png16(data: bytes) -> np.ndarray:
     return arr
 
 
-def _decode_pillow(data: bytes, fmt: str) -> np.ndarray:
+def _decode_pillow(data: bytes, fmt: str, limit: int | None) -> np.ndarray:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    with PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
+    with _pillow_limit_off(), PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
+        _check_pixels(im.size, limit)  # opening reads the header only
         im.load()  # first frame of APNG / MPO
         if fmt == "JPEG":
             # The written result carries no EXIF, so bake the orientation in.
@@ -367,11 +474,11 @@ def _pillow_to_array(im: Any) -> np.ndarray:
     return np.array(im, dtype=np.uint8)
 
 
-def _decode_jpeg(data: bytes) -> tuple[np.ndarray, bool]:
-    return _decode_pillow(data, "JPEG"), False
+def _decode_jpeg(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
+    return _decode_pillow(data, "JPEG", limit), False
 
 
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
+def _decode_tiff(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
     import tifffile
 
     with tifffile.TiffFile(_io.BytesIO(data)) as tif:
@@ -381,6 +488,12 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
         width, height = int(page.imagewidth), int(page.imagelength)
         if width == 0 or height == 0:
             raise _Problem(f"the image is empty ({width}x{height} pixels)")
+        depth = int(getattr(page, "imagedepth", 1) or 1)
+        _check_pixels((width, height) if depth == 1 else (width, height, depth), limit)
+        if page.is_tiled:  # each tile is decoded whole, even past the image's edge
+            tile = (int(page.tilewidth), int(page.tilelength))
+            tile_depth = int(getattr(page, "tiledepth", 1) or 1)
+            _check_pixels(tile if tile_depth == 1 else (*tile, tile_depth), limit, "a tile of ")
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
@@ -392,7 +505,7 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
             # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
             # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
             if bits in (1, 8):
-                return _decode_pillow(data, "TIFF"), False
+                return _decode_pillow(data, "TIFF", limit), False
             name = getattr(page.compression, "name", str(page.compression))
             raise _Problem(
                 f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
