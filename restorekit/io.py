@@ -26,6 +26,7 @@ This module does not import torch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io as _io
 import logging
 import os
@@ -38,7 +39,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
     "Image",
+    "check_input_file",
     "max_pixels",
     "read_image",
     "image_from_array",
@@ -142,10 +144,17 @@ class Image:
 
 
 def _quote(path: Any) -> str:
+    """``'path'`` on one printable line: control characters and undecodable
+    bytes (surrogate escapes) are shown as backslash escapes."""
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
-    return "'" + text.replace("\r", "\\r").replace("\n", "\\n") + "'"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not text.isprintable():
+        text = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+        )
+    return "'" + text + "'"
 
 
 def _one_line(text: object, limit: int = 160) -> str:
@@ -263,10 +272,7 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 
 
 def _read(path: str | os.PathLike[str], what: str) -> Image:
-    try:
-        p = Path(path)
-    except TypeError:
-        raise UsageError(f"cannot read {what} {path!r}: not a file path") from None
+    p = _as_path(path, what)
     limit = max_pixels()
     data = _read_file_bytes(p, what)
     arr, fmt, premultiplied = _decode(data, p, what, limit)
@@ -278,29 +284,77 @@ def _read(path: str | os.PathLike[str], what: str) -> Image:
     return image
 
 
-def _read_file_bytes(path: Path, what: str) -> bytes:
-    where = f"cannot read {what} {_quote(path)}"
+def check_input_file(path: str | os.PathLike[str], what: str = "image") -> Path:
+    """Check that ``path`` can be read as an input file, without reading it.
+
+    It must exist, be a regular file (not a directory, FIFO, device, ...),
+    not be empty, and open for reading; a symbolic link loop, a name too long
+    for the file system and other odd paths are refused too.  Each problem
+    raises the one-line :class:`UsageError` that :func:`read_image` would
+    raise ("cannot read {what} 'PATH': ..."), so a caller can check its
+    inputs before a long computation.  Returns the path as a :class:`Path`.
+    """
+    p = _as_path(path, what)
+    with _open_input(p, f"cannot read {what} {_quote(p)}"):
+        pass
+    return p
+
+
+def _as_path(path: Any, what: str) -> Path:
+    try:
+        return Path(path)
+    except TypeError:
+        raise UsageError(f"cannot read {what} {_one_line(repr(path))}: not a file path") from None
+
+
+def _open_input(path: Path, where: str) -> BinaryIO:
+    """Stat and open an input file; every OS-level problem is a UsageError."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"{where}: file not found") from None
-    except NotADirectoryError:
-        raise UsageError(f"{where}: file not found (a parent of it is not a directory)") from None
-    except PermissionError:
-        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{where}: it is a directory, not an image file")
     if not stat.S_ISREG(st.st_mode):
         raise UsageError(f"{where}: not a regular file")
+    if st.st_size == 0:
+        raise UsageError(f"{where}: the file is empty (0 bytes)")
     try:
-        with open(path, "rb") as fh:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
+
+
+def _path_problem(exc: BaseException, path: Path) -> str:
+    """The reason an OS call on ``path`` failed, in a few words."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return "file not found (a broken symbolic link)"
+        return "file not found"
+    if isinstance(exc, NotADirectoryError):
+        return "file not found (a parent of it is not a directory)"
+    if isinstance(exc, PermissionError):
+        return "permission denied (check the file's permissions)"
+    if code == errno.ELOOP:
+        return "symbolic link loop (too many levels of symbolic links)"
+    if code == errno.ENAMETOOLONG:
+        return "file name too long for the file system"
+    if isinstance(exc, UnicodeError):
+        return "the file name cannot be encoded for the file system"
+    if isinstance(exc, ValueError) and "null" in str(exc).lower():
+        return "the file name contains a NUL character"
+    return _os_reason(exc)
+
+
+def _read_file_bytes(path: Path, what: str) -> bytes:
+    where = f"cannot read {what} {_quote(path)}"
+    fh = _open_input(path, where)
+    try:
+        with fh:
             data = fh.read()
-    except PermissionError:
-        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
-    except OSError as exc:
-        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
     if not data:
         raise UsageError(f"{where}: the file is empty (0 bytes)")
     return data

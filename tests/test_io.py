@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -19,6 +20,7 @@ from restorekit.io import (
     Image,
     atomic_write_bytes,
     atomic_write_text,
+    check_input_file,
     image_from_array,
     output_suffix,
     read_image,
@@ -369,6 +371,152 @@ def test_empty_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as excinfo:
         read_image(tmp_path / "empty.png")
     assert "empty" in _usage_error(excinfo, "empty.png")
+
+
+# check_input_file and read_image refuse odd paths with the same one-line
+# UsageError; check_input_file does not read the bytes.
+
+READERS = {
+    "check_input_file": lambda path: check_input_file(path),
+    "read_image": read_image,
+}
+
+
+def _refusal(reader: str, path: object) -> str:
+    with pytest.raises(UsageError) as excinfo:
+        READERS[reader](path)  # type: ignore[operator]
+    message = str(excinfo.value)
+    assert message.splitlines() == [message] and message.isprintable(), repr(message)
+    assert message.startswith("cannot read image "), message
+    return message
+
+
+def test_check_input_file_does_not_decode(tmp_path: Path) -> None:
+    path = tmp_path / "junk.png"
+    path.write_bytes(b"not an image")
+    assert check_input_file(path) == path
+    assert check_input_file(str(path), what="mask") == path
+    with pytest.raises(UsageError, match="^cannot read mask .*nope.png': file not found$"):
+        check_input_file(tmp_path / "nope.png", what="mask")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_symlink_loop(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    assert "a.png': symbolic link loop" in _refusal(reader, tmp_path / "a.png")
+    (tmp_path / "self.png").symlink_to("self.png")
+    assert "symbolic link loop" in _refusal(reader, tmp_path / "self.png")
+    assert "symbolic link loop" in _refusal(reader, tmp_path / "self.png" / "x.png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_broken_symlink(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    message = _refusal(reader, tmp_path / "dangling.png")
+    assert message.endswith("file not found (a broken symbolic link)"), message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_file_name_too_long(tmp_path: Path, reader: str) -> None:
+    assert "file name too long" in _refusal(reader, tmp_path / ("x" * 300 + ".png"))
+    assert "file name too long" in _refusal(reader, "/".join(["d" * 200] * 30) + ".png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_parent_is_a_file(tmp_path: Path, reader: str) -> None:
+    write_image(tmp_path / "f.png", _random((H, W), np.uint8))
+    message = _refusal(reader, tmp_path / "f.png" / "x.png")
+    assert "a parent of it is not a directory" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_nul_byte_in_name(tmp_path: Path, reader: str) -> None:
+    message = _refusal(reader, str(tmp_path / "a\0b.png"))
+    assert message.endswith("'" + str(tmp_path) + "/a\\x00b.png': the file name contains a NUL character")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_unencodable_name(tmp_path: Path, reader: str) -> None:
+    message = _refusal(reader, str(tmp_path / "a\ud800.png"))
+    assert "a\\ud800.png'" in message and "cannot be encoded" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_undecodable_name_is_shown_escaped(tmp_path: Path, reader: str) -> None:
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes on a UTF-8 system
+    message = _refusal(reader, tmp_path / name)
+    assert "caf\\udce9.png': file not found" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@pytest.mark.parametrize(
+    "error,needle",
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.EINVAL, "Invalid argument"), "invalid argument"),
+        (OSError(errno.EIO, "Input/output error"), "input/output error"),
+        (OSError(errno.ELOOP, "Too many levels of symbolic links"), "symbolic link loop"),
+        (OSError(errno.ENAMETOOLONG, "File name too long"), "file name too long"),
+        (OSError(errno.ENOTDIR, "Not a directory"), "not a directory"),
+        (ValueError("embedded null byte"), "NUL character"),
+    ],
+)
+def test_any_stat_error_is_a_usage_error(
+    tmp_path: Path, reader: str, error: BaseException, needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_image(tmp_path / "x.png", _random((H, W), np.uint8))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(rio.os, "stat", fail)
+    assert needle in _refusal(reader, path)
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_open_error_is_a_usage_error(
+    tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_image(tmp_path / "x.png", _random((H, W), np.uint8))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(rio, "open", fail, raising=False)
+    assert "input/output error" in _refusal(reader, path)
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="POSIX, not root")
+@pytest.mark.parametrize("reader", list(READERS))
+def test_unreadable_parent_directory(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "d").mkdir()
+    path = write_image(tmp_path / "d" / "x.png", _random((H, W), np.uint8))
+    (tmp_path / "d").chmod(0)
+    try:
+        assert "permission denied" in _refusal(reader, path)
+    finally:
+        (tmp_path / "d").chmod(0o755)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("reader", list(READERS))
+def test_fifo_is_not_opened(tmp_path: Path, reader: str) -> None:
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block
+    assert "not a regular file" in _refusal(reader, tmp_path / "pipe.png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_not_a_path(reader: str) -> None:
+    assert "not a file path" in _refusal(reader, 12)
+    assert "not a file path" in _refusal(reader, b"x.png")
+
+
+def test_empty_file_is_refused_before_reading(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(UsageError) as excinfo:
+        check_input_file(tmp_path / "empty.png")
+    assert "the file is empty (0 bytes)" in _usage_error(excinfo, "empty.png")
 
 
 def test_garbage_file(tmp_path: Path) -> None:
