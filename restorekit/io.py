@@ -17,6 +17,8 @@ result can be written back at the same depth.
   :func:`max_pixels` (``RESTOREKIT_MAX_PIXELS``), before it decodes anything,
   so a small file that declares a huge image (a decompression bomb) is refused
   at once instead of filling the memory.
+* Multi-frame files (multi-page TIFF, animated PNG, MPO JPEG) give their first
+  frame, and say so in :attr:`Image.notes`.
 * Writes are atomic: a hidden temporary file in the target directory is
   written, fsynced and moved over the target with :func:`os.replace`.
 
@@ -37,7 +39,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -107,6 +109,8 @@ class Image:
     has it, lives in ``alpha`` as float32 ``(H, W)``.  ``dtype`` is the sample
     type of the source (uint8, uint16 or float32) and ``format`` what the file
     was read as ("png", "tiff", "jpeg"; "array" for in-memory arrays).
+    ``notes`` are one-line remarks on what was read differently from the whole
+    file, e.g. "the TIFF holds 5 pages; restorekit used the first".
     """
 
     data: np.ndarray
@@ -114,6 +118,7 @@ class Image:
     dtype: np.dtype
     format: str
     path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
@@ -265,7 +270,9 @@ def _pillow_limit_off() -> Iterator[None]:
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Read a PNG, TIFF or JPEG file (the first frame of multi-frame files).
 
-    Raises :class:`UsageError` with a one-line message for anything wrong with
+    Anything read differently from the whole file (the first page of a
+    multi-page TIFF, the first frame of an animated PNG) is described in
+    :attr:`Image.notes`.  Raises :class:`UsageError` with a one-line message for anything wrong with
     the file itself.
     """
     return _read(path, "image")
@@ -275,10 +282,12 @@ def _read(path: str | os.PathLike[str], what: str) -> Image:
     p = _as_path(path, what)
     limit = max_pixels()
     data = _read_file_bytes(p, what)
-    arr, fmt, premultiplied = _decode(data, p, what, limit)
+    notes: list[str] = []
+    arr, fmt, premultiplied = _decode(data, p, what, limit, notes)
     image = _array_to_image(
         arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read {what} {_quote(p)}: "
     )
+    image.notes.extend(notes)
     if premultiplied and image.alpha is not None:
         _unpremultiply(image)
     return image
@@ -390,9 +399,12 @@ def _sniff_other(data: bytes) -> str | None:
 
 
 def _decode(
-    data: bytes, path: Path, what: str, limit: int | None
+    data: bytes, path: Path, what: str, limit: int | None, notes: list[str]
 ) -> tuple[np.ndarray, str, bool]:
-    """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?"""
+    """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?
+
+    Remarks for :attr:`Image.notes` are appended to ``notes``.
+    """
     where = f"cannot read {what} {_quote(path)}"
     if data.startswith(_PNG_MAGIC):
         fmt, decoder = "png", _decode_png
@@ -409,7 +421,7 @@ def _decode(
         raise UsageError(f"{where}: not a PNG/TIFF/JPEG image (corrupt or unsupported)")
     try:
         with _quiet_decoders():
-            arr, premultiplied = decoder(data, limit)
+            arr, premultiplied = decoder(data, limit, notes)
     except _Problem as exc:
         raise UsageError(f"{where}: {exc}") from None
     except UsageError:
@@ -450,16 +462,38 @@ class _DropAll(logging.Filter):
         return False
 
 
-def _decode_png(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
+def _decode_png(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _Problem("corrupt PNG file (no IHDR header); re-export the image")
     width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
     if width == 0 or height == 0:
         raise _Problem(f"the image is empty ({width}x{height} pixels)")
     _check_pixels((width, height), limit)
+    frames = _png_frames(data)
+    if frames > 1:
+        notes.append(f"the PNG is animated ({frames} frames); restorekit used the first")
     if depth == 16:
         return _decode_png16(data), False
-    return _decode_pillow(data, "PNG", limit), False
+    return _decode_pillow(data, "PNG", limit, notes), False
+
+
+def _png_frames(data: bytes) -> int:
+    """How many frames an animated PNG declares (acTL); 1 for a still PNG.
+
+    Looks at the chunks before the image data only, and never raises: a
+    damaged file is the decoder's to report.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"acTL":
+            if length >= 8 and pos + 12 <= len(data):
+                return max(1, struct.unpack(">I", data[pos + 8 : pos + 12])[0])
+            return 1
+        if kind in (b"IDAT", b"IEND"):
+            return 1
+        pos += 12 + length
+    return 1
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
@@ -487,12 +521,15 @@ def _decode_png16(data: bytes) -> np.ndarray:
     return arr
 
 
-def _decode_pillow(data: bytes, fmt: str, limit: int | None) -> np.ndarray:
+def _decode_pillow(data: bytes, fmt: str, limit: int | None, notes: list[str]) -> np.ndarray:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
     with _pillow_limit_off(), PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
         _check_pixels(im.size, limit)  # opening reads the header only
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if fmt == "JPEG" and frames > 1:  # MPO: stereo pairs, camera previews
+            notes.append(f"the JPEG holds {frames} images (MPO); restorekit used the first")
         im.load()  # first frame of APNG / MPO
         if fmt == "JPEG":
             # The written result carries no EXIF, so bake the orientation in.
@@ -528,15 +565,16 @@ def _pillow_to_array(im: Any) -> np.ndarray:
     return np.array(im, dtype=np.uint8)
 
 
-def _decode_jpeg(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
-    return _decode_pillow(data, "JPEG", limit), False
+def _decode_jpeg(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
+    return _decode_pillow(data, "JPEG", limit, notes), False
 
 
-def _decode_tiff(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
+def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
     import tifffile
 
     with tifffile.TiffFile(_io.BytesIO(data)) as tif:
-        if len(tif.pages) == 0:
+        pages = len(tif.pages)
+        if pages == 0:
             raise _Problem("the TIFF file holds no image")
         page = tif.pages[0]  # first page of multi-page files
         width, height = int(page.imagewidth), int(page.imagelength)
@@ -559,7 +597,10 @@ def _decode_tiff(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
             # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
             # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
             if bits in (1, 8):
-                return _decode_pillow(data, "TIFF", limit), False
+                arr = _decode_pillow(data, "TIFF", limit, notes)
+                if pages > 1:
+                    notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
+                return arr, False
             name = getattr(page.compression, "name", str(page.compression))
             raise _Problem(
                 f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
@@ -594,6 +635,8 @@ def _decode_tiff(data: bytes, limit: int | None) -> tuple[np.ndarray, bool]:
             f"TIFF samples of type {arr.dtype} are not supported; "
             "restorekit reads uint8, uint16 and float32: convert the image"
         )
+    if pages > 1:
+        notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
     premultiplied = bool(extras) and extras[0] == 1  # 1 = associated alpha
     return arr, premultiplied
 

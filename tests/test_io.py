@@ -172,11 +172,36 @@ def test_tiff_planar_is_transposed(tmp_path: Path) -> None:
 
 
 def test_tiff_multipage_takes_first_page(tmp_path: Path) -> None:
-    stack = _random((3, H, W), np.uint8)
+    stack = _random((5, H, W), np.uint8)
     tifffile.imwrite(tmp_path / "m.tif", stack, photometric="minisblack")
     image = read_image(tmp_path / "m.tif")
     assert image.data.shape == (1, H, W)
     np.testing.assert_array_equal(_back(image), stack[0])
+    assert image.notes == ["the TIFF holds 5 pages; restorekit used the first"]
+
+
+def test_tiff_pages_written_one_by_one_are_counted(tmp_path: Path) -> None:
+    with tifffile.TiffWriter(tmp_path / "m.tif") as tif:
+        tif.write(_random((H, W, 3), np.uint16), photometric="rgb")
+        tif.write(_random((2, 2), np.uint8))
+    assert read_image(tmp_path / "m.tif").notes == [
+        "the TIFF holds 2 pages; restorekit used the first"
+    ]
+
+
+def test_multipage_tiff_via_pillow_fallback_has_the_note(tmp_path: Path) -> None:
+    frames = [PILImage.fromarray(_random((H, W), np.uint8, seed=s)) for s in (1, 2, 3)]
+    frames[0].save(tmp_path / "l.tif", compression="tiff_lzw", save_all=True,
+                   append_images=frames[1:])
+    image = read_image(tmp_path / "l.tif")
+    np.testing.assert_array_equal(_back(image), np.asarray(frames[0]))
+    assert image.notes == ["the TIFF holds 3 pages; restorekit used the first"]
+
+
+@pytest.mark.parametrize("name", ["x.png", "x.tif", "x.jpg"])
+def test_single_frame_files_have_no_notes(tmp_path: Path, name: str) -> None:
+    assert read_image(write_image(tmp_path / name, _random((H, W, 3), np.uint8))).notes == []
+    assert image_from_array(_random((H, W), np.uint8)).notes == []
 
 
 def test_tiff_miniswhite_is_inverted(tmp_path: Path) -> None:
@@ -327,10 +352,34 @@ def test_gray_stored_as_rgb_stays_rgb(tmp_path: Path) -> None:
 
 
 def test_animated_png_takes_first_frame(tmp_path: Path) -> None:
-    frames = [PILImage.fromarray(np.full((H, W, 3), v, dtype=np.uint8)) for v in (10, 200)]
+    frames = [PILImage.fromarray(np.full((H, W, 3), v, dtype=np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
     image = read_image(tmp_path / "a.png")
     np.testing.assert_array_equal(_back(image), np.full((H, W, 3), 10, dtype=np.uint8))
+    assert image.notes == ["the PNG is animated (3 frames); restorekit used the first"]
+
+
+def test_animated_16bit_png_has_the_note(tmp_path: Path) -> None:
+    # pypng ignores APNG chunks: splice an acTL (4 frames) in after the IHDR.
+    data = write_image(tmp_path / "still.png", _random((H, W), np.uint16)).read_bytes()
+    actl = _chunk(b"acTL", struct.pack(">II", 4, 0))
+    (tmp_path / "a16.png").write_bytes(data[:33] + actl + data[33:])
+    image = read_image(tmp_path / "a16.png")
+    assert image.dtype == np.uint16
+    assert image.notes == ["the PNG is animated (4 frames); restorekit used the first"]
+
+
+def test_mpo_jpeg_takes_first_image(tmp_path: Path) -> None:
+    left = PILImage.new("RGB", (W, H), (200, 30, 30))
+    right = PILImage.new("RGB", (W, H), (30, 30, 200))
+    try:
+        left.save(tmp_path / "s.jpg", format="MPO", save_all=True, append_images=[right])
+    except (KeyError, OSError, ValueError):
+        pytest.skip("this Pillow cannot write MPO")
+    image = read_image(tmp_path / "s.jpg")
+    assert image.format == "jpeg"
+    assert abs(int(_back(image)[0, 0, 0]) - 200) <= 3
+    assert image.notes == ["the JPEG holds 2 images (MPO); restorekit used the first"]
 
 
 # --------------------------------------------------------------------------
