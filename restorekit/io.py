@@ -1022,19 +1022,30 @@ def _fsync_directory(directory: Path) -> None:
 # Masks
 
 
-def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.ndarray:
+def read_mask(
+    path: str | os.PathLike[str],
+    shape_hw: tuple[int, int],
+    *,
+    notes: list[str] | None = None,
+) -> np.ndarray:
     """Read an inpainting mask as bool ``(H, W)``: True marks a known pixel.
 
     White (nonzero) is known, black is missing; colour masks use their
     Rec. 601 luminance, and alpha composites over black (transparent =
     missing).  The threshold is half the full range.  The mask must match
     ``shape_hw`` exactly, otherwise :class:`UsageError`.
+
+    With a ``notes`` list, remarks for the run record are appended to it: the
+    mask file's own :attr:`Image.notes`, and how many pixels were neither
+    black nor white (anti-aliased edges, gray levels, colours) and so were
+    decided by the threshold.
     """
-    image = _read(path, "mask")
+    p = _as_path(path, "mask")
+    image = _read(p, "mask")
     height, width = (int(n) for n in shape_hw)
     if (image.height, image.width) != (height, width):
         raise UsageError(
-            f"mask {_quote(Path(path))} is {image.width}x{image.height} but the image is "
+            f"mask {_quote(p)} is {image.width}x{image.height} but the image is "
             f"{width}x{height} (W x H): resize the mask to the image"
         )
     if image.channels == 3:
@@ -1044,4 +1055,31 @@ def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.nda
         value = image.data[0]
     if image.alpha is not None:
         value = value * image.alpha
-    return np.asarray(value >= 0.5, dtype=bool)
+    known = np.asarray(value >= 0.5, dtype=bool)
+    if notes is not None:
+        notes.extend(f"mask {_quote(p)}: {note}" for note in image.notes)
+        note = _mask_gray_note(image, known)
+        if note:
+            notes.append(f"mask {_quote(p)}: {note}")
+    return known
+
+
+def _mask_gray_note(image: Image, known: np.ndarray) -> str | None:
+    """Describe the pixels that are neither pure black nor pure white."""
+    black = np.all(image.data == 0.0, axis=0)
+    white = np.all(image.data == 1.0, axis=0)
+    if image.alpha is not None:
+        black |= image.alpha == 0.0
+        white &= image.alpha == 1.0
+    gray = ~(black | white)
+    count = int(gray.sum())
+    if count == 0:
+        return None
+    total = gray.size
+    share = 100.0 * count / total
+    percent = f"{share:.1f}%" if share >= 0.1 else "under 0.1%"
+    kept = int(known[gray].sum())
+    return (
+        f"{count} of {total} pixels ({percent}) are neither black nor white; they were "
+        f"thresholded at half the range (>= 0.5 is known): {kept} known, {count - kept} missing"
+    )

@@ -955,3 +955,69 @@ def test_mask_read_errors_say_mask(tmp_path: Path) -> None:
         read_mask(tmp_path / "gone.png", (H, W))
     message = _usage_error(excinfo, "gone.png")
     assert message.startswith("cannot read mask")
+
+
+def test_mask_gray_pixels_are_noted(tmp_path: Path) -> None:
+    values = np.zeros((H, W), dtype=np.uint8)
+    values[:, 4:] = 255
+    values[0, :4] = [0, 100, 128, 255]  # an anti-aliased edge: 100 -> missing, 128 -> known
+    values[1, 5] = 254
+    path = write_image(tmp_path / "edge.png", values)
+    notes: list[str] = []
+    mask = read_mask(path, (H, W), notes=notes)
+    assert mask.dtype == bool and mask.shape == (H, W)
+    np.testing.assert_array_equal(mask, values >= 128)
+    assert notes == [
+        f"mask '{path}': 3 of 35 pixels (8.6%) are neither black nor white; they were "
+        "thresholded at half the range (>= 0.5 is known): 2 known, 1 missing"
+    ]
+    assert read_mask(path, (H, W)).dtype == bool  # no notes list: nothing to say
+
+
+@pytest.mark.parametrize(
+    "name,arr",
+    [
+        ("bw.png", np.where(np.arange(H * W).reshape(H, W) % 3, 255, 0).astype(np.uint8)),
+        ("bw16.png", np.where(np.arange(H * W).reshape(H, W) % 2, 65535, 0).astype(np.uint16)),
+        ("bwf.tif", np.where(np.arange(H * W).reshape(H, W) % 2, 1.0, 0.0).astype(np.float32)),
+        ("rgb.png", np.repeat(np.array([[[0], [255]]] * H, dtype=np.uint8), 3, axis=-1)),
+        # transparent pixels are black whatever their colour
+        ("la.png", np.dstack([np.full((H, W), 77, np.uint8), np.zeros((H, W), np.uint8)])),
+    ],
+)
+def test_binary_masks_have_no_notes(tmp_path: Path, name: str, arr: np.ndarray) -> None:
+    path = write_image(tmp_path / name, arr)
+    notes: list[str] = []
+    read_mask(path, arr.shape[:2], notes=notes)
+    assert notes == []
+
+
+def test_mask_colour_and_alpha_count_as_gray(tmp_path: Path) -> None:
+    rgba = np.zeros((H, W, 4), dtype=np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = 255
+    rgba[0, 0] = (255, 0, 0, 255)  # red: neither black nor white -> missing
+    rgba[0, 1] = (255, 255, 255, 200)  # half-transparent white -> known (0.78)
+    path = write_image(tmp_path / "c.png", rgba)
+    notes: list[str] = []
+    mask = read_mask(path, (H, W), notes=notes)
+    assert not mask[0, 0] and mask[0, 1] and mask.sum() == H * W - 1
+    assert len(notes) == 1 and "2 of 35 pixels (5.7%)" in notes[0] and "1 known, 1 missing" in notes[0]
+
+
+def test_mask_file_notes_are_passed_on(tmp_path: Path) -> None:
+    stack = np.zeros((2, H, W), dtype=np.uint8)
+    stack[0, :, :3] = 255
+    tifffile.imwrite(tmp_path / "m.tif", stack, photometric="minisblack")
+    notes: list[str] = []
+    mask = read_mask(tmp_path / "m.tif", (H, W), notes=notes)
+    assert mask.sum() == 3 * H
+    assert notes == [f"mask '{tmp_path / 'm.tif'}': the TIFF holds 2 pages; restorekit used the first"]
+
+
+def test_mask_gray_note_tiny_share(tmp_path: Path) -> None:
+    values = np.full((40, 30), 255, dtype=np.uint8)
+    values[0, 0] = 1
+    notes: list[str] = []
+    read_mask(write_image(tmp_path / "m.png", values), (40, 30), notes=notes)
+    assert "1 of 1200 pixels (under 0.1%)" in notes[0] and "0 known, 1 missing" in notes[0]
