@@ -31,6 +31,7 @@ import contextlib
 import errno
 import io as _io
 import logging
+import math
 import os
 import stat
 import struct
@@ -38,7 +39,8 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -272,8 +274,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 
     Anything read differently from the whole file (the first page of a
     multi-page TIFF, the first frame of an animated PNG) is described in
-    :attr:`Image.notes`.  Raises :class:`UsageError` with a one-line message for anything wrong with
-    the file itself.
+    :attr:`Image.notes`.  Raises :class:`UsageError` with a one-line message
+    for anything wrong with the file itself, and for an image over
+    :func:`max_pixels`.
     """
     return _read(path, "image")
 
@@ -473,8 +476,67 @@ def _decode_png(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.nd
     if frames > 1:
         notes.append(f"the PNG is animated ({frames} frames); restorekit used the first")
     if depth == 16:
+        # pypng inflates each IDAT chunk whole: bound the stream first.
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 4)
+        raw = height * (1 + (width * channels * depth + 7) // 8)
+        budget = raw + 16 * height + 4096  # Adam7 passes add filter bytes
+        if _inflates_past(_png_idat(data), "zlib", budget):
+            raise _Problem(
+                "corrupt PNG file: its image data inflates to more than the header's "
+                f"{width}x{height} pixels hold (a decompression bomb?)"
+            )
         return _decode_png16(data), False
     return _decode_pillow(data, "PNG", limit, notes), False
+
+
+def _png_idat(data: bytes) -> Iterator[memoryview]:
+    """The payloads of a PNG's IDAT chunks, as far as the chunk layout is sound."""
+    view = memoryview(data)
+    pos = 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            yield view[pos + 8 : min(pos + 8 + length, len(data))]
+        elif kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _inflates_past(streams: Iterable[memoryview], codec: str, budget: int) -> bool:
+    """Whether the zlib or LZMA stream split over ``streams`` inflates to more
+    than ``budget`` bytes.  Inflates in 1 MiB pieces that are thrown away, so
+    memory stays small whatever the stream holds; a broken stream counts as
+    not too long (the decoder reports it)."""
+    import lzma
+
+    step = 1 << 20
+    total = 0
+    inflater: Any = zlib.decompressobj() if codec == "zlib" else lzma.LZMADecompressor()
+    try:
+        for stream in streams:
+            if codec == "zlib":
+                buf: Any = stream
+                while buf and not inflater.eof:
+                    total += len(inflater.decompress(buf, step))
+                    if total > budget:
+                        return True
+                    buf = inflater.unconsumed_tail
+            else:
+                piece = inflater.decompress(stream, step)
+                while True:
+                    total += len(piece)
+                    if total > budget:
+                        return True
+                    if inflater.eof or inflater.needs_input:
+                        break
+                    piece = inflater.decompress(b"", step)
+            if inflater.eof:
+                break
+        if codec == "zlib":
+            total += len(inflater.flush())
+    except (zlib.error, lzma.LZMAError, EOFError, ValueError):
+        return False
+    return total > budget
 
 
 def _png_frames(data: bytes) -> int:
@@ -589,6 +651,7 @@ def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.n
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
+        _check_tiff_streams(page, data)
         try:
             arr = page.asarray()
         except Exception as exc:
@@ -639,6 +702,37 @@ def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.n
         notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
     premultiplied = bool(extras) and extras[0] == 1  # 1 = associated alpha
     return arr, premultiplied
+
+
+# TIFF compressions tifffile inflates with the standard library, each strip
+# or tile whole: Adobe deflate, old-style deflate, LZMA.
+_TIFF_INFLATE = {8: "zlib", 32946: "zlib", 34925: "lzma"}
+
+
+def _check_tiff_streams(page: Any, data: bytes) -> None:
+    """Refuse a deflate or LZMA strip (or tile) that inflates past its size.
+
+    A few megabytes of deflated zeros inflate to gigabytes, even in a strip of
+    a small image; the header check cannot see that.
+    """
+    codec = _TIFF_INFLATE.get(int(page.compression))
+    if codec is None:
+        return
+    try:
+        budget = math.prod(int(n) for n in page.chunks) * np.dtype(page.dtype).itemsize + 4096
+        segments = list(zip(page.dataoffsets, page.databytecounts))
+    except (AttributeError, TypeError, ValueError):
+        return  # tifffile cannot say: let it decode (or fail) as before
+    view = memoryview(data)
+    for offset, count in segments:
+        offset, count = int(offset), int(count)
+        if count <= 0 or not 0 <= offset < len(data):
+            continue
+        if _inflates_past([view[offset : offset + count]], codec, budget):
+            raise _Problem(
+                "corrupt TIFF file: a strip or tile inflates to more data than the "
+                "header allows (a decompression bomb?)"
+            )
 
 
 def _tiff_layout(arr: np.ndarray, axes: str) -> np.ndarray:

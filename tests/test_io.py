@@ -482,7 +482,8 @@ def test_parent_is_a_file(tmp_path: Path, reader: str) -> None:
 @pytest.mark.parametrize("reader", list(READERS))
 def test_nul_byte_in_name(tmp_path: Path, reader: str) -> None:
     message = _refusal(reader, str(tmp_path / "a\0b.png"))
-    assert message.endswith("'" + str(tmp_path) + "/a\\x00b.png': the file name contains a NUL character")
+    expected = f"'{tmp_path}/a\\x00b.png': the file name contains a NUL character"
+    assert message.endswith(expected), message
 
 
 @pytest.mark.parametrize("reader", list(READERS))
@@ -1002,7 +1003,8 @@ def test_mask_colour_and_alpha_count_as_gray(tmp_path: Path) -> None:
     notes: list[str] = []
     mask = read_mask(path, (H, W), notes=notes)
     assert not mask[0, 0] and mask[0, 1] and mask.sum() == H * W - 1
-    assert len(notes) == 1 and "2 of 35 pixels (5.7%)" in notes[0] and "1 known, 1 missing" in notes[0]
+    assert len(notes) == 1
+    assert "2 of 35 pixels (5.7%)" in notes[0] and "1 known, 1 missing" in notes[0]
 
 
 def test_mask_file_notes_are_passed_on(tmp_path: Path) -> None:
@@ -1012,7 +1014,8 @@ def test_mask_file_notes_are_passed_on(tmp_path: Path) -> None:
     notes: list[str] = []
     mask = read_mask(tmp_path / "m.tif", (H, W), notes=notes)
     assert mask.sum() == 3 * H
-    assert notes == [f"mask '{tmp_path / 'm.tif'}': the TIFF holds 2 pages; restorekit used the first"]
+    path = tmp_path / "m.tif"
+    assert notes == [f"mask '{path}': the TIFF holds 2 pages; restorekit used the first"]
 
 
 def test_mask_gray_note_tiny_share(tmp_path: Path) -> None:

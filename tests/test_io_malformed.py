@@ -166,6 +166,91 @@ def test_bomb_is_refused_from_the_header(
     assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
 
 
+# A small header with a stream that inflates far past it: the pixel limit
+# cannot see these; pypng and tifffile inflate a chunk or strip whole.
+
+_ZEROS = 24 * 2**20  # inflated bytes; about 24 KB deflated
+
+
+def _deflated_zeros(level: int = 9) -> bytes:
+    packer = zlib.compressobj(level)
+    return b"".join(packer.compress(bytes(2**20)) for _ in range(_ZEROS // 2**20)) + packer.flush()
+
+
+def _png16_inflate_bomb(split: int = 1) -> bytes:
+    stream = _deflated_zeros()
+    step = -(-len(stream) // split)
+    idats = [_chunk(b"IDAT", stream[i : i + step]) for i in range(0, len(stream), step)]
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 16, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(idats) + _chunk(b"IEND", b"")
+
+
+def _lzma_zeros() -> bytes:
+    import lzma
+
+    packer = lzma.LZMACompressor(preset=0)
+    return b"".join(packer.compress(bytes(2**20)) for _ in range(_ZEROS // 2**20)) + packer.flush()
+
+
+INFLATE_BOMBS = {
+    "inflate16.png": _png16_inflate_bomb,
+    "inflate16-split.png": lambda: _png16_inflate_bomb(split=7),
+    "inflate.tif": lambda: tiff_bytes(10, 10, bits=16, compression=8, data=_deflated_zeros()),
+    "inflate-old.tif": lambda: tiff_bytes(10, 10, compression=32946, data=_deflated_zeros(1)),
+    "inflate-lzma.tif": lambda: tiff_bytes(10, 10, compression=34925, data=_lzma_zeros()),
+    "inflate-tile.tif": lambda: tiff_bytes(16, 16, tile=(16, 16), compression=8,
+                                           data=_deflated_zeros()),
+}
+
+
+@pytest.mark.parametrize("name", list(INFLATE_BOMBS))
+def test_inflate_bomb_is_refused_without_inflating_it(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MAX_PIXELS_ENV, "none")  # not a matter of the pixel limit
+    path = _write(tmp_path, name, INFLATE_BOMBS[name]())
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        message = _one_line_error(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "inflates to more" in message and "decompression bomb" in message, message
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("deflate.tif", {"compression": "zlib"}),
+        ("deflate-strips.tif", {"compression": "zlib", "rowsperstrip": 3}),
+        ("deflate-tiles.tif", {"compression": "zlib", "tile": (16, 16)}),
+        ("deflate-planar.tif", {"compression": "zlib", "planarconfig": "separate"}),
+        ("lzma.tif", {"compression": "lzma"}),
+        ("predictor.tif", {"compression": "zlib", "predictor": True}),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_compressed_tiffs_still_read(
+    tmp_path: Path, name: str, options: dict, dtype: type
+) -> None:
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    arr = (rng.random((37, 21, 3)) * (1 if dtype is np.float32 else np.iinfo(dtype).max))
+    arr = arr.astype(dtype)
+    if "predictor" in options and dtype is np.float32:
+        pytest.skip("tifffile needs imagecodecs for the floating-point predictor")
+    planar = options.get("planarconfig") == "separate"
+    tifffile.imwrite(tmp_path / name, np.moveaxis(arr, -1, 0) if planar else arr,
+                     photometric="rgb", **options)
+    image = read_image(tmp_path / name)
+    from restorekit.io import to_array
+
+    np.testing.assert_array_equal(to_array(image.data, image.alpha, image.dtype), arr)
+
+
 def test_default_limit_is_well_between_photos_and_bombs() -> None:
     assert 150_000_000 <= DEFAULT_MAX_PIXELS < BOMB[0] * BOMB[1] // 2
 
@@ -219,7 +304,9 @@ def test_max_pixels_reads_the_environment_each_call(monkeypatch: pytest.MonkeyPa
     assert max_pixels() == DEFAULT_MAX_PIXELS
 
 
-@pytest.mark.parametrize("value", ["lots", "-1", "1.5e8", "2e8", "１００", "12 34", "inf", "9 px"])
+@pytest.mark.parametrize(
+    "value", ["lots", "-1", "1.5e8", "2e8", "\uff11\uff10\uff10", "12 34", "inf", "9 px"]
+)
 def test_invalid_limit_is_a_usage_error(
     tmp_path: Path, value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
