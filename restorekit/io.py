@@ -84,6 +84,10 @@ _PNG_SUFFIXES = (".png",)
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
+_CHANNELS_HINT = (
+    "restorekit reads 1 to 4 (gray, gray+alpha, RGB, RGBA): drop the extra channels"
+)
+
 # Rec. 601 luma, as Pillow's "L" conversion uses.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -651,6 +655,9 @@ def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.n
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
+        samples = int(page.samplesperpixel)
+        if samples > 4:  # refused after decoding anyway; 65535 of them fill the memory
+            raise _Problem(f"it has {samples} channels; {_CHANNELS_HINT}")
         _check_tiff_streams(page, data)
         try:
             arr = page.asarray()
@@ -804,10 +811,7 @@ def _array_to_image(
     if height == 0 or width == 0:
         raise UsageError(f"{prefix}the image is empty ({width}x{height} pixels)")
     if channels == 0 or channels > 4:
-        raise UsageError(
-            f"{prefix}it has {channels} channels; restorekit reads 1 to 4 "
-            "(gray, gray+alpha, RGB, RGBA): drop the extra channels"
-        )
+        raise UsageError(f"{prefix}it has {channels} channels; {_CHANNELS_HINT}")
     dtype = arr.dtype
     if dtype == _FLOAT32:
         _check_float_range(arr, slack, prefix)

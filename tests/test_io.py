@@ -663,6 +663,23 @@ def test_too_many_channels(tmp_path: Path) -> None:
     assert "5 channels" in _usage_error(excinfo, "five.tif")
 
 
+def test_many_samples_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A damaged SamplesPerPixel (65535) multiplies the memory of every pixel;
+    # more than 4 channels are refused anyway, so refuse them from the header.
+    tifffile.imwrite(tmp_path / "many.tif", np.zeros((2, 3, 500), np.uint16),
+                     photometric="minisblack", planarconfig="contig")
+
+    def decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", decode)
+    with pytest.raises(UsageError) as excinfo:
+        read_image(tmp_path / "many.tif")
+    assert "it has 500 channels" in _usage_error(excinfo, "many.tif")
+
+
 def test_unsupported_tiff_sample_type(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "i16.tif", np.zeros((H, W), dtype=np.int16))
     with pytest.raises(UsageError) as excinfo:
