@@ -33,6 +33,7 @@ import io as _io
 import logging
 import math
 import os
+import re
 import stat
 import struct
 import sys
@@ -170,6 +171,10 @@ def _quote(path: Any) -> str:
 
 def _one_line(text: object, limit: int = 160) -> str:
     line = " ".join(str(text).split())
+    if not line.isprintable():  # control characters, lone surrogates
+        line = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line
+        )
     if len(line) > limit:
         line = line[: limit - 3].rstrip() + "..."
     return line
@@ -177,7 +182,8 @@ def _one_line(text: object, limit: int = 160) -> str:
 
 def _detail(exc: BaseException) -> str:
     name = type(exc).__name__
-    text = _one_line(exc)
+    # Pillow names the stream it could not identify: "<_io.BytesIO object at 0x...>"
+    text = _one_line(re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc)))
     if text.startswith(name):  # pypng puts the class name in the message
         return text
     return f"{name}: {text}" if text else name

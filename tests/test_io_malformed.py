@@ -342,3 +342,305 @@ def test_pillow_limit_does_not_second_guess_ours(
     monkeypatch.setenv(MAX_PIXELS_ENV, "100")
     assert "over the limit of 100" in _one_line_error(path)
     assert PILImage.MAX_IMAGE_PIXELS == 50
+
+
+# --------------------------------------------------------------------------
+# A corpus of malformed and unusual files: an Image or a one-line UsageError
+
+
+def _outcome(path: Path) -> Image | str:
+    """read_image(path): a checked Image, or the UsageError's (one-line) message.
+
+    Any other exception propagates and fails the test.
+    """
+    try:
+        image = read_image(path)
+    except UsageError as exc:
+        message = str(exc)
+        assert message.splitlines() == [message] and message.isprintable(), repr(message)
+        assert message.startswith("cannot read image "), message
+        assert " object at 0x" not in message, message  # no repr of Python objects
+        return message
+    assert isinstance(image, Image)
+    assert image.data.dtype == np.float32 and image.data.ndim == 3
+    assert image.channels in (1, 3) and image.height >= 1 and image.width >= 1
+    assert np.isfinite(image.data).all()
+    assert image.data.min() >= 0.0 and image.data.max() <= 1.0
+    if image.alpha is not None:
+        assert image.alpha.shape == (image.height, image.width)
+        assert image.alpha.min() >= 0.0 and image.alpha.max() <= 1.0
+    assert image.dtype in (np.uint8, np.uint16, np.float32)
+    assert all(isinstance(n, str) and n.splitlines() == [n] for n in image.notes)
+    return image
+
+
+def _pillow(mode: str, fmt: str, size: tuple[int, int] = (7, 5), **save: object) -> bytes:
+    rng = np.random.default_rng(len(mode) + len(fmt))
+    bands = len(PILImage.new(mode, (1, 1)).getbands())
+    arr = rng.integers(0, 256, size=(size[1], size[0], bands), dtype=np.uint8)
+    im = PILImage.fromarray(arr[..., 0] if bands == 1 else arr, mode="RGB" if bands == 3 else None)
+    if im.mode != mode:
+        im = im.convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def _tifffile(arr: np.ndarray, **options: object) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, **options)
+    return buf.getvalue()
+
+
+def _png16(shape: tuple[int, ...]) -> bytes:
+    import png
+
+    arr = np.random.default_rng(3).integers(0, 65536, size=shape, dtype=np.uint16)
+    planes = 1 if arr.ndim == 2 else arr.shape[2]
+    buf = io.BytesIO()
+    png.Writer(shape[1], shape[0], greyscale=planes in (1, 2), alpha=planes in (2, 4),
+               bitdepth=16).write(buf, arr.reshape(shape[0], -1).tolist())
+    return buf.getvalue()
+
+
+def _float_tiff(value: float) -> bytes:
+    arr = np.full((5, 7), 0.5, dtype=np.float32)
+    arr[2, 3] = value
+    return _tifffile(arr)
+
+
+def _tiff_ifd_loop() -> bytes:
+    data = bytearray(tiff_bytes(4, 4, data=bytes(16)))
+    count = struct.unpack("<H", data[8:10])[0]
+    data[10 + 12 * count : 14 + 12 * count] = struct.pack("<I", 8)  # next IFD: itself
+    return bytes(data)
+
+
+FULL = {  # tiny valid files of each kind, the seeds of the truncations
+    "png8": lambda: _pillow("RGB", "PNG"),
+    "png16": lambda: _png16((5, 7, 3)),
+    "tiff8": lambda: _tifffile(np.arange(105, dtype=np.uint8).reshape(5, 7, 3),
+                               photometric="rgb", compression="zlib"),
+    "tiff16": lambda: _tifffile(np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000),
+    "jpeg": lambda: _pillow("RGB", "JPEG"),
+}
+
+CASES: dict[str, tuple[object, str | None]] = {
+    # name: (bytes factory, expected: "image", a substring of the error, or None = either)
+    "empty.png": (lambda: b"", "the file is empty (0 bytes)"),
+    "magic-only.png": (lambda: b"\x89PNG\r\n\x1a\n", "corrupt PNG file"),
+    "magic-only.tif": (lambda: b"II*\x00", "corrupt or truncated TIFF file"),
+    "magic-only.jpg": (lambda: b"\xff\xd8\xff", "corrupt or truncated JPEG file"),
+    "zero-width.png": (lambda: png_bytes(0, 5), "the image is empty (0x5 pixels)"),
+    "zero-height.png": (lambda: png_bytes(5, 0), "the image is empty (5x0 pixels)"),
+    "zero-width16.png": (lambda: png_bytes(0, 5, depth=16), "the image is empty"),
+    "zero-width.tif": (lambda: tiff_bytes(0, 5), "the image is empty"),
+    "zero-height.tif": (lambda: tiff_bytes(5, 0), "the image is empty"),
+    "zero-height.jpg": (lambda: jpeg_bytes(8, 0), None),
+    "zero-width.jpg": (lambda: jpeg_bytes(0, 8), None),
+    "palette.png": (lambda: _pillow("P", "PNG"), "image"),
+    "palette-trns.png": (lambda: _pillow("P", "PNG", transparency=3), "image"),
+    "palette-4bit.png": (lambda: _pillow("P", "PNG", bits=4), "image"),
+    "gray.png": (lambda: _pillow("L", "PNG"), "image"),
+    "gray-alpha.png": (lambda: _pillow("LA", "PNG"), "image"),
+    "gray-trns.png": (lambda: _pillow("L", "PNG", transparency=9), "image"),
+    "gray-1bit.png": (lambda: _pillow("1", "PNG"), "image"),
+    "gray16.png": (lambda: _png16((5, 7)), "image"),
+    "gray-alpha16.png": (lambda: _png16((5, 7, 2)), "image"),
+    "rgba16.png": (lambda: _png16((5, 7, 4)), "image"),
+    "interlaced.png": (lambda: _pillow("RGB", "PNG", interlace=1), None),
+    "cmyk.jpg": (lambda: _pillow("CMYK", "JPEG"), "image"),
+    "cmyk.tif": (lambda: _tifffile(np.zeros((5, 7, 4), np.uint8), photometric="separated"),
+                 "CMYK (separated) TIFFs are not supported; convert it to RGB"),
+    "cmyk-pillow.tif": (lambda: _pillow("CMYK", "TIFF"), "CMYK (separated) TIFFs"),
+    "multipage.tif": (lambda: _tifffile(np.zeros((4, 5, 7), np.uint8), photometric="minisblack"),
+                      "image"),
+    "bigtiff.tif": (lambda: _tifffile(np.zeros((5, 7), np.uint16), bigtiff=True), "image"),
+    "big-endian.tif": (lambda: _tifffile(np.zeros((5, 7), ">u2"), byteorder=">"), "image"),
+    "ifd-loop.tif": (_tiff_ifd_loop, None),
+    "no-ifd.tif": (lambda: b"II*\x00" + bytes(12), None),
+    "nan.tif": (lambda: _float_tiff(float("nan")), "NaN or infinite"),
+    "inf.tif": (lambda: _float_tiff(float("inf")), "NaN or infinite"),
+    "minus-inf.tif": (lambda: _float_tiff(float("-inf")), "NaN or infinite"),
+    "float-out-of-range.tif": (lambda: _float_tiff(7.0), "rescale the image to [0, 1]"),
+    "five-channels.tif": (lambda: _tifffile(np.zeros((5, 7, 5), np.uint8),
+                                            photometric="minisblack", planarconfig="contig"),
+                          "it has 5 channels"),
+    "int16.tif": (lambda: _tifffile(np.zeros((5, 7), np.int16)), "int16"),
+    # 20 pixels, 65535 samples each: 2.6 MB per pixel at 16 bits
+    "many-samples.tif": (lambda: tiff_bytes(4, 5, bits=16, samples=65535),
+                         "it has 65535 channels"),
+    "garbage.png": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3, "corrupt PNG file"),
+    "garbage.tif": (lambda: b"MM\x00*" + bytes(range(255, -1, -1)) * 3, None),
+    "garbage.jpg": (lambda: b"\xff\xd8\xff\xe0" + bytes(range(256)) * 3, None),
+    "gif-named.png": (lambda: b"GIF89a" + bytes(40), "GIF files are not supported"),
+    "text.png": (lambda: b"hello\n" * 20, "not a PNG/TIFF/JPEG image"),
+}
+for _kind, _make in FULL.items():
+    CASES[f"{_kind}-valid"] = (_make, "image")
+    for _cut in (1, 8, 12, 16, 30, 33, 50, 0.25, 0.5, 0.75, -16, -12, -1):
+        CASES[f"{_kind}-cut{_cut}"] = (
+            lambda make=_make, cut=_cut: (data := make())[
+                : int(len(data) * cut) if isinstance(cut, float) else cut
+            ],
+            None,
+        )
+for _name, _bomb in {**BOMBS, **INFLATE_BOMBS}.items():
+    CASES[f"corpus-{_name}"] = (_bomb, "decompression bomb")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_corpus(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    make, expected = CASES[name]
+    data = make()  # type: ignore[operator]
+    suffix = ".tif" if "tif" in name else ".jpg" if "jp" in name else ".png"
+    path = _write(tmp_path, "case" + suffix, data)
+    result = _outcome(path)
+    if expected == "image":
+        assert isinstance(result, Image), result
+    elif expected is not None:
+        assert isinstance(result, str) and expected in result, result
+
+
+def test_corpus_truncations_are_refused_somewhere(tmp_path: Path) -> None:
+    # Cutting a file in half must not silently give an image.
+    for kind, make in FULL.items():
+        data = make()
+        result = _outcome(_write(tmp_path, f"{kind}.bin", data[: len(data) // 2]))
+        assert isinstance(result, str), (kind, result)
+
+
+def test_cmyk_jpeg_is_read_as_rgb(tmp_path: Path) -> None:
+    image = _outcome(_write(tmp_path, "c.jpg", _pillow("CMYK", "JPEG")))
+    assert isinstance(image, Image)
+    assert image.channels == 3 and image.alpha is None and image.dtype == np.uint8
+
+
+def test_palette_png_with_transparency_has_alpha(tmp_path: Path) -> None:
+    image = _outcome(_write(tmp_path, "p.png", _pillow("P", "PNG", transparency=3)))
+    assert isinstance(image, Image) and image.channels == 3 and image.alpha is not None
+    image = _outcome(_write(tmp_path, "q.png", _pillow("P", "PNG")))
+    assert isinstance(image, Image) and image.channels == 3 and image.alpha is None
+
+
+def test_multipage_corpus_file_has_a_note(tmp_path: Path) -> None:
+    make = CASES["multipage.tif"][0]
+    image = _outcome(_write(tmp_path, "m.tif", make()))  # type: ignore[operator]
+    assert isinstance(image, Image)
+    assert image.notes == ["the TIFF holds 4 pages; restorekit used the first"]
+
+
+# --------------------------------------------------------------------------
+# Properties (hypothesis)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from restorekit.io import to_array, write_image  # noqa: E402
+
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,  # nothing written into the worktree
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _shapes() -> st.SearchStrategy[tuple[int, ...]]:
+    side = st.integers(1, 12)
+    return st.one_of(
+        st.tuples(side, side),
+        st.tuples(side, side, st.integers(1, 4)),
+    )
+
+
+def _int_arrays() -> st.SearchStrategy[np.ndarray]:
+    return st.sampled_from([np.uint8, np.uint16]).flatmap(
+        lambda dtype: hnp.arrays(dtype, _shapes(), elements=st.integers(0, np.iinfo(dtype).max))
+    )
+
+
+def _round_trip(tmp_path: Path, name: str, arr: np.ndarray) -> None:
+    path = write_image(tmp_path / name, arr, overwrite=True)
+    image = read_image(path)
+    expected = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    assert image.dtype == arr.dtype and image.notes == []
+    np.testing.assert_array_equal(to_array(image.data, image.alpha, image.dtype), expected)
+
+
+@PROPERTY
+@given(arr=_int_arrays())
+def test_png_round_trip_is_exact(tmp_path: Path, arr: np.ndarray) -> None:
+    _round_trip(tmp_path, "r.png", arr)
+
+
+@PROPERTY
+@given(arr=_int_arrays())
+def test_tiff_round_trip_is_exact(tmp_path: Path, arr: np.ndarray) -> None:
+    _round_trip(tmp_path, "r.tif", arr)
+
+
+@PROPERTY
+@given(arr=hnp.arrays(np.float32, _shapes(), elements=st.floats(0.0, 1.0, width=32)))
+def test_float_tiff_round_trip_is_exact(tmp_path: Path, arr: np.ndarray) -> None:
+    _round_trip(tmp_path, "f.tif", arr)
+
+
+MAGICS = {
+    "png": b"\x89PNG\r\n\x1a\n",
+    "png-ihdr": png_bytes(3, 2, depth=8, colour=2)[:33],
+    "png16-ihdr": png_bytes(3, 2, depth=16, colour=6)[:33],
+    "tiff-le": b"II*\x00",
+    "tiff-le-ifd": b"II*\x00\x08\x00\x00\x00",
+    "tiff-be": b"MM\x00*",
+    "bigtiff": b"II+\x00\x08\x00\x00\x00",
+    "jpeg": b"\xff\xd8\xff",
+    "jpeg-app0": _real_jpeg(4, 4)[:20],
+}
+
+
+# A damaged header may declare any size up to the pixel limit, and a decoder
+# may then fill that many pixels with zeros (a 385-byte TIFF gave 1.4 GB in
+# 45 s at the default limit): keep the fuzzing cheap with a low limit.
+FUZZ_LIMIT = "1000000"
+
+
+@PROPERTY
+@given(magic=st.sampled_from(sorted(MAGICS)), tail=st.binary(max_size=300))
+def test_random_bytes_after_a_magic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magic: str, tail: bytes
+) -> None:
+    monkeypatch.setenv(MAX_PIXELS_ENV, FUZZ_LIMIT)
+    _outcome(_write(tmp_path, "fuzz.img", MAGICS[magic] + tail))
+
+
+SEEDS = {name: make() for name, make in FULL.items()}
+SEEDS["png-palette"] = _pillow("P", "PNG", transparency=3)
+SEEDS["tiff-lzw"] = _pillow_lzw_tiff(7, 5)
+SEEDS["tiff-float"] = _float_tiff(0.25)
+
+
+@PROPERTY
+@given(
+    seed=st.sampled_from(sorted(SEEDS)),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    cut=st.one_of(st.none(), st.integers(1, 10_000)),
+)
+def test_damaged_valid_files(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: str,
+    edits: list[tuple[int, int]],
+    cut: int | None,
+) -> None:
+    monkeypatch.setenv(MAX_PIXELS_ENV, FUZZ_LIMIT)
+    data = bytearray(SEEDS[seed])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    if cut is not None:
+        data = data[: cut % len(data) + 1]
+    _outcome(_write(tmp_path, "damaged.img", bytes(data)))
