@@ -16,7 +16,10 @@ result can be written back at the same depth.
 * Every decoder checks the pixel count its header declares against one limit,
   :func:`max_pixels` (``RESTOREKIT_MAX_PIXELS``), before it decodes anything,
   so a small file that declares a huge image (a decompression bomb) is refused
-  at once instead of filling the memory.
+  at once instead of filling the memory; deflate/LZMA streams that pypng and
+  tifffile would inflate whole are first checked against the header's size.
+* :func:`check_input_file` runs the file checks of :func:`read_image` (exists,
+  regular, not empty, readable) without reading the file.
 * Multi-frame files (multi-page TIFF, animated PNG, MPO JPEG) give their first
   frame, and say so in :attr:`Image.notes`.
 * Writes are atomic: a hidden temporary file in the target directory is
