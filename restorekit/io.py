@@ -10,8 +10,18 @@ result can be written back at the same depth.
   ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose compression
   tifffile cannot decode without ``imagecodecs``).
 * Every problem a user can cause (missing, unreadable, empty, corrupt or
-  unsupported file, odd channel counts, floats outside ``[0, 1]``) raises
+  unsupported file, odd channel counts, floats outside ``[0, 1]``, an image
+  larger than :func:`max_pixels`) raises
   :class:`~restorekit.errors.UsageError` with a one-line message.
+* Every decoder checks the pixel count its header declares against one limit,
+  :func:`max_pixels` (``RESTOREKIT_MAX_PIXELS``), before it decodes anything,
+  so a small file that declares a huge image (a decompression bomb) is refused
+  at once instead of filling the memory; deflate/LZMA streams that pypng and
+  tifffile would inflate whole are first checked against the header's size.
+* :func:`check_input_file` runs the file checks of :func:`read_image` (exists,
+  regular, not empty, readable) without reading the file.
+* Multi-frame files (multi-page TIFF, animated PNG, MPO JPEG) give their first
+  frame, and say so in :attr:`Image.notes`.
 * Writes are atomic: a hidden temporary file in the target directory is
   written, fsynced and moved over the target with :func:`os.replace`.
 
@@ -21,25 +31,34 @@ This module does not import torch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io as _io
 import logging
+import math
 import os
+import re
 import stat
 import struct
 import sys
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .errors import RestoreError, UsageError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
     "Image",
+    "check_input_file",
+    "max_pixels",
     "read_image",
     "image_from_array",
     "to_array",
@@ -69,8 +88,23 @@ _PNG_SUFFIXES = (".png",)
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
+_CHANNELS_HINT = (
+    "restorekit reads 1 to 4 (gray, gray+alpha, RGB, RGBA): drop the extra channels"
+)
+
 # Rec. 601 luma, as Pillow's "L" conversion uses.
 _LUMA = (0.299, 0.587, 0.114)
+
+#: The most pixels (width x height) an input image may declare; see
+#: :func:`max_pixels`.  It is Pillow's own error threshold (2 x its
+#: ``MAX_IMAGE_PIXELS`` of 89.5 million), about 13380 x 13380: a
+#: 20000 x 20000 bomb (400 million) is refused, a 100-150 megapixel photo is
+#: not.  At this size the float32 RGB planes alone take 2 GiB and a deep
+#: image prior fit needs many times that, so nothing realistic is turned away.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+#: The environment variable that overrides :data:`DEFAULT_MAX_PIXELS`.
+MAX_PIXELS_ENV = "RESTOREKIT_MAX_PIXELS"
 
 
 # --------------------------------------------------------------------------
@@ -85,6 +119,8 @@ class Image:
     has it, lives in ``alpha`` as float32 ``(H, W)``.  ``dtype`` is the sample
     type of the source (uint8, uint16 or float32) and ``format`` what the file
     was read as ("png", "tiff", "jpeg"; "array" for in-memory arrays).
+    ``notes`` are one-line remarks on what was read differently from the whole
+    file, e.g. "the TIFF holds 5 pages; restorekit used the first".
     """
 
     data: np.ndarray
@@ -92,6 +128,7 @@ class Image:
     dtype: np.dtype
     format: str
     path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
@@ -122,14 +159,25 @@ class Image:
 
 
 def _quote(path: Any) -> str:
+    """``'path'`` on one printable line: control characters and undecodable
+    bytes (surrogate escapes) are shown as backslash escapes."""
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
-    return "'" + text.replace("\r", "\\r").replace("\n", "\\n") + "'"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not text.isprintable():
+        text = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+        )
+    return "'" + text + "'"
 
 
 def _one_line(text: object, limit: int = 160) -> str:
     line = " ".join(str(text).split())
+    if not line.isprintable():  # control characters, lone surrogates
+        line = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line
+        )
     if len(line) > limit:
         line = line[: limit - 3].rstrip() + "..."
     return line
@@ -137,7 +185,8 @@ def _one_line(text: object, limit: int = 160) -> str:
 
 def _detail(exc: BaseException) -> str:
     name = type(exc).__name__
-    text = _one_line(exc)
+    # Pillow names the stream it could not identify: "<_io.BytesIO object at 0x...>"
+    text = _one_line(re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc)))
     if text.startswith(name):  # pypng puts the class name in the message
         return text
     return f"{name}: {text}" if text else name
@@ -148,56 +197,189 @@ class _Problem(Exception):
 
 
 # --------------------------------------------------------------------------
+# The pixel limit (decompression bombs)
+
+
+def max_pixels() -> int | None:
+    """The most pixels an input image may have; ``None`` means no limit.
+
+    :data:`DEFAULT_MAX_PIXELS` unless the environment variable
+    ``RESTOREKIT_MAX_PIXELS`` says otherwise (read on every call): a whole
+    number of pixels (``250000000`` or ``250_000_000``), or ``0`` / ``none``
+    for no limit.  Anything else raises :class:`UsageError`.  An empty value
+    counts as unset.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_PIXELS
+    text = raw.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text) if text.isascii() else -1
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(
+            f"{MAX_PIXELS_ENV}={_one_line(repr(raw), 60)} is not valid: give a whole number "
+            "of pixels (e.g. 250000000), or 0 or 'none' for no limit"
+        )
+    return value or None
+
+
+def _count(pixels: int) -> str:
+    if pixels >= 100_000:
+        return f"{pixels / 1e6:.1f} million"
+    return str(pixels)
+
+
+def _check_pixels(size: tuple[int, ...], limit: int | None, what: str = "") -> None:
+    """Refuse a declared size over the limit, before anything is decoded."""
+    pixels = 1
+    for n in size:
+        pixels *= max(1, int(n))
+    if limit is None or pixels <= limit:
+        return
+    shape = "x".join(str(int(n)) for n in size)
+    raise _Problem(
+        f"{what}{shape} = {_count(pixels)} pixels is over the limit of {_count(limit)} "
+        f"(a decompression bomb?); set {MAX_PIXELS_ENV} to raise it"
+    )
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+_pil_limit_users = 0
+_pil_saved_limit: int | None = None
+
+
+@contextlib.contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    """Switch Pillow's own bomb check off while restorekit decodes.
+
+    The decoders check :func:`max_pixels` from the header themselves; a second
+    limit in Pillow (``PIL.Image.MAX_IMAGE_PIXELS``) would refuse images that
+    ``RESTOREKIT_MAX_PIXELS`` allows.  The previous value is put back when the
+    last concurrent decode ends.
+    """
+    global _pil_limit_users, _pil_saved_limit
+    from PIL import Image as PILImage
+
+    with _PIL_LIMIT_LOCK:
+        if _pil_limit_users == 0:
+            _pil_saved_limit = PILImage.MAX_IMAGE_PIXELS
+            PILImage.MAX_IMAGE_PIXELS = None
+        _pil_limit_users += 1
+    try:
+        yield
+    finally:
+        with _PIL_LIMIT_LOCK:
+            _pil_limit_users -= 1
+            if _pil_limit_users == 0:
+                PILImage.MAX_IMAGE_PIXELS = _pil_saved_limit
+
+
+# --------------------------------------------------------------------------
 # Reading
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Read a PNG, TIFF or JPEG file (the first frame of multi-frame files).
 
-    Raises :class:`UsageError` with a one-line message for anything wrong with
-    the file itself.
+    Anything read differently from the whole file (the first page of a
+    multi-page TIFF, the first frame of an animated PNG) is described in
+    :attr:`Image.notes`.  Raises :class:`UsageError` with a one-line message
+    for anything wrong with the file itself, and for an image over
+    :func:`max_pixels`.
     """
     return _read(path, "image")
 
 
 def _read(path: str | os.PathLike[str], what: str) -> Image:
-    try:
-        p = Path(path)
-    except TypeError:
-        raise UsageError(f"cannot read {what} {path!r}: not a file path") from None
+    p = _as_path(path, what)
+    limit = max_pixels()
     data = _read_file_bytes(p, what)
-    arr, fmt, premultiplied = _decode(data, p, what)
+    notes: list[str] = []
+    arr, fmt, premultiplied = _decode(data, p, what, limit, notes)
     image = _array_to_image(
         arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read {what} {_quote(p)}: "
     )
+    image.notes.extend(notes)
     if premultiplied and image.alpha is not None:
         _unpremultiply(image)
     return image
 
 
-def _read_file_bytes(path: Path, what: str) -> bytes:
-    where = f"cannot read {what} {_quote(path)}"
+def check_input_file(path: str | os.PathLike[str], what: str = "image") -> Path:
+    """Check that ``path`` can be read as an input file, without reading it.
+
+    It must exist, be a regular file (not a directory, FIFO, device, ...),
+    not be empty, and open for reading; a symbolic link loop, a name too long
+    for the file system and other odd paths are refused too.  Each problem
+    raises the one-line :class:`UsageError` that :func:`read_image` would
+    raise ("cannot read {what} 'PATH': ..."), so a caller can check its
+    inputs before a long computation.  Returns the path as a :class:`Path`.
+    """
+    p = _as_path(path, what)
+    with _open_input(p, f"cannot read {what} {_quote(p)}"):
+        pass
+    return p
+
+
+def _as_path(path: Any, what: str) -> Path:
+    try:
+        return Path(path)
+    except TypeError:
+        raise UsageError(f"cannot read {what} {_one_line(repr(path))}: not a file path") from None
+
+
+def _open_input(path: Path, where: str) -> BinaryIO:
+    """Stat and open an input file; every OS-level problem is a UsageError."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"{where}: file not found") from None
-    except NotADirectoryError:
-        raise UsageError(f"{where}: file not found (a parent of it is not a directory)") from None
-    except PermissionError:
-        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{where}: it is a directory, not an image file")
     if not stat.S_ISREG(st.st_mode):
         raise UsageError(f"{where}: not a regular file")
+    if st.st_size == 0:
+        raise UsageError(f"{where}: the file is empty (0 bytes)")
     try:
-        with open(path, "rb") as fh:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
+
+
+def _path_problem(exc: BaseException, path: Path) -> str:
+    """The reason an OS call on ``path`` failed, in a few words."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return "file not found (a broken symbolic link)"
+        return "file not found"
+    if isinstance(exc, NotADirectoryError):
+        return "file not found (a parent of it is not a directory)"
+    if isinstance(exc, PermissionError):
+        return "permission denied (check the file's permissions)"
+    if code == errno.ELOOP:
+        return "symbolic link loop (too many levels of symbolic links)"
+    if code == errno.ENAMETOOLONG:
+        return "file name too long for the file system"
+    if isinstance(exc, UnicodeError):
+        return "the file name cannot be encoded for the file system"
+    if isinstance(exc, ValueError) and "null" in str(exc).lower():
+        return "the file name contains a NUL character"
+    return _os_reason(exc)
+
+
+def _read_file_bytes(path: Path, what: str) -> bytes:
+    where = f"cannot read {what} {_quote(path)}"
+    fh = _open_input(path, where)
+    try:
+        with fh:
             data = fh.read()
-    except PermissionError:
-        raise UsageError(f"{where}: permission denied (check the file's permissions)") from None
-    except OSError as exc:
-        raise UsageError(f"{where}: {_os_reason(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
     if not data:
         raise UsageError(f"{where}: the file is empty (0 bytes)")
     return data
@@ -232,8 +414,13 @@ def _sniff_other(data: bytes) -> str | None:
     return None
 
 
-def _decode(data: bytes, path: Path, what: str) -> tuple[np.ndarray, str, bool]:
-    """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?"""
+def _decode(
+    data: bytes, path: Path, what: str, limit: int | None, notes: list[str]
+) -> tuple[np.ndarray, str, bool]:
+    """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?
+
+    Remarks for :attr:`Image.notes` are appended to ``notes``.
+    """
     where = f"cannot read {what} {_quote(path)}"
     if data.startswith(_PNG_MAGIC):
         fmt, decoder = "png", _decode_png
@@ -250,7 +437,7 @@ def _decode(data: bytes, path: Path, what: str) -> tuple[np.ndarray, str, bool]:
         raise UsageError(f"{where}: not a PNG/TIFF/JPEG image (corrupt or unsupported)")
     try:
         with _quiet_decoders():
-            arr, premultiplied = decoder(data)
+            arr, premultiplied = decoder(data, limit, notes)
     except _Problem as exc:
         raise UsageError(f"{where}: {exc}") from None
     except UsageError:
@@ -291,15 +478,97 @@ class _DropAll(logging.Filter):
         return False
 
 
-def _decode_png(data: bytes) -> tuple[np.ndarray, bool]:
+def _decode_png(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _Problem("corrupt PNG file (no IHDR header); re-export the image")
     width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
     if width == 0 or height == 0:
         raise _Problem(f"the image is empty ({width}x{height} pixels)")
+    _check_pixels((width, height), limit)
+    frames = _png_frames(data)
+    if frames > 1:
+        notes.append(f"the PNG is animated ({frames} frames); restorekit used the first")
     if depth == 16:
+        # pypng inflates each IDAT chunk whole: bound the stream first.
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 4)
+        raw = height * (1 + (width * channels * depth + 7) // 8)
+        budget = raw + 16 * height + 4096  # Adam7 passes add filter bytes
+        if _inflates_past(_png_idat(data), "zlib", budget):
+            raise _Problem(
+                "corrupt PNG file: its image data inflates to more than the header's "
+                f"{width}x{height} pixels hold (a decompression bomb?)"
+            )
         return _decode_png16(data), False
-    return _decode_pillow(data, "PNG"), False
+    return _decode_pillow(data, "PNG", limit, notes), False
+
+
+def _png_idat(data: bytes) -> Iterator[memoryview]:
+    """The payloads of a PNG's IDAT chunks, as far as the chunk layout is sound."""
+    view = memoryview(data)
+    pos = 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            yield view[pos + 8 : min(pos + 8 + length, len(data))]
+        elif kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _inflates_past(streams: Iterable[memoryview], codec: str, budget: int) -> bool:
+    """Whether the zlib or LZMA stream split over ``streams`` inflates to more
+    than ``budget`` bytes.  Inflates in 1 MiB pieces that are thrown away, so
+    memory stays small whatever the stream holds; a broken stream counts as
+    not too long (the decoder reports it)."""
+    import lzma
+
+    step = 1 << 20
+    total = 0
+    inflater: Any = zlib.decompressobj() if codec == "zlib" else lzma.LZMADecompressor()
+    try:
+        for stream in streams:
+            if codec == "zlib":
+                buf: Any = stream
+                while buf and not inflater.eof:
+                    total += len(inflater.decompress(buf, step))
+                    if total > budget:
+                        return True
+                    buf = inflater.unconsumed_tail
+            else:
+                piece = inflater.decompress(stream, step)
+                while True:
+                    total += len(piece)
+                    if total > budget:
+                        return True
+                    if inflater.eof or inflater.needs_input:
+                        break
+                    piece = inflater.decompress(b"", step)
+            if inflater.eof:
+                break
+        if codec == "zlib":
+            total += len(inflater.flush())
+    except (zlib.error, lzma.LZMAError, EOFError, ValueError):
+        return False
+    return total > budget
+
+
+def _png_frames(data: bytes) -> int:
+    """How many frames an animated PNG declares (acTL); 1 for a still PNG.
+
+    Looks at the chunks before the image data only, and never raises: a
+    damaged file is the decoder's to report.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"acTL":
+            if length >= 8 and pos + 12 <= len(data):
+                return max(1, struct.unpack(">I", data[pos + 8 : pos + 12])[0])
+            return 1
+        if kind in (b"IDAT", b"IEND"):
+            return 1
+        pos += 12 + length
+    return 1
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
@@ -327,11 +596,15 @@ def _decode_png16(data: bytes) -> np.ndarray:
     return arr
 
 
-def _decode_pillow(data: bytes, fmt: str) -> np.ndarray:
+def _decode_pillow(data: bytes, fmt: str, limit: int | None, notes: list[str]) -> np.ndarray:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    with PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
+    with _pillow_limit_off(), PILImage.open(_io.BytesIO(data), formats=[fmt]) as im:
+        _check_pixels(im.size, limit)  # opening reads the header only
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if fmt == "JPEG" and frames > 1:  # MPO: stereo pairs, camera previews
+            notes.append(f"the JPEG holds {frames} images (MPO); restorekit used the first")
         im.load()  # first frame of APNG / MPO
         if fmt == "JPEG":
             # The written result carries no EXIF, so bake the orientation in.
@@ -367,23 +640,34 @@ def _pillow_to_array(im: Any) -> np.ndarray:
     return np.array(im, dtype=np.uint8)
 
 
-def _decode_jpeg(data: bytes) -> tuple[np.ndarray, bool]:
-    return _decode_pillow(data, "JPEG"), False
+def _decode_jpeg(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
+    return _decode_pillow(data, "JPEG", limit, notes), False
 
 
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
+def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
     import tifffile
 
     with tifffile.TiffFile(_io.BytesIO(data)) as tif:
-        if len(tif.pages) == 0:
+        pages = len(tif.pages)
+        if pages == 0:
             raise _Problem("the TIFF file holds no image")
         page = tif.pages[0]  # first page of multi-page files
         width, height = int(page.imagewidth), int(page.imagelength)
         if width == 0 or height == 0:
             raise _Problem(f"the image is empty ({width}x{height} pixels)")
+        depth = int(getattr(page, "imagedepth", 1) or 1)
+        _check_pixels((width, height) if depth == 1 else (width, height, depth), limit)
+        if page.is_tiled:  # each tile is decoded whole, even past the image's edge
+            tile = (int(page.tilewidth), int(page.tilelength))
+            tile_depth = int(getattr(page, "tiledepth", 1) or 1)
+            _check_pixels(tile if tile_depth == 1 else (*tile, tile_depth), limit, "a tile of ")
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
+        samples = int(page.samplesperpixel)
+        if samples > 4:  # refused after decoding anyway; 65535 of them fill the memory
+            raise _Problem(f"it has {samples} channels; {_CHANNELS_HINT}")
+        _check_tiff_streams(page, data)
         try:
             arr = page.asarray()
         except Exception as exc:
@@ -392,7 +676,10 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
             # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
             # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
             if bits in (1, 8):
-                return _decode_pillow(data, "TIFF"), False
+                arr = _decode_pillow(data, "TIFF", limit, notes)
+                if pages > 1:
+                    notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
+                return arr, False
             name = getattr(page.compression, "name", str(page.compression))
             raise _Problem(
                 f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
@@ -427,8 +714,41 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, bool]:
             f"TIFF samples of type {arr.dtype} are not supported; "
             "restorekit reads uint8, uint16 and float32: convert the image"
         )
+    if pages > 1:
+        notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
     premultiplied = bool(extras) and extras[0] == 1  # 1 = associated alpha
     return arr, premultiplied
+
+
+# TIFF compressions tifffile inflates with the standard library, each strip
+# or tile whole: Adobe deflate, old-style deflate, LZMA.
+_TIFF_INFLATE = {8: "zlib", 32946: "zlib", 34925: "lzma"}
+
+
+def _check_tiff_streams(page: Any, data: bytes) -> None:
+    """Refuse a deflate or LZMA strip (or tile) that inflates past its size.
+
+    A few megabytes of deflated zeros inflate to gigabytes, even in a strip of
+    a small image; the header check cannot see that.
+    """
+    codec = _TIFF_INFLATE.get(int(page.compression))
+    if codec is None:
+        return
+    try:
+        budget = math.prod(int(n) for n in page.chunks) * np.dtype(page.dtype).itemsize + 4096
+        segments = list(zip(page.dataoffsets, page.databytecounts))
+    except (AttributeError, TypeError, ValueError):
+        return  # tifffile cannot say: let it decode (or fail) as before
+    view = memoryview(data)
+    for offset, count in segments:
+        offset, count = int(offset), int(count)
+        if count <= 0 or not 0 <= offset < len(data):
+            continue
+        if _inflates_past([view[offset : offset + count]], codec, budget):
+            raise _Problem(
+                "corrupt TIFF file: a strip or tile inflates to more data than the "
+                "header allows (a decompression bomb?)"
+            )
 
 
 def _tiff_layout(arr: np.ndarray, axes: str) -> np.ndarray:
@@ -500,10 +820,7 @@ def _array_to_image(
     if height == 0 or width == 0:
         raise UsageError(f"{prefix}the image is empty ({width}x{height} pixels)")
     if channels == 0 or channels > 4:
-        raise UsageError(
-            f"{prefix}it has {channels} channels; restorekit reads 1 to 4 "
-            "(gray, gray+alpha, RGB, RGBA): drop the extra channels"
-        )
+        raise UsageError(f"{prefix}it has {channels} channels; {_CHANNELS_HINT}")
     dtype = arr.dtype
     if dtype == _FLOAT32:
         _check_float_range(arr, slack, prefix)
@@ -812,19 +1129,30 @@ def _fsync_directory(directory: Path) -> None:
 # Masks
 
 
-def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.ndarray:
+def read_mask(
+    path: str | os.PathLike[str],
+    shape_hw: tuple[int, int],
+    *,
+    notes: list[str] | None = None,
+) -> np.ndarray:
     """Read an inpainting mask as bool ``(H, W)``: True marks a known pixel.
 
     White (nonzero) is known, black is missing; colour masks use their
     Rec. 601 luminance, and alpha composites over black (transparent =
     missing).  The threshold is half the full range.  The mask must match
     ``shape_hw`` exactly, otherwise :class:`UsageError`.
+
+    With a ``notes`` list, remarks for the run record are appended to it: the
+    mask file's own :attr:`Image.notes`, and how many pixels were neither
+    black nor white (anti-aliased edges, gray levels, colours) and so were
+    decided by the threshold.
     """
-    image = _read(path, "mask")
+    p = _as_path(path, "mask")
+    image = _read(p, "mask")
     height, width = (int(n) for n in shape_hw)
     if (image.height, image.width) != (height, width):
         raise UsageError(
-            f"mask {_quote(Path(path))} is {image.width}x{image.height} but the image is "
+            f"mask {_quote(p)} is {image.width}x{image.height} but the image is "
             f"{width}x{height} (W x H): resize the mask to the image"
         )
     if image.channels == 3:
@@ -834,17 +1162,31 @@ def read_mask(path: str | os.PathLike[str], shape_hw: tuple[int, int]) -> np.nda
         value = image.data[0]
     if image.alpha is not None:
         value = value * image.alpha
-    return np.asarray(value >= 0.5, dtype=bool)
+    known = np.asarray(value >= 0.5, dtype=bool)
+    if notes is not None:
+        notes.extend(f"mask {_quote(p)}: {note}" for note in image.notes)
+        note = _mask_gray_note(image, known)
+        if note:
+            notes.append(f"mask {_quote(p)}: {note}")
+    return known
 
 
-
-def check_input_file(path: str | os.PathLike[str], what: str = "image") -> Path:
-    """Check that ``path`` names a readable regular file without reading it; UsageError otherwise."""
-    p = Path(path)
-    try:
-        ok = p.is_file()
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {what} {_quote(p)}: {_os_reason(exc)}") from None
-    if not ok:
-        raise UsageError(f"cannot read {what} {_quote(p)}: file not found")
-    return p
+def _mask_gray_note(image: Image, known: np.ndarray) -> str | None:
+    """Describe the pixels that are neither pure black nor pure white."""
+    black = np.all(image.data == 0.0, axis=0)
+    white = np.all(image.data == 1.0, axis=0)
+    if image.alpha is not None:
+        black |= image.alpha == 0.0
+        white &= image.alpha == 1.0
+    gray = ~(black | white)
+    count = int(gray.sum())
+    if count == 0:
+        return None
+    total = gray.size
+    share = 100.0 * count / total
+    percent = f"{share:.1f}%" if share >= 0.1 else "under 0.1%"
+    kept = int(known[gray].sum())
+    return (
+        f"{count} of {total} pixels ({percent}) are neither black nor white; they were "
+        f"thresholded at half the range (>= 0.5 is known): {kept} known, {count - kept} missing"
+    )

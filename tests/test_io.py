@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -19,6 +20,7 @@ from restorekit.io import (
     Image,
     atomic_write_bytes,
     atomic_write_text,
+    check_input_file,
     image_from_array,
     output_suffix,
     read_image,
@@ -170,11 +172,36 @@ def test_tiff_planar_is_transposed(tmp_path: Path) -> None:
 
 
 def test_tiff_multipage_takes_first_page(tmp_path: Path) -> None:
-    stack = _random((3, H, W), np.uint8)
+    stack = _random((5, H, W), np.uint8)
     tifffile.imwrite(tmp_path / "m.tif", stack, photometric="minisblack")
     image = read_image(tmp_path / "m.tif")
     assert image.data.shape == (1, H, W)
     np.testing.assert_array_equal(_back(image), stack[0])
+    assert image.notes == ["the TIFF holds 5 pages; restorekit used the first"]
+
+
+def test_tiff_pages_written_one_by_one_are_counted(tmp_path: Path) -> None:
+    with tifffile.TiffWriter(tmp_path / "m.tif") as tif:
+        tif.write(_random((H, W, 3), np.uint16), photometric="rgb")
+        tif.write(_random((2, 2), np.uint8))
+    assert read_image(tmp_path / "m.tif").notes == [
+        "the TIFF holds 2 pages; restorekit used the first"
+    ]
+
+
+def test_multipage_tiff_via_pillow_fallback_has_the_note(tmp_path: Path) -> None:
+    frames = [PILImage.fromarray(_random((H, W), np.uint8, seed=s)) for s in (1, 2, 3)]
+    frames[0].save(tmp_path / "l.tif", compression="tiff_lzw", save_all=True,
+                   append_images=frames[1:])
+    image = read_image(tmp_path / "l.tif")
+    np.testing.assert_array_equal(_back(image), np.asarray(frames[0]))
+    assert image.notes == ["the TIFF holds 3 pages; restorekit used the first"]
+
+
+@pytest.mark.parametrize("name", ["x.png", "x.tif", "x.jpg"])
+def test_single_frame_files_have_no_notes(tmp_path: Path, name: str) -> None:
+    assert read_image(write_image(tmp_path / name, _random((H, W, 3), np.uint8))).notes == []
+    assert image_from_array(_random((H, W), np.uint8)).notes == []
 
 
 def test_tiff_miniswhite_is_inverted(tmp_path: Path) -> None:
@@ -325,10 +352,34 @@ def test_gray_stored_as_rgb_stays_rgb(tmp_path: Path) -> None:
 
 
 def test_animated_png_takes_first_frame(tmp_path: Path) -> None:
-    frames = [PILImage.fromarray(np.full((H, W, 3), v, dtype=np.uint8)) for v in (10, 200)]
+    frames = [PILImage.fromarray(np.full((H, W, 3), v, dtype=np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
     image = read_image(tmp_path / "a.png")
     np.testing.assert_array_equal(_back(image), np.full((H, W, 3), 10, dtype=np.uint8))
+    assert image.notes == ["the PNG is animated (3 frames); restorekit used the first"]
+
+
+def test_animated_16bit_png_has_the_note(tmp_path: Path) -> None:
+    # pypng ignores APNG chunks: splice an acTL (4 frames) in after the IHDR.
+    data = write_image(tmp_path / "still.png", _random((H, W), np.uint16)).read_bytes()
+    actl = _chunk(b"acTL", struct.pack(">II", 4, 0))
+    (tmp_path / "a16.png").write_bytes(data[:33] + actl + data[33:])
+    image = read_image(tmp_path / "a16.png")
+    assert image.dtype == np.uint16
+    assert image.notes == ["the PNG is animated (4 frames); restorekit used the first"]
+
+
+def test_mpo_jpeg_takes_first_image(tmp_path: Path) -> None:
+    left = PILImage.new("RGB", (W, H), (200, 30, 30))
+    right = PILImage.new("RGB", (W, H), (30, 30, 200))
+    try:
+        left.save(tmp_path / "s.jpg", format="MPO", save_all=True, append_images=[right])
+    except (KeyError, OSError, ValueError):
+        pytest.skip("this Pillow cannot write MPO")
+    image = read_image(tmp_path / "s.jpg")
+    assert image.format == "jpeg"
+    assert abs(int(_back(image)[0, 0, 0]) - 200) <= 3
+    assert image.notes == ["the JPEG holds 2 images (MPO); restorekit used the first"]
 
 
 # --------------------------------------------------------------------------
@@ -369,6 +420,153 @@ def test_empty_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as excinfo:
         read_image(tmp_path / "empty.png")
     assert "empty" in _usage_error(excinfo, "empty.png")
+
+
+# check_input_file and read_image refuse odd paths with the same one-line
+# UsageError; check_input_file does not read the bytes.
+
+READERS = {
+    "check_input_file": lambda path: check_input_file(path),
+    "read_image": read_image,
+}
+
+
+def _refusal(reader: str, path: object) -> str:
+    with pytest.raises(UsageError) as excinfo:
+        READERS[reader](path)  # type: ignore[operator]
+    message = str(excinfo.value)
+    assert message.splitlines() == [message] and message.isprintable(), repr(message)
+    assert message.startswith("cannot read image "), message
+    return message
+
+
+def test_check_input_file_does_not_decode(tmp_path: Path) -> None:
+    path = tmp_path / "junk.png"
+    path.write_bytes(b"not an image")
+    assert check_input_file(path) == path
+    assert check_input_file(str(path), what="mask") == path
+    with pytest.raises(UsageError, match="^cannot read mask .*nope.png': file not found$"):
+        check_input_file(tmp_path / "nope.png", what="mask")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_symlink_loop(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    assert "a.png': symbolic link loop" in _refusal(reader, tmp_path / "a.png")
+    (tmp_path / "self.png").symlink_to("self.png")
+    assert "symbolic link loop" in _refusal(reader, tmp_path / "self.png")
+    assert "symbolic link loop" in _refusal(reader, tmp_path / "self.png" / "x.png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_broken_symlink(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    message = _refusal(reader, tmp_path / "dangling.png")
+    assert message.endswith("file not found (a broken symbolic link)"), message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_file_name_too_long(tmp_path: Path, reader: str) -> None:
+    assert "file name too long" in _refusal(reader, tmp_path / ("x" * 300 + ".png"))
+    assert "file name too long" in _refusal(reader, "/".join(["d" * 200] * 30) + ".png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_parent_is_a_file(tmp_path: Path, reader: str) -> None:
+    write_image(tmp_path / "f.png", _random((H, W), np.uint8))
+    message = _refusal(reader, tmp_path / "f.png" / "x.png")
+    assert "a parent of it is not a directory" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_nul_byte_in_name(tmp_path: Path, reader: str) -> None:
+    message = _refusal(reader, str(tmp_path / "a\0b.png"))
+    expected = f"'{tmp_path}/a\\x00b.png': the file name contains a NUL character"
+    assert message.endswith(expected), message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_unencodable_name(tmp_path: Path, reader: str) -> None:
+    message = _refusal(reader, str(tmp_path / "a\ud800.png"))
+    assert "a\\ud800.png'" in message and "cannot be encoded" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_undecodable_name_is_shown_escaped(tmp_path: Path, reader: str) -> None:
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes on a UTF-8 system
+    message = _refusal(reader, tmp_path / name)
+    assert "caf\\udce9.png': file not found" in message, message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@pytest.mark.parametrize(
+    "error,needle",
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.EINVAL, "Invalid argument"), "invalid argument"),
+        (OSError(errno.EIO, "Input/output error"), "input/output error"),
+        (OSError(errno.ELOOP, "Too many levels of symbolic links"), "symbolic link loop"),
+        (OSError(errno.ENAMETOOLONG, "File name too long"), "file name too long"),
+        (OSError(errno.ENOTDIR, "Not a directory"), "not a directory"),
+        (ValueError("embedded null byte"), "NUL character"),
+    ],
+)
+def test_any_stat_error_is_a_usage_error(
+    tmp_path: Path, reader: str, error: BaseException, needle: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_image(tmp_path / "x.png", _random((H, W), np.uint8))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(rio.os, "stat", fail)
+    assert needle in _refusal(reader, path)
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_open_error_is_a_usage_error(
+    tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_image(tmp_path / "x.png", _random((H, W), np.uint8))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(rio, "open", fail, raising=False)
+    assert "input/output error" in _refusal(reader, path)
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="POSIX, not root")
+@pytest.mark.parametrize("reader", list(READERS))
+def test_unreadable_parent_directory(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "d").mkdir()
+    path = write_image(tmp_path / "d" / "x.png", _random((H, W), np.uint8))
+    (tmp_path / "d").chmod(0)
+    try:
+        assert "permission denied" in _refusal(reader, path)
+    finally:
+        (tmp_path / "d").chmod(0o755)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("reader", list(READERS))
+def test_fifo_is_not_opened(tmp_path: Path, reader: str) -> None:
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block
+    assert "not a regular file" in _refusal(reader, tmp_path / "pipe.png")
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_not_a_path(reader: str) -> None:
+    assert "not a file path" in _refusal(reader, 12)
+    assert "not a file path" in _refusal(reader, b"x.png")
+
+
+def test_empty_file_is_refused_before_reading(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(UsageError) as excinfo:
+        check_input_file(tmp_path / "empty.png")
+    assert "the file is empty (0 bytes)" in _usage_error(excinfo, "empty.png")
 
 
 def test_garbage_file(tmp_path: Path) -> None:
@@ -463,6 +661,23 @@ def test_too_many_channels(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as excinfo:
         read_image(tmp_path / "five.tif")
     assert "5 channels" in _usage_error(excinfo, "five.tif")
+
+
+def test_many_samples_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A damaged SamplesPerPixel (65535) multiplies the memory of every pixel;
+    # more than 4 channels are refused anyway, so refuse them from the header.
+    tifffile.imwrite(tmp_path / "many.tif", np.zeros((2, 3, 500), np.uint16),
+                     photometric="minisblack", planarconfig="contig")
+
+    def decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", decode)
+    with pytest.raises(UsageError) as excinfo:
+        read_image(tmp_path / "many.tif")
+    assert "it has 500 channels" in _usage_error(excinfo, "many.tif")
 
 
 def test_unsupported_tiff_sample_type(tmp_path: Path) -> None:
@@ -758,3 +973,71 @@ def test_mask_read_errors_say_mask(tmp_path: Path) -> None:
         read_mask(tmp_path / "gone.png", (H, W))
     message = _usage_error(excinfo, "gone.png")
     assert message.startswith("cannot read mask")
+
+
+def test_mask_gray_pixels_are_noted(tmp_path: Path) -> None:
+    values = np.zeros((H, W), dtype=np.uint8)
+    values[:, 4:] = 255
+    values[0, :4] = [0, 100, 128, 255]  # an anti-aliased edge: 100 -> missing, 128 -> known
+    values[1, 5] = 254
+    path = write_image(tmp_path / "edge.png", values)
+    notes: list[str] = []
+    mask = read_mask(path, (H, W), notes=notes)
+    assert mask.dtype == bool and mask.shape == (H, W)
+    np.testing.assert_array_equal(mask, values >= 128)
+    assert notes == [
+        f"mask '{path}': 3 of 35 pixels (8.6%) are neither black nor white; they were "
+        "thresholded at half the range (>= 0.5 is known): 2 known, 1 missing"
+    ]
+    assert read_mask(path, (H, W)).dtype == bool  # no notes list: nothing to say
+
+
+@pytest.mark.parametrize(
+    "name,arr",
+    [
+        ("bw.png", np.where(np.arange(H * W).reshape(H, W) % 3, 255, 0).astype(np.uint8)),
+        ("bw16.png", np.where(np.arange(H * W).reshape(H, W) % 2, 65535, 0).astype(np.uint16)),
+        ("bwf.tif", np.where(np.arange(H * W).reshape(H, W) % 2, 1.0, 0.0).astype(np.float32)),
+        ("rgb.png", np.repeat(np.array([[[0], [255]]] * H, dtype=np.uint8), 3, axis=-1)),
+        # transparent pixels are black whatever their colour
+        ("la.png", np.dstack([np.full((H, W), 77, np.uint8), np.zeros((H, W), np.uint8)])),
+    ],
+)
+def test_binary_masks_have_no_notes(tmp_path: Path, name: str, arr: np.ndarray) -> None:
+    path = write_image(tmp_path / name, arr)
+    notes: list[str] = []
+    read_mask(path, arr.shape[:2], notes=notes)
+    assert notes == []
+
+
+def test_mask_colour_and_alpha_count_as_gray(tmp_path: Path) -> None:
+    rgba = np.zeros((H, W, 4), dtype=np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = 255
+    rgba[0, 0] = (255, 0, 0, 255)  # red: neither black nor white -> missing
+    rgba[0, 1] = (255, 255, 255, 200)  # half-transparent white -> known (0.78)
+    path = write_image(tmp_path / "c.png", rgba)
+    notes: list[str] = []
+    mask = read_mask(path, (H, W), notes=notes)
+    assert not mask[0, 0] and mask[0, 1] and mask.sum() == H * W - 1
+    assert len(notes) == 1
+    assert "2 of 35 pixels (5.7%)" in notes[0] and "1 known, 1 missing" in notes[0]
+
+
+def test_mask_file_notes_are_passed_on(tmp_path: Path) -> None:
+    stack = np.zeros((2, H, W), dtype=np.uint8)
+    stack[0, :, :3] = 255
+    tifffile.imwrite(tmp_path / "m.tif", stack, photometric="minisblack")
+    notes: list[str] = []
+    mask = read_mask(tmp_path / "m.tif", (H, W), notes=notes)
+    assert mask.sum() == 3 * H
+    path = tmp_path / "m.tif"
+    assert notes == [f"mask '{path}': the TIFF holds 2 pages; restorekit used the first"]
+
+
+def test_mask_gray_note_tiny_share(tmp_path: Path) -> None:
+    values = np.full((40, 30), 255, dtype=np.uint8)
+    values[0, 0] = 1
+    notes: list[str] = []
+    read_mask(write_image(tmp_path / "m.png", values), (40, 30), notes=notes)
+    assert "1 of 1200 pixels (under 0.1%)" in notes[0] and "0 known, 1 missing" in notes[0]

@@ -176,7 +176,8 @@ class Mask(_Masked):
     def make_mask(self, shape, rng, mode):
         from restorekit.io import read_mask
 
-        m = read_mask(self.params.path, tuple(shape[1:]))
+        self.notes = []  # the run shows these (a thresholded grey mask, a multi-page file)
+        m = read_mask(self.params.path, tuple(shape[1:]), notes=self.notes)
         return ~m if self.params.invert else m
 
 
