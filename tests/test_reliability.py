@@ -463,3 +463,28 @@ def test_a_long_input_name_gets_a_short_default_folder(tmp_path, rgb8):
     assert r.exit_code == 0, r.output
     (folder,) = (tmp_path / "runs").iterdir()
     assert len(folder.name) < 100 and (folder / "run.json").exists()
+
+
+def test_input_notes_reach_the_run_record(tmp_path, rgb8):
+    """A multi-page TIFF and a grey-edged mask are used, and the run says how."""
+    import tifffile
+
+    img = iio.imread(rgb8)
+    tif = tmp_path / "pages.tif"
+    tifffile.imwrite(tif, np.stack([img, img[::-1]]), photometric="rgb")
+    mask = np.full(img.shape[:2], 255, np.uint8)
+    mask[4:8, 4:8] = 0
+    mask[8, 4:8] = 128  # anti-aliased edge
+    iio.imwrite(tmp_path / "m.png", mask)
+    r = invoke(["run", tif, "--mode", "restore", "--degrade", f"mask:{tmp_path / 'm.png'}", *TINY, "--json"])
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.stdout)["notes"]
+    assert any("2 pages" in n and "first" in n for n in notes), notes
+    assert any("neither black nor white" in n for n in notes), notes
+
+
+def test_a_symlink_loop_is_not_called_missing(tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    r = invoke(["run", loop, *TINY])
+    one_line(r, 2, "symbolic link loop")
