@@ -280,82 +280,121 @@ def fit(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    options = network_prior.loop_options() if network_prior is not None else LoopOptions()
-    sure = options.sure
-    noise_sigma = problem.sigma
-    forward = problem.forward
-    geo = problem.geometry
-    if sure and (noise_sigma is None or not noise_sigma > 0 or problem.mask is not None):
-        raise ValueError("the SURE data term needs a known noise sigma and no mask")
-    if sure and precision != "fp32":
-        raise ValueError("the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)")
-    seeds = list(member_seeds) if member_seeds else [seed]
-    c, H, W = geo.canvas_shape
-    init = geo.pad_to_canvas(problem.init)
-    codes, nets = [], []
-    for s in seeds:
-        torch.manual_seed(s)
-        gen = torch.Generator().manual_seed(code_seed(s))
-        z = None
-        if generator.needs_input:
-            if network_prior is None:
-                raise RuntimeError("a generator with an input needs a network prior")
-            z = _call_accepting(network_prior.input_code, H, W, gen, init, geometry=geo)
-            if z is None:
-                raise RuntimeError(f"prior '{network_prior.name}' gave no input code")
-            codes.append(z)
-        net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
-        net = net.to(device)
-        net.train()
-        nets.append(net)
-    members = _Members(nets)
-    k = members.k
-    z = torch.cat(codes).to(device) if codes else None
-    params = members.params
-    opt = torch.optim.Adam(params, lr=lr)
-    y = problem.observation.to(device)
-    m = problem.mask.to(device) if problem.mask is not None else None
-    ref = problem.reference.to(device) if problem.reference is not None else None
-    ym = y * m if m is not None else y
+    loop = _Loop(problem, generator, network_prior, penalties, list(member_seeds) if member_seeds else [seed],
+                 lr, device, precision)
+    return loop.run(iterations, report_every, callback, stopper, time_limit)
 
-    def fit_db(pred: torch.Tensor) -> torch.Tensor:
+
+class _Loop:
+    """One fit: the members and their optimiser (set up in ``__init__``), the step, the reports,
+    and the choice of output; :func:`fit` is its front door."""
+
+    def __init__(self, problem: Problem, generator: Generator, network_prior: Prior | None,
+                 penalties: Sequence[Prior], seeds: list[int], lr: float, device: torch.device, precision: str):
+        self.options = network_prior.loop_options() if network_prior is not None else LoopOptions()
+        self.sure = self.options.sure
+        if self.sure and (problem.sigma is None or not problem.sigma > 0 or problem.mask is not None):
+            raise ValueError("the SURE data term needs a known noise sigma and no mask")
+        if self.sure and precision != "fp32":
+            raise ValueError(
+                "the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)"
+            )
+        self.problem, self.geo, self.prior, self.penalties = problem, problem.geometry, network_prior, penalties
+        self.device, self.precision = device, precision
+        self.members, self.z = self._build(generator, seeds)
+        self.k = self.members.k
+        self.opt = torch.optim.Adam(self.members.params, lr=lr)
+        self.y = problem.observation.to(device)
+        self.m = problem.mask.to(device) if problem.mask is not None else None
+        self.ref = problem.reference.to(device) if problem.reference is not None else None
+        self.ym = self.y * self.m if self.m is not None else self.y
+        self.avg: torch.Tensor | None = None
+        self.history = History()
+        self.backtracker = _Backtracker(self.members.params, self.k, self.options.backtrack_db,
+                                        self.options.backtrack_every)
+
+    def _build(self, generator: Generator, seeds: list[int]) -> tuple[_Members, torch.Tensor | None]:
+        """Each member's network and input code, seeded apart (see :func:`code_seed`)."""
+        c, H, W = self.geo.canvas_shape
+        init = self.geo.pad_to_canvas(self.problem.init)
+        codes, nets = [], []
+        for s in seeds:
+            torch.manual_seed(s)
+            gen = torch.Generator().manual_seed(code_seed(s))
+            z = None
+            if generator.needs_input:
+                if self.prior is None:
+                    raise RuntimeError("a generator with an input needs a network prior")
+                z = _call_accepting(self.prior.input_code, H, W, gen, init, geometry=self.geo)
+                if z is None:
+                    raise RuntimeError(f"prior '{self.prior.name}' gave no input code")
+                codes.append(z)
+            net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
+            net = net.to(self.device)
+            net.train()
+            nets.append(net)
+        return _Members(nets), (torch.cat(codes).to(self.device) if codes else None)
+
+    def fit_db(self, pred: torch.Tensor) -> torch.Tensor:
         """PSNR of each member's A(out) against the observation, (K,)."""
-        d = (pred * m if m is not None else pred) - ym
+        d = (pred * self.m if self.m is not None else pred) - self.ym
         return -10 * torch.log10(d.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12))
 
-    ema_w = options.ema
-    avg: torch.Tensor | None = None
-    history = History()
-    backtracker = _Backtracker(params, k, options.backtrack_db, options.backtrack_every)
-    interrupted = False
-    stopped_early = False
-    stop_reason = "iterations"
-    last = Progress(0, iterations, float("nan"))
-    start = time.perf_counter()
-    i = 0
-    out = None
-    reported = 0
+    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward and backward pass: (loss, A(x) per member, the canvas output)."""
+        self.opt.zero_grad(set_to_none=True)
+        zin = self.prior.perturb(self.z) if self.z is not None else None
+        with _autocast(self.precision, self.device):
+            out = self.members(zin)
+        out = out.float()
+        x = self.geo.to_image(out)  # the forward model sees the image it was prepared for, never the canvas
+        pred = self.problem.forward(x)
+        diff = pred - self.y
+        if self.m is not None:
+            diff = diff * self.m
+        # each member's mean squared error; summed, so every member gets its own gradient
+        if self.sure:
+            loss = sure_loss(self.members, zin, out, diff, self.problem.sigma, crop=self.geo.to_image).sum()
+        else:
+            loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
+        for p in self.penalties:
+            for j in range(self.k):
+                term = p.penalty(x[j : j + 1])
+                if term is not None:
+                    loss = loss + term
+        loss.backward()
+        return loss, pred, out
 
-    def _result(canvas: torch.Tensor) -> torch.Tensor:
-        return geo.to_result(geo.to_image(canvas.mean(0, keepdim=True).clamp(0, 1)))
+    def average(self, o: torch.Tensor, collapsed: torch.Tensor | None) -> None:
+        """The exponential moving average of the outputs; a collapsed member's output is not averaged."""
+        ema_w = self.options.ema
+        if ema_w <= 0:
+            return
+        if self.avg is None:
+            self.avg = o.clone()
+            return
+        new = self.avg * ema_w + o * (1 - ema_w)
+        self.avg = new if collapsed is None else torch.where(_per_member(collapsed, o, self.k), self.avg, new)
 
-    def _report(step: int, loss: torch.Tensor, o: torch.Tensor) -> Progress:
+    def _result(self, canvas: torch.Tensor) -> torch.Tensor:
+        return self.geo.to_result(self.geo.to_image(canvas.mean(0, keepdim=True).clamp(0, 1)))
+
+    def report(self, step: int, iterations: int, loss: torch.Tensor, o: torch.Tensor, start: float) -> Progress:
         """Read the loss and PSNRs from the device (a host sync) and add them to the history."""
-        nonlocal reported
         with torch.no_grad():
-            lv = float(loss.item()) / k
+            lv = float(loss.item()) / self.k
             ps = pa = None
-            if ref is not None:
-                ps = float(_psnr(_result(o), ref).item())
-                if avg is not None:
-                    pa = float(_psnr(_result(avg), ref).item())
+            if self.ref is not None:
+                ps = float(_psnr(self._result(o), self.ref).item())
+                if self.avg is not None:
+                    pa = float(_psnr(self._result(self.avg), self.ref).item())
         elapsed = time.perf_counter() - start
-        history.iteration.append(step)
-        history.loss.append(lv)
-        history.psnr.append(ps)
-        history.psnr_avg.append(pa)
-        history.time.append(elapsed)
-        reported = step
+        h = self.history
+        h.iteration.append(step)
+        h.loss.append(lv)
+        h.psnr.append(ps)
+        h.psnr_avg.append(pa)
+        h.time.append(elapsed)
         if not math.isfinite(lv):
             if step == 1:  # before any update: the problem itself, not the step size
                 raise FloatingPointError(
@@ -365,95 +404,79 @@ def fit(
             raise FloatingPointError(f"the loss became {lv} at iteration {step}; try a lower --lr")
         return Progress(step, iterations, lv, ps, pa, elapsed)
 
-    try:
-        for i in range(1, iterations + 1):
-            opt.zero_grad(set_to_none=True)
-            zin = network_prior.perturb(z) if z is not None else None
-            with _autocast(precision, device):
-                out = members(zin)
-            out = out.float()
-            x = geo.to_image(out)  # the forward model sees the image it was prepared for, never the canvas
-            pred = forward(x)
-            diff = pred - y
-            if m is not None:
-                diff = diff * m
-            # each member's mean squared error; summed, so every member gets its own gradient
-            if sure:
-                loss = sure_loss(members, zin, out, diff, noise_sigma, crop=geo.to_image).sum()
-            else:
-                loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
-            for p in penalties:
-                for j in range(k):
-                    term = p.penalty(x[j : j + 1])
-                    if term is not None:
-                        loss = loss + term
-            loss.backward()
-            reporting = i % report_every == 0 or i == iterations or i == 1
-            collapsed = backtracker.check(fit_db(pred.detach())) if backtracker.due(i) else None
-            opt.step()
-            if collapsed is not None:
-                backtracker.undo(collapsed)
-            with torch.no_grad():
-                o = out.detach()
-                if ema_w > 0:
-                    if avg is None:
-                        avg = o.clone()
-                    else:
-                        new = avg * ema_w + o * (1 - ema_w)
-                        # a collapsed member's output is not averaged
-                        avg = new if collapsed is None else torch.where(_per_member(collapsed, o, k), avg, new)
-                if stopper is not None:
-                    stopper.update(o.mean(0, keepdim=True), i, None if avg is None else avg.mean(0, keepdim=True))
-            if reporting:
-                last = _report(i, loss, o)
-            if callback is not None:
-                last.iteration = i
-                last.elapsed = time.perf_counter() - start
-                callback(last)
-            if reporting and stopper is not None and stopper.should_stop(i):
-                stopped_early, stop_reason = True, "rule"
-                break
-            if time_limit is not None and i < iterations:
-                # stop before a step that would end past the limit (steps take about the mean so far)
-                spent = time.perf_counter() - start
-                if spent * (i + 1) / i > time_limit:
-                    stopped_early, stop_reason = True, "time limit"
+    def run(self, iterations: int, report_every: int, callback: Callable[[Progress], Any] | None,
+            stopper: Any, time_limit: float | None) -> FitResult:
+        stopped_early, stop_reason, interrupted = False, "iterations", False
+        last = Progress(0, iterations, float("nan"))
+        start = time.perf_counter()
+        i, out, loss = 0, None, None
+        try:
+            for i in range(1, iterations + 1):
+                loss, pred, out = self.step()
+                reporting = i % report_every == 0 or i == iterations or i == 1
+                due = self.backtracker.due(i)
+                collapsed = self.backtracker.check(self.fit_db(pred.detach())) if due else None
+                self.opt.step()
+                if collapsed is not None:
+                    self.backtracker.undo(collapsed)
+                with torch.no_grad():
+                    o = out.detach()
+                    self.average(o, collapsed)
+                    if stopper is not None:
+                        avg = None if self.avg is None else self.avg.mean(0, keepdim=True)
+                        stopper.update(o.mean(0, keepdim=True), i, avg)
+                if reporting:
+                    last = self.report(i, iterations, loss, o, start)
+                if callback is not None:
+                    last.iteration = i
+                    last.elapsed = time.perf_counter() - start
+                    callback(last)
+                if reporting and stopper is not None and stopper.should_stop(i):
+                    stopped_early, stop_reason = True, "rule"
                     break
-    except KeyboardInterrupt:
-        interrupted, stop_reason = True, "interrupted"
-    iterations_run = i if not interrupted else max(0, i - 1)
-    if out is not None and reported != i and not interrupted:
-        # the loop ended between reports (a stopping rule, the time limit): record where it ended,
-        # so the history (and curves.png) reaches the output's iteration
-        with contextlib.suppress(FloatingPointError):
-            _report(i, loss, out.detach())
-    chosen = stopper.chosen_iteration() if stopper is not None else None
-    with torch.no_grad():
-        if chosen is not None and avg is None:
-            # ES-WMV's own choice: the iterate where the output variance was smallest
-            result, kind = stopper.best_output, "last"
-        elif chosen is not None:
-            # with averaging, the rule decides *when* to stop and the average is the output:
-            # the average lags the iterates, and at the variance minimum it is still blurred
-            # (measured: docs/benchmarks.md), so it is taken where the fit stopped
-            result, kind = avg.mean(0, keepdim=True), "ema"
-            chosen = iterations_run
-        elif avg is not None:
-            result, kind = avg.mean(0, keepdim=True), "ema"
-        else:
+                if time_limit is not None and i < iterations:
+                    # stop before a step that would end past the limit (steps take about the mean so far)
+                    if (time.perf_counter() - start) * (i + 1) / i > time_limit:
+                        stopped_early, stop_reason = True, "time limit"
+                        break
+        except KeyboardInterrupt:
+            interrupted, stop_reason = True, "interrupted"
+        iterations_run = i if not interrupted else max(0, i - 1)
+        reported = self.history.iteration[-1] if self.history.iteration else 0
+        if out is not None and reported != i and not interrupted:
+            # the loop ended between reports (a stopping rule, the time limit): record where it ended,
+            # so the history (and curves.png) reaches the output's iteration
+            with contextlib.suppress(FloatingPointError):
+                self.report(i, iterations, loss, out.detach(), start)
+        result, kind, chosen = self.output(stopper, iterations_run)
+        return FitResult(
+            variance_minimum=stopper.chosen_iteration() if stopper is not None else None,
+            output=result.clamp(0, 1).float().cpu(),
+            iteration=chosen if chosen is not None else iterations_run,
+            iterations_run=iterations_run,
+            stopped_early=stopped_early,
+            history=self.history,
+            interrupted=interrupted,
+            backtracks=self.backtracker.total(),
+            output_kind=kind,
+            seconds=time.perf_counter() - start,
+            stop_reason=stop_reason,
+        )
+
+    def output(self, stopper: Any, iterations_run: int) -> tuple[torch.Tensor, str, int | None]:
+        """The fit's output (canvas-sized), what it is, and the iteration it is from."""
+        chosen = stopper.chosen_iteration() if stopper is not None else None
+        with torch.no_grad():
+            if chosen is not None and self.avg is None:
+                # ES-WMV's own choice: the iterate where the output variance was smallest
+                return stopper.best_output, "last", chosen
+            if chosen is not None:
+                # with averaging, the rule decides *when* to stop and the average is the output:
+                # the average lags the iterates, and at the variance minimum it is still blurred
+                # (measured: docs/benchmarks.md), so it is taken where the fit stopped
+                return self.avg.mean(0, keepdim=True), "ema", iterations_run
+            if self.avg is not None:
+                return self.avg.mean(0, keepdim=True), "ema", None
             # the unperturbed code, as the authors show their final output
-            with _autocast(precision, device):
-                result, kind = members(z).detach().float().mean(0, keepdim=True), "last"
-    return FitResult(
-        variance_minimum=stopper.chosen_iteration() if stopper is not None else None,
-        output=result.clamp(0, 1).float().cpu(),
-        iteration=chosen if chosen is not None else iterations_run,
-        iterations_run=iterations_run,
-        stopped_early=stopped_early,
-        history=history,
-        interrupted=interrupted,
-        backtracks=backtracker.total(),
-        output_kind=kind,
-        seconds=time.perf_counter() - start,
-        stop_reason=stop_reason,
-    )
+            with _autocast(self.precision, self.device):
+                return self.members(self.z).detach().float().mean(0, keepdim=True), "last", None
