@@ -186,3 +186,12 @@ def test_readme_run_examples_use_real_options_and_components(registry):
             registry, given.get("--degrade", ["gaussian:25"]), given.get("--prior", ["dip"]),
             (given.get("--net") or [None])[0], given.get("--metric", ["psnr"]),
         )
+
+
+def test_run_record_schema_doc_is_current():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_record_schema.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, (r.stderr or r.stdout) + " (run: python docs/gen_record_schema.py)"

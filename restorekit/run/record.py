@@ -151,18 +151,20 @@ class RunRecord(_Section):
 
     schema_version: int = Field(SCHEMA_VERSION, description="version of this record's layout")
     restorekit: str = Field(description="restorekit's version")
-    status: Literal["complete", "interrupted"]
-    mode: Literal["benchmark", "restore"]
+    status: Literal["complete", "interrupted"] = Field(description="interrupted: Ctrl-C or SIGTERM stopped the fit")
+    mode: Literal["benchmark", "restore"] = Field(description="benchmark: the input was clean and degraded here")
     task: str = Field(description="denoise, inpaint, sr, deblur, or a plugin's own")
-    input: InputRecord
-    reference: ReferenceRecord | None
-    components: ComponentsRecord
-    settings: SettingsRecord
-    environment: EnvironmentRecord
-    timings: TimingsRecord
-    result: ResultRecord
+    input: InputRecord = Field(description="the image as read")
+    reference: ReferenceRecord | None = Field(description="--reference in restore mode")
+    components: ComponentsRecord = Field(description="every component with its canonical spec and plugin")
+    settings: SettingsRecord = Field(description="what the fit was told")
+    environment: EnvironmentRecord = Field(description="Python, torch, NumPy, the device")
+    timings: TimingsRecord = Field(description="seconds")
+    result: ResultRecord = Field(description="where the output came from and its scores")
     notes: list[str] = Field(default_factory=list, description="what the user was told, in order")
-    history: HistoryRecord = Field(default_factory=HistoryRecord)
+    history: HistoryRecord = Field(
+        default_factory=HistoryRecord, description="per reporting iteration: loss, PSNR of the output and its average"
+    )
     files: dict[str, str] | None = Field(default=None, description="the files written, by role (set when written)")
     out: str | None = Field(default=None, description="the output folder (set when written)")
 
