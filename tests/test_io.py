@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 
-from restorekit import io as rio
+from restorekit.io import files as rio_files
 from restorekit.errors import RestoreError, UsageError
 from restorekit.io import (
     Image,
@@ -407,7 +407,7 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             def deny(*args: object, **kwargs: object) -> None:
                 raise PermissionError(13, "Permission denied", str(path))
 
-            monkeypatch.setattr(rio, "open", deny, raising=False)
+            monkeypatch.setattr(rio_files, "open", deny, raising=False)
         with pytest.raises(UsageError) as excinfo:
             read_image(path)
         assert "permission denied" in _usage_error(excinfo, "locked.png")
@@ -520,7 +520,7 @@ def test_any_stat_error_is_a_usage_error(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(rio.os, "stat", fail)
+    monkeypatch.setattr(rio_files.os, "stat", fail)
     assert needle in _refusal(reader, path)
 
 
@@ -533,7 +533,7 @@ def test_open_error_is_a_usage_error(
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(rio, "open", fail, raising=False)
+    monkeypatch.setattr(rio_files, "open", fail, raising=False)
     assert "input/output error" in _refusal(reader, path)
 
 

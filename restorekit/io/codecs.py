@@ -1,84 +1,47 @@
-"""Image files in and out: PNG (1-16 bit), TIFF (uint8/uint16/float32) and JPEG.
+"""Bytes <-> pixels: the PNG, TIFF and JPEG codecs, and the pixel limit.
 
-Everything inside restorekit works on :class:`Image`: float32 samples in
-``[0, 1]`` laid out ``(C, H, W)`` with ``C`` 1 (gray) or 3 (RGB), plus an
-optional separate alpha plane.  The source sample type is remembered so the
-result can be written back at the same depth.
-
-* 16-bit PNGs are read and written with ``pypng`` (Pillow squeezes 16-bit RGB
-  to 8 bits); 1-8 bit PNGs and JPEGs go through Pillow; TIFFs through
-  ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose compression
-  tifffile cannot decode without ``imagecodecs``).
-* Every problem a user can cause (missing, unreadable, empty, corrupt or
-  unsupported file, odd channel counts, floats outside ``[0, 1]``, an image
-  larger than :func:`max_pixels`) raises
-  :class:`~restorekit.errors.UsageError` with a one-line message.
+* :func:`_decode` sniffs the format from the magic bytes (naming well-known
+  formats restorekit does not read, :func:`_sniff_other`) and turns the bytes
+  into an ``(H, W[, C])`` array.  16-bit PNGs go through ``pypng`` (Pillow
+  squeezes 16-bit RGB to 8 bits), 1-8 bit PNGs and JPEGs through Pillow,
+  TIFFs through ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose
+  compression tifffile cannot decode without ``imagecodecs``).  Multi-frame
+  files give their first frame and say so in the ``notes`` list.
 * Every decoder checks the pixel count its header declares against one limit,
-  :func:`max_pixels` (``RESTOREKIT_MAX_PIXELS``), before it decodes anything,
-  so a small file that declares a huge image (a decompression bomb) is refused
-  at once instead of filling the memory; deflate/LZMA streams that pypng and
-  tifffile would inflate whole are first checked against the header's size.
-* :func:`check_input_file` runs the file checks of :func:`read_image` (exists,
-  regular, not empty, readable) without reading the file.
-* Multi-frame files (multi-page TIFF, animated PNG, MPO JPEG) give their first
-  frame, and say so in :attr:`Image.notes`.
-* Writes are atomic: a hidden temporary file in the target directory is
-  written, fsynced and moved over the target with :func:`os.replace`.
+  :func:`max_pixels` (:data:`MAX_PIXELS_ENV`, default
+  :data:`DEFAULT_MAX_PIXELS`), before it decodes anything; deflate/LZMA
+  streams that pypng and tifffile would inflate whole are first checked
+  against the header's size (:func:`_inflates_past`).  Pillow's own limit is
+  switched off meanwhile (:func:`_pillow_limit_off`) and decoder warnings and
+  log lines are kept off the terminal (:func:`_quiet_decoders`).
+* Decoder problems are raised inside as :class:`_Problem` and leave
+  :func:`_decode` as a one-line :class:`~restorekit.errors.UsageError`.
+* :func:`_encode_png`, :func:`_encode_tiff` and :func:`_encode_jpeg` turn an
+  array checked by :func:`_check_write_array` into the file's bytes.
 
-This module does not import torch.
+Nothing here touches the file system.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io as _io
 import logging
 import math
 import os
-import re
-import stat
 import struct
-import sys
-import tempfile
 import threading
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-from .errors import RestoreError, UsageError
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "MAX_PIXELS_ENV",
-    "Image",
-    "check_input_file",
-    "max_pixels",
-    "read_image",
-    "image_from_array",
-    "to_array",
-    "write_image",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "output_suffix",
-    "read_mask",
-]
-
-_UINT8 = np.dtype(np.uint8)
-_UINT16 = np.dtype(np.uint16)
-_FLOAT32 = np.dtype(np.float32)
-_BIT_DEPTH = {_UINT8: 8, _UINT16: 16, _FLOAT32: 32}
-_SCALE = {_UINT8: 255.0, _UINT16: 65535.0}
-
-# Float TIFF samples may exceed [0, 1] by rounding noise only; arrays handed
-# to image_from_array may overshoot a little more (e.g. a network's output).
-_FILE_FLOAT_SLACK = 1e-3
-_ARRAY_FLOAT_SLACK = 0.05
+from ..errors import RestoreError, UsageError
+from .image import _CHANNELS_HINT, _FLOAT32, _UINT8, _UINT16
+from .messages import _detail, _one_line, _quote
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -88,12 +51,6 @@ _PNG_SUFFIXES = (".png",)
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
-_CHANNELS_HINT = (
-    "restorekit reads 1 to 4 (gray, gray+alpha, RGB, RGBA): drop the extra channels"
-)
-
-# Rec. 601 luma, as Pillow's "L" conversion uses.
-_LUMA = (0.299, 0.587, 0.114)
 
 #: The most pixels (width x height) an input image may declare; see
 #: :func:`max_pixels`.  It is Pillow's own error threshold (2 x its
@@ -105,91 +62,6 @@ DEFAULT_MAX_PIXELS = 178_956_970
 
 #: The environment variable that overrides :data:`DEFAULT_MAX_PIXELS`.
 MAX_PIXELS_ENV = "RESTOREKIT_MAX_PIXELS"
-
-
-# --------------------------------------------------------------------------
-# The in-memory image
-
-
-@dataclass
-class Image:
-    """A decoded image: float32 ``(C, H, W)`` samples in ``[0, 1]``.
-
-    ``data`` has 1 (gray) or 3 (RGB) channels; transparency, when the source
-    has it, lives in ``alpha`` as float32 ``(H, W)``.  ``dtype`` is the sample
-    type of the source (uint8, uint16 or float32) and ``format`` what the file
-    was read as ("png", "tiff", "jpeg"; "array" for in-memory arrays).
-    ``notes`` are one-line remarks on what was read differently from the whole
-    file, e.g. "the TIFF holds 5 pages; restorekit used the first".
-    """
-
-    data: np.ndarray
-    alpha: np.ndarray | None
-    dtype: np.dtype
-    format: str
-    path: Path | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.dtype = np.dtype(self.dtype)
-        if self.path is not None and not isinstance(self.path, Path):
-            self.path = Path(self.path)
-
-    @property
-    def channels(self) -> int:
-        """Colour channels in ``data`` (1 or 3); alpha is not counted."""
-        return int(self.data.shape[0])
-
-    @property
-    def height(self) -> int:
-        return int(self.data.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.data.shape[2])
-
-    @property
-    def bit_depth(self) -> int:
-        """Bits per sample of the source: 8, 16 or 32 (float)."""
-        return _BIT_DEPTH[self.dtype]
-
-
-# --------------------------------------------------------------------------
-# Message helpers
-
-
-def _quote(path: Any) -> str:
-    """``'path'`` on one printable line: control characters and undecodable
-    bytes (surrogate escapes) are shown as backslash escapes."""
-    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    if not text.isprintable():
-        text = "".join(
-            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-        )
-    return "'" + text + "'"
-
-
-def _one_line(text: object, limit: int = 160) -> str:
-    line = " ".join(str(text).split())
-    if not line.isprintable():  # control characters, lone surrogates
-        line = "".join(
-            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line
-        )
-    if len(line) > limit:
-        line = line[: limit - 3].rstrip() + "..."
-    return line
-
-
-def _detail(exc: BaseException) -> str:
-    name = type(exc).__name__
-    # Pillow names the stream it could not identify: "<_io.BytesIO object at 0x...>"
-    text = _one_line(re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc)))
-    if text.startswith(name):  # pypng puts the class name in the message
-        return text
-    return f"{name}: {text}" if text else name
 
 
 class _Problem(Exception):
@@ -279,115 +151,7 @@ def _pillow_limit_off() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------
-# Reading
-
-
-def read_image(path: str | os.PathLike[str]) -> Image:
-    """Read a PNG, TIFF or JPEG file (the first frame of multi-frame files).
-
-    Anything read differently from the whole file (the first page of a
-    multi-page TIFF, the first frame of an animated PNG) is described in
-    :attr:`Image.notes`.  Raises :class:`UsageError` with a one-line message
-    for anything wrong with the file itself, and for an image over
-    :func:`max_pixels`.
-    """
-    return _read(path, "image")
-
-
-def _read(path: str | os.PathLike[str], what: str) -> Image:
-    p = _as_path(path, what)
-    limit = max_pixels()
-    data = _read_file_bytes(p, what)
-    notes: list[str] = []
-    arr, fmt, premultiplied = _decode(data, p, what, limit, notes)
-    image = _array_to_image(
-        arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read {what} {_quote(p)}: "
-    )
-    image.notes.extend(notes)
-    if premultiplied and image.alpha is not None:
-        _unpremultiply(image)
-    return image
-
-
-def check_input_file(path: str | os.PathLike[str], what: str = "image") -> Path:
-    """Check that ``path`` can be read as an input file, without reading it.
-
-    It must exist, be a regular file (not a directory, FIFO, device, ...),
-    not be empty, and open for reading; a symbolic link loop, a name too long
-    for the file system and other odd paths are refused too.  Each problem
-    raises the one-line :class:`UsageError` that :func:`read_image` would
-    raise ("cannot read {what} 'PATH': ..."), so a caller can check its
-    inputs before a long computation.  Returns the path as a :class:`Path`.
-    """
-    p = _as_path(path, what)
-    with _open_input(p, f"cannot read {what} {_quote(p)}"):
-        pass
-    return p
-
-
-def _as_path(path: Any, what: str) -> Path:
-    try:
-        return Path(path)
-    except TypeError:
-        raise UsageError(f"cannot read {what} {_one_line(repr(path))}: not a file path") from None
-
-
-def _open_input(path: Path, where: str) -> BinaryIO:
-    """Stat and open an input file; every OS-level problem is a UsageError."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{where}: it is a directory, not an image file")
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{where}: not a regular file")
-    if st.st_size == 0:
-        raise UsageError(f"{where}: the file is empty (0 bytes)")
-    try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
-
-
-def _path_problem(exc: BaseException, path: Path) -> str:
-    """The reason an OS call on ``path`` failed, in a few words."""
-    code = getattr(exc, "errno", None)
-    if isinstance(exc, FileNotFoundError):
-        if os.path.islink(path):
-            return "file not found (a broken symbolic link)"
-        return "file not found"
-    if isinstance(exc, NotADirectoryError):
-        return "file not found (a parent of it is not a directory)"
-    if isinstance(exc, PermissionError):
-        return "permission denied (check the file's permissions)"
-    if code == errno.ELOOP:
-        return "symbolic link loop (too many levels of symbolic links)"
-    if code == errno.ENAMETOOLONG:
-        return "file name too long for the file system"
-    if isinstance(exc, UnicodeError):
-        return "the file name cannot be encoded for the file system"
-    if isinstance(exc, ValueError) and "null" in str(exc).lower():
-        return "the file name contains a NUL character"
-    return _os_reason(exc)
-
-
-def _read_file_bytes(path: Path, what: str) -> bytes:
-    where = f"cannot read {what} {_quote(path)}"
-    fh = _open_input(path, where)
-    try:
-        with fh:
-            data = fh.read()
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{where}: {_path_problem(exc, path)}") from None
-    if not data:
-        raise UsageError(f"{where}: the file is empty (0 bytes)")
-    return data
-
-
-def _os_reason(exc: BaseException) -> str:
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return _one_line(reason).lower()
+# Decoding
 
 
 def _sniff_other(data: bytes) -> str | None:
@@ -794,168 +558,8 @@ def _apply_colormap(arr: np.ndarray, colormap: np.ndarray | None) -> np.ndarray:
     return rgb
 
 
-def _unpremultiply(image: Image) -> None:
-    alpha = image.alpha
-    assert alpha is not None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        data = np.where(alpha > 0, image.data / alpha, 0.0)
-    image.data = np.clip(data, 0.0, 1.0).astype(np.float32)
-
-
 # --------------------------------------------------------------------------
-# Arrays <-> Image
-
-
-def _array_to_image(
-    arr: np.ndarray, fmt: str, path: Path | None, *, slack: float, prefix: str
-) -> Image:
-    """(H, W[, C]) uint8/uint16/float32 -> Image; problems raise UsageError."""
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3:
-        raise UsageError(
-            f"{prefix}unexpected array shape {tuple(arr.shape)}; expected H x W or H x W x C"
-        )
-    height, width, channels = arr.shape
-    if height == 0 or width == 0:
-        raise UsageError(f"{prefix}the image is empty ({width}x{height} pixels)")
-    if channels == 0 or channels > 4:
-        raise UsageError(f"{prefix}it has {channels} channels; {_CHANNELS_HINT}")
-    dtype = arr.dtype
-    if dtype == _FLOAT32:
-        _check_float_range(arr, slack, prefix)
-    planes = np.empty((channels, height, width), dtype=np.float32)
-    moved = np.moveaxis(arr, -1, 0)
-    if dtype in _SCALE:
-        np.divide(moved, np.float32(_SCALE[dtype]), out=planes, casting="unsafe")
-    else:
-        np.clip(moved, 0.0, 1.0, out=planes)
-    if channels in (2, 4):
-        data, alpha = planes[:-1], planes[-1].copy()
-        data = np.ascontiguousarray(data)
-    else:
-        data, alpha = planes, None
-    return Image(data=data, alpha=alpha, dtype=dtype, format=fmt, path=path)
-
-
-def _check_float_range(arr: np.ndarray, slack: float, prefix: str) -> None:
-    finite = np.isfinite(arr)
-    if not finite.all():
-        raise UsageError(
-            f"{prefix}it contains NaN or infinite values; restorekit expects floats in [0, 1]"
-        )
-    low, high = float(arr.min()), float(arr.max())
-    if low < -slack or high > 1.0 + slack:
-        raise UsageError(
-            f"{prefix}float values range from {low:.4g} to {high:.4g}, but restorekit "
-            "expects floats in [0, 1]: rescale the image to [0, 1]"
-        )
-
-
-def image_from_array(arr: np.ndarray) -> Image:
-    """Wrap an ``HxW`` / ``HxWxC`` (C = 1..4) array as an :class:`Image`.
-
-    uint8 and uint16 are scaled by their full range; floats must already be
-    in ``[0, 1]`` (values slightly outside are clipped, values far outside
-    raise :class:`UsageError`); bool arrays become 0/1 with dtype uint8.
-    Two channels are gray+alpha, four RGBA.
-    """
-    prefix = "invalid image array: "
-    try:
-        a = np.asarray(arr)
-    except Exception as exc:  # noqa: BLE001 - ragged lists and friends
-        raise UsageError(f"{prefix}cannot convert it to an array ({_detail(exc)})") from None
-    if a.ndim not in (2, 3) or (a.ndim == 3 and not 1 <= a.shape[2] <= 4):
-        hint = ""
-        if a.ndim == 3 and 1 <= a.shape[0] <= 4:
-            hint = " (for a C x H x W array pass arr.transpose(1, 2, 0))"
-        raise UsageError(
-            f"{prefix}shape {tuple(a.shape)} is not H x W or H x W x C with C in 1..4{hint}"
-        )
-    if a.dtype == np.bool_:
-        a = a.astype(np.uint8) * np.uint8(255)
-    elif a.dtype.kind == "f":
-        a = a.astype(np.float32, copy=False)
-    elif a.dtype not in (_UINT8, _UINT16):
-        raise UsageError(
-            f"{prefix}dtype {a.dtype} is not supported; pass uint8, uint16 or floats "
-            "in [0, 1] (e.g. arr.astype(np.uint8))"
-        )
-    return _array_to_image(a, "array", None, slack=_ARRAY_FLOAT_SLACK, prefix=prefix)
-
-
-def to_array(data: np.ndarray, alpha: np.ndarray | None, dtype: Any) -> np.ndarray:
-    """``(C, H, W)`` float in ``[0, 1]`` (+ alpha) -> an array ready to write.
-
-    Returns ``HxW`` for one channel without alpha, otherwise ``HxWxC`` with the
-    alpha appended as the last channel.  Values are clipped to ``[0, 1]``;
-    integer types are scaled and rounded to nearest (NaN becomes 0).
-    """
-    dt = np.dtype(dtype)
-    if dt not in (_UINT8, _UINT16, _FLOAT32):
-        raise ValueError(f"to_array: dtype must be uint8, uint16 or float32, not {dt}")
-    data = np.asarray(data)
-    if data.ndim != 3 or data.shape[0] not in (1, 3):
-        raise ValueError(f"to_array: data must be (C, H, W) with C 1 or 3, got {data.shape}")
-    channels, height, width = data.shape
-    total = channels
-    if alpha is not None:
-        alpha = np.asarray(alpha)
-        if alpha.shape != (height, width):
-            raise ValueError(
-                f"to_array: alpha must be {(height, width)} to match data, got {alpha.shape}"
-            )
-        total += 1
-    out = np.empty((height, width, total), dtype=np.float32)
-    out[..., :channels] = np.moveaxis(data, 0, -1)
-    if alpha is not None:
-        out[..., channels] = alpha
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(out, 0.0, 1.0, out=out)
-    if dt != _FLOAT32:
-        out *= np.float32(_SCALE[dt])
-        np.rint(out, out=out)
-        out = out.astype(dt)
-    return out[..., 0] if total == 1 else out
-
-
-# --------------------------------------------------------------------------
-# Writing
-
-
-def output_suffix(image: Image) -> str:
-    """``.tif`` for TIFF sources and float data, else ``.png`` (JPEG -> lossless PNG)."""
-    if image.format == "tiff" or np.dtype(image.dtype) == _FLOAT32:
-        return ".tif"
-    return ".png"
-
-
-def write_image(
-    path: str | os.PathLike[str], array: np.ndarray, *, overwrite: bool = False
-) -> Path:
-    """Atomically write ``HxW`` / ``HxWxC`` (C = 1..4) to ``path``; format by suffix.
-
-    PNG takes uint8 (Pillow) or uint16 (pypng); TIFF takes uint8, uint16 or
-    float32; JPEG takes uint8 gray or RGB.  Passing an array the format cannot
-    hold raises ValueError; an unknown suffix or an existing target (without
-    ``overwrite``) raises :class:`UsageError`.
-    """
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in _PNG_SUFFIXES + _TIFF_SUFFIXES + _JPEG_SUFFIXES:
-        raise UsageError(
-            f"cannot write {_quote(target)}: unsupported output format "
-            f"'{_one_line(suffix) or '(no suffix)'}'; use .png, .tif/.tiff or .jpg/.jpeg"
-        )
-    _check_target(target, overwrite)  # fail before spending time on encoding
-    arr = _check_write_array(array)
-    if suffix in _PNG_SUFFIXES:
-        payload = _encode_png(arr)
-    elif suffix in _TIFF_SUFFIXES:
-        payload = _encode_tiff(arr)
-    else:
-        payload = _encode_jpeg(arr)
-    return atomic_write_bytes(target, payload, overwrite=overwrite)
+# Encoding
 
 
 def _check_write_array(array: np.ndarray) -> np.ndarray:
@@ -1025,168 +629,3 @@ def _encode_jpeg(arr: np.ndarray) -> bytes:
     buf = _io.BytesIO()
     PILImage.fromarray(arr).save(buf, format="JPEG", quality=95, subsampling=0)
     return buf.getvalue()
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    where = f"cannot write {_quote(path)}"
-    if path.is_dir():
-        raise UsageError(f"{where}: it is a directory; give a file name")
-    parent = path.parent
-    if not parent.exists():
-        raise UsageError(f"{where}: directory {_quote(parent)} does not exist; create it first")
-    if not parent.is_dir():
-        raise UsageError(f"{where}: {_quote(parent)} is not a directory")
-    if not overwrite and os.path.lexists(path):
-        raise UsageError(f"{where}: the file exists; pass --overwrite to replace it")
-
-
-def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False
-) -> Path:
-    """Write ``data`` to ``path`` atomically; return the path.
-
-    The bytes go to a hidden ``.<name>.<random>.tmp`` file next to the target,
-    which is fsynced and then moved into place with :func:`os.replace`; on any
-    failure the temporary file is removed.  An existing target raises
-    :class:`UsageError` unless ``overwrite`` is true.
-    """
-    target = Path(path)
-    where = f"cannot write {_quote(target)}"
-    _check_target(target, overwrite)
-    parent = target.parent
-    mode = _new_file_mode(target)
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name[:100]}.", suffix=".tmp", dir=os.fspath(parent)
-        )
-    except PermissionError:
-        raise UsageError(
-            f"{where}: permission denied in directory {_quote(parent)}; choose another output"
-        ) from None
-    except OSError as exc:
-        raise RestoreError(f"{where}: {_os_reason(exc)}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError, NotImplementedError):
-            os.chmod(tmp, mode)
-        if not overwrite and os.path.lexists(target):  # appeared meanwhile
-            raise UsageError(f"{where}: the file exists; pass --overwrite to replace it")
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, PermissionError):
-            raise UsageError(f"{where}: permission denied; choose another output") from exc
-        if isinstance(exc, OSError):
-            raise RestoreError(f"{where}: {_os_reason(exc)}") from exc
-        raise
-    _fsync_directory(parent)
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text (newlines are written as given)."""
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
-
-
-def _new_file_mode(target: Path) -> int:
-    """Keep an overwritten file's permissions; new files get 0o666 minus umask."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    try:  # Linux: read it without the racy set-and-restore dance
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-def _fsync_directory(directory: Path) -> None:
-    if sys.platform.startswith("win"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-# --------------------------------------------------------------------------
-# Masks
-
-
-def read_mask(
-    path: str | os.PathLike[str],
-    shape_hw: tuple[int, int],
-    *,
-    notes: list[str] | None = None,
-) -> np.ndarray:
-    """Read an inpainting mask as bool ``(H, W)``: True marks a known pixel.
-
-    White (nonzero) is known, black is missing; colour masks use their
-    Rec. 601 luminance, and alpha composites over black (transparent =
-    missing).  The threshold is half the full range.  The mask must match
-    ``shape_hw`` exactly, otherwise :class:`UsageError`.
-
-    With a ``notes`` list, remarks for the run record are appended to it: the
-    mask file's own :attr:`Image.notes`, and how many pixels were neither
-    black nor white (anti-aliased edges, gray levels, colours) and so were
-    decided by the threshold.
-    """
-    p = _as_path(path, "mask")
-    image = _read(p, "mask")
-    height, width = (int(n) for n in shape_hw)
-    if (image.height, image.width) != (height, width):
-        raise UsageError(
-            f"mask {_quote(p)} is {image.width}x{image.height} but the image is "
-            f"{width}x{height} (W x H): resize the mask to the image"
-        )
-    if image.channels == 3:
-        r, g, b = image.data
-        value = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
-    else:
-        value = image.data[0]
-    if image.alpha is not None:
-        value = value * image.alpha
-    known = np.asarray(value >= 0.5, dtype=bool)
-    if notes is not None:
-        notes.extend(f"mask {_quote(p)}: {note}" for note in image.notes)
-        note = _mask_gray_note(image, known)
-        if note:
-            notes.append(f"mask {_quote(p)}: {note}")
-    return known
-
-
-def _mask_gray_note(image: Image, known: np.ndarray) -> str | None:
-    """Describe the pixels that are neither pure black nor pure white."""
-    black = np.all(image.data == 0.0, axis=0)
-    white = np.all(image.data == 1.0, axis=0)
-    if image.alpha is not None:
-        black |= image.alpha == 0.0
-        white &= image.alpha == 1.0
-    gray = ~(black | white)
-    count = int(gray.sum())
-    if count == 0:
-        return None
-    total = gray.size
-    share = 100.0 * count / total
-    percent = f"{share:.1f}%" if share >= 0.1 else "under 0.1%"
-    kept = int(known[gray].sum())
-    return (
-        f"{count} of {total} pixels ({percent}) are neither black nor white; they were "
-        f"thresholded at half the range (>= 0.5 is known): {kept} known, {count - kept} missing"
-    )
