@@ -669,3 +669,36 @@ def test_unhashable_plugin_still_reports_a_wrong_hook(host):
 
     assert not host.register(Bad(), PluginInfo(name="bad", module="x"))
     assert "did you mean 'restorekit_register_degradations'" in host.plugin("bad").error
+
+
+# -- the process-wide host: use_host ------------------------------------------------
+def test_use_host_installs_the_host_for_the_block_and_nests(host):
+    from restorekit.plugins import get_host, get_registry, use_host
+
+    other = PluginHost().load(entry_points=[])
+    with use_host(host) as installed:
+        assert installed is host and get_host() is host and get_registry() is host.registry
+        with use_host(other):
+            assert get_host() is other
+        assert get_host() is host
+        with pytest.raises(RuntimeError, match="boom"), use_host(other):
+            raise RuntimeError("boom")
+        assert get_host() is host  # restored on the way out of an exception too
+
+
+def test_use_host_restores_no_host_when_none_was_built(host, monkeypatch):
+    """Leaving the block does not leave a host behind, nor build one; get_host() loads as usual later."""
+    import restorekit.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_HOST", None)  # plugins.py's own state: the thing under test
+    with plugins.use_host(host):
+        assert plugins.get_host() is host
+    assert plugins._HOST is None
+
+
+def test_use_host_takes_a_plugin_host_only():
+    from restorekit.plugins import use_host
+
+    with pytest.raises(TypeError, match="PluginHost"):
+        with use_host(object()):
+            pass
