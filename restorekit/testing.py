@@ -767,12 +767,8 @@ def registered(*plugins: Any, name: str | None = None, builtins: bool = True) ->
     host = fresh_host(builtins)
     for p in plugins:
         register_plugin(host, p, name)
-    previous = _plugins._HOST
-    _plugins._HOST = host
-    try:
+    with _plugins.use_host(host):
         yield host
-    finally:
-        _plugins._HOST = previous
 
 
 # ---------------------------------------------------------------------------
@@ -787,14 +783,13 @@ except ImportError:  # pragma: no cover - the checks work without pytest
 if _pytest is not None:
 
     @_pytest.fixture
-    def restorekit_host(monkeypatch) -> "PluginHost":
+    def restorekit_host() -> Iterator["PluginHost"]:
         """A fresh host with the built-in plugins only, returned by ``get_host()`` during the test."""
-        host = fresh_host()
-        monkeypatch.setattr(_plugins, "_HOST", host)
-        return host
+        with _plugins.use_host(fresh_host()) as host:
+            yield host
 
     @_pytest.fixture
-    def restorekit_register(request, monkeypatch):
+    def restorekit_register(request) -> Iterator[Any]:
         """``register(plugin, name=None, version=None) -> PluginInfo`` on the test's fresh host.
 
         The host is the ``restorekit_host`` fixture's where that fixture is
@@ -802,14 +797,14 @@ if _pytest is not None:
         ``restorekit.restore`` and the in-process CLI see the plugin until
         the test ends; ``register.host`` is that host.
         """
-        try:
-            host = request.getfixturevalue("restorekit_host")
+        try:  # that fixture installs the host and takes it down
+            installed = contextlib.nullcontext(request.getfixturevalue("restorekit_host"))
         except _pytest.FixtureLookupError:  # only this fixture was imported by name
-            host = fresh_host()
-            monkeypatch.setattr(_plugins, "_HOST", host)
+            installed = _plugins.use_host(fresh_host())
+        with installed as host:
 
-        def register(plugin: Any, name: str | None = None, version: str | None = None) -> "PluginInfo":
-            return register_plugin(host, plugin, name, version)
+            def register(plugin: Any, name: str | None = None, version: str | None = None) -> "PluginInfo":
+                return register_plugin(host, plugin, name, version)
 
-        register.host = host  # type: ignore[attr-defined]
-        return register
+            register.host = host  # type: ignore[attr-defined]
+            yield register
