@@ -49,13 +49,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import plugins as _plugins
-from .components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, Problem, StoppingRule
-from .errors import RegistryError, RestoreKitError, UsageError
-from .registry import Entry, Registry, check_component as _check_metadata
+from .. import plugins as _plugins
+from ..components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, Problem, StoppingRule
+from ..errors import RegistryError, RestoreKitError, UsageError
+from ..registry import Entry, Registry, check_component as _check_metadata
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import PluginHost, PluginInfo
+    from ..plugins import PluginHost, PluginInfo
 
 __all__ = [
     "ContractError",
@@ -133,7 +133,7 @@ def _resolve(
         if spec is not None:
             raise TypeError("give either a spec string or a class and spec=, not both")
         spec = component
-        from .spec import parse_spec
+        from ..spec import parse_spec
 
         name = parse_spec(spec).name
         if registry is None:
@@ -250,8 +250,8 @@ def make_problem(
     """
     import torch
 
-    from .builtins.degradations import Bernoulli, Downsample, Gaussian
-    from .run.problem import ForwardModel, build_problem
+    from ..builtins.degradations import Bernoulli, Downsample, Gaussian
+    from ..run.problem import ForwardModel, build_problem
 
     stages: list[Degradation]
     if task == "denoise":
