@@ -584,6 +584,38 @@ def test_documented_failure_without_autoload_and_without_p(tmp_path):
     assert r.returncode != 0 and "fixture 'restorekit_host' not found" in r.stdout
 
 
+REGISTER_ONLY_TEST = '''
+import pytest
+from restorekit.plugins import PluginHost, get_host, use_host
+from restorekit.testing import restorekit_register  # noqa: F401
+
+OUTER = PluginHost()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def outer():
+    with use_host(OUTER):
+        yield
+
+
+def test_register_alone(restorekit_register):
+    assert restorekit_register.host is not OUTER
+    assert get_host() is restorekit_register.host
+
+
+def test_previous_host_is_back():
+    assert get_host() is OUTER
+'''
+
+
+def test_register_fixture_alone_installs_its_own_host_and_restores_the_previous(tmp_path):
+    """restorekit_register imported without restorekit_host (no autoload): it installs a host of its own."""
+    root = _pytest_project(tmp_path / "proj")
+    (root / "test_myplug.py").write_text(REGISTER_ONLY_TEST)
+    r = _run_pytest(root, autoload=False)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout + r.stderr
+
+
 def _fixtures_section() -> str:
     from pathlib import Path
 
