@@ -36,7 +36,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pluggy
 
@@ -558,6 +558,32 @@ def reset_host() -> None:
     _HOST = None
 
 
+@contextlib.contextmanager
+def use_host(host: PluginHost) -> Iterator[PluginHost]:
+    """Make ``host`` the process-wide plugin host inside a ``with`` block.
+
+    ``with use_host(host):`` — inside, :func:`get_host` returns ``host``, so
+    :func:`get_registry`, :func:`restorekit.restore` and the in-process CLI
+    use its plugins and components; on leaving the block (normally or by an
+    exception) the previous host is back, or none if none had been built
+    yet (the next :func:`get_host` then loads one as usual).  The block
+    yields ``host``.  Blocks nest: each restores what was current when it
+    began, so leave them in the reverse order of entering (as ``with``
+    does).  The host is process-wide, not per thread.  This is how
+    :mod:`restorekit.testing` installs its hosts (``registered``, the
+    ``restorekit_host`` fixture); the slot it sets is private to this module.
+    """
+    if not isinstance(host, PluginHost):
+        raise TypeError(f"use_host() takes a PluginHost, not {type(host).__name__}")
+    global _HOST
+    previous = _HOST
+    _HOST = host
+    try:
+        yield host
+    finally:
+        _HOST = previous
+
+
 def get_registry() -> Registry:
     return get_host().registry
 
@@ -571,5 +597,6 @@ __all__ = [
     "get_host",
     "get_registry",
     "reset_host",
+    "use_host",
     "KINDS",
 ]

@@ -49,8 +49,8 @@ def _mask_spec(tmp_path):
 
 REQUIRED_SPECS = {("degradation", "mask"): _mask_spec}
 
-_HOST = PluginHost().load()
-_ENTRIES = _HOST.registry.entries()
+_INSTALLED = PluginHost().load()
+_ENTRIES = _INSTALLED.registry.entries()
 
 
 def _needs_required(cls) -> list[str]:
@@ -413,3 +413,21 @@ def test_make_problem_tasks():
         assert tuple(p.init.shape) == (1, 3, 32, 32) and p.image_shape == (3, 32, 32)
         assert (p.mask is not None) == (task == "inpaint")
         assert (p.sigma is not None) == (task == "denoise")
+
+
+def test_the_package_offers_its_names_without_importing_torch():
+    """restorekit.testing re-exports its modules' public names (the fixtures too: pytest looks on the
+    package), and importing it, as pytest does in every test run, does not import torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import restorekit.testing as t\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "missing = [n for n in t.__all__ if not hasattr(t, n)]\n"
+        "assert not missing, missing\n"
+        "assert {'restorekit_host', 'restorekit_register', 'check_plugin', 'registered'} <= set(t.__all__)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -584,6 +584,38 @@ def test_documented_failure_without_autoload_and_without_p(tmp_path):
     assert r.returncode != 0 and "fixture 'restorekit_host' not found" in r.stdout
 
 
+REGISTER_ONLY_TEST = '''
+import pytest
+from restorekit.plugins import PluginHost, get_host, use_host
+from restorekit.testing import restorekit_register  # noqa: F401
+
+OUTER = PluginHost()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def outer():
+    with use_host(OUTER):
+        yield
+
+
+def test_register_alone(restorekit_register):
+    assert restorekit_register.host is not OUTER
+    assert get_host() is restorekit_register.host
+
+
+def test_previous_host_is_back():
+    assert get_host() is OUTER
+'''
+
+
+def test_register_fixture_alone_installs_its_own_host_and_restores_the_previous(tmp_path):
+    """restorekit_register imported without restorekit_host (no autoload): it installs a host of its own."""
+    root = _pytest_project(tmp_path / "proj")
+    (root / "test_myplug.py").write_text(REGISTER_ONLY_TEST)
+    r = _run_pytest(root, autoload=False)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout + r.stderr
+
+
 def _fixtures_section() -> str:
     from pathlib import Path
 
@@ -669,3 +701,36 @@ def test_unhashable_plugin_still_reports_a_wrong_hook(host):
 
     assert not host.register(Bad(), PluginInfo(name="bad", module="x"))
     assert "did you mean 'restorekit_register_degradations'" in host.plugin("bad").error
+
+
+# -- the process-wide host: use_host ------------------------------------------------
+def test_use_host_installs_the_host_for_the_block_and_nests(host):
+    from restorekit.plugins import get_host, get_registry, use_host
+
+    other = PluginHost().load(entry_points=[])
+    with use_host(host) as installed:
+        assert installed is host and get_host() is host and get_registry() is host.registry
+        with use_host(other):
+            assert get_host() is other
+        assert get_host() is host
+        with pytest.raises(RuntimeError, match="boom"), use_host(other):
+            raise RuntimeError("boom")
+        assert get_host() is host  # restored on the way out of an exception too
+
+
+def test_use_host_restores_no_host_when_none_was_built(host, monkeypatch):
+    """Leaving the block does not leave a host behind, nor build one; get_host() loads as usual later."""
+    import restorekit.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_HOST", None)  # plugins.py's own state: the thing under test
+    with plugins.use_host(host):
+        assert plugins.get_host() is host
+    assert plugins._HOST is None
+
+
+def test_use_host_takes_a_plugin_host_only():
+    from restorekit.plugins import use_host
+
+    with pytest.raises(TypeError, match="PluginHost"):
+        with use_host(object()):
+            pass

@@ -1,81 +1,27 @@
-"""Contract checks and pytest fixtures for restorekit components and plugins.
+"""The contract checks: what restorekit relies on from every component and plugin.
 
-The core runs these checks on every registered component (built-ins and
-installed plugins alike, ``tests/test_contract.py``); a plugin author runs
-them from the plugin's own test suite::
-
-    import restorekit_myplugin
-    from restorekit.testing import check_plugin
-
-    def test_contract():
-        check_plugin(restorekit_myplugin, specs={"mynet": "mynet:channels=8"})
-
-Each ``check_*`` function raises :class:`ContractError` (an
-``AssertionError``, so pytest shows it as a plain test failure) naming the
+``check_degradation``, ``check_prior``, ``check_generator``, ``check_metric``
+and ``check_stopping_rule`` check one component of their kind;
+``check_component`` picks the check by the component's kind;
+``check_plugin`` registers a plugin on a fresh host and checks every
+component it adds.  Each raises :class:`ContractError` naming the
 component, its spec and the check that failed, and returns the names of the
-checks that passed.  The first argument is a component class or a spec
-string (``"gaussian:sigma=10"``) resolved through a registry.
-
-This module is also a pytest plugin, loaded by pytest on its own wherever
-restorekit is installed (the ``restorekit`` entry point of the ``pytest11``
-group), so its two fixtures need no ``conftest.py``.  Do not list it in
-``pytest_plugins`` or pass ``-p restorekit.testing`` as well: pytest then
-stops with "Plugin already registered under a different name".  With
-plugin autoloading disabled (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``), load it
-by its entry-point name, ``pytest -p restorekit`` (which works with
-autoloading on too), or import the fixtures by name into a test module.
-The fixtures:
-
-``restorekit_host``
-    a fresh :class:`~restorekit.plugins.PluginHost` holding only the
-    built-in plugins, installed as the process-wide host for the test:
-    :func:`restorekit.plugins.get_host`, :func:`restorekit.restore` and the
-    in-process CLI see it and nothing installed.
-``restorekit_register``
-    a factory ``register(plugin, name=None, version=None)`` that registers
-    a plugin module or object on that host and returns its
-    :class:`~restorekit.plugins.PluginInfo`; a plugin that fails to register
-    fails the test with the host's message.
-
-Outside pytest, :func:`registered` does the same as a context manager.
-Torch is imported only inside the checks that need it.
+checks that passed.  Torch is imported only inside the checks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import plugins as _plugins
-from .components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, Problem, StoppingRule
-from .errors import RegistryError, RestoreKitError, UsageError
-from .registry import Entry, Registry, check_component as _check_metadata
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import PluginHost, PluginInfo
-
-__all__ = [
-    "ContractError",
-    "DEFAULT_SHAPES",
-    "PRIOR_TASKS",
-    "check_component",
-    "check_degradation",
-    "check_prior",
-    "check_generator",
-    "check_metric",
-    "check_stopping_rule",
-    "check_plugin",
-    "make_test_image",
-    "make_problem",
-    "fresh_host",
-    "register_plugin",
-    "registered",
-    "restorekit_host",
-    "restorekit_register",
-]
+from .. import plugins as _plugins
+from ..components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, StoppingRule
+from ..errors import RegistryError, UsageError
+from ..registry import Entry, Registry, check_component as _check_metadata
+from .problems import make_problem, make_test_image
 
 #: image shapes ``(C, H, W)`` a degradation is prepared for by default
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((3, 32, 32), (1, 24, 20))
@@ -133,7 +79,7 @@ def _resolve(
         if spec is not None:
             raise TypeError("give either a spec string or a class and spec=, not both")
         spec = component
-        from .spec import parse_spec
+        from ..spec import parse_spec
 
         name = parse_spec(spec).name
         if registry is None:
@@ -210,71 +156,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def make_test_image(shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> np.ndarray:
-    """A clean ``(C, H, W)`` float32 image in [0, 1]: flat regions, an edge, a ramp and a disc.
-
-    Piecewise-constant plus a gradient, the kind of image every classical
-    denoiser and inpainter should improve on.  ``seed`` shifts the colours.
-    """
-    c, h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    yy /= max(h - 1, 1)
-    xx /= max(w - 1, 1)
-    disc = ((yy - 0.35) ** 2 + (xx - 0.3) ** 2) < 0.04
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(c):
-        a, b = rng.uniform(0.15, 0.35), rng.uniform(0.3, 0.45)
-        ch = a + b * (xx > 0.55) + 0.25 * yy + (0.2 - 0.1 * i) * disc
-        out.append(ch)
-    return np.clip(np.stack(out), 0.0, 1.0).astype(np.float32)
-
-
-def make_problem(
-    task: str = "denoise",
-    *,
-    image: np.ndarray | None = None,
-    shape: tuple[int, int, int] = (3, 32, 32),
-    seed: int = 0,
-    sigma: float = 25.0,
-    fraction: float = 0.5,
-    factor: int = 2,
-) -> Problem:
-    """The :class:`~restorekit.Problem` a solver prior sees for a small synthetic task.
-
-    ``task`` is ``denoise`` (``gaussian:sigma``), ``inpaint``
-    (``bernoulli:fraction``), ``inpaint-noisy`` (both) or ``sr``
-    (``downsample:factor``); the clean ``image`` (``(C, H, W)`` in [0, 1];
-    default :func:`make_test_image` of ``shape``) is degraded with ``seed``
-    the way ``restorekit run`` does in benchmark mode.
-    """
-    import torch
-
-    from .builtins.degradations import Bernoulli, Downsample, Gaussian
-    from .run.problem import ForwardModel, build_problem
-
-    stages: list[Degradation]
-    if task == "denoise":
-        stages = [Gaussian(sigma=sigma)]
-    elif task == "inpaint":
-        stages = [Bernoulli(fraction=fraction)]
-    elif task == "inpaint-noisy":
-        stages = [Bernoulli(fraction=fraction), Gaussian(sigma=sigma)]
-    elif task == "sr":
-        stages = [Downsample(factor=factor)]
-    else:
-        raise ValueError(f"unknown task {task!r} (valid: denoise, inpaint, inpaint-noisy, sr)")
-    clean = make_test_image(shape, seed) if image is None else np.asarray(image, dtype=np.float32)
-    # the real problem assembly, as restorekit run builds it (a solver's stride is 1: no canvas)
-    problem = build_problem(clean, ForwardModel(stages), mode="benchmark", seed=seed, stride=1)
-    problem.device = torch.device("cpu")
-    problem.reference = None  # a solver never sees the ground truth
-    return problem
-
-
-# ---------------------------------------------------------------------------
-# degradations
-# ---------------------------------------------------------------------------
 def _single_threaded(fn):
     import functools
 
@@ -286,6 +167,9 @@ def _single_threaded(fn):
     return wrapper
 
 
+# ---------------------------------------------------------------------------
+# degradations
+# ---------------------------------------------------------------------------
 @_single_threaded
 def check_degradation(
     component: type[Degradation] | str,
@@ -659,7 +543,7 @@ def check_stopping_rule(
 
 
 # ---------------------------------------------------------------------------
-# dispatch and plugins
+# any component; a plugin's components
 # ---------------------------------------------------------------------------
 _CHECKS = {
     "degradation": check_degradation,
@@ -686,30 +570,6 @@ def check_component(
     return _CHECKS[k](cls, spec, **options)
 
 
-def fresh_host(builtins: bool = True) -> "PluginHost":
-    """A new plugin host: the built-in plugins only (or nothing), no entry points."""
-    host = _plugins.PluginHost()
-    return host.load(entry_points=[]) if builtins else host
-
-
-def _plugin_name(plugin: Any) -> str:
-    name = getattr(plugin, "__name__", None) or type(plugin).__name__
-    return str(name).split(".")[0]
-
-
-def register_plugin(host: "PluginHost", plugin: Any, name: str | None = None, version: str | None = None) -> "PluginInfo":
-    """Register ``plugin`` on ``host`` as an installed plugin would be; raise if it fails."""
-    name = name or _plugin_name(plugin)
-    info = _plugins.PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)), version=version)
-    try:
-        ok = host.register(plugin, info)
-    except RestoreKitError as exc:  # RESTOREKIT_STRICT_PLUGINS is set
-        raise ContractError(str(exc)) from None
-    if not ok:
-        raise ContractError(f"plugin '{name}' failed to load: {info.error}")
-    return info
-
-
 def check_plugin(
     plugin: Any,
     *,
@@ -729,6 +589,8 @@ def check_plugin(
     must add its commands to a fresh Typer app without error.  Returns
     ``{(kind, name): [checks passed]}``.
     """
+    from .hosts import fresh_host, register_plugin  # not at the top: hosts.py imports ContractError from here
+
     host = fresh_host()
     info = register_plugin(host, plugin, name)
     if not info.hooks:
@@ -751,65 +613,3 @@ def check_plugin(
         opts = dict(options.get((kind, cname), options.get(cname, {})))
         results[(kind, cname)] = check_component(cls, spec, plugin=info.name, **opts)
     return results
-
-
-@contextlib.contextmanager
-def registered(*plugins: Any, name: str | None = None, builtins: bool = True) -> Iterator["PluginHost"]:
-    """Register plugins on a fresh host and make it the process-wide host meanwhile.
-
-    ``with registered(my_plugin) as host:`` — inside, ``get_host()``,
-    ``restorekit.restore`` and the in-process CLI see the built-ins and
-    ``my_plugin``; the previous host is back afterwards.  ``name`` names a
-    single plugin (default: its module name).
-    """
-    if name is not None and len(plugins) != 1:
-        raise TypeError("name= names a single plugin")
-    host = fresh_host(builtins)
-    for p in plugins:
-        register_plugin(host, p, name)
-    previous = _plugins._HOST
-    _plugins._HOST = host
-    try:
-        yield host
-    finally:
-        _plugins._HOST = previous
-
-
-# ---------------------------------------------------------------------------
-# pytest fixtures (pytest loads this module through the ``pytest11`` entry point
-# ``restorekit``; with autoloading disabled: ``pytest -p restorekit``)
-# ---------------------------------------------------------------------------
-try:
-    import pytest as _pytest
-except ImportError:  # pragma: no cover - the checks work without pytest
-    _pytest = None  # type: ignore[assignment]
-
-if _pytest is not None:
-
-    @_pytest.fixture
-    def restorekit_host(monkeypatch) -> "PluginHost":
-        """A fresh host with the built-in plugins only, returned by ``get_host()`` during the test."""
-        host = fresh_host()
-        monkeypatch.setattr(_plugins, "_HOST", host)
-        return host
-
-    @_pytest.fixture
-    def restorekit_register(request, monkeypatch):
-        """``register(plugin, name=None, version=None) -> PluginInfo`` on the test's fresh host.
-
-        The host is the ``restorekit_host`` fixture's where that fixture is
-        visible (else one made the same way), so ``get_host()``,
-        ``restorekit.restore`` and the in-process CLI see the plugin until
-        the test ends; ``register.host`` is that host.
-        """
-        try:
-            host = request.getfixturevalue("restorekit_host")
-        except _pytest.FixtureLookupError:  # only this fixture was imported by name
-            host = fresh_host()
-            monkeypatch.setattr(_plugins, "_HOST", host)
-
-        def register(plugin: Any, name: str | None = None, version: str | None = None) -> "PluginInfo":
-            return register_plugin(host, plugin, name, version)
-
-        register.host = host  # type: ignore[attr-defined]
-        return register
