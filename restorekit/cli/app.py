@@ -17,8 +17,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 from rich.table import Table
 
-from .errors import RestoreKitError
-from .run.settings import DEFAULTS, MODES, PRECISIONS
+from ..errors import RestoreKitError
+from ..run.settings import DEFAULTS, MODES, PRECISIONS
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -103,7 +103,7 @@ def guard(debug: bool = False) -> Iterator[None]:
 
 
 def _host():
-    from .plugins import get_host
+    from ..plugins import get_host
 
     host = get_host()
     if not getattr(host, "_warned", False):
@@ -148,12 +148,12 @@ def run(
     (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
     """
     with guard(debug):
-        from .run.outdir import prepare_output
-        from .run.outputs import record_json, write_outputs
-        from .run.signals import exit_code_for, run_signals
+        from ..run.outdir import prepare_output
+        from ..run.outputs import record_json, write_outputs
+        from ..run.signals import exit_code_for, run_signals
 
         host = _host()
-        from .run.settings import make_settings
+        from ..run.settings import make_settings
 
         settings = make_settings(
             host.registry, image=image, degrade=degrade, prior=prior, net=net, metrics=metric,
@@ -161,7 +161,7 @@ def run(
             device=device, report_every=report_every, stop=stop, ensemble=ensemble,
             precision=precision.value, time_limit=time_limit, preset=preset, data=data,
         )
-        from .io import check_input_file
+        from ..io import check_input_file
 
         if settings.image is not None:
             check_input_file(settings.image, "image")
@@ -170,7 +170,7 @@ def run(
         # check and reserve the output folder before any work: a location that cannot take the
         # results fails now, not after the fit, and a parallel run cannot pick the same folder
         folder = prepare_output(out, source=settings.image, overwrite=overwrite, inputs=_input_paths(settings))
-        from .run.pipeline import run as run_pipeline
+        from ..run.pipeline import run as run_pipeline
 
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
@@ -206,7 +206,7 @@ def run(
 
 def _input_paths(settings) -> list[Path]:
     """Every path the run reads: the image, the reference, the data folder, and file values in component specs."""
-    from .spec import parse_spec
+    from ..spec import parse_spec
 
     paths = [Path(p) for p in (settings.image, settings.reference, settings.data)
              if isinstance(p, (str, os.PathLike))]
@@ -278,7 +278,7 @@ def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
 # list
 # ---------------------------------------------------------------------------
 def _fmt_default(v: Any) -> str:
-    from .spec import format_value
+    from ..spec import format_value
 
     return format_value(v)
 
@@ -300,15 +300,15 @@ def list_components(
 ) -> None:
     """List the components every plugin provides, with their parameters."""
     with guard(debug):
-        from .components import KINDS, format_range
-        from .errors import UsageError
+        from ..components import KINDS, format_range
+        from ..errors import UsageError
 
         if kind is not None and kind.lower() in ("preset", "presets"):
             _list_presets(name, json_out)
             return
         reg = _host().registry
         if kind is not None and kind.lower() not in KIND_ALIASES:
-            from .suggest import did_you_mean
+            from ..suggest import did_you_mean
 
             hint = did_you_mean(kind.lower(), list(KIND_ALIASES) + ["presets"])
             raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping)")
@@ -353,7 +353,7 @@ def list_components(
 
 
 def _list_presets(name: Optional[str], json_out: bool) -> None:
-    from .presets import PRESETS, get_preset
+    from ..presets import PRESETS, get_preset
 
     items = [get_preset(name)] if name else list(PRESETS.values())
     if json_out:
@@ -407,7 +407,7 @@ def plugins(
 # ---------------------------------------------------------------------------
 def _version_cb(value: bool) -> None:
     if value:
-        from . import __version__
+        from .. import __version__
 
         out_console.print(f"restorekit {__version__}", highlight=False)
         raise typer.Exit()
@@ -482,7 +482,3 @@ def get_app() -> typer.Typer:
 def main() -> None:
     app = get_app()
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

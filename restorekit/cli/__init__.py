@@ -1,0 +1,5 @@
+"""The ``restorekit`` command line (see :mod:`.app`)."""
+
+from .app import get_app, main
+
+__all__ = ["get_app", "main"]
