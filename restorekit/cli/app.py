@@ -6,19 +6,17 @@ import contextlib
 import json
 import os
 import sys
-import traceback
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 from rich.table import Table
 
 from ..errors import RestoreKitError
 from ..run.settings import DEFAULTS, MODES, PRECISIONS
+from .common import _error, _host, err_console, guard, out_console
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -57,9 +55,6 @@ KIND_ALIASES = {
     "stop": "stopping rule",
 }
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False, soft_wrap=True)
-
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
     """A typer choice type from the settings' one list of values."""
@@ -68,49 +63,6 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 Mode = _choices("Mode", MODES)
 Precision = _choices("Precision", PRECISIONS)
-
-
-def _debug_enabled(flag: bool) -> bool:
-    return flag or os.environ.get("RESTOREKIT_DEBUG", "") not in ("", "0")
-
-
-def _error(msg: str) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {msg}", markup=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def guard(debug: bool = False) -> Iterator[None]:
-    """User mistakes: one line and exit 2; runtime failures: exit 1; Ctrl-C: 130."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except RestoreKitError as exc:
-        if _debug_enabled(debug):
-            traceback.print_exc()
-        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        # a fit that had started returns its result and never gets here
-        _error("interrupted before there was a result; nothing was written")
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if _debug_enabled(debug):
-            traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        _error(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
-        raise typer.Exit(1) from None
-
-
-def _host():
-    from ..plugins import get_host
-
-    host = get_host()
-    if not getattr(host, "_warned", False):
-        for w in host.warnings:
-            err_console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False, soft_wrap=True)
-        host._warned = True
-    return host
 
 
 # ---------------------------------------------------------------------------
