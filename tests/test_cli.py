@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from restorekit import cli
+from restorekit.cli import run as cli_run
 from restorekit.plugins import reset_host
 
 TINY_NET = ["--net", "skip:levels=2,channels=8,skip=2", "--iters", "3"]
@@ -189,7 +190,7 @@ def test_interrupt_keeps_result(rgb8, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         return cb, None
 
-    monkeypatch.setattr(cli, "_progress", fake_progress)
+    monkeypatch.setattr(cli_run, "_progress", fake_progress)  # where run() looks it up
     out = tmp_path / "o"
     r = invoke(["run", str(rgb8), "--net", "skip:levels=2,channels=8", "--iters", "50", "--out", str(out)])
     assert r.exit_code == 130, r.output

@@ -1,0 +1,122 @@
+"""The Typer app: its commands, the root options, and wrong options or commands as one ``error:`` line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from ..errors import RestoreKitError
+from .common import _error, _host, err_console, out_console
+from .listing import list_components, plugins
+from .run import run
+
+EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the embedded image with half of its pixels lost, restored by the deep image prior[/dim]
+restorekit run --degrade bernoulli:0.5 --prior dip --net skip
+
+[dim]# benchmark: add Gaussian noise (sigma 25) to a clean photo, denoise, score[/dim]
+restorekit run photo.png --degrade gaussian:25
+
+[dim]# restore: a photo that is already noisy; nothing is added[/dim]
+restorekit run noisy.png --mode restore --degrade gaussian:25
+
+[dim]# inpaint the pixels a mask marks black (white = keep)[/dim]
+restorekit run damaged.png --mode restore --degrade mask:damage_mask.png
+
+[dim]# 4x super-resolution of a small image[/dim]
+restorekit run small.png --mode restore --degrade downsample:4
+
+[dim]# the paper's F16 denoising settings (restorekit list presets shows them all)[/dim]
+restorekit run --preset denoise --data ../shared/data/dip
+
+[dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
+restorekit run photo.png --stop eswmv --ensemble 3
+
+[dim]# every component and its parameters[/dim]
+restorekit list
+"""
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        out_console.print(f"restorekit {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Typer's (vendored click's) usage errors, recognised without importing click."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "format_message")
+
+
+def _click_error_line(exc: BaseException) -> str:
+    """One line for a wrong option, wrong value or wrong command, with where to look."""
+    msg = " ".join(str(exc.format_message()).split()).replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "restorekit"
+    return f"{msg[:1].lower() + msg[1:]} (see: {path} --help)"
+
+
+class _OneLineErrors(TyperGroup):
+    """Wrong options, values and commands print one ``error:`` line (exit 2) like every other mistake."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Exception as exc:
+            if not _is_click_error(exc):
+                raise
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+                _error(_click_error_line(exc))
+            sys.exit(getattr(exc, "exit_code", 2))
+        except KeyboardInterrupt:
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def get_app() -> typer.Typer:
+    """Build the Typer app, plugin commands included."""
+    app = typer.Typer(
+        name="restorekit",
+        cls=_OneLineErrors,
+        help="Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins.",
+        epilog=EXAMPLES,
+        rich_markup_mode="rich",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")] = False,
+    ) -> None:
+        """Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins."""
+
+    app.command("run", epilog=EXAMPLES)(run)
+    app.command("list")(list_components)
+    app.command("plugins")(plugins)
+    try:
+        host = _host()
+        seen = len(host.warnings)
+        host.register_commands(app)
+        for w in host.warnings[seen:]:  # a plugin whose commands hook failed
+            err_console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False, soft_wrap=True)
+    except RestoreKitError as exc:
+        _error(str(exc))
+        raise SystemExit(exc.exit_code) from None
+    return app
+
+
+def main() -> None:
+    """The ``restorekit`` console script (pyproject) and ``python -m restorekit.cli``."""
+    app = get_app()
+    app()

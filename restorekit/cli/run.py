@@ -1,0 +1,189 @@
+"""The ``run`` command: settings from the options, the output folder reserved, the pipeline, a summary.
+
+The work itself is :func:`restorekit.run.pipeline.run`; this module turns
+options into settings, checks the inputs, reserves the output folder
+before the fit, shows progress on a terminal, and prints the summary (or
+run.json with ``--json``).  Ctrl-C and SIGTERM keep the result so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..run.settings import DEFAULTS, MODES, PRECISIONS
+from .common import _error, _host, err_console, guard, out_console
+
+
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice type from the settings' one list of values."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+Mode = _choices("Mode", MODES)
+Precision = _choices("Precision", PRECISIONS)
+
+
+def run(
+    image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default=DEFAULTS["net"])] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default=DEFAULTS["mode"])] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="One of the paper's task configurations (restorekit list presets); other options override it.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
+    stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = DEFAULTS["stop"],
+    ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = DEFAULTS["ensemble"],
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop fitting after this many seconds and keep the result so far (the average, when kept).", show_default=False)] = None,
+    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated).")] = Precision(DEFAULTS["precision"]),
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = DEFAULTS["seed"],
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out (never a folder holding other files or an input).")] = False,
+    report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N steps.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Restore one image: degrade (benchmark) or take it as observed (restore), fit, write results.
+
+    Writes restored.*, degraded.*, compare.png, curves.png and run.json into
+    the output folder, atomically; the folder is checked and reserved before
+    the fit.  Ctrl-C (or SIGTERM) stops early and keeps the result so far
+    (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
+    """
+    with guard(debug):
+        from ..run.outdir import prepare_output
+        from ..run.outputs import record_json, write_outputs
+        from ..run.signals import exit_code_for, run_signals
+
+        host = _host()
+        from ..run.settings import make_settings
+
+        settings = make_settings(
+            host.registry, image=image, degrade=degrade, prior=prior, net=net, metrics=metric,
+            mode=mode.value if mode else None, reference=reference, iters=iters, lr=lr, seed=seed,
+            device=device, report_every=report_every, stop=stop, ensemble=ensemble,
+            precision=precision.value, time_limit=time_limit, preset=preset, data=data,
+        )
+        from ..io import check_input_file
+
+        if settings.image is not None:
+            check_input_file(settings.image, "image")
+        if reference is not None:
+            check_input_file(reference, "reference")
+        # check and reserve the output folder before any work: a location that cannot take the
+        # results fails now, not after the fit, and a parallel run cannot pick the same folder
+        folder = prepare_output(out, source=settings.image, overwrite=overwrite, inputs=_input_paths(settings))
+        from ..run.pipeline import run as run_pipeline
+
+        show = not json_out and err_console.is_terminal
+        progress_cb, progress = _progress(show)
+        log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
+        # with --json, stdout carries only the record: anything a component prints goes to stderr
+        quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+        try:
+            with run_signals() as signals, quiet_stdout:
+                try:
+                    if progress is not None:
+                        progress.start()
+                    result = run_pipeline(settings, host.registry, callback=progress_cb, log=log)
+                finally:
+                    if progress is not None:
+                        progress.stop()
+                # Ctrl-C and SIGTERM are held from the end of the fit until the results are written
+                files = write_outputs(result, folder)
+        except BaseException as exc:
+            folder.abandon()
+            if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
+                _error("interrupted before there was a result; nothing was written")
+                raise typer.Exit(exit_code_for(signals.stopped_by)) from None
+            raise
+        if json_out:
+            sys.stdout.write(record_json(result.record))
+        else:
+            _print_summary(result, folder.path, files)
+        if result.interrupted or signals.held:
+            err_console.print("interrupted: wrote the result so far" if result.interrupted
+                              else "interrupted: the fit had finished; wrote the result", highlight=False)
+            raise typer.Exit(exit_code_for(signals.signum))
+
+
+def _input_paths(settings) -> list[Path]:
+    """Every path the run reads: the image, the reference, the data folder, and file values in component specs."""
+    from ..spec import parse_spec
+
+    paths = [Path(p) for p in (settings.image, settings.reference, settings.data)
+             if isinstance(p, (str, os.PathLike))]
+    for text in (*settings.degrade, *settings.prior, settings.net, *settings.metrics):
+        try:
+            spec = parse_spec(text)
+        except Exception:  # noqa: BLE001 - the run reports spec errors itself
+            continue
+        values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
+        for v in values:
+            for item in (v if isinstance(v, list) else [v]):
+                if isinstance(item, str) and item.strip():
+                    paths.append(Path(item))
+    return paths
+
+
+def _progress(show: bool):
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("[bold]fitting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task("fit", total=None, info="")
+
+    def cb(p):
+        info = f"loss {p.loss:.2e}" if p.loss == p.loss else ""
+        if p.psnr is not None:
+            info += f"  psnr {p.psnr:.2f}"
+        if p.psnr_avg is not None:
+            info += f"  avg {p.psnr_avg:.2f}"
+        progress.update(task, total=p.iterations, completed=p.iteration, info=info)
+
+    return cb, progress
+
+
+def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
+    rec = result.record  # a RunRecord
+    r = rec.result
+    if result.metrics:
+        table = Table(title=None, box=None, pad_edge=False)
+        table.add_column("metric")
+        table.add_column(r.baseline_kind or "degraded", justify="right")
+        table.add_column("restored", justify="right")
+        for k, v in result.metrics.items():
+            b = result.baseline.get(k)
+            table.add_row(k, "" if b is None else f"{b:.4f}", f"{v:.4f}")
+        out_console.print(table)
+    how = f"iteration {r.iteration} ({r.output})" if r.output != "solver" else "direct solver"
+    if r.stop_reason in ("rule", "time limit"):
+        how += f", stopped by the {'stopping rule' if r.stop_reason == 'rule' else 'time limit'}"
+    out_console.print(
+        f"restored: {out_dir / files['restored']}  [{how}, {rec.timings.total_s:.1f} s on {rec.settings.device}]",
+        highlight=False, markup=False,
+    )
+    out_console.print(f"record:   {out_dir / 'run.json'}", highlight=False, markup=False)
