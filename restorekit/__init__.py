@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .components import Degradation, Generator, LoopOptions, Metric, Params, Prior, Problem, StoppingRule
+from .components import (
+    Degradation,
+    Generator,
+    Geometry,
+    LoopOptions,
+    Metric,
+    Params,
+    Prior,
+    Problem,
+    StoppingRule,
+)
 from .errors import RegistryError, RestoreError, RestoreKitError, SpecError, UsageError
 from .hookspecs import hookimpl
 
@@ -31,6 +41,7 @@ __all__ = [
     "StoppingRule",
     "LoopOptions",
     "Problem",
+    "Geometry",
     "restore",
     "Result",
     "RestoreKitError",
