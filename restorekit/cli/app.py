@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from ..errors import RestoreKitError
 from .common import _error, _host, err_console, out_console
 from .listing import list_components, plugins
+from .batch import BATCH_EXAMPLES, batch
 from .run import run
 
 EXAMPLES = """
@@ -104,6 +105,7 @@ def get_app() -> typer.Typer:
     app.command("run", epilog=EXAMPLES)(run)
     app.command("list")(list_components)
     app.command("plugins")(plugins)
+    app.command("batch", epilog=BATCH_EXAMPLES)(batch)
     try:
         host = _host()
         seen = len(host.warnings)

@@ -1,0 +1,99 @@
+"""One batch item, as a worker runs it: exactly a ``restorekit run`` of one image.
+
+:func:`run_item` is picklable and keeps no state between calls, so it runs
+the same in this process, in a process pool or on a Dask worker.  It never
+raises for a problem with the image (a corrupt file fails its own record,
+not the batch); only Ctrl-C goes through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from .inputs import Item
+from .manifest import output_checksum
+
+#: RunSettings fields a batch sets for every item (the rest come from the item)
+ITEM_OPTIONS = ("metrics", "mode", "iters", "lr", "seed", "device", "report_every", "stop", "ensemble",
+                "precision", "time_limit")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _specs(record: Any) -> dict[str, Any]:
+    comps = record.components
+    return {
+        "degradations": [c.spec for c in comps.degradations],
+        "priors": [c.spec for c in comps.priors],
+        "generator": None if comps.generator is None else comps.generator.spec,
+        "metrics": [c.spec for c in comps.metrics],
+        "stop": record.settings.stop,
+    }
+
+
+def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
+    """Restore ``item`` into its output folder; a result for the manifest (``status`` done or failed)."""
+    from ..errors import RestoreKitError
+    from ..plugins import get_registry
+    from ..run.outdir import prepare_output
+    from ..run.outputs import write_outputs
+    from ..run.pipeline import run
+    from ..run.settings import make_settings
+
+    t0 = time.perf_counter()
+    base = {"key": item.key, "worker": worker_name(), "seed": options.get("seed", 0)}
+    try:
+        registry = get_registry()
+        settings = make_settings(
+            registry, image=item.input, degrade=item.degrade or None, prior=item.prior or None, net=item.net,
+            reference=item.reference, **{k: v for k, v in options.items() if k in ITEM_OPTIONS},
+        )
+        inputs = [Path(p) for p in (item.input, item.reference, *item.side_inputs) if p]
+        # overwrite: a folder left by an attempt that was killed after writing is replaced (restorekit's own
+        # folders only: anything foreign in it fails this item, never the batch)
+        folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
+        try:
+            result = run(settings, registry)
+            if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
+                raise KeyboardInterrupt
+            write_outputs(result, folder)
+        except BaseException:
+            folder.abandon()
+            raise
+        return {**base, "status": "done", "specs": _specs(result.record), "metrics": result.metrics,
+                "seconds": round(time.perf_counter() - t0, 3), "checksum": output_checksum(item.out)}
+    except KeyboardInterrupt:
+        raise
+    except RestoreKitError as exc:
+        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - one image's failure is recorded, the batch goes on
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        error = f"internal error: {type(exc).__name__}: {first}"
+    return {**base, "status": "failed", "error": error, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def adoptable(item: Item, options: dict[str, Any]) -> str | None:
+    """The checksum of a complete run folder an earlier, killed attempt left for ``item`` (same input,
+    same seed), so a resumed batch records it instead of computing it again; None otherwise."""
+    folder = Path(item.out)
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("status") != "complete" or record.get("settings", {}).get("seed") != options.get("seed", 0):
+        return None
+    try:
+        digest = hashlib.sha256(Path(item.input).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    if record.get("input", {}).get("sha256") != digest:
+        return None
+    return output_checksum(folder)
