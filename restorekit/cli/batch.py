@@ -36,7 +36,7 @@ restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2
 [dim]# after a crash or Ctrl-C: finished images are kept, the rest run[/dim]
 restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2 --resume
 
-[dim]# on a Dask cluster (pip install 'restorekit[dask]')[/dim]
+[dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
 restorekit batch tiles/ out/ --degrade gaussian:25 --scheduler tcp://head:8786
 
 [dim]# what is done, failed and left[/dim]
@@ -149,8 +149,10 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
         if kind in ("finished", "planned"):
             write_report(out_dir, manifest)
 
-    err_console.print(f"[dim]batch of {len(items)} image(s) on {executor.name}; manifest {out_dir / 'manifest.sqlite'}[/dim]",
-                      markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[dim]batch of {len(items)} image(s) on {escape(executor.name)}; manifest "
+                      f"{escape(str(out_dir / 'manifest.sqlite'))}[/dim]", markup=True, highlight=False, soft_wrap=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if hasattr(signal, "SIGTERM") else None
     try:
         progress.start()
@@ -221,6 +223,8 @@ class _BatchProgress:
             self.bar.stop()
 
     def event(self, kind: str, item, result) -> None:
+        from rich.markup import escape
+
         if kind == "planned":
             s = result["summary"]
             self.done = s.skipped + s.adopted
@@ -235,10 +239,10 @@ class _BatchProgress:
                     self.done += 1
                 else:
                     self.failed += 1
-                    err_console.print(f"[yellow]failed:[/yellow] {item.key}: {result.get('error')}", markup=True,
+                    err_console.print(f"[yellow]failed:[/yellow] {escape(item.key)}: {escape(str(result.get('error')))}", markup=True,
                                       highlight=False, soft_wrap=True)
             else:
-                err_console.print(f"[yellow]retrying[/yellow] {item.key}: {result.get('error')}", markup=True,
+                err_console.print(f"[yellow]retrying[/yellow] {escape(item.key)}: {escape(str(result.get('error')))}", markup=True,
                                   highlight=False, soft_wrap=True)
         if self.bar is not None:
             hours = (time.perf_counter() - self.t0) / 3600
