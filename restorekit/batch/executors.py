@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterable, Iterator
 
 from ..errors import UsageError
@@ -75,7 +76,7 @@ class InProcess:
         for h in list(handles):
             yield h, run_item(h.item, h.options)
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
         pass
 
 
@@ -116,7 +117,10 @@ class LocalPool:
     def submit(self, item: Item, options: dict[str, Any]) -> Future:
         try:
             fut = self.pool.submit(run_item, item, options)
-        except Exception:  # a broken pool (a worker died): start a new one
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): the pool is unusable and every item that was in it
+            # comes back lost (completed()); its remaining processes are ended and a new pool takes over
+            self.pool.shutdown(wait=False, cancel_futures=True)
             self._new_pool()
             fut = self.pool.submit(run_item, item, options)
         fut.item = item  # type: ignore[attr-defined]
