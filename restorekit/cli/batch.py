@@ -94,6 +94,15 @@ def batch(
             raise UsageError(f"--attempts must be at least 1 (got {attempts})")
         if workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
+        if dask or scheduler:
+            from ..batch.executors import dask_missing
+
+            why = dask_missing()  # before anything is read or written
+            if why:
+                raise UsageError(why)
+            if scheduler and workers != 1:
+                raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
+                                 "workers run the images")
         in_src, out_dir = paths[0], Path(paths[1])
         options = {
             "metrics": metric, "mode": mode.value if mode else None, "iters": iters, "lr": lr, "seed": seed,
@@ -109,7 +118,6 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
                json_out: bool) -> None:
-    from ..batch.driver import run_batch
     from ..batch.inputs import discover, make_items
     from ..batch.manifest import open_or_create
     from ..run.settings import make_settings
@@ -138,9 +146,21 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     out_dir.mkdir(parents=True, exist_ok=True)
     recorded = {"input": str(in_src), "degrade": degrade, "prior": prior, "net": net, "reference": reference,
                 "include": include, "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
-    manifest = open_or_create(out_dir, recorded, resume)
-    manifest.add(items)
+    # the executor before the manifest: a cluster that cannot start or a scheduler out of reach leaves
+    # no batch behind (a rerun needs no --resume)
     executor = _executor(workers, threads, dask, scheduler)
+    try:
+        manifest = open_or_create(out_dir, recorded, resume)
+        manifest.add(items)
+        _drive(items, manifest, executor, out_dir, options, attempts=attempts, json_out=json_out)
+    finally:
+        executor.close()  # idempotent: after Ctrl-C it was closed with cancel=True already
+
+
+def _drive(items, manifest, executor, out_dir: Path, options: dict[str, Any], *, attempts: int,
+           json_out: bool) -> None:
+    from ..batch.driver import run_batch
+
     progress = _BatchProgress(len(items), show=not json_out and err_console.is_terminal)
     from ..batch.report import write_report
 
