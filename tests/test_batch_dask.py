@@ -300,3 +300,36 @@ def test_help_list_and_a_local_batch_import_no_dask(tmp_path):
                OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
     assert r.returncode == 0, r.stderr
+
+
+# --- the docs ----------------------------------------------------------------------------------------
+
+
+def test_cluster_docs_use_real_batch_options():
+    """docs/usage.md's "Batches on a cluster": its batch commands name options batch has; its Python parses."""
+    import ast
+    import shlex
+
+    from typer.main import get_command
+
+    from restorekit.cli import get_app
+
+    text = (ROOT / "docs" / "usage.md").read_text(encoding="utf-8")
+    section = text.split("## Batches on a cluster", 1)[1].split("\n## ", 1)[0]
+    batch = get_command(get_app()).commands["batch"]
+    options = {o for p in batch.params for o in getattr(p, "opts", [])}
+    commands = [shlex.split(line) for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+                for line in block.splitlines() if line.startswith("restorekit batch ")]
+    snippets = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert commands and len(snippets) == 1
+    tree = ast.parse(snippets[0])
+    for node in ast.walk(tree):  # the batch the snippet starts, as a list of arguments
+        if isinstance(node, ast.List) and node.elts and getattr(node.elts[0], "value", None) == "restorekit":
+            commands.append([e.value if isinstance(e, ast.Constant) else "ADDRESS" for e in node.elts])
+    assert len(commands) == 2
+    for args in commands:
+        used = [a for a in args if a.startswith("-")]
+        assert set(used) <= options, (args, set(used) - options)
+        assert "--scheduler" in used
+    inline = re.findall(r"`(--[a-z-]+)", section)
+    assert set(inline) <= options, set(inline) - options
