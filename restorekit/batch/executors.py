@@ -4,7 +4,9 @@ Every executor has the same small interface: ``submit(item, options)`` returns
 a handle, ``completed(handles)`` yields ``(handle, result)`` as items finish
 (a result is :func:`~.job.run_item`'s dict; a worker that died gives a
 ``failed`` result with ``lost`` set, which the driver retries), ``workers``,
-and ``close()``.
+and ``close(cancel=False)`` (safe to call twice).  An executor may also have
+``max_in_flight``, how many items the driver hands it at once (Dask: one per
+worker thread); without it the driver hands out twice ``workers``.
 
 Threads: torch on a CPU uses every core by default, and two processes that
 each do so on the same cores run many times slower than one.  The local pool
