@@ -83,6 +83,17 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
     return todo
 
 
+def in_flight_limit(executor: Any) -> int:
+    """How many items are handed out at once: the executor's ``max_in_flight`` when it has one (Dask: one
+    per worker thread, so no image waits on a worker that may die), else twice the workers (a local pool
+    starts the next image while the client records the last one)."""
+    cap = getattr(executor, "max_in_flight", None)
+    if cap is not None:
+        return max(1, int(cap))
+    workers = executor.workers
+    return workers * 2 if workers > 1 else 1
+
+
 def run_batch(items: Sequence[Item], manifest: Manifest, executor: Any, options: dict[str, Any], *,
               attempts: int = DEFAULT_ATTEMPTS, on_event: Event | None = None) -> Summary:
     """Run every item not finished yet; returns the :class:`Summary` (Ctrl-C propagates, the
@@ -92,10 +103,10 @@ def run_batch(items: Sequence[Item], manifest: Manifest, executor: Any, options:
     queue = deque(plan_work(items, manifest, options, attempts, summary))
     tries = {r.key: r.attempts for r in manifest.rows()}
     inflight: dict[Any, Item] = {}
-    limit = max(1, executor.workers * 2 if executor.workers > 1 else 1)
     emit = on_event or (lambda *a: None)
     emit("planned", None, {"todo": len(queue), "summary": summary})
     while queue or inflight:
+        limit = in_flight_limit(executor)  # each round: a Dask cluster that scales up gets more
         while queue and len(inflight) < limit:
             item = queue.popleft()
             manifest.start(item.key)

@@ -40,7 +40,11 @@ def _specs(record: Any) -> dict[str, Any]:
 
 
 def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
-    """Restore ``item`` into its output folder; a result for the manifest (``status`` done or failed)."""
+    """Restore ``item`` into its output folder; a result for the manifest (``status`` done or failed).
+
+    ``options`` are the batch's run options (:data:`ITEM_OPTIONS`) and, optionally,
+    ``threads``: torch's thread count for this worker.
+    """
     from ..errors import RestoreKitError
     from ..plugins import get_registry
     from ..run.outdir import prepare_output
@@ -50,6 +54,12 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     base = {"key": item.key, "worker": worker_name(), "seed": options.get("seed", 0)}
+    if options.get("threads"):
+        # torch's threads in this worker, whoever started it (a Dask worker's environment is not ours)
+        import torch
+
+        if torch.get_num_threads() != int(options["threads"]):
+            torch.set_num_threads(int(options["threads"]))
     try:
         registry = get_registry()
         settings = make_settings(

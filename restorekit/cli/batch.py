@@ -36,7 +36,7 @@ restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2
 [dim]# after a crash or Ctrl-C: finished images are kept, the rest run[/dim]
 restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2 --resume
 
-[dim]# on a Dask cluster (pip install 'restorekit[dask]')[/dim]
+[dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
 restorekit batch tiles/ out/ --degrade gaussian:25 --scheduler tcp://head:8786
 
 [dim]# what is done, failed and left[/dim]
@@ -94,6 +94,15 @@ def batch(
             raise UsageError(f"--attempts must be at least 1 (got {attempts})")
         if workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
+        if dask or scheduler:
+            from ..batch.executors import dask_missing
+
+            why = dask_missing()  # before anything is read or written
+            if why:
+                raise UsageError(why)
+            if scheduler and workers != 1:
+                raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
+                                 "workers run the images")
         in_src, out_dir = paths[0], Path(paths[1])
         options = {
             "metrics": metric, "mode": mode.value if mode else None, "iters": iters, "lr": lr, "seed": seed,
@@ -109,7 +118,6 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
                json_out: bool) -> None:
-    from ..batch.driver import run_batch
     from ..batch.inputs import discover, make_items
     from ..batch.manifest import open_or_create
     from ..run.settings import make_settings
@@ -138,9 +146,21 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     out_dir.mkdir(parents=True, exist_ok=True)
     recorded = {"input": str(in_src), "degrade": degrade, "prior": prior, "net": net, "reference": reference,
                 "include": include, "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
-    manifest = open_or_create(out_dir, recorded, resume)
-    manifest.add(items)
+    # the executor before the manifest: a cluster that cannot start or a scheduler out of reach leaves
+    # no batch behind (a rerun needs no --resume)
     executor = _executor(workers, threads, dask, scheduler)
+    try:
+        manifest = open_or_create(out_dir, recorded, resume)
+        manifest.add(items)
+        _drive(items, manifest, executor, out_dir, options, attempts=attempts, json_out=json_out)
+    finally:
+        executor.close()  # idempotent: after Ctrl-C it was closed with cancel=True already
+
+
+def _drive(items, manifest, executor, out_dir: Path, options: dict[str, Any], *, attempts: int,
+           json_out: bool) -> None:
+    from ..batch.driver import run_batch
+
     progress = _BatchProgress(len(items), show=not json_out and err_console.is_terminal)
     from ..batch.report import write_report
 
@@ -149,8 +169,10 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
         if kind in ("finished", "planned"):
             write_report(out_dir, manifest)
 
-    err_console.print(f"[dim]batch of {len(items)} image(s) on {executor.name}; manifest {out_dir / 'manifest.sqlite'}[/dim]",
-                      markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[dim]batch of {len(items)} image(s) on {escape(executor.name)}; manifest "
+                      f"{escape(str(out_dir / 'manifest.sqlite'))}[/dim]", markup=True, highlight=False, soft_wrap=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if hasattr(signal, "SIGTERM") else None
     try:
         progress.start()
@@ -221,6 +243,8 @@ class _BatchProgress:
             self.bar.stop()
 
     def event(self, kind: str, item, result) -> None:
+        from rich.markup import escape
+
         if kind == "planned":
             s = result["summary"]
             self.done = s.skipped + s.adopted
@@ -235,10 +259,10 @@ class _BatchProgress:
                     self.done += 1
                 else:
                     self.failed += 1
-                    err_console.print(f"[yellow]failed:[/yellow] {item.key}: {result.get('error')}", markup=True,
+                    err_console.print(f"[yellow]failed:[/yellow] {escape(item.key)}: {escape(str(result.get('error')))}", markup=True,
                                       highlight=False, soft_wrap=True)
             else:
-                err_console.print(f"[yellow]retrying[/yellow] {item.key}: {result.get('error')}", markup=True,
+                err_console.print(f"[yellow]retrying[/yellow] {escape(item.key)}: {escape(str(result.get('error')))}", markup=True,
                                   highlight=False, soft_wrap=True)
         if self.bar is not None:
             hours = (time.perf_counter() - self.t0) / 3600

@@ -29,7 +29,10 @@ def _debug_enabled(flag: bool) -> bool:
 
 
 def _error(msg: str) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {msg}", markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # the message is text, not markup: 'restorekit[dask]' or a file name with brackets prints as written
+    err_console.print(f"[bold red]error:[/bold red] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager
