@@ -112,7 +112,7 @@ def _assert_complete(out: Path, keys: list[str]) -> dict[str, dict]:
         assert row["checksum"] and output_checksum(row["out"]) == row["checksum"], key
         assert not list(Path(row["out"]).glob(".restorekit-run")), f"{key}: lock left behind"
     names = {p.name for p in out.iterdir()}
-    extra = names - {Path(k).stem for k in keys} - {"index.html", "manifest.sqlite", "manifest.sqlite-wal",
+    extra = names - {Path(k).stem for k in keys} - {"index.html", "manifest.sqlite", "batch.lock", "manifest.sqlite-wal",
                                                       "manifest.sqlite-shm"}
     assert not extra, f"left in OUT: {extra}"  # no staging folders of the killed attempt
     return rows

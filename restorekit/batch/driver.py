@@ -10,16 +10,21 @@ folder was written and checksummed by the worker.  On ``--resume``:
 * items left ``running`` by a killed batch, ``pending`` ones and ``failed``
   ones with attempts left are run; a complete folder that a killed attempt
   wrote before it could be recorded is adopted (same input and seed), not
-  recomputed;
+  recomputed (only for an item that was handed out before: a folder that
+  predates the batch is never taken for its result);
+* the hidden staging folders that killed attempts left beside the output
+  folders are removed first;
 * a worker that dies mid-image (killed, out of memory) loses only that
   attempt: the item goes back in the queue while it has attempts left.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .inputs import Item
@@ -60,6 +65,10 @@ Event = Callable[[str, Item, dict[str, Any] | None], Any]
 def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any], attempts: int,
               summary: Summary) -> list[Item]:
     """The items this run must compute; the rest are skipped or adopted (and recorded)."""
+    from ..run.outdir import clean_stale
+
+    for parent in sorted({os.path.dirname(item.out) for item in items}):
+        clean_stale(Path(parent))  # staging folders of processes that no longer run (a killed batch's)
     manifest.reset_running()
     rows = {r.key: r for r in manifest.rows()}
     todo: list[Item] = []
@@ -73,10 +82,9 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
             summary.failed += 1
             summary.failures.append((item.key, f"{row.error} (gave up after {row.attempts} attempts)"))
             continue
-        checksum = adoptable(item, options) if row.status != "done" else None
-        if checksum is not None:
-            manifest.finish(item.key, {"status": "done", "checksum": checksum, "seed": options.get("seed", 0),
-                                       "worker": "adopted from disk"})
+        found = adoptable(item, options) if row.status != "done" and row.attempts > 0 else None
+        if found is not None:
+            manifest.finish(item.key, found)
             summary.adopted += 1
             continue
         todo.append(item)

@@ -4,8 +4,10 @@ Side inputs follow the image by pattern: in a spec or ``--reference``,
 ``{stem}`` is the image's file name without its suffix, ``{name}`` the file
 name, ``{relpath}`` its path relative to the input folder without the suffix
 (``sub/a`` for ``IN/sub/a.png``), and ``{relname}`` with it.  Every pattern
-is resolved for every image before any work starts; images whose side input
-is missing are listed in one error.
+is resolved for every image before any work starts (value by value, quoted
+where needed); a filled-in value that names a file is a side input, and the
+images whose side input is missing are listed in one error.  Output folders
+that would collide, nest or leave OUT_DIR are refused at the same time.
 """
 
 from __future__ import annotations
@@ -52,6 +54,44 @@ def has_pattern(text: str | None) -> bool:
 def substitute(text: str, key: str) -> str:
     values = _fields(key)
     return _PATTERN.sub(lambda m: values[m.group(1)], text)
+
+
+def _looks_like_path(value: str) -> bool:
+    """A filled-in pattern that names a file: it has a folder or a suffix (``masks/a``, ``a_mask.png``)."""
+    return "/" in value or "\\" in value or re.search(r"\.[A-Za-z0-9]{1,5}$", value) is not None
+
+
+def resolve_spec(text: str, key: str) -> tuple[str, list[str]]:
+    """``text`` with its patterns filled in for ``key``, and the files the patterns name.
+
+    Patterns are filled in value by value, and a filled-in value is quoted
+    when it needs it, so an image called ``scan, p1.png`` gives
+    ``mask:'masks/scan, p1.png'``, not a spec that splits at the comma.  Only
+    values that held a pattern can be side inputs (``mask:m/{stem}.png,invert=0.5``
+    names one file, not two).
+    """
+    from ..spec import QuotedStr, format_value, parse_spec
+
+    if not has_pattern(text):
+        return text, []
+    spec = parse_spec(text)
+    files: list[str] = []
+
+    def emit(value):
+        if isinstance(value, list):
+            return "[" + ",".join(emit(v) for v in value) + "]"
+        if isinstance(value, str) and has_pattern(value):
+            filled = substitute(value, key)
+            if _looks_like_path(filled):
+                files.append(filled)
+            return format_value(filled)
+        if isinstance(value, QuotedStr):
+            return format_value(str(value))
+        return value if isinstance(value, str) else format_value(value)
+
+    parts = [] if spec.positional is None else [emit(spec.positional)]
+    parts += [f"{k}={emit(v)}" for k, v in spec.params.items()]
+    return (spec.name + ":" + ",".join(parts)) if parts else spec.name, files
 
 
 def discover(
@@ -109,21 +149,40 @@ def discover(
         found = [(k, p) for k, p in found if any(fnmatch.fnmatch(k, g) for g in include)]
     if exclude:
         found = [(k, p) for k, p in found if not any(fnmatch.fnmatch(k, g) for g in exclude)]
-    keys = [k for k, _ in found]
-    dup = next((k for k in keys if keys.count(k) > 1), None)
-    if dup is not None:
-        raise UsageError(f"two inputs map to the same output '{dup}'")
+    seen: dict[str, str] = {}
+    for key, path in found:
+        if key in seen:
+            raise UsageError(f"'{key}' is listed twice ('{seen[key]}' and '{path}'): each image once, please")
+        seen[key] = str(path)
     if not found:
         raise UsageError(f"no images (PNG, TIFF, JPEG) found in {src}" + (" after --include/--exclude" if include or exclude else ""))
     return root, sorted(found)
 
 
+def _reserved_names() -> frozenset[str]:
+    from .manifest import LOCK_NAME, MANIFEST_NAME
+    from .report import REPORT_NAME
+
+    return frozenset(n.casefold() for n in (REPORT_NAME, LOCK_NAME, MANIFEST_NAME, f"{MANIFEST_NAME}-wal",
+                                              f"{MANIFEST_NAME}-shm", f"{MANIFEST_NAME}-journal"))
+
+
 def output_folder(out_dir: Path, key: str) -> Path:
-    """``OUT_DIR/<key without suffix>``; refuses anything that would land outside OUT_DIR."""
+    """``OUT_DIR/<key without suffix>``; refuses anything that would land outside OUT_DIR.
+
+    Also refused: hidden names (``.x``: restorekit stages results in hidden
+    folders and removes stale ones) and the batch's own files at the top of
+    OUT_DIR (``index.html``, ``manifest.sqlite``, ...).
+    """
     rel = PurePosixPath(key)
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise UsageError(f"input '{key}' would be written outside the output folder")
-    target = out_dir.joinpath(*rel.with_suffix("").parts)
+    rel = rel.with_suffix("")
+    if any(part.startswith(".") for part in rel.parts):
+        raise UsageError(f"the output folder of '{key}' would be hidden ('{rel}'); rename the image or its folder")
+    if len(rel.parts) == 1 and rel.parts[0].casefold() in _reserved_names():
+        raise UsageError(f"the output folder of '{key}' would be '{rel}', a file of the batch itself; rename the image")
+    target = out_dir.joinpath(*rel.parts)
     real_out = Path(os.path.realpath(out_dir))
     real = Path(os.path.realpath(target))
     if real != real_out and real_out not in real.parents:
@@ -131,6 +190,26 @@ def output_folder(out_dir: Path, key: str) -> Path:
             f"the output folder of '{key}' resolves to '{real}', outside '{out_dir}' (a symbolic link?)"
         )
     return target
+
+
+def check_outputs(items: Sequence["Item"]) -> None:
+    """Refuse two images sharing an output folder (``a.png`` and ``a.tif``; ``A.png`` and ``a.png``, which
+    are one folder on a case-insensitive disk), or one image's folder inside another's (``a.png`` and
+    ``a/b.png``: replacing ``a/`` would take ``a/b/`` with it)."""
+    owner: dict[str, str] = {}
+    for item in items:
+        real = os.path.normcase(os.path.realpath(item.out)).casefold()
+        if real in owner:
+            raise UsageError(f"'{owner[real]}' and '{item.key}' would both be written to '{item.out}'; "
+                             "rename one, or leave one out with --exclude")
+        owner[real] = item.key
+    for item in items:
+        parent = os.path.dirname(os.path.normcase(os.path.realpath(item.out)).casefold())
+        while parent and parent != os.path.dirname(parent):
+            if parent in owner:
+                raise UsageError(f"the output folder of '{item.key}' would be inside the one of '{owner[parent]}'; "
+                                 "rename one, or leave one out with --exclude")
+            parent = os.path.dirname(parent)
 
 
 def make_items(
@@ -143,40 +222,47 @@ def make_items(
     net: str | None,
     reference: str | None,
 ) -> list[Item]:
-    """One :class:`Item` per image with its patterns resolved; every missing side input in one error."""
-    from ..spec import parse_spec
+    """One :class:`Item` per image with its patterns resolved, and its paths absolute (so the
+    manifest and the workers do not depend on the current folder).
 
+    Every problem is found before any work: each missing side input is listed in one error, and
+    output folders that would collide (:func:`check_outputs`) or leave OUT_DIR are refused.
+    """
+    from ..io import check_input_file
+
+    if reference is not None and not has_pattern(reference):
+        check_input_file(reference, "reference")
+    out_dir = Path(os.path.abspath(out_dir))
     items: list[Item] = []
     missing: list[str] = []
     for key, path in found:
         sides: list[str] = []
-
-        def sub(text: str | None) -> str | None:
-            if text is None or not has_pattern(text):
-                return text
-            value = substitute(text, key)
-            return value
-
-        deg = tuple(sub(s) for s in degrade)
-        pri = tuple(sub(s) for s in prior)
-        ref = sub(reference)
-        for original, resolved in list(zip(degrade, deg)) + list(zip(prior, pri)):
-            if has_pattern(original):
-                spec = parse_spec(resolved)
-                for v in list(spec.params.values()) + ([spec.positional] if spec.positional is not None else []):
-                    if isinstance(v, str) and v != "" and any(sep in v for sep in ("/", "\\", ".")):
-                        sides.append(v)
+        deg, pri = [], []
+        for texts, resolved in ((degrade, deg), (prior, pri)):
+            for text in texts:
+                spec, files = resolve_spec(text, key)
+                resolved.append(spec)
+                sides += files
+        net_spec = net
+        if net is not None:
+            net_spec, files = resolve_spec(net, key)
+            sides += files
+        ref = reference
         if has_pattern(reference):
+            ref = substitute(reference, key)
             sides.append(ref)
         absent = [s for s in sides if not Path(s).is_file()]
         if absent:
             missing.append(f"{key} ({absent[0]})")
-        items.append(Item(key=key, input=str(path), out=str(output_folder(out_dir, key)), degrade=deg,
-                          prior=pri, net=sub(net), reference=ref, side_inputs=tuple(sides)))
+        items.append(Item(key=key, input=os.path.abspath(path), out=str(output_folder(out_dir, key)),
+                          degrade=tuple(deg), prior=tuple(pri), net=net_spec,
+                          reference=ref,
+                          side_inputs=tuple(os.path.abspath(s) for s in sides)))
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise UsageError(
             f"{len(missing)} image(s) have a missing side input: {', '.join(missing[:3])}{more}; "
             "nothing was started"
         )
+    check_outputs(items)
     return items

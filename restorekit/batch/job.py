@@ -8,10 +8,13 @@ not the batch); only Ctrl-C goes through.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,25 @@ def _specs(record: Any) -> dict[str, Any]:
         "metrics": [c.spec for c in comps.metrics],
         "stop": record.settings.stop,
     }
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """While the outputs are written, Ctrl-C and SIGTERM wait: a folder is committed whole or not at all
+    (the commit's two renames are never split).  The signal is delivered again right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    handled = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in handled}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +96,8 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             result = run(settings, registry)
             if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
                 raise KeyboardInterrupt
-            write_outputs(result, folder)
+            with _signals_held():  # a signal now stops the batch after the write: resume adopts the folder
+                write_outputs(result, folder)
         except BaseException:
             folder.abandon()
             raise
@@ -90,20 +113,43 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     return {**base, "status": "failed", "error": error, "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def adoptable(item: Item, options: dict[str, Any]) -> str | None:
-    """The checksum of a complete run folder an earlier, killed attempt left for ``item`` (same input,
-    same seed), so a resumed batch records it instead of computing it again; None otherwise."""
+def adoptable(item: Item, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The result to record for a complete run folder that an earlier, killed attempt of this batch left
+    for ``item`` (same input, same seed), so a resumed batch records it instead of computing it again;
+    None otherwise.  The metrics and specs come from its run.json, as if the attempt had returned."""
     folder = Path(item.out)
     try:
         record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if record.get("status") != "complete" or record.get("settings", {}).get("seed") != options.get("seed", 0):
+    if not isinstance(record, dict) or record.get("status") != "complete":
+        return None
+    settings = record.get("settings") or {}
+    if settings.get("seed") != options.get("seed", 0):
+        return None
+    if options.get("iters") is not None and settings.get("iterations") != options["iters"]:
         return None
     try:
         digest = hashlib.sha256(Path(item.input).read_bytes()).hexdigest()
     except OSError:
         return None
-    if record.get("input", {}).get("sha256") != digest:
+    if (record.get("input") or {}).get("sha256") != digest:
         return None
-    return output_checksum(folder)
+    checksum = output_checksum(folder)
+    if checksum is None:
+        return None
+    comps = record.get("components") or {}
+
+    def spec(c):
+        return c.get("spec") if isinstance(c, dict) else None
+
+    specs = {
+        "degradations": [spec(c) for c in comps.get("degradations") or []],
+        "priors": [spec(c) for c in comps.get("priors") or []],
+        "generator": spec(comps.get("generator")),
+        "metrics": [spec(c) for c in comps.get("metrics") or []],
+        "stop": settings.get("stop"),
+    }
+    return {"key": item.key, "status": "done", "checksum": checksum, "seed": settings.get("seed"),
+            "specs": specs, "metrics": (record.get("result") or {}).get("metrics"),
+            "seconds": (record.get("timings") or {}).get("total_s"), "worker": "adopted from disk"}

@@ -6,7 +6,9 @@ primary key (an image can never be recorded twice, whatever retries
 happen), and in WAL mode anyone can read it while the batch writes
 (``restorekit batch --status OUT_DIR``, ``sqlite3``, pandas).  It is in the
 standard library.  Only the client (the process running ``batch``) writes
-to it; workers return their results.
+to it; workers return their results.  It is created whole (built under a
+temporary name, then renamed), and ``OUT_DIR/batch.lock`` keeps a second
+client off the folder while one runs.
 
 Statuses: ``pending`` (not started, or to retry), ``running`` (handed to a
 worker; a batch killed meanwhile leaves it, and ``--resume`` runs it again),
@@ -17,9 +19,12 @@ up to the attempt limit).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,9 @@ from typing import Any, Iterable
 from ..errors import UsageError
 
 MANIFEST_NAME = "manifest.sqlite"
+#: held (flock) by the process running a batch, so a second one on the same OUT_DIR is refused; the OS
+#: releases it when that process ends, however it ends, and the file itself stays
+LOCK_NAME = "batch.lock"
 #: bump when the tables change incompatibly
 MANIFEST_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
@@ -94,34 +102,58 @@ def output_checksum(folder: str | Path) -> str | None:
 
 
 class Manifest:
-    """The manifest of one output folder."""
+    """The manifest of one output folder (``readonly``: a reader such as ``--status``, which never writes)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        if readonly:
+            self.db.execute("PRAGMA query_only=ON")
+        else:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
 
     @classmethod
     def create(cls, out_dir: Path, settings: dict[str, Any]) -> "Manifest":
-        m = cls(out_dir / MANIFEST_NAME)
-        m.db.executescript(_SCHEMA)
-        with m._tx():
-            m.db.execute("INSERT OR IGNORE INTO batch VALUES (1, ?, ?, ?)",
-                         (MANIFEST_VERSION, time.time(), json.dumps(settings, sort_keys=True)))
-        return m
+        """A new manifest, made whole or not at all: it is built under a hidden temporary name and
+        renamed into place, so a batch killed while creating it leaves no manifest without its
+        settings (which no ``--resume`` could open)."""
+        path = Path(out_dir) / MANIFEST_NAME
+        fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=out_dir)
+        os.close(fd)
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO batch VALUES (1, ?, ?, ?)",
+                           (MANIFEST_VERSION, time.time(), json.dumps(settings, sort_keys=True)))
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the batch
+            finally:
+                db.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            from ..io.files import _umask
+
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; a manifest is as readable as the results
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return cls(path)
 
     @classmethod
-    def open(cls, out_dir: Path) -> "Manifest":
+    def open(cls, out_dir: Path, readonly: bool = False) -> "Manifest":
         path = Path(out_dir) / MANIFEST_NAME
         if not path.is_file():
             raise UsageError(f"'{out_dir}' holds no batch manifest ({MANIFEST_NAME})")
-        m = cls(path)
         try:
+            m = cls(path, readonly=readonly)
             version = m.db.execute("SELECT version FROM batch WHERE id = 1").fetchone()
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"'{path}' is not a readable batch manifest ({exc})") from None
         if version is None or version[0] != MANIFEST_VERSION:
+            m.close()
             raise UsageError(f"'{path}' was written by another manifest version ({version})")
         return m
 
@@ -170,10 +202,12 @@ class Manifest:
 
     # -- writing (the client only) ---------------------------------------------------------------
     def add(self, items: Iterable[Any]) -> None:
-        """Add items not yet in the manifest as pending (known keys are left as they are)."""
+        """Add items not yet in the manifest as pending; known keys keep their status and results, and
+        take the paths given now (a batch resumed after OUT_DIR or IN_DIR moved)."""
         with self._tx():
             self.db.executemany(
-                "INSERT OR IGNORE INTO items (key, input, out, status) VALUES (?, ?, ?, 'pending')",
+                "INSERT INTO items (key, input, out, status) VALUES (?, ?, ?, 'pending') "
+                "ON CONFLICT(key) DO UPDATE SET input = excluded.input, out = excluded.out",
                 [(i.key, i.input, i.out) for i in items],
             )
 
@@ -204,15 +238,63 @@ class Manifest:
             return cur.rowcount
 
 
+class BatchLock:
+    """``OUT_DIR/batch.lock``, held for as long as a batch runs there: a second batch on the same
+    folder is refused (two clients would write the same folders and manifest).  An OS lock
+    (``flock``), so a batch that is killed never leaves it taken."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / LOCK_NAME
+        self._fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            _lock(self._fh)
+        except OSError:
+            self._fh.seek(0)
+            who = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise UsageError(f"'{out_dir}' is in use by another batch ({who}); wait for it to end, or choose "
+                             "another output folder") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        import socket
+
+        self._fh.write(f"{socket.gethostname()}:{os.getpid()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()  # closing the file releases the lock
+
+
+def _lock(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def check_can_start(out_dir: Path, resume: bool) -> None:
+    """Refuse, before anything is written, a new batch where one exists or a ``--resume`` with none."""
+    path = Path(out_dir) / MANIFEST_NAME
+    if path.exists() and not resume:
+        raise UsageError(
+            f"'{out_dir}' already holds a batch: pass --resume to continue it (finished images are "
+            "kept), or choose another output folder"
+        )
+    if resume and not path.exists():
+        raise UsageError(f"--resume: '{out_dir}' holds no batch to resume (run without --resume to start one)")
+
+
 def open_or_create(out_dir: Path, settings: dict[str, Any], resume: bool) -> Manifest:
-    """The manifest of OUT_DIR: a new one, or with ``resume`` the existing one (its settings must match)."""
-    path = out_dir / MANIFEST_NAME
-    if path.exists():
-        if not resume:
-            raise UsageError(
-                f"'{out_dir}' already holds a batch: pass --resume to continue it (finished images are "
-                "kept), or choose another output folder"
-            )
+    """The manifest of OUT_DIR: a new one, or with ``resume`` the existing one (its settings must match).
+    Call it holding the :class:`BatchLock`."""
+    check_can_start(out_dir, resume)
+    if resume:
         m = Manifest.open(out_dir)
         before = m.settings()
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
@@ -223,6 +305,16 @@ def open_or_create(out_dir: Path, settings: dict[str, Any], resume: bool) -> Man
                 f"({', '.join(changed)}): give the same options, or choose another output folder"
             )
         return m
-    if resume:
-        raise UsageError(f"--resume: '{out_dir}' holds no batch to resume")
     return Manifest.create(out_dir, settings)
+
+
+def sweep_temporary(out_dir: Path) -> list[Path]:
+    """Remove the hidden temporary files a killed batch left at the top of OUT_DIR (a manifest being
+    created, index.html being rewritten).  Call it holding the :class:`BatchLock`."""
+    removed = []
+    for name in os.listdir(out_dir):
+        if name.startswith((f".{MANIFEST_NAME}.", ".index.html.")) and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(Path(out_dir) / name)
+                removed.append(Path(out_dir) / name)
+    return removed

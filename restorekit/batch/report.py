@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from ..io import atomic_write_text
 from .manifest import Manifest
+
+REPORT_NAME = "index.html"
 
 _SCRIPT = """
 <script>
@@ -53,22 +57,21 @@ def render(out_dir: Path, manifest: Manifest) -> str:
     )
     body = []
     for r in rows:
-        folder = Path(r.out)
-        try:
-            rel = folder.resolve().relative_to(out_dir.resolve()).as_posix()
-        except ValueError:
-            rel = None
+        # the folder from the key, as inputs.output_folder makes it: the page links relative to itself,
+        # whatever the current folder was when a row was written
+        rel = PurePosixPath(r.key).with_suffix("").as_posix()
+        folder = Path(out_dir).joinpath(*PurePosixPath(rel).parts)
         thumbs = ""
-        if r.status == "done" and rel is not None:
-            files = _files(folder)
-            imgs = [f'<img src="{html.escape(rel)}/{html.escape(files[k])}" loading="lazy">'
-                    for k in ("degraded", "restored") if k in files]
+        files = _files(folder, r.checksum) if r.status == "done" else {}
+        if files:
+            imgs = [f'<img src="{_href(rel, files[k])}" alt="{k}" loading="lazy">'
+                    for k in ("degraded", "restored") if k in files and (folder / files[k]).is_file()]
             thumbs = " ".join(imgs)
-        cells = [_cell(r.key, f'<a href="{html.escape(rel)}/run.json">{html.escape(r.key)}</a>'
-                       if rel and r.status == "done" else None), _cell(r.status), _cell("", thumbs)]
+        link = f'<a href="{_href(rel, "run.json")}">{html.escape(r.key)}</a>' if files else None
+        cells = [_cell(r.key, link), _cell(r.status), _cell("", thumbs)]
         for m in metric_names:
             v = (r.metrics or {}).get(m)
-            cells.append(_cell(v, "" if v is None else f"{v:.4f}"))
+            cells.append(_cell(v, "" if not isinstance(v, (int, float)) else f"{v:.4f}"))
         cells += [_cell(r.seconds, "" if r.seconds is None else f"{r.seconds:.1f}"), _cell(r.attempts),
                   _cell(r.error or "")]
         body.append(f'<tr class="{html.escape(r.status)}">' + "".join(cells) + "</tr>")
@@ -85,15 +88,48 @@ def render(out_dir: Path, manifest: Manifest) -> str:
     )
 
 
-def _files(folder: Path) -> dict[str, str]:
+def _href(rel: str, name: str) -> str:
+    """A relative URL to OUT_DIR/rel/name: names with ``#``, ``?``, ``%`` or spaces stay links."""
+    return html.escape(quote(f"{rel}/{name}"))
+
+
+#: run.json's "files" of done folders, by (folder, checksum): each run.json is read once per process
+_FILES: dict[tuple[str, str | None], dict[str, str]] = {}
+
+
+def _files(folder: Path, checksum: str | None = None) -> dict[str, str]:
+    cached = _FILES.get((str(folder), checksum)) if checksum else None
+    if cached is not None:
+        return cached
     try:
-        return json.loads((folder / "run.json").read_text(encoding="utf-8")).get("files") or {}
-    except (OSError, ValueError):
+        files = json.loads((folder / "run.json").read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
         return {}
+    if checksum and isinstance(files, dict):
+        _FILES[(str(folder), checksum)] = files
+    return files if isinstance(files, dict) else {}
 
 
 def write_report(out_dir: Path, manifest: Manifest) -> Path:
     """Rewrite OUT_DIR/index.html from the manifest (atomically: a reader never sees half a page)."""
-    path = Path(out_dir) / "index.html"
+    path = Path(out_dir) / REPORT_NAME
     atomic_write_text(path, render(Path(out_dir), manifest), overwrite=True)
     return path
+
+
+class ReportWriter:
+    """Rewrites the report as images finish, but spends at most about 1/``budget`` of the batch's time on
+    it: a page of 10,000 rows is not rewritten 10,000 times (each rewrite waits until 20 times as long as
+    the last one took has passed).  :meth:`update` with ``force`` always writes (at the start and end)."""
+
+    def __init__(self, out_dir: Path, manifest: Manifest, budget: float = 20.0) -> None:
+        self.out_dir, self.manifest, self.budget = Path(out_dir), manifest, budget
+        self._next = 0.0
+
+    def update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next:
+            return
+        write_report(self.out_dir, self.manifest)
+        done = time.monotonic()
+        self._next = done + self.budget * (done - now)

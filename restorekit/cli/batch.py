@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from ..batch.driver import DEFAULT_ATTEMPTS
 from ..run.settings import DEFAULTS
 from .common import _error, _host, err_console, guard, out_console
 from .run import Mode, Precision
@@ -27,8 +28,11 @@ from .run import Mode, Precision
 BATCH_EXAMPLES = """
 [bold]Examples[/bold]
 
-[dim]# inpaint every image with its own mask (masks/NAME.png beside the images' names)[/dim]
-restorekit batch scans/ restored/ --mode restore --degrade "mask:masks/{stem}.png"
+[dim]# inpaint every image with its own mask: masks/a.png for scans/a.png, masks/sub/b.png for scans/sub/b.png[/dim]
+restorekit batch scans/ restored/ --mode restore --degrade "mask:masks/{relpath}.png"
+
+[dim]# benchmark the PNGs of a folder tree but its drafts, 500 steps each, seed 1[/dim]
+restorekit batch photos/ bench/ --include "*.png" --exclude "drafts/*" --iters 500 --seed 1
 
 [dim]# denoise a folder with 2 worker processes[/dim]
 restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2
@@ -39,7 +43,11 @@ restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2 --
 [dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
 restorekit batch tiles/ out/ --degrade gaussian:25 --scheduler tcp://head:8786
 
-[dim]# what is done, failed and left[/dim]
+[dim]# the files a list names, or the paths find prints[/dim]
+restorekit batch @todo.txt out/ --degrade gaussian:25
+find scans/ -name "*.tif" | restorekit batch - out/ --mode restore --degrade gaussian:15
+
+[dim]# what is done, failed and left (the manifest only: nothing starts)[/dim]
 restorekit batch --status out/
 """
 
@@ -47,11 +55,11 @@ restorekit batch --status out/
 def batch(
     paths: Annotated[Optional[list[str]], typer.Argument(help="IN OUT: the input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec, as for run; {stem}, {name}, {relpath}, {relname} stand for each image (mask:masks/{stem}.png).", show_default=", ".join(DEFAULTS["degrade"]))] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec, as for run (patterns allowed).", show_default=", ".join(DEFAULTS["prior"]))] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec, as for run; patterns as for --degrade.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec, as for run.", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark (images are clean) or restore (images are already degraded).", show_default=DEFAULTS["mode"])] = None,
-    reference: Annotated[Optional[str], typer.Option("--reference", help="Clean image per input in --mode restore, by pattern (refs/{stem}.png).", show_default=False)] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Clean image to score against in --mode restore: one file, or one per image by pattern (refs/{stem}.png).", show_default=False)] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps per image.", show_default=False)] = None,
@@ -66,8 +74,8 @@ def batch(
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: the machine's cores divided among the workers).", show_default=False)] = None,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT: finished images are kept, the rest run.")] = False,
-    attempts: Annotated[int, typer.Option("--attempts", help="Attempts per image, over every run of the batch (a lost worker or a failure counts one).")] = 3,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run.")] = False,
+    attempts: Annotated[int, typer.Option("--attempts", help="Attempts per image over every run of the batch (each time it is handed out counts one): a failed image is tried again on --resume until it has had this many.")] = DEFAULT_ATTEMPTS,
     status: Annotated[bool, typer.Option("--status", help="Print what is done, failed and left in OUT, and start nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary (or the status) as JSON on stdout.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -76,8 +84,10 @@ def batch(
 
     Outputs mirror the input tree (OUT/sub/a/ for IN/sub/a.png) and hold what
     `run` writes; OUT/manifest.sqlite has one row per image and OUT/index.html
-    shows them.  Ctrl-C stops; --resume continues without recomputing or
-    overwriting finished images.
+    shows them.  Every input, side input and output folder is checked before
+    anything starts.  Ctrl-C or SIGTERM stops (exit 130 or 143); --resume
+    continues without recomputing or overwriting finished images.  Exit 1
+    when an image failed (the others are done).
     """
     with guard(debug):
         from ..errors import UsageError
@@ -119,80 +129,137 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
                workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
                json_out: bool) -> None:
     from ..batch.inputs import discover, make_items
-    from ..batch.manifest import open_or_create
+    from ..batch.manifest import BatchLock, check_can_start, open_or_create, sweep_temporary
+    from ..errors import UsageError
+    from ..run.plan import make_plan
     from ..run.settings import make_settings
     from ..spec import parse_spec
 
     host = _host()
-    # every value checked once, on the first image's specs (patterns filled in), before any work
+    # everything is checked before anything is written: the inputs, where they go, every side input, and
+    # the options (on the first image's specs, patterns filled in)
     root, found = discover([in_src], include=include, exclude=exclude)
     out_dir = Path(out_dir)
-    real_in = Path(os.path.realpath(root))
     real_out = Path(os.path.realpath(out_dir))
-    if real_out == real_in or real_in in real_out.parents or real_out in real_in.parents:
-        from ..errors import UsageError
-
-        raise UsageError(f"the output folder '{out_dir}' and the input '{in_src}' must not contain each other")
+    listed = in_src == "-" or in_src.startswith("@")
+    if listed:
+        # a list may name files anywhere (``ls *.png | restorekit batch - out``): none may be in OUT
+        inside = next((p for _, p in found if real_out in Path(os.path.realpath(p)).parents), None)
+        if inside is not None:
+            raise UsageError(f"the input '{inside}' is inside the output folder '{out_dir}'; choose another one")
+    else:
+        real_in = Path(os.path.realpath(root))
+        if real_out == real_in or real_in in real_out.parents or real_out in real_in.parents:
+            raise UsageError(f"the output folder '{out_dir}' and the input '{in_src}' must not contain each other")
     for text in (*degrade, *prior, *([net] if net else [])):
         parse_spec(text)  # a syntax error is the user's, whatever the image
     items = make_items(root, found, out_dir, degrade=degrade, prior=prior, net=net, reference=reference)
-    from ..run.plan import make_plan
-
     first = items[0]
     # the components valid together, the loop's options valid for them: the first image's plan
     make_plan(make_settings(host.registry, image=first.input, degrade=first.degrade, prior=first.prior,
                             net=first.net, reference=first.reference,
                             **{k: v for k, v in options.items() if v is not None}), host.registry)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    recorded = {"input": str(in_src), "degrade": degrade, "prior": prior, "net": net, "reference": reference,
-                "include": include, "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
-    # the executor before the manifest: a cluster that cannot start or a scheduler out of reach leaves
-    # no batch behind (a rerun needs no --resume)
+    check_can_start(out_dir, resume)
+    # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
+    # leaves no batch behind (a rerun needs no --resume)
     executor = _executor(workers, threads, dask, scheduler)
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _close(executor, cancel=True)
+        raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
+    try:
+        lock = BatchLock(out_dir)
+    except BaseException:
+        _close(executor, cancel=True)
+        raise
+    try:
+        # the input as an absolute path: a resume from another folder is the same batch
+        recorded = {"input": in_src if in_src == "-" else (
+                        "@" + os.path.abspath(in_src[1:]) if listed else os.path.abspath(in_src)),
+                    "degrade": degrade, "prior": prior, "net": net, "reference": reference, "include": include,
+                    "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
         manifest = open_or_create(out_dir, recorded, resume)
-        manifest.add(items)
-        _drive(items, manifest, executor, out_dir, options, attempts=attempts, json_out=json_out)
+        try:
+            sweep_temporary(out_dir)
+            manifest.add(items)
+        except BaseException:
+            manifest.close()
+            raise
+        _drive(items, manifest, lambda: executor, options, out_dir, attempts=attempts, json_out=json_out)
     finally:
-        executor.close()  # idempotent: after Ctrl-C it was closed with cancel=True already
+        _close(executor)  # idempotent: after Ctrl-C it was closed with cancel=True already
+        lock.release()
 
 
-def _drive(items, manifest, executor, out_dir: Path, options: dict[str, Any], *, attempts: int,
+#: the signal that stopped the batch (SIGINT unless SIGTERM came)
+_STOPPED_BY: list[int] = []
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    _STOPPED_BY.append(signum)
+    raise KeyboardInterrupt
+
+
+def _drive(items, manifest, make_executor, options: dict[str, Any], out_dir: Path, *, attempts: int,
            json_out: bool) -> None:
+    """Run the batch with its progress bar; Ctrl-C or SIGTERM (from the executor's start on) stops it
+    with a line saying what is done and left, and exit 130 (143 for SIGTERM)."""
     from ..batch.driver import run_batch
+    from ..batch.report import ReportWriter
 
     progress = _BatchProgress(len(items), show=not json_out and err_console.is_terminal)
-    from ..batch.report import write_report
+    report = ReportWriter(out_dir, manifest)
 
     def on_event(kind, item, result):
         progress.event(kind, item, result)
         if kind in ("finished", "planned"):
-            write_report(out_dir, manifest)
+            report.update(force=kind == "planned")
 
-    from rich.markup import escape
+    import threading
 
-    err_console.print(f"[dim]batch of {len(items)} image(s) on {escape(executor.name)}; manifest "
-                      f"{escape(str(out_dir / 'manifest.sqlite'))}[/dim]", markup=True, highlight=False, soft_wrap=True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if hasattr(signal, "SIGTERM") else None
+    handled = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():
+        handled = []  # Python installs handlers in the main thread only
+    previous = {s: signal.signal(s, _raise_interrupt) for s in handled}
+    _STOPPED_BY.clear()
+    executor = None
     try:
+        executor = make_executor()
+        from rich.markup import escape
+
+        err_console.print(f"[dim]batch of {len(items)} image(s) on {escape(executor.name)}; manifest "
+                          f"{escape(str(out_dir / 'manifest.sqlite'))}[/dim]", markup=True, highlight=False,
+                          soft_wrap=True)
         progress.start()
         summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
                             attempts=attempts, on_event=on_event)
     except KeyboardInterrupt:
+        for s in handled:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(s, signal.SIG_IGN)
         progress.stop()
-        executor.close(cancel=True)
-        write_report(out_dir, manifest)
+        if executor is not None:
+            _close(executor, cancel=True)
+        report.update(force=True)
         c = manifest.counts()
-        _error(f"interrupted: {c['done']} done, {c['failed']} failed, {c['pending'] + c['running']} left; "
-               "rerun with --resume to continue")
         manifest.close()
-        raise typer.Exit(130) from None
+        signum = _STOPPED_BY[0] if _STOPPED_BY else getattr(signal, "SIGINT", 2)
+        name = "SIGTERM" if signum == getattr(signal, "SIGTERM", None) else "Ctrl-C"
+        _error(f"interrupted ({name}): {c['done']} done, {c['failed']} failed, {c['pending'] + c['running']} left; "
+               "rerun the same command with --resume to continue")
+        raise typer.Exit(128 + int(signum)) from None
+    except BaseException:
+        progress.stop()
+        if executor is not None:
+            _close(executor, cancel=True)
+        manifest.close()
+        raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
     progress.stop()
-    executor.close()
-    write_report(out_dir, manifest)
+    _close(executor)
+    report.update(force=True)
     counts = manifest.counts()
     manifest.close()
     if json_out:
@@ -203,8 +270,19 @@ def _drive(items, manifest, executor, out_dir: Path, options: dict[str, Any], *,
         raise typer.Exit(1)
 
 
-def _raise_interrupt(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
+def _close(executor, cancel: bool = False) -> None:
+    """Close an executor; ``cancel`` drops queued items where the executor can (the in-process one has
+    nothing queued, and its close() takes no argument)."""
+    import inspect
+
+    try:
+        takes_cancel = "cancel" in inspect.signature(executor.close).parameters
+    except (TypeError, ValueError):
+        takes_cancel = False
+    if cancel and takes_cancel:
+        executor.close(cancel=True)
+    else:
+        executor.close()
 
 
 def _executor(workers: int, threads: int | None, dask: bool, scheduler: str | None):
@@ -294,7 +372,7 @@ def _print_summary(summary, counts: dict[str, int], out_dir: Path) -> None:
 def _print_status(out_dir: Path, json_out: bool) -> None:
     from ..batch.manifest import Manifest
 
-    m = Manifest.open(out_dir)
+    m = Manifest.open(out_dir, readonly=True)
     try:
         counts = m.counts()
         rows = m.rows()
