@@ -64,6 +64,7 @@ def batch(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Seconds of fitting per image.", show_default=False)] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine (1: in this process). With --dask, the LocalCluster's size.")] = 1,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: the machine's cores divided among the workers).", show_default=False)] = None,
+    stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT: finished images are kept, the rest run.")] = False,
@@ -94,6 +95,8 @@ def batch(
             raise UsageError(f"--attempts must be at least 1 (got {attempts})")
         if workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
+        if stack < 1:
+            raise UsageError(f"--stack must be at least 1 (got {stack})")
         in_src, out_dir = paths[0], Path(paths[1])
         options = {
             "metrics": metric, "mode": mode.value if mode else None, "iters": iters, "lr": lr, "seed": seed,
@@ -102,13 +105,13 @@ def batch(
         }
         _run_batch(in_src, out_dir, degrade or list(DEFAULTS["degrade"]), prior or list(DEFAULTS["prior"]), net,
                    reference, include or [], exclude or [], options, workers=workers, threads=threads, dask=dask,
-                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out)
+                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack)
 
 
 def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str], net: str | None,
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
-               json_out: bool) -> None:
+               json_out: bool, stack: int = 1) -> None:
     from ..batch.driver import run_batch
     from ..batch.inputs import discover, make_items
     from ..batch.manifest import open_or_create
@@ -155,7 +158,7 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     try:
         progress.start()
         summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
-                            attempts=attempts, on_event=on_event)
+                            attempts=attempts, on_event=on_event, stack=stack)
     except KeyboardInterrupt:
         progress.stop()
         executor.close(cancel=True)
