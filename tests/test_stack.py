@@ -150,6 +150,25 @@ def test_a_member_that_diverges_fails_alone(registry):
     assert out[0].error is None and out[2].error is None and out[0].iterations_run == 12
 
 
+def test_the_time_limit_and_ctrl_c_end_every_member(registry):
+    problems = [_problem(registry, n) for n in range(2)]
+    out = fit_many(problems, seeds=[0, 1], time_limit=1e-9, **_kw(registry))
+    assert [(r.iterations_run, r.stop_reason, r.stopped_early) for r in out] == [(1, "time limit", True)] * 2
+    calls = {"n": 0}
+    forward = problems[1].forward
+
+    def interrupt_on_third_step(x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return forward(x)
+
+    problems[1].forward = interrupt_on_third_step
+    out = fit_many(problems, seeds=[0, 1], **_kw(registry))
+    assert [(r.iterations_run, r.stop_reason, r.interrupted) for r in out] == [(2, "interrupted", True)] * 2
+    assert all(r.output.shape == (1, 3, 16, 16) for r in out)
+
+
 def test_stacked_problems_must_match(registry):
     with pytest.raises(ValueError, match="same observation shape"):
         fit_many([_problem(registry, 0), _problem(registry, 1, size=(16, 20))], seeds=[0, 1], **_kw(registry))

@@ -27,7 +27,6 @@ What keeps the members apart:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -334,15 +333,10 @@ class _Stack(_Loop):
         if out is not None and not interrupted:
             # the loop ended between reports (the time limit): record where it ended, so each history
             # (and curves.png) reaches the output's iteration; a non-finite loss there is only recorded
-            behind = [s for s in left if (self.histories[self.ids[s]].iteration or [0])[-1] != i]
-            if behind:
-                with contextlib.suppress(FloatingPointError):
-                    self._report_only(i, losses, out.detach())
+            if any((self.histories[self.ids[s]].iteration or [0])[-1] != i for s in left):
+                self.report(i, 0, losses, out.detach(), self.start)
         for s in left:
             self._finish(s, i, reason, out, losses, last=last, interrupted=interrupted)
-
-    def _report_only(self, i: int, losses: torch.Tensor, o: torch.Tensor) -> None:
-        self.report(i, 0, losses, o, self.start)
 
     def _finish(self, s: int, i: int, reason: str, out: torch.Tensor | None, losses: torch.Tensor | None,
                 last: torch.Tensor | None = None, interrupted: bool = False) -> None:
