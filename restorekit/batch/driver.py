@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 from .inputs import Item
 from .job import adoptable
 from .manifest import Manifest, output_checksum
+from .stack import completed, make_groups, submit
 
 #: attempts per image (a first try and two retries), over every run of the batch
 DEFAULT_ATTEMPTS = 3
@@ -103,38 +104,41 @@ def in_flight_limit(executor: Any) -> int:
 
 
 def run_batch(items: Sequence[Item], manifest: Manifest, executor: Any, options: dict[str, Any], *,
-              attempts: int = DEFAULT_ATTEMPTS, on_event: Event | None = None) -> Summary:
+              attempts: int = DEFAULT_ATTEMPTS, on_event: Event | None = None, stack: int = 1) -> Summary:
     """Run every item not finished yet; returns the :class:`Summary` (Ctrl-C propagates, the
-    manifest keeps what finished and leaves in-flight items ``running`` for ``--resume``)."""
+    manifest keeps what finished and leaves in-flight items ``running`` for ``--resume``).
+    ``stack`` > 1: same-size items are fitted up to that many at a time (:mod:`.stack`)."""
     start = time.perf_counter()
     summary = Summary(total=len(items))
-    queue = deque(plan_work(items, manifest, options, attempts, summary))
+    queue = deque(make_groups(plan_work(items, manifest, options, attempts, summary), options, stack))
     tries = {r.key: r.attempts for r in manifest.rows()}
-    inflight: dict[Any, Item] = {}
+    inflight: dict[Any, list[Item]] = {}
     emit = on_event or (lambda *a: None)
-    emit("planned", None, {"todo": len(queue), "summary": summary})
+    emit("planned", None, {"todo": sum(len(g) for g in queue), "summary": summary})
     while queue or inflight:
         limit = in_flight_limit(executor)  # each round: a Dask cluster that scales up gets more
         while queue and len(inflight) < limit:
-            item = queue.popleft()
-            manifest.start(item.key)
-            tries[item.key] = tries.get(item.key, 0) + 1
-            inflight[executor.submit(item, options)] = item
-            emit("started", item, None)
-        handle, result = next(executor.completed(list(inflight)))
-        item = inflight.pop(handle)
-        if result.get("lost") and tries[item.key] < attempts:
-            summary.retried += 1
-            queue.append(item)  # the manifest shows it running until its next attempt records it
-            emit("retry", item, result)
-            continue
-        result = {k: v for k, v in result.items() if k != "lost"}
-        manifest.finish(item.key, result)
-        if result["status"] == "done":
-            summary.done += 1
-        else:
-            summary.failed += 1
-            summary.failures.append((item.key, result.get("error") or "failed"))
-        emit("finished", item, result)
+            group = queue.popleft()
+            for item in group:
+                manifest.start(item.key)
+                tries[item.key] = tries.get(item.key, 0) + 1
+            inflight[submit(executor, group, options)] = group
+            for item in group:
+                emit("started", item, None)
+        handle, results = next(completed(executor, list(inflight)))
+        for item, result in zip(inflight.pop(handle), results):
+            if result.get("lost") and tries[item.key] < attempts:
+                summary.retried += 1
+                queue.append([item])  # the manifest shows it running until its next attempt records it
+                emit("retry", item, result)
+                continue
+            result = {k: v for k, v in result.items() if k != "lost"}
+            manifest.finish(item.key, result)
+            if result["status"] == "done":
+                summary.done += 1
+            else:
+                summary.failed += 1
+                summary.failures.append((item.key, result.get("error") or "failed"))
+            emit("finished", item, result)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -72,6 +72,7 @@ def batch(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Seconds of fitting per image.", show_default=False)] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine (1: in this process). With --dask, the LocalCluster's size.")] = 1,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: the machine's cores divided among the workers).", show_default=False)] = None,
+    stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run.")] = False,
@@ -104,6 +105,8 @@ def batch(
             raise UsageError(f"--attempts must be at least 1 (got {attempts})")
         if workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
+        if stack < 1:
+            raise UsageError(f"--stack must be at least 1 (got {stack})")
         if dask or scheduler:
             from ..batch.executors import dask_missing
 
@@ -121,13 +124,13 @@ def batch(
         }
         _run_batch(in_src, out_dir, degrade or list(DEFAULTS["degrade"]), prior or list(DEFAULTS["prior"]), net,
                    reference, include or [], exclude or [], options, workers=workers, threads=threads, dask=dask,
-                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out)
+                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack)
 
 
 def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str], net: str | None,
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
-               json_out: bool) -> None:
+               json_out: bool, stack: int = 1) -> None:
     from ..batch.inputs import discover, make_items
     from ..batch.manifest import BatchLock, check_can_start, open_or_create, sweep_temporary
     from ..errors import UsageError
@@ -186,7 +189,8 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
         except BaseException:
             manifest.close()
             raise
-        _drive(items, manifest, lambda: executor, options, out_dir, attempts=attempts, json_out=json_out)
+        _drive(items, manifest, lambda: executor, options, out_dir, attempts=attempts, json_out=json_out,
+               stack=stack)
     finally:
         _close(executor)  # idempotent: after Ctrl-C it was closed with cancel=True already
         lock.release()
@@ -202,7 +206,7 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
 
 
 def _drive(items, manifest, make_executor, options: dict[str, Any], out_dir: Path, *, attempts: int,
-           json_out: bool) -> None:
+           json_out: bool, stack: int = 1) -> None:
     """Run the batch with its progress bar; Ctrl-C or SIGTERM (from the executor's start on) stops it
     with a line saying what is done and left, and exit 130 (143 for SIGTERM)."""
     from ..batch.driver import run_batch
@@ -233,7 +237,7 @@ def _drive(items, manifest, make_executor, options: dict[str, Any], out_dir: Pat
                           soft_wrap=True)
         progress.start()
         summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
-                            attempts=attempts, on_event=on_event)
+                            attempts=attempts, on_event=on_event, stack=stack)
     except KeyboardInterrupt:
         for s in handled:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(s, signal.SIG_IGN)

@@ -74,6 +74,16 @@ class FitResult:
 
 
 
+def nonfinite_loss(lv: float, step: int) -> FloatingPointError:
+    """The error of a fit whose loss became ``lv`` (not finite) at ``step``."""
+    if step == 1:  # before any update: the problem itself, not the step size
+        return FloatingPointError(
+            f"the loss is {lv} at the first iteration, before any update: a component gives "
+            "non-finite values for this image (check the parameters, or try another prior)"
+        )
+    return FloatingPointError(f"the loss became {lv} at iteration {step}; try a lower --lr")
+
+
 def _autocast(precision: str, device: torch.device):
     import contextlib
 
@@ -396,12 +406,7 @@ class _Loop:
         h.psnr_avg.append(pa)
         h.time.append(elapsed)
         if not math.isfinite(lv):
-            if step == 1:  # before any update: the problem itself, not the step size
-                raise FloatingPointError(
-                    f"the loss is {lv} at the first iteration, before any update: a component gives "
-                    "non-finite values for this image (check the parameters, or try another prior)"
-                )
-            raise FloatingPointError(f"the loss became {lv} at iteration {step}; try a lower --lr")
+            raise nonfinite_loss(lv, step)
         return Progress(step, iterations, lv, ps, pa, elapsed)
 
     def run(self, iterations: int, report_every: int, callback: Callable[[Progress], Any] | None,

@@ -4,6 +4,10 @@ settings -> plan -> problem -> schedule -> solve -> record; the outputs
 (files) are written by the caller (:func:`restorekit.run.outputs.write_outputs`)
 into a folder it reserved before calling :func:`run`.  The CLI,
 :func:`restorekit.restore` and the benchmarks all come through here.
+:func:`run` is :func:`prepare` (up to the problem), :func:`~.solve.solve`,
+then :func:`finish` (the record): ``restorekit batch --stack`` prepares
+several images, solves them together (:func:`~.solve.solve_many`) and
+finishes each.
 """
 
 from __future__ import annotations
@@ -56,14 +60,20 @@ def load_input(image: Any) -> Image:
     raise UsageError(f"image must be a path or a NumPy array (got {type(image).__name__})")
 
 
-def run(
-    settings: RunSettings,
-    registry: Registry,
-    *,
-    callback: Callable[[Any], Any] | None = None,
-    log: Callable[[str], Any] | None = None,
-) -> Result:
-    """One restoration, every stage; ``log`` receives the notes and the one-line plan."""
+@dataclass
+class Prepared:
+    """A run up to the fit: its plan, problem and inputs (:func:`prepare`), waiting for a solution."""
+
+    plan: Plan
+    problem: Any
+    source: Image
+    reference: Image | None
+    started: float  #: perf_counter() when the run started
+    logged: int = 0  #: notes already passed to the log
+
+
+def prepare(settings: RunSettings, registry: Registry, *, log: Callable[[str], Any] | None = None) -> Prepared:
+    """The stages before the fit: plan, inputs, problem, schedule; ``log`` receives the notes and the plan."""
     started = time.perf_counter()
     plan = make_plan(settings, registry)
     src = load_input(settings.image)
@@ -84,10 +94,29 @@ def run(
     logged = len(plan.notes)
     if log is not None:
         _log_plan(log, plan, problem)
-    solution = solve(plan, problem, registry, callback)
+    return Prepared(plan, problem, src, ref_img, started, logged)
+
+
+def finish(prepared: Prepared, solution: Any, registry: Registry, *,
+           log: Callable[[str], Any] | None = None) -> Result:
+    """The stages after the fit: scores, the record, and the result in the input's own layout."""
+    p = prepared
+    return _finish(p.plan, p.problem, solution, p.source, p.reference, registry, p.started, log, p.logged)
+
+
+def run(
+    settings: RunSettings,
+    registry: Registry,
+    *,
+    callback: Callable[[Any], Any] | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> Result:
+    """One restoration, every stage; ``log`` receives the notes and the one-line plan."""
+    prepared = prepare(settings, registry, log=log)
+    solution = solve(prepared.plan, prepared.problem, registry, callback)
     # a result exists: inside the CLI's run, Ctrl-C and SIGTERM now wait until it is written
     hold_signals()
-    return _finish(plan, problem, solution, src, ref_img, registry, started, log, logged)
+    return finish(prepared, solution, registry, log=log)
 
 
 def _log_plan(log: Callable[[str], Any], plan: Plan, problem: Any) -> None:

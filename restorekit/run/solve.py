@@ -62,6 +62,58 @@ def solve(plan: Plan, problem: Problem, registry: Registry, callback: Callable[[
     return sol
 
 
+def stack_key(plan: Plan, problem: Problem) -> tuple | None:
+    """What must be equal for runs to be solved together by :func:`solve_many`; None when this one
+    cannot be (a direct solver, no network prior, an ensemble).
+
+    Everything but the image, the degradations' own data (masks, kernels:
+    each problem keeps its forward model) and the reference: the same
+    components by spec, loop settings, device and problem size.
+    """
+    if plan.solver is not None or plan.network is None or plan.generator is None or plan.ensemble != 1:
+        return None
+    return (
+        plan.generator.spec, plan.network.spec, tuple(p.spec for p in plan.penalties),
+        None if plan.stop_rule is None else plan.stop_rule.spec, plan.iterations, plan.lr, plan.report_every,
+        plan.precision, str(plan.device), plan.settings.time_limit, problem.geometry,
+        tuple(problem.observation.shape),
+    )
+
+
+def solve_many(plans: list[Plan], problems: list[Problem], registry: Registry) -> list[Solution | RestoreError]:
+    """:func:`solve` for problems of the same size (equal :func:`stack_key`) in one stacked fit
+    (:func:`~.multi.fit_many`): each problem's :class:`Solution`, or the error its own solve would
+    have raised when its fit diverged (the others go on).  Member j's output is its fit alone up
+    to floating-point rounding.  A failure of the group as a whole (a component's error, out of
+    memory) is raised as :func:`solve` raises it."""
+    from .multi import fit_many
+
+    keys = {stack_key(p, q) for p, q in zip(plans, problems)}
+    if len(plans) != len(problems) or not plans or None in keys or len(keys) != 1:
+        raise ValueError("solve_many needs plans that can be solved together (equal stack_key)")
+    plan = plans[0]
+    rules = [None if p.stop_rule is None else type(p.stop_rule)(p.stop_rule.params) for p in plans]
+    seeds = [p.settings.seed for p in plans]
+    try:
+        results = _guarded(
+            fit_many, plan, problems[0], problems=problems, generator=plan.generator, network_prior=plan.network,
+            penalties=plan.penalties, iterations=plan.iterations, lr=plan.lr, seeds=seeds, device=plan.device,
+            report_every=plan.report_every, stoppers=rules, precision=plan.precision,
+            time_limit=plan.settings.time_limit,
+        )
+    except ComponentFailure as exc:
+        raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
+    solutions: list[Solution | RestoreError] = []
+    for res, problem, seed in zip(results, problems, seeds):
+        if res.error is not None:
+            solutions.append(RestoreError(res.error))
+            continue
+        geo = problem.geometry
+        solutions.append(Solution(output=geo.to_result(geo.to_image(res.output)), fit=res,
+                                  members=[_member(seed, res)], seconds=res.seconds))
+    return solutions
+
+
 def _solve_directly(plan: Plan, problem: Problem):
     import torch
 
@@ -149,9 +201,10 @@ def _member(seed: int, res: Any) -> dict[str, Any]:
 
 
 def _guarded(fit, plan: Plan, problem: Problem, **kwargs):
-    """Run the engine, turning divergence and out-of-memory into one-line errors."""
+    """Run the engine, turning divergence and out-of-memory into one-line errors (``problem`` is
+    passed on unless ``kwargs`` hold ``problems``: :func:`~.multi.fit_many`)."""
     try:
-        return fit(problem, **kwargs)
+        return fit(**kwargs) if "problems" in kwargs else fit(problem, **kwargs)
     except FloatingPointError as exc:
         raise RestoreError(str(exc)) from None
     except ValueError as exc:
