@@ -295,6 +295,26 @@ def fit(
     return loop.run(iterations, report_every, callback, stopper, time_limit)
 
 
+def build_member(generator: Generator, prior: Prior | None, geo: Any, init: torch.Tensor, seed: int,
+                 device: torch.device) -> tuple[torch.nn.Module, torch.Tensor | None]:
+    """One member's network (weights from the global generator seeded with ``seed``) and input code
+    (from its own stream, :func:`code_seed`), on the canvas of ``geo``; ``init`` is canvas-sized."""
+    c, H, W = geo.canvas_shape
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(code_seed(seed))
+    z = None
+    if generator.needs_input:
+        if prior is None:
+            raise RuntimeError("a generator with an input needs a network prior")
+        z = _call_accepting(prior.input_code, H, W, gen, init, geometry=geo)
+        if z is None:
+            raise RuntimeError(f"prior '{prior.name}' gave no input code")
+    net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
+    net = net.to(device)
+    net.train()
+    return net, z
+
+
 class _Loop:
     """One fit: the members and their optimiser (set up in ``__init__``), the step, the reports,
     and the choice of output; :func:`fit` is its front door."""
@@ -325,25 +345,10 @@ class _Loop:
 
     def _build(self, generator: Generator, seeds: list[int]) -> tuple[_Members, torch.Tensor | None]:
         """Each member's network and input code, seeded apart (see :func:`code_seed`)."""
-        c, H, W = self.geo.canvas_shape
         init = self.geo.pad_to_canvas(self.problem.init)
-        codes, nets = [], []
-        for s in seeds:
-            torch.manual_seed(s)
-            gen = torch.Generator().manual_seed(code_seed(s))
-            z = None
-            if generator.needs_input:
-                if self.prior is None:
-                    raise RuntimeError("a generator with an input needs a network prior")
-                z = _call_accepting(self.prior.input_code, H, W, gen, init, geometry=self.geo)
-                if z is None:
-                    raise RuntimeError(f"prior '{self.prior.name}' gave no input code")
-                codes.append(z)
-            net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
-            net = net.to(self.device)
-            net.train()
-            nets.append(net)
-        return _Members(nets), (torch.cat(codes).to(self.device) if codes else None)
+        built = [build_member(generator, self.prior, self.geo, init, s, self.device) for s in seeds]
+        codes = [z for _, z in built if z is not None]
+        return _Members([net for net, _ in built]), (torch.cat(codes).to(self.device) if codes else None)
 
     def fit_db(self, pred: torch.Tensor) -> torch.Tensor:
         """PSNR of each member's A(out) against the observation, (K,)."""

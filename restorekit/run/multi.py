@@ -36,7 +36,7 @@ import torch
 
 from ..components import Generator, LoopOptions, Prior, Problem
 from .engine import (
-    SURE_EPSILON, FitResult, History, _autocast, _Backtracker, _call_accepting, _Loop, _Members, _psnr, code_seed,
+    SURE_EPSILON, FitResult, History, _autocast, _Backtracker, _Loop, _Members, _psnr, build_member,
     nonfinite_loss, sure_loss,
 )
 from .settings import PRECISIONS
@@ -160,23 +160,12 @@ class _Stack(_Loop):
     def _build_all(self, generator: Generator, seeds: list[int]) -> tuple[_Members, torch.Tensor | None, list]:
         """Each member's network and input code as its fit alone builds them (:meth:`_Loop._build`),
         and the random state its fit alone would go on from."""
-        c, H, W = self.geo.canvas_shape
         codes, nets, states = [], [], []
         for problem, s in zip(self.problems, seeds):
             init = self.geo.pad_to_canvas(problem.init)
-            torch.manual_seed(s)
-            gen = torch.Generator().manual_seed(code_seed(s))
-            z = None
-            if generator.needs_input:
-                if self.prior is None:
-                    raise RuntimeError("a generator with an input needs a network prior")
-                z = _call_accepting(self.prior.input_code, H, W, gen, init, geometry=self.geo)
-                if z is None:
-                    raise RuntimeError(f"prior '{self.prior.name}' gave no input code")
+            net, z = build_member(generator, self.prior, self.geo, init, s, self.device)
+            if z is not None:
                 codes.append(z)
-            net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
-            net = net.to(self.device)
-            net.train()
             nets.append(net)
             states.append(_rng_state(self.device))
         return _Members(nets), (torch.cat(codes).to(self.device) if codes else None), states
