@@ -32,7 +32,7 @@ from restorekit.errors import UsageError
 from restorekit.plugins import reset_host
 
 ROOT = Path(__file__).resolve().parents[1]
-NET = ["--net", "skip:levels=2,channels=8,skip=2"]
+NET = ["--net", "skip:levels=2,channels=8,skip=2", "--workers", "1"]  # in this process: the spies below see every call
 TINY = [*NET, "--iters", "3"]
 
 
@@ -927,3 +927,17 @@ def test_batch_help_matches_the_code():
     for fragment in ("OUT/manifest.sqlite", "OUT/index.html", "--resume", "{stem}", "{relpath}",
                      "restorekit[dask]", "exit 130 or 143", "Exit 1"):
         assert fragment in text, fragment
+
+
+def test_workers_are_sized_to_the_machine_by_default(monkeypatch):
+    """Without --workers: one per GPU when the run uses CUDA, else one per core, never more than images."""
+    from restorekit.batch import executors
+
+    monkeypatch.setattr(executors, "cpu_count", lambda: 4)
+    monkeypatch.setattr(executors, "local_gpus", lambda: None)
+    assert executors.auto_workers(32) == 4
+    assert executors.auto_workers(3) == 3
+    assert executors.auto_workers(1) == 1
+    monkeypatch.setattr(executors, "local_gpus", lambda: ["0", "1"])
+    assert executors.auto_workers(32) == 2
+    assert executors.auto_workers(32, device="cpu") == 4

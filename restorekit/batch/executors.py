@@ -48,6 +48,15 @@ def local_gpus() -> list[str] | None:
     return [str(i) for i in range(n)] or None
 
 
+def auto_workers(images: int, device: str = "auto") -> int:
+    """Workers sized to the machine: one per GPU when the run uses CUDA, else one per core; never more
+    than there are images.  Measured on 2 cores: 2 processes of 1 thread give 1.79x one process of 1
+    thread, and 1.76x one of 2 threads (docs/benchmarks.md, "restorekit batch")."""
+    gpus = local_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else None
+    n = len(gpus) if gpus else cpu_count()
+    return max(1, min(n, images))
+
+
 def _lost(item: Item, why: str) -> dict[str, Any]:
     return {"key": item.key, "status": "failed", "lost": True, "error": f"the worker was lost: {why}"}
 

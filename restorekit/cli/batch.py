@@ -70,7 +70,7 @@ def batch(
     ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits per image.")] = DEFAULTS["ensemble"],
     precision: Annotated[Precision, typer.Option("--precision", help="fp32 or bf16, as for run.")] = Precision(DEFAULTS["precision"]),
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Seconds of fitting per image.", show_default=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes on this machine (1: in this process). With --dask, the LocalCluster's size.")] = 1,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Worker processes on this machine (1: in this process). Default: sized to the machine, one per GPU, else one per core (at most one per image). With --dask, the LocalCluster's size.", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: the machine's cores divided among the workers).", show_default=False)] = None,
     stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
@@ -103,7 +103,7 @@ def batch(
             raise UsageError("give the input and the output folder: restorekit batch IN OUT (see --help)")
         if attempts < 1:
             raise UsageError(f"--attempts must be at least 1 (got {attempts})")
-        if workers < 1:
+        if workers is not None and workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
         if stack < 1:
             raise UsageError(f"--stack must be at least 1 (got {stack})")
@@ -113,7 +113,7 @@ def batch(
             why = dask_missing()  # before anything is read or written
             if why:
                 raise UsageError(why)
-            if scheduler and workers != 1:
+            if scheduler and workers not in (None, 1):
                 raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
                                  "workers run the images")
         in_src, out_dir = paths[0], Path(paths[1])
@@ -129,7 +129,8 @@ def batch(
 
 def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str], net: str | None,
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
-               workers: int, threads: int | None, dask: bool, scheduler: str | None, resume: bool, attempts: int,
+               workers: int | None, threads: int | None, dask: bool, scheduler: str | None, resume: bool,
+               attempts: int,
                json_out: bool, stack: int = 1) -> None:
     from ..batch.inputs import discover, make_items
     from ..batch.manifest import BatchLock, check_can_start, open_or_create, sweep_temporary
@@ -165,7 +166,11 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     check_can_start(out_dir, resume)
     # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
     # leaves no batch behind (a rerun needs no --resume)
-    executor = _executor(workers, threads, dask, scheduler)
+    if workers is None and not scheduler:
+        from ..batch.executors import auto_workers
+
+        workers = auto_workers(len(items), device=options.get("device") or "auto")
+    executor = _executor(workers or 1, threads, dask, scheduler)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
