@@ -12,6 +12,7 @@ from ..errors import RestoreKitError
 from .common import _error, _host, err_console, out_console
 from .listing import list_components, plugins
 from .batch import BATCH_EXAMPLES, batch
+from .compare import COMPARE_EXAMPLES, compare
 from .run import run
 
 EXAMPLES = """
@@ -37,6 +38,9 @@ restorekit run --preset denoise --data ../shared/data/dip
 
 [dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
 restorekit run photo.png --stop eswmv --ensemble 3
+
+[dim]# the deep image prior against every installed classical method, side by side[/dim]
+restorekit compare photo.png --degrade gaussian:25
 
 [dim]# every component and its parameters[/dim]
 restorekit list
@@ -106,6 +110,7 @@ def get_app() -> typer.Typer:
     app.command("list")(list_components)
     app.command("plugins")(plugins)
     app.command("batch", epilog=BATCH_EXAMPLES)(batch)
+    app.command("compare", epilog=COMPARE_EXAMPLES)(compare)
     try:
         host = _host()
         seen = len(host.warnings)

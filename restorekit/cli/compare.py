@@ -1,0 +1,155 @@
+"""The ``compare`` command: several methods on one image, side by side, into one reserved folder.
+
+Each method is one run of :func:`restorekit.run.pipeline.run`
+(:mod:`restorekit.run.compare`); this module turns options into the shared
+settings, reserves the folder, draws compare.png, writes compare.json and
+prints the table.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..run.settings import DEFAULTS
+from .common import _error, _host, err_console, guard, out_console
+from .run import Mode, _input_paths
+
+COMPARE_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the deep image prior and every installed classical solver on one noisy draw[/dim]
+restorekit compare photo.png --degrade gaussian:25
+
+[dim]# three chosen methods, the fit capped at 60 seconds[/dim]
+restorekit compare photo.png --degrade gaussian:25 --method dip --method bm3d --method "nlm:h=0.8" --time-limit 60
+
+[dim]# inpainting: DIP against biharmonic inpainting, compare.json on stdout[/dim]
+restorekit compare photo.png --degrade bernoulli:0.5 --method dip --method biharmonic --json
+"""
+
+
+def compare(
+    image: Annotated[Optional[Path], typer.Argument(help="Image (clean in benchmark mode, observed in restore mode). Omit for the embedded default image.", show_default=False)] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", help="One method = one --prior spec (dip, nlm, bm3d:sigma=0.1, tv:0.1, ...); repeat for each method. Default: dip and every installed solver prior that applies to the task.", show_default=False)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every method sees the same observation.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator for the methods that fit (auto: skip for dip, identity for penalties).", show_default=DEFAULTS["net"])] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. The table is sorted by the first.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean and degraded once with --seed; restore: IMAGE is the observation.", show_default=DEFAULTS["mode"])] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps of the methods that fit.", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate of the methods that fit.", show_default=str(DEFAULTS["lr"]))] = None,
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop each fit after this many seconds.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw (shared by all methods) and the fits.")] = DEFAULTS["seed"],
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/<image>-compare-NNN, never reused).", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Run several methods on one image and show them side by side: quality and cost.
+
+    Each --method is one restorekit run (same degradation draw, same seed)
+    whose outputs go into its own subfolder; the folder also gets
+    compare.png (degraded | each method | reference), compare.json and
+    degraded.*.  A method that fails gets a row with its error and the
+    others still run (exit 1).  Without --method: dip and every installed
+    solver prior; those that refuse the task are listed as skipped.
+    """
+    with guard(debug):
+        from ..io import check_input_file, output_suffix, write_image, to_array
+        from ..run.compare import compare as run_methods
+        from ..run.compare import (compare_record, default_methods, draw_grid, method_settings, panels, sort_rows,
+                                   write_json)
+        from ..run.outdir import default_stem, prepare_output
+        from ..run.settings import make_settings
+
+        host = _host()
+        registry = host.registry
+        shared = dict(
+            image=image, degrade=degrade, net=net, metrics=metric, mode=mode.value if mode else None,
+            reference=reference, iters=iters, lr=lr, seed=seed, device=device, time_limit=time_limit,
+        )
+        defaults = not method
+        methods = default_methods(registry) if defaults else list(method)
+        # every value that does not depend on the method is checked once, before any work
+        checked = make_settings(registry, prior=("dip",), **shared)
+        metric_objs = [registry.create("metric", s) for s in checked.metrics]
+        first = metric_objs[0] if metric_objs else None
+        # a misspelt method is the user's mistake: refused (exit 2) before any method runs
+        per_method = [method_settings(spec, shared, registry) for spec in methods]
+        if checked.image is not None:
+            check_input_file(checked.image, "image")
+        if reference is not None:
+            check_input_file(reference, "reference")
+        stem = default_stem(Path(checked.image) if checked.image is not None else None)
+        paths = [p for s in per_method for p in _input_paths(s)]
+        folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
+        log = None if json_out else (
+            lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True))
+        try:
+            rows, notes = run_methods(methods, shared, registry, folder.staging, defaults=defaults, log=log)
+            rows = sort_rows(rows, first.label if first else None, first.higher_is_better if first else True)
+            files: dict[str, str] = {}
+            ran = next((r.result for r in rows if r.result is not None), None)
+            if ran is not None:
+                name = f"degraded{output_suffix(ran.source)}"
+                write_image(folder.staging / name, to_array(ran.degraded, None, ran.source.dtype))
+                files["degraded"] = name
+                try:
+                    draw_grid(folder.staging / "compare.png", panels(rows, first.label if first else None))
+                    files["compare"] = "compare.png"
+                except (KeyboardInterrupt, MemoryError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the picture must not lose the results
+                    notes.append(f"compare.png was not drawn: {type(exc).__name__}: {exc}")
+            files["record"] = "compare.json"
+            record = compare_record(rows, settings=checked, metric=first.label if first else None,
+                                    baseline=ran.baseline if ran is not None else {}, files=files, out=folder.path)
+            record["notes"] = notes
+            text = write_json(folder.staging / "compare.json", record)
+            folder.commit()
+        except BaseException:
+            folder.abandon()
+            raise
+        if json_out:
+            sys.stdout.write(text)
+        else:
+            _print_table(rows, [m.label for m in metric_objs], folder.path)
+        for n in notes:
+            err_console.print(f"note: {n}", highlight=False, markup=False, soft_wrap=True)
+        if any(r.status == "interrupted" for r in rows):
+            raise typer.Exit(130)
+        failed = [r for r in rows if r.status == "failed"]
+        if failed:
+            _error(f"{len(failed)} of {len(rows)} method(s) failed: {', '.join(r.method for r in failed)}")
+            raise typer.Exit(1)
+        if not any(r.status == "complete" for r in rows):
+            _error("no method applies to this task (see compare.json); name one with --method")
+            raise typer.Exit(1)
+
+
+def _fmt(v) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def _print_table(rows, labels: list[str], out_dir: Path) -> None:
+    from rich.markup import escape
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("method")
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("status")
+    for r in rows:
+        status = r.status if r.error is None else f"{r.status}: {r.error}"
+        table.add_row(escape(r.method), *[_fmt(r.metrics.get(k)) for k in labels],
+                      f"{r.wall_s:.1f}" if r.status != "skipped" else "", escape(status))
+    out_console.print(table)
+    out_console.print(f"compared: {out_dir / 'compare.png'}", highlight=False, markup=False)
+    out_console.print(f"record:   {out_dir / 'compare.json'}", highlight=False, markup=False)
