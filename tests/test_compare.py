@@ -161,3 +161,24 @@ def test_help_lists_compare_with_examples():
     assert r.exit_code == 0
     assert "--method" in r.stdout and "restorekit compare photo.png" in r.stdout
     assert "compare" in invoke(["--help"]).stdout
+
+
+def test_ctrl_c_keeps_the_methods_that_ran(rgb8, tmp_path, monkeypatch):
+    from restorekit.run import pipeline
+
+    real = pipeline.run
+
+    def run(settings, registry, **kw):
+        if settings.prior == ("nlm",):
+            raise KeyboardInterrupt  # Ctrl-C before nlm had a result
+        return real(settings, registry, **kw)
+
+    monkeypatch.setattr(pipeline, "run", run)
+    out = tmp_path / "cmp"
+    r = invoke(["compare", str(rgb8), "--method", "tv-chambolle", "--method", "nlm", "--method", "wavelet",
+                "--out", str(out)])
+    assert r.exit_code == 130, r.output
+    rec = compare_json(out)
+    assert [(m["method"], m["status"]) for m in rec["methods"]] == [("tv-chambolle", "complete"), ("nlm", "interrupted")]
+    assert (out / "tv-chambolle" / "restored.png").exists()
+    assert any("1 method(s) after it did not run" in n for n in rec["notes"])

@@ -8,6 +8,7 @@ prints the table.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -61,12 +62,12 @@ def compare(
     solver prior; those that refuse the task are listed as skipped.
     """
     with guard(debug):
-        from ..io import check_input_file, output_suffix, write_image, to_array
+        from ..io import check_input_file
         from ..run.compare import compare as run_methods
-        from ..run.compare import (compare_record, default_methods, draw_grid, method_settings, panels, sort_rows,
-                                   write_json)
+        from ..run.compare import default_methods, method_settings, sort_rows
         from ..run.outdir import default_stem, prepare_output
         from ..run.settings import make_settings
+        from ..run.signals import exit_code_for, hold, run_signals
 
         host = _host()
         registry = host.registry
@@ -91,28 +92,17 @@ def compare(
         folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
         log = None if json_out else (
             lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True))
+        # with --json, stdout carries only compare.json: anything a component prints goes to stderr
+        quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
         try:
-            rows, notes = run_methods(methods, shared, registry, folder.staging, defaults=defaults, log=log)
-            rows = sort_rows(rows, first.label if first else None, first.higher_is_better if first else True)
-            files: dict[str, str] = {}
-            ran = next((r.result for r in rows if r.result is not None), None)
-            if ran is not None:
-                name = f"degraded{output_suffix(ran.source)}"
-                write_image(folder.staging / name, to_array(ran.degraded, None, ran.source.dtype))
-                files["degraded"] = name
-                try:
-                    draw_grid(folder.staging / "compare.png", panels(rows, first.label if first else None))
-                    files["compare"] = "compare.png"
-                except (KeyboardInterrupt, MemoryError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the picture must not lose the results
-                    notes.append(f"compare.png was not drawn: {type(exc).__name__}: {exc}")
-            files["record"] = "compare.json"
-            record = compare_record(rows, settings=checked, metric=first.label if first else None,
-                                    baseline=ran.baseline if ran is not None else {}, files=files, out=folder.path)
-            record["notes"] = notes
-            text = write_json(folder.staging / "compare.json", record)
-            folder.commit()
+            with quiet_stdout:
+                rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=defaults,
+                                                  log=log)
+            with run_signals() as late:
+                hold()  # results exist: Ctrl-C and SIGTERM now wait until they are written
+                rows = sort_rows(rows, first.label if first else None, first.higher_is_better if first else True)
+                text = _write_summary(folder, rows, notes, checked, first.label if first else None)
+            signum = signum if signum is not None else late.signum
         except BaseException:
             folder.abandon()
             raise
@@ -122,8 +112,9 @@ def compare(
             _print_table(rows, [m.label for m in metric_objs], folder.path)
         for n in notes:
             err_console.print(f"note: {n}", highlight=False, markup=False, soft_wrap=True)
-        if any(r.status == "interrupted" for r in rows):
-            raise typer.Exit(130)
+        if signum is not None:
+            err_console.print("interrupted: wrote the methods run so far", highlight=False)
+            raise typer.Exit(exit_code_for(signum))
         failed = [r for r in rows if r.status == "failed"]
         if failed:
             _error(f"{len(failed)} of {len(rows)} method(s) failed: {', '.join(r.method for r in failed)}")
@@ -131,6 +122,33 @@ def compare(
         if not any(r.status == "complete" for r in rows):
             _error("no method applies to this task (see compare.json); name one with --method")
             raise typer.Exit(1)
+
+
+def _write_summary(folder, rows, notes: list[str], settings, metric: str | None) -> str:
+    """degraded.*, compare.png and compare.json into the staging folder, then the folder into place."""
+    from ..io import output_suffix, to_array, write_image
+    from ..run.compare import compare_record, draw_grid, panels, write_json
+
+    files: dict[str, str] = {}
+    ran = next((r.result for r in rows if r.result is not None), None)
+    if ran is not None:
+        name = f"degraded{output_suffix(ran.source)}"
+        write_image(folder.staging / name, to_array(ran.degraded, None, ran.source.dtype))
+        files["degraded"] = name
+        try:
+            draw_grid(folder.staging / "compare.png", panels(rows, metric))
+            files["compare"] = "compare.png"
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the picture must not lose the results
+            notes.append(f"compare.png was not drawn: {type(exc).__name__}: {exc}")
+    files["record"] = "compare.json"
+    record = compare_record(rows, settings=settings, metric=metric, baseline=ran.baseline if ran is not None else {},
+                            files=files, out=folder.path)
+    record["notes"] = notes
+    text = write_json(folder.staging / "compare.json", record)
+    folder.commit()
+    return text
 
 
 def _fmt(v) -> str:

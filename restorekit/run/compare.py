@@ -247,25 +247,39 @@ def draw_grid(path: Path, tiles: list[tuple[str, np.ndarray | None]], columns: i
 
 
 def compare(methods: Sequence[str], shared: dict[str, Any], registry: Registry, staging: Path, *,
-            defaults: bool = False, log: Callable[[str], Any] | None = None) -> tuple[list[Outcome], list[str]]:
-    """Run each method into its subfolder of ``staging``; returns the rows (given order) and notes.
+            defaults: bool = False, log: Callable[[str], Any] | None = None,
+            ) -> tuple[list[Outcome], list[str], int | None]:
+    """Run each method into its subfolder of ``staging``; returns the rows (given order), notes and a signal.
 
-    Stops after a method that Ctrl-C interrupted (its result so far is kept).
+    Ctrl-C or SIGTERM stops the compare after the method it arrived in: that
+    method keeps its result so far (``interrupted``, as ``restorekit run``
+    would), or gets an ``interrupted`` row without one when none existed yet;
+    the methods after it do not run.  The signal's number is returned (None
+    when none came) for the exit code.
     """
+    from .signals import run_signals
+
     rows: list[Outcome] = []
     notes: list[str] = []
+    signum: int | None = None
     for method, name in zip(methods, folder_names(methods)):
         if log is not None:
             log(f"{method} ...")
-        row = run_method(method, shared, registry, staging / name, skip_refusal=defaults)
+        with run_signals() as signals:  # one per method: each run holds signals once its result exists
+            try:
+                row = run_method(method, shared, registry, staging / name, skip_refusal=defaults)
+            except KeyboardInterrupt:
+                row = Outcome(method=method, status="interrupted", error="interrupted before there was a result")
         rows.append(row)
         if log is not None:
             what = row.status if row.error is None else f"{row.status}: {row.error}"
             log(f"{method}: {what} ({row.wall_s:.1f} s)")
-        if row.status == "interrupted":
-            notes.append(f"interrupted during {method}; the methods after it did not run")
+        if row.status == "interrupted" or signals.signum is not None:
+            signum = signals.signum or 2  # SIGINT when the run saw a KeyboardInterrupt outside run_signals
+            later = len(methods) - len(rows)
+            notes.append(f"interrupted during {method}" + (f"; the {later} method(s) after it did not run" if later else ""))
             break
     digests = {r.observation for r in rows if r.observation is not None}
     if len(digests) > 1:  # the pipeline draws the observation from the seed alone; this would be a bug
         notes.append("the methods did not all see the same observation (see observation_sha256)")
-    return rows, notes
+    return rows, notes, signum
