@@ -182,3 +182,29 @@ def test_ctrl_c_keeps_the_methods_that_ran(rgb8, tmp_path, monkeypatch):
     assert [(m["method"], m["status"]) for m in rec["methods"]] == [("tv-chambolle", "complete"), ("nlm", "interrupted")]
     assert (out / "tv-chambolle" / "restored.png").exists()
     assert any("1 method(s) after it did not run" in n for n in rec["notes"])
+
+
+def test_docs_name_every_compare_option_and_examples_use_real_ones():
+    import re
+    import shlex
+    from pathlib import Path
+
+    from typer.main import get_command
+
+    from restorekit.cli.compare import COMPARE_EXAMPLES
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = get_command(cli.get_app()).commands["compare"]
+    options = {o for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("-")}
+    usage = (root / "docs" / "usage.md").read_text()
+    section = re.search(r"^## Comparing methods\n(.*?)(?=^## )", usage, flags=re.S | re.M).group(1)
+    for opt in options:
+        if opt.startswith("--"):
+            assert f"`{opt}" in section, f"docs/usage.md, Comparing methods: {opt} is not documented"
+    texts = [section, (root / "README.md").read_text(), COMPARE_EXAMPLES]
+    lines = [ln for t in texts for ln in t.splitlines() if ln.startswith("restorekit compare ")]
+    assert len(lines) >= 5
+    for line in lines:
+        for a in shlex.split(line.split(" #")[0])[2:]:
+            if a.startswith("-"):
+                assert a in options, f"a compare example uses an unknown option {a}: {line}"
