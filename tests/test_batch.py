@@ -628,18 +628,29 @@ def _running_keys(out: Path) -> set[str]:
 def _committed(out: Path) -> dict[str, tuple[int, int]]:
     """The image folders moved into place (they have a run.json): their restored.png's (inode, mtime)."""
     found = {}
-    for p in out.rglob("run.json"):
-        rel = p.parent.relative_to(out)
-        if any(part.startswith(".") for part in rel.parts):
-            continue  # a staging folder
+    # os.walk, not Path.rglob: the running batch creates and removes staging folders while this walks,
+    # and rglob raises when a folder it listed is gone; staging folders (names starting with '.') are skipped
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if "run.json" not in filenames:
+            continue
+        folder = Path(dirpath)
         with contextlib.suppress(OSError):
-            st = (p.parent / "restored.png").stat()
-            found[rel.as_posix()] = (st.st_ino, st.st_mtime_ns)
+            st = (folder / "restored.png").stat()
+            found[folder.relative_to(out).as_posix()] = (st.st_ino, st.st_mtime_ns)
     return found
 
 
 def _staging_with_results(out: Path) -> set[str]:
-    return {p.name for p in out.rglob(".*.tmp") if p.is_dir() and (p / "restored.png").exists()}
+    """Staging folders that hold results (being written); walked with os.walk, which tolerates folders
+    vanishing under it while the batch runs."""
+    found = set()
+    for dirpath, dirnames, _ in os.walk(out):
+        for d in dirnames:
+            if d.startswith(".") and d.endswith(".tmp") and os.path.exists(os.path.join(dirpath, d, "restored.png")):
+                found.add(d)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    return found
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp_path):
