@@ -64,3 +64,12 @@ def one_line(exc: BaseException) -> str:
     """``Type: first line of the message`` for an exception."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user is shown for a failure that does not stop the others (a batch image, a
+    compared method): restorekit's own message, or ``internal error: Type: message`` for anything else."""
+    if isinstance(exc, RestoreKitError):
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    return f"internal error: {one_line(exc)}"

@@ -9,7 +9,6 @@ not the batch); only Ctrl-C goes through.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import error_line
+from ..io.files import file_digest
 from .inputs import Item
 from .manifest import output_checksum
 
@@ -67,7 +68,6 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     ``options`` are the batch's run options (:data:`ITEM_OPTIONS`) and, optionally,
     ``threads``: torch's thread count for this worker.
     """
-    from ..errors import RestoreKitError
     from ..plugins import get_registry
     from ..run.outdir import prepare_output
     from ..run.outputs import write_outputs
@@ -105,11 +105,8 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
                 "seconds": round(time.perf_counter() - t0, 3), "checksum": output_checksum(item.out)}
     except KeyboardInterrupt:
         raise
-    except RestoreKitError as exc:
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - one image's failure is recorded, the batch goes on
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        error = f"internal error: {type(exc).__name__}: {first}"
+        error = error_line(exc)
     return {**base, "status": "failed", "error": error, "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -129,11 +126,8 @@ def adoptable(item: Item, options: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if options.get("iters") is not None and settings.get("iterations") != options["iters"]:
         return None
-    try:
-        digest = hashlib.sha256(Path(item.input).read_bytes()).hexdigest()
-    except OSError:
-        return None
-    if (record.get("input") or {}).get("sha256") != digest:
+    digest = file_digest(Path(item.input))
+    if digest is None or (record.get("input") or {}).get("sha256") != digest:
         return None
     checksum = output_checksum(folder)
     if checksum is None:

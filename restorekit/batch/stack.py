@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from ..errors import error_line
 from .inputs import Item
 from .job import ITEM_OPTIONS, _specs, run_item, worker_name
 from .manifest import output_checksum
@@ -97,16 +98,6 @@ def make_groups(items: Sequence[Item], options: dict[str, Any], k: int, registry
 
 
 # -- the job ------------------------------------------------------------------------------------
-def _error_text(exc: BaseException) -> str:
-    """An item's error as :func:`~.job.run_item` records it."""
-    from ..errors import RestoreKitError
-
-    if isinstance(exc, RestoreKitError):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"internal error: {type(exc).__name__}: {first}"
-
-
 def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, Any]]:
     """Restore ``items`` into their output folders, fitted together where they can be; one result
     per item, in order, as :func:`~.job.run_item` returns it (only Ctrl-C goes through)."""
@@ -125,7 +116,7 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
     ready: dict[int, tuple[Any, Any]] = {}  # item index -> (prepared run, reserved folder)
 
     def failed(n: int, exc: BaseException) -> None:
-        results[n] = {**bases[n], "status": "failed", "error": _error_text(exc),
+        results[n] = {**bases[n], "status": "failed", "error": error_line(exc),
                       "seconds": round(time.perf_counter() - t0, 3)}
 
     try:

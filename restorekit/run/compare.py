@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import RestoreKitError, UsageError
+from ..errors import UsageError, error_line
 from ..registry import Registry
 
 #: the compare.json format version
@@ -85,11 +85,6 @@ def observation_digest(degraded: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(degraded, dtype=np.float32).tobytes()).hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 #: the shared options that belong to a fitting loop: a solver prior runs without them
 FIT_OPTIONS = ("net", "iters", "lr", "time_limit")
 
@@ -137,11 +132,9 @@ def run_method(method: str, shared: dict[str, Any], registry: Registry, target: 
     except KeyboardInterrupt:
         raise
     except UsageError as exc:
-        row.status, row.error = ("skipped" if skip_refusal else "failed"), _first_line(exc)
-    except RestoreKitError as exc:
-        row.status, row.error = "failed", _first_line(exc)
+        row.status, row.error = ("skipped" if skip_refusal else "failed"), error_line(exc)
     except Exception as exc:  # noqa: BLE001 - one method's crash is its row, the others still run
-        row.status, row.error = "failed", f"internal error: {type(exc).__name__}: {_first_line(exc)}"
+        row.status, row.error = "failed", error_line(exc)
     if row.result is None:
         row.wall_s = time.perf_counter() - started
     return row

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RestoreError, RestoreKitError
+from ..errors import RestoreError, RestoreKitError, one_line
 from ..io import output_suffix, to_array, write_image
 from .outdir import OutputFolder
 from .record import record_json
@@ -98,12 +98,7 @@ def _figure(kind: str, draw, path: Path, *args) -> tuple[bool, str | None]:
     except Exception as exc:  # noqa: BLE001 - a plot must not lose the restored image
         with contextlib.suppress(OSError):
             path.unlink()
-        return False, f"{kind} was not drawn: {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else ""
+        return False, f"{kind} was not drawn: {one_line(exc)}"
 
 
 def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
@@ -151,7 +146,7 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
-            str(exc) if isinstance(exc, RestoreKitError) else f"{type(exc).__name__}: {_first_line(exc)}")
+            str(exc) if isinstance(exc, RestoreKitError) else one_line(exc))
         rescue = rescue_result(result)
         where = f"; the restored image and run.json were saved in '{rescue}'" if rescue else ""
         raise RestoreError(f"cannot write results to '{out}': {reason}{where}") from exc

@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import RestoreKitError, one_line
+from ..io.files import file_digest
 
 #: bump when a field changes meaning or disappears
 SCHEMA_VERSION = 1
@@ -284,21 +285,6 @@ def environment(device: Any) -> EnvironmentRecord:
     )
 
 
-def digest(path: Path | None) -> str | None:
-    import hashlib
-
-    if path is None:
-        return None
-    try:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    except OSError:
-        return None
-
-
 def build_record(*, plan: Any, problem: Any, solution: Any, source: Any, reference: Any, registry: Any,
                  metrics: dict[str, float], baseline: dict[str, float], started: float) -> RunRecord:
     """The record of a finished run, from the stages' results."""
@@ -316,7 +302,7 @@ def build_record(*, plan: Any, problem: Any, solution: Any, source: Any, referen
             path=str(source.path) if source.path else None, default_image=s.default_image,
             width=source.data.shape[2], height=source.data.shape[1], channels=source.data.shape[0],
             alpha=source.alpha is not None, dtype=str(np.dtype(source.dtype)), format=source.format,
-            sha256=digest(source.path),
+            sha256=None if source.path is None else file_digest(source.path),
         ),
         reference=None if reference is None else ReferenceRecord(path=str(reference.path) if reference.path else None),
         components=ComponentsRecord(
