@@ -488,3 +488,45 @@ def test_a_symlink_loop_is_not_called_missing(tmp_path):
     loop.symlink_to(loop)
     r = invoke(["run", loop, *TINY])
     one_line(r, 2, "symbolic link loop")
+
+
+def test_a_failed_replace_puts_the_earlier_result_back(rgb8, tmp_path, monkeypatch):
+    """--overwrite moves the earlier result aside, then the new one in: if the second rename fails, the
+    earlier result returns to its place (never left in a hidden folder a later run would sweep away)."""
+    out = tmp_path / "o"
+    assert invoke(["run", rgb8, *TINY, "--out", out]).exit_code == 0
+    before = snapshot(out)
+    from restorekit.run import outdir
+
+    real = outdir.os.replace
+
+    def failing(src, dst):
+        if str(src).endswith(".tmp") and Path(dst) == out:  # the staging folder moving into place
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(outdir.os, "replace", failing)
+    r = invoke(["run", rgb8, *TINY, "--out", out, "--overwrite", "--seed", "5"])
+    assert r.exit_code == 1 and "No space left" in r.stderr
+    assert snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_signal_during_the_commit_waits_for_it(tmp_path, monkeypatch):
+    """Ctrl-C between the commit's renames is delivered only once the folder is in place."""
+    from restorekit.run import outdir
+
+    folder = outdir.prepare_output(tmp_path / "o")
+    (folder.staging / "restored.png").write_bytes(b"x")
+    real = outdir.os.replace
+    seen = []
+
+    def interrupted(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)  # lands while the rename is being done
+        real(src, dst)
+        seen.append(os.path.exists(dst))
+
+    monkeypatch.setattr(outdir.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folder.commit()
+    assert seen == [True] and (tmp_path / "o" / "restored.png").read_bytes() == b"x"

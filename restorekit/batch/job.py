@@ -8,18 +8,16 @@ not the batch); only Ctrl-C goes through.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import error_line
 from ..io.files import file_digest
+from ..run.signals import deferred_signals
 from .inputs import Item
 from .manifest import output_checksum
 
@@ -41,25 +39,6 @@ def _specs(record: Any) -> dict[str, Any]:
         "metrics": [c.spec for c in comps.metrics],
         "stop": record.settings.stop,
     }
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """While the outputs are written, Ctrl-C and SIGTERM wait: a folder is committed whole or not at all
-    (the commit's two renames are never split).  The signal is delivered again right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    handled = [s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None]
-    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in handled}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        if held:
-            signal.raise_signal(held[0])
 
 
 def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +75,7 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             result = run(settings, registry)
             if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
                 raise KeyboardInterrupt
-            with _signals_held():  # a signal now stops the batch after the write: resume adopts the folder
+            with deferred_signals():  # a signal now stops the batch after the write: resume adopts the folder
                 write_outputs(result, folder)
         except BaseException:
             folder.abandon()

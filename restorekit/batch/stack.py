@@ -160,6 +160,7 @@ def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tup
                      bases: list[dict[str, Any]], results: list, failed: Any, t0: float) -> None:
     """Solve the prepared runs ``members`` (together when more than one) and write each one's folder."""
     from ..run.pipeline import finish
+    from ..run.signals import deferred_signals
     from ..run.signals import hold as hold_signals
     from ..run.solve import solve, solve_many
 
@@ -198,7 +199,8 @@ def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tup
             if isinstance(solution, BaseException):
                 raise solution
             result = finish(prep, solution, registry)
-            write_outputs(result, folder)
+            with deferred_signals():  # as run_item: a signal stops the batch after this image's write
+                write_outputs(result, folder)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import UsageError
+from .signals import deferred_signals
 
 __all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean_stale"]
 
@@ -114,20 +115,26 @@ class OutputFolder:
         os.chmod(self.staging, 0o755)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.staging / LOCK_NAME)
-        if self.replace:
-            old = Path(tempfile.mkdtemp(prefix=self._prefix(), suffix=".old", dir=self.path.parent))
-            old.rmdir()
-            os.replace(self.path, old)
-            os.replace(self.staging, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path / LOCK_NAME)
-            try:
-                os.replace(self.staging, self.path)  # onto the empty reserved folder
-            except OSError:
-                os.rmdir(self.path)  # platforms that cannot rename onto an empty folder
-                os.replace(self.staging, self.path)
+        # the renames are never split by Ctrl-C or SIGTERM (they wait until the folder is in place)
+        with deferred_signals():
+            if self.replace:
+                old = Path(tempfile.mkdtemp(prefix=self._prefix(), suffix=".old", dir=self.path.parent))
+                old.rmdir()
+                os.replace(self.path, old)
+                try:
+                    os.replace(self.staging, self.path)
+                except OSError:
+                    os.replace(old, self.path)  # the earlier result goes back: never lost to a failed write
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path / LOCK_NAME)
+                try:
+                    os.replace(self.staging, self.path)  # onto the empty reserved folder
+                except OSError:
+                    os.rmdir(self.path)  # platforms that cannot rename onto an empty folder
+                    os.replace(self.staging, self.path)
         self.staging = None
         self.created = []
 

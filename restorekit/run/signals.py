@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["RunSignals", "run_signals", "hold", "exit_code_for"]
+__all__ = ["RunSignals", "run_signals", "hold", "deferred_signals", "exit_code_for"]
 
 _HANDLED = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 
@@ -75,6 +75,28 @@ def hold() -> None:
     """A result exists: from now on, signals inside :func:`run_signals` are recorded, not raised."""
     if _ACTIVE is not None:
         _ACTIVE.holding = True
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM wait; the first one that came is delivered again right after.
+
+    For work that must happen whole or not at all (an output folder's commit, a batch image's write):
+    whatever handler was in force before the block (Ctrl-C's default, :func:`run_signals`'s) then acts
+    on it as usual.  Does nothing outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in _HANDLED}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def exit_code_for(signum: int | None) -> int:
