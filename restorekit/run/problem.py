@@ -96,14 +96,6 @@ def _call(component, method: str, *args):
         raise ComponentFailure(component, method, exc) from exc
 
 
-def crop_region(a, crop: tuple[int, int, int, int] | None):
-    """``a[..., top:top+h, left:left+w]`` for ``crop = (top, left, h, w)`` (an array or a tensor); None: ``a``."""
-    if crop is None:
-        return a
-    top, left, h, w = crop
-    return a[..., top : top + h, left : left + w]
-
-
 def pad_amounts(size: int, total: int) -> tuple[int, int]:
     """How a pad of ``total`` pixels is split (before, after): centred."""
     return total // 2, total - total // 2
