@@ -780,6 +780,34 @@ def test_interrupt_says_what_is_done_and_left_and_resume_continues(tmp_path, sig
     assert s["skipped"] == counts["done"] and s["done"] + s["adopted"] == counts["left"]
 
 
+@pytest.mark.parametrize("stack", [[], ["--stack", "3"]])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_an_images_folder_is_reserved_leaves_nothing(tmp_path, monkeypatch, sig, code, stack):
+    """The signal lands inside the reservation of the second image's folder (a CI run once caught this
+    window with SIGTERM and found the folder, its lock and the staging folder left behind)."""
+    from restorekit.run import outdir
+
+    tree(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    real = outdir._write_lock
+
+    def lock_then_signal(folder):
+        real(folder)
+        if folder.name == "b":
+            os.kill(os.getpid(), sig)
+            time.sleep(0.5)  # the handler runs before this returns, unless the signal is held
+
+    monkeypatch.setattr(outdir, "_write_lock", lock_then_signal)
+    r = invoke(["batch", "in", "out", *TINY, *stack])
+    assert r.exit_code == code, r.output
+    out = tmp_path / "out"
+    assert hidden_entries(out) == []
+    assert not (out / "b").exists()
+    # one by one, a was done; stacked, a's reserved folder is given up with the group
+    assert (out / "a").exists() == (not stack)
+    done = {k for k, v in rows(out).items() if v["status"] == "done"}
+    assert done == (set() if stack else {"a.png"})
+
+
 def test_interrupt_in_process_exits_130_and_keeps_finished_images(tmp_path, monkeypatch):
     """Ctrl-C while an image is fitted (here: the second), with the in-process executor."""
     import restorekit.batch.job as job

@@ -212,6 +212,26 @@ def test_interrupt_before_the_fit_leaves_nothing(rgb8, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.rglob(".*")]
 
 
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("out", [None, "given/res"])
+def test_a_signal_while_the_folder_is_reserved_leaves_nothing(rgb8, tmp_path, monkeypatch, sig, code, out):
+    from restorekit.run import outdir
+
+    real = outdir._write_lock
+
+    def lock_then_signal(folder):
+        real(folder)
+        os.kill(os.getpid(), sig)
+        time.sleep(0.5)  # the handler runs before this returns, unless the signal is held
+
+    monkeypatch.setattr(outdir, "_write_lock", lock_then_signal)
+    r = invoke(["run", rgb8, *TINY, *(["--out", tmp_path / out] if out else [])])
+    assert r.exit_code == code
+    assert "nothing was written" in r.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "given").exists()
+    assert not [p for p in tmp_path.rglob(".*")]
+
+
 def _start(args, tmp_path):
     return subprocess.Popen([sys.executable, "-m", "restorekit.cli", "run", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)

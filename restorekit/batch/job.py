@@ -70,15 +70,19 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
         inputs = [Path(p) for p in (item.input, item.reference, *item.side_inputs) if p]
         # overwrite: a folder left by an attempt that was killed after writing is replaced (restorekit's own
         # folders only: anything foreign in it fails this item, never the batch)
-        folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
+        folder = None
         try:
+            # reserved whole or not at all: a signal during the reservation arrives once `folder` can be abandoned
+            with deferred_signals():
+                folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
             result = run(settings, registry)
             if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
                 raise KeyboardInterrupt
             with deferred_signals():  # a signal now stops the batch after the write: resume adopts the folder
                 write_outputs(result, folder)
         except BaseException:
-            folder.abandon()
+            if folder is not None:
+                folder.abandon()
             raise
         return {**base, "status": "done", "specs": _specs(result.record), "metrics": result.metrics,
                 "seconds": round(time.perf_counter() - t0, 3), "checksum": output_checksum(item.out)}

@@ -107,6 +107,7 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
     from ..plugins import get_registry
     from ..run.outdir import prepare_output
     from ..run.pipeline import prepare
+    from ..run.signals import deferred_signals
     from ..run.solve import stack_key as solve_key
 
     t0 = time.perf_counter()
@@ -132,7 +133,8 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
                 )
                 inputs = [Path(p) for p in (item.input, item.reference, *item.side_inputs) if p]
                 # as run_item: a folder left by a killed attempt is replaced (restorekit's own folders only)
-                folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
+                with deferred_signals():  # reserved whole; a signal arrives once `folder` can be abandoned
+                    folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
                 ready[n] = (prepare(settings, registry), folder)
             except KeyboardInterrupt:
                 if folder is not None:

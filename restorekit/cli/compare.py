@@ -67,7 +67,7 @@ def compare(
         from ..run.compare import default_methods, method_settings, sort_rows
         from ..run.outdir import default_stem, prepare_output
         from ..run.settings import make_settings
-        from ..run.signals import exit_code_for, hold, run_signals
+        from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
 
         host = _host()
         registry = host.registry
@@ -89,12 +89,14 @@ def compare(
             check_input_file(reference, "reference")
         stem = default_stem(Path(checked.image) if checked.image is not None else None)
         paths = [p for s in per_method for p in _input_paths(s)]
-        folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
         log = None if json_out else (
             lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True))
         # with --json, stdout carries only compare.json: anything a component prints goes to stderr
         quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+        folder = None
         try:
+            with deferred_signals():  # reserved whole: a signal during it arrives once it can be undone
+                folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
             with quiet_stdout:
                 rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=defaults,
                                                   log=log)
@@ -104,7 +106,8 @@ def compare(
                 text = _write_summary(folder, rows, notes, checked, first.label if first else None)
             signum = signum if signum is not None else late.signum
         except BaseException:
-            folder.abandon()
+            if folder is not None:
+                folder.abandon()
             raise
         if json_out:
             sys.stdout.write(text)

@@ -65,7 +65,7 @@ def run(
     with guard(debug):
         from ..run.outdir import prepare_output
         from ..run.outputs import record_json, write_outputs
-        from ..run.signals import exit_code_for, run_signals
+        from ..run.signals import deferred_signals, exit_code_for, run_signals
 
         host = _host()
         from ..run.settings import make_settings
@@ -82,9 +82,6 @@ def run(
             check_input_file(settings.image, "image")
         if reference is not None:
             check_input_file(reference, "reference")
-        # check and reserve the output folder before any work: a location that cannot take the
-        # results fails now, not after the fit, and a parallel run cannot pick the same folder
-        folder = prepare_output(out, source=settings.image, overwrite=overwrite, inputs=_input_paths(settings))
         from ..run.pipeline import run as run_pipeline
 
         show = not json_out and err_console.is_terminal
@@ -92,8 +89,15 @@ def run(
         log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
         # with --json, stdout carries only the record: anything a component prints goes to stderr
         quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+        folder = None
         try:
             with run_signals() as signals, quiet_stdout:
+                # check and reserve the output folder before any work: a location that cannot take the
+                # results fails now, not after the fit, and a parallel run cannot pick the same folder.
+                # Reserved whole: a signal during it arrives once the reservation can be undone.
+                with deferred_signals():
+                    folder = prepare_output(out, source=settings.image, overwrite=overwrite,
+                                            inputs=_input_paths(settings))
                 try:
                     if progress is not None:
                         progress.start()
@@ -104,7 +108,8 @@ def run(
                 # Ctrl-C and SIGTERM are held from the end of the fit until the results are written
                 files = write_outputs(result, folder)
         except BaseException as exc:
-            folder.abandon()
+            if folder is not None:
+                folder.abandon()
             if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
                 _error("interrupted before there was a result; nothing was written")
                 raise typer.Exit(exit_code_for(signals.stopped_by)) from None
