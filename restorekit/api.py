@@ -53,7 +53,7 @@ def restore(
     stop: str | None = "auto",
     ensemble: int = 1,
     ensemble_batched: bool | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     time_limit: float | None = None,
     preset: str | None = None,
     data: Any = None,
@@ -83,6 +83,11 @@ def restore(
     fitted together as one batched problem (``torch.func``) when
     ``ensemble_batched`` is true, or by default on a GPU, else one after the
     other.
+
+    ``prior`` ``None`` is ``auto``: the method measured best for the task on
+    this device (:mod:`restorekit.run.auto`; ``result.record.auto`` says
+    what it chose and why).  ``precision`` ``auto`` is bf16 where ``auto``
+    fits on a CPU with bfloat16 instructions, fp32 otherwise.
 
     ``precision`` ``bf16`` runs the network in bfloat16 autocast: faster
     where the hardware has bfloat16 arithmetic (recent x86 CPUs with

@@ -340,6 +340,15 @@ class Degradation(Component):
         """Standard deviation of additive Gaussian noise in [0, 1] units, if known."""
         return None
 
+    def detect_lost(self, observation: "np.ndarray") -> "np.ndarray | None":
+        """The pixels of the final (C, H, W) observation that this stage's noise left with no information,
+        found from the observation itself ((H, W) bool, True = lost), or None.
+
+        For noise that replaces pixels outright (impulse noise): the run then treats them as missing,
+        exactly as a mask's, so every prior fits and keeps only the pixels that carry the image.
+        """
+        return None
+
     def mask_tensor(self, device: Any = None) -> "torch.Tensor | None":
         if self.mask is None:
             return None
@@ -366,6 +375,9 @@ class LoopOptions:
     #: fit with Stein's unbiased risk estimate instead of the squared error (denoising with
     #: a known Gaussian sigma, the observation as the network input)
     sure: bool = False
+    #: return the observed pixels as observed where the forward model is a noise-free mask (inpainting,
+    #: detected impulses): only the missing pixels come from the fit
+    keep_known: bool = False
 
 
 @dataclass(frozen=True)

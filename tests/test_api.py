@@ -201,7 +201,8 @@ def test_cpu_default_iterations_capped(registry, monkeypatch):
 
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 2)
     notes = []
-    r = restorekit.restore(smooth_image(16, 16), net=TINY, registry=registry, device="cpu", log=notes.append)
+    r = restorekit.restore(smooth_image(16, 16), prior="dip", net=TINY, registry=registry, device="cpu",
+                           log=notes.append)
     assert r.record["settings"]["iterations"] == 2
     assert notes and "--iters" in notes[0]
 
@@ -216,7 +217,7 @@ def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):
     from restorekit.run import plan as api
 
     img = np.random.default_rng(0).random((16, 16, 3))
-    kw = dict(net="skip:channels=4,levels=2", iters=2, registry=registry, device="cpu")
+    kw = dict(prior="dip", net="skip:channels=4,levels=2", iters=2, registry=registry, device="cpu")
     hint = "--precision bf16 is likely faster"
     monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: True)
     assert any(hint in n for n in restorekit.restore(img, **kw).record["notes"])

@@ -22,7 +22,7 @@ INSTALL = "pip install ./plugins/restorekit-classic ./plugins/restorekit-example
 _missing = [m for m in ("restorekit_classic", "restorekit_example") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(bool(_missing), reason=f"{', '.join(_missing)} not installed; run: {INSTALL}")
 
-CLASSIC = ["nlm", "tv-chambolle", "wavelet", "biharmonic", "bm3d"]
+CLASSIC = ["nlm", "tv-chambolle", "wavelet", "biharmonic", "bm3d", "median", "notch", "bicubic"]
 
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

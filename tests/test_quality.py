@@ -98,13 +98,13 @@ def test_auto_stop_is_off_when_the_forward_model_adds_no_noise(registry, monkeyp
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 3)
     img = np.random.default_rng(0).random((16, 16, 3))
     for degrade in (["bernoulli:0.5"], ["downsample:2"], ["downsample:2", "bernoulli:0.3"]):
-        r = restorekit.restore(img, degrade=degrade, net=TINY, registry=registry, device="cpu")
+        r = restorekit.restore(img, degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
         assert r.record["settings"]["stop"] is None, degrade
         assert r.record["result"]["iterations_run"] == 3
         assert any("no noise in the forward model" in n for n in r.record["notes"]), r.record["notes"]
     # noise anywhere in the chain, or unknown noise (none), keeps the rule
     for degrade in (["bernoulli:0.5", "gaussian:25"], ["none"]):
-        r = restorekit.restore(img, degrade=degrade, net=TINY, registry=registry, device="cpu")
+        r = restorekit.restore(img, degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
         assert r.record["settings"]["stop"].startswith("eswmv"), degrade
     # an explicit rule still applies to a noise-free problem
     r = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, stop="eswmv", registry=registry, device="cpu")

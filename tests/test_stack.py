@@ -218,7 +218,7 @@ def _batch(src: Path, out: Path, *extra: str):
     from restorekit.plugins import reset_host
 
     reset_host()
-    r = CliRunner().invoke(cli.get_app(), ["batch", str(src), str(out), "--net", TINY, "--iters", "12",
+    r = CliRunner().invoke(cli.get_app(), ["batch", str(src), str(out), "--prior", "dip", "--net", TINY, "--iters", "12",
                                            "--stop", "eswmv:patience=4,window=3", "--json", *extra])
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)

@@ -49,18 +49,22 @@ def _image_key(path: str) -> tuple | None:
         return None
 
 
-def _has_network_prior(specs: Sequence[str], registry: Any) -> bool:
-    from ..run.settings import DEFAULTS
+def _has_network_prior(item: Item, options: dict[str, Any], registry: Any) -> bool:
+    """Whether ``item``'s run fits a network (what --prior auto chooses included)."""
+    from ..run.plan import make_plan
+    from ..run.settings import make_settings
 
     try:
-        return any(registry.create("prior", s).role == "network" for s in (specs or DEFAULTS["prior"]))
+        settings = make_settings(registry, degrade=item.degrade or None, prior=item.prior or None, net=item.net,
+                                 **{k: v for k, v in options.items() if k in ITEM_OPTIONS})
+        return make_plan(settings, registry).network is not None
     except Exception:  # noqa: BLE001 - a bad spec fails in its own run
         return False
 
 
 def stack_key(item: Item, options: dict[str, Any], registry: Any) -> tuple | None:
     """Items with equal keys may be fitted together; None: this item runs alone."""
-    if int(options.get("ensemble") or 1) != 1 or not _has_network_prior(item.prior, registry):
+    if int(options.get("ensemble") or 1) != 1 or not _has_network_prior(item, options, registry):
         return None
     size = _image_key(item.input)
     return None if size is None else (size, item.prior, item.net)

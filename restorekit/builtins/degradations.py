@@ -76,6 +76,10 @@ class SaltPepper(Degradation):
         amount: float = Field(0.1, ge=0, le=1, description="fraction of pixels replaced")
         salt: float = Field(0.5, ge=0, le=1, description="fraction of replaced pixels set to white")
         per_channel: bool = Field(False, description="draw each channel independently")
+        detect: bool = Field(
+            True, description="treat the pixels that look like impulses (0 or 1, unlike their 3x3 median) as "
+            "missing, so every prior fits only the pixels that carry the image",
+        )
 
     def corrupt(self, y, rng):
         c, h, w = y.shape
@@ -88,6 +92,31 @@ class SaltPepper(Degradation):
         out[hit & white] = 1.0
         out[hit & ~white] = 0.0
         return out
+
+    def adds_noise(self):
+        # with detection, the pixels kept are exactly the image's (an impulse that passes the test
+        # is within 0.1 of its neighbourhood's median)
+        return not self.params.detect
+
+    def detect_lost(self, observation):
+        if not self.params.detect:
+            return None
+        return impulse_pixels(observation)
+
+
+def impulse_pixels(y: np.ndarray, contrast: float = 0.1) -> np.ndarray:
+    """(H, W) bool: the pixels of a (C, H, W) image in [0, 1] that look like impulses.
+
+    A pixel is an impulse when a channel sits at 0 or 1 (the values impulse
+    noise writes) and differs from its 3x3 median by more than ``contrast``:
+    the adaptive median filter's test.  Extreme values inside a flat region
+    of the same value (a black sky, a blown-out highlight) are not impulses.
+    """
+    from scipy.ndimage import median_filter
+
+    extreme = (y <= 0.0) | (y >= 1.0)
+    med = median_filter(y, size=(1, 3, 3), mode="reflect")
+    return np.any(extreme & (np.abs(y - med) > contrast), axis=0)
 
 
 class Periodic(Degradation):

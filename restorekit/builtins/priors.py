@@ -91,6 +91,11 @@ class DeepImagePrior(Prior):
             description="experimental: fit Stein's unbiased risk estimate instead of the squared error "
             "(Gaussian denoising with known sigma; needs input=observation)",
         )
+        keep_known: bool = Field(
+            False,
+            description="return the observed pixels unchanged where the observation is a noise-free mask "
+            "(inpainting, detected impulses): only the missing pixels come from the network",
+        )
 
     def input_channels(self):
         if self.params.input == "image":
@@ -161,7 +166,7 @@ class DeepImagePrior(Prior):
     def loop_options(self):
         return LoopOptions(
             ema=self.params.ema, backtrack_db=self.params.backtrack, backtrack_every=self.params.backtrack_every,
-            sure=self.params.sure,
+            sure=self.params.sure, keep_known=self.params.keep_known,
         )
 
 

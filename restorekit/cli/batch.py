@@ -68,7 +68,7 @@ def batch(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (local workers with GPUs get one GPU each).")] = DEFAULTS["device"],
     stop: Annotated[str, typer.Option("--stop", help="Stopping rule, as for run.")] = DEFAULTS["stop"],
     ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits per image.")] = DEFAULTS["ensemble"],
-    precision: Annotated[Precision, typer.Option("--precision", help="fp32 or bf16, as for run.")] = Precision(DEFAULTS["precision"]),
+    precision: Annotated[Precision, typer.Option("--precision", help="auto, fp32 or bf16, as for run.")] = Precision(DEFAULTS["precision"]),
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Seconds of fitting per image.", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Worker processes on this machine (1: in this process). Default: sized to the machine, one per GPU, else one per core (at most one per image). With --dask, the LocalCluster's size.", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: the machine's cores divided among the workers).", show_default=False)] = None,

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..run.settings import DEFAULTS, MODES, PRECISIONS
+from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES
 from .common import _error, _host, err_console, guard, out_console
 
 
@@ -28,13 +28,13 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 Mode = _choices("Mode", MODES)
-Precision = _choices("Precision", PRECISIONS)
+Precision = _choices("Precision", PRECISION_CHOICES)
 
 
 def run(
     image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). auto: the method measured best for the task on this device (BM3D for Gaussian noise on a CPU, a CPU-sized deep image prior for missing pixels; run.json says what and why). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default=DEFAULTS["mode"])] = None,
@@ -43,9 +43,9 @@ def run(
     stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = DEFAULTS["stop"],
     ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = DEFAULTS["ensemble"],
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop fitting after this many seconds and keep the result so far (the average, when kept).", show_default=False)] = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated).")] = Precision(DEFAULTS["precision"]),
+    precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated). auto: bf16 when --prior auto fits on a CPU with bfloat16 instructions, else fp32.")] = Precision(DEFAULTS["precision"]),
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task; capped on a CPU).", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task, capped on a CPU; --prior auto fits for a time budget instead).", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],

@@ -123,7 +123,9 @@ def _log_plan(log: Callable[[str], Any], plan: Plan, problem: Any) -> None:
     for n in plan.notes:
         log(n)
     _, h, w = problem.geometry.canvas_shape
+    budget = plan.auto is not None and plan.auto.budgeted
     what = f"solving with {plan.solver.name}" if plan.solver is not None else (
+        f"fitting for {plan.settings.time_limit:g} s" if budget else
         f"fitting {plan.iterations} iterations" + (f" x {plan.ensemble} runs" if plan.ensemble > 1 else "")
     )
     log(f"{what} on {plan.device} ({problem.task}, {w}x{h} after padding)")

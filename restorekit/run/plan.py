@@ -47,6 +47,8 @@ class Plan:
     report_every: int = 1
     batched: bool = False
     notes: list[str] = field(default_factory=list)
+    #: what --prior auto chose (None when the priors were named)
+    auto: Any = None
 
     @property
     def precision(self) -> str:
@@ -210,7 +212,19 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
     """Components, device and stopping rule for ``settings``; every combination checked."""
     from ..stopping import make_stopping_rule
 
+    from dataclasses import replace
+
+    from .auto import AUTO, choose, is_auto
+
     s = settings
+    choice = None
+    if is_auto(s.prior):
+        stages = [registry.create("degradation", d) for d in s.degrade]
+        choice = choose(s, registry, stages, pick_device(s.device))
+        s = replace(s, prior=choice.prior, net=choice.net, precision=choice.precision,
+                    stop=choice.stop if choice.stop is not None else s.stop)
+    elif s.precision == AUTO:
+        s = replace(s, precision="fp32")
     stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop, registry=registry)
     degradations, network, penalties, solver, generator, metrics = resolve_components(
         registry, s.degrade, s.prior, s.net, s.metrics
@@ -223,11 +237,16 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
         _check_solver_options(solver.name, s)
     dev = pick_device(s.device)
     check_precision(s.precision, dev)
-    return Plan(
+    plan = Plan(
         settings=s, degradations=degradations, network=network, penalties=penalties, solver=solver,
         generator=generator, metrics=metrics, device=dev, stop_rule=stop_rule,
         batched=s.ensemble > 1 and (s.ensemble_batched if s.ensemble_batched is not None else dev.type != "cpu"),
+        auto=choice,
     )
+    if choice is not None:
+        plan.notes.append(f"auto: {' '.join(choice.prior)} for this task ({choice.why})")
+        plan.notes.extend(choice.notes)
+    return plan
 
 
 def schedule(plan: Plan, problem: Problem) -> Plan:
@@ -238,6 +257,16 @@ def schedule(plan: Plan, problem: Problem) -> Plan:
     notes = plan.notes
     if plan.solver is not None:
         plan.iterations, plan.lr = 0, None
+    elif plan.auto is not None and plan.auto.budgeted:
+        from dataclasses import replace
+
+        from .auto import BUDGET_ITERATIONS, budget_seconds
+
+        plan.auto.time_limit = budget_seconds(problem.image_shape)
+        plan.settings = s = replace(s, time_limit=plan.auto.time_limit)
+        plan.iterations, plan.lr = BUDGET_ITERATIONS, DEFAULT_LR if s.lr is None else float(s.lr)
+        notes.append(f"auto: a {plan.auto.time_limit:g} s budget for this image size on {plan.device} "
+                     "(pass --iters or --time-limit to change)")
     else:
         if s.iters is None:
             if plan.generator.is_network():

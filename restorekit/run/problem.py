@@ -202,6 +202,16 @@ def build_problem(
                 raise UsageError(f"reference has {reference.shape[0]} channel(s) but the image has {c}")
             ref = reference
     h, w = degraded.shape[1:]
+    lost = [v for v in (_call(stage, "detect_lost", degraded) for stage in forward.stages
+                        if callable(getattr(stage, "detect_lost", None))) if v is not None]
+    if lost:
+        # noise that replaced pixels outright (impulses): those pixels are missing, as a mask's are
+        known = ~np.any([np.asarray(v, dtype=bool) for v in lost], axis=0)
+        if known.shape != (h, w):
+            raise UsageError(f"detected pixels are {known.shape[1]}x{known.shape[0]} but the observation is {w}x{h}")
+        if not known.any():
+            raise UsageError("every pixel of the observation looks like impulse noise; nothing is left to fit")
+        forward.mask = known if forward.mask is None else (forward.mask & known)
     mask = forward.mask
     if mask is not None and mask.shape != (h, w):
         raise UsageError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the observation is {w}x{h}")

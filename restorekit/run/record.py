@@ -99,6 +99,15 @@ class SettingsRecord(_Section):
     known_noise_sigma: float | None = Field(description="Gaussian sigma in [0, 1] units where known")
 
 
+class AutoRecord(_Section):
+    task: str = Field(description="the task class auto decided by: inpaint, impulse, sr, gaussian, poisson, periodic, other")
+    prior: list[str] = Field(description="the priors it chose")
+    net: str = Field(description="the generator it chose ('auto' for a direct solver)")
+    precision: str
+    time_limit_s: float | None = Field(description="the fit's time budget, when it chose one")
+    why: str = Field(description="the reason, from the measurements behind the choice")
+
+
 class EnvironmentRecord(_Section):
     python: str
     platform: str
@@ -159,6 +168,7 @@ class RunRecord(_Section):
     reference: ReferenceRecord | None = Field(description="--reference in restore mode")
     components: ComponentsRecord = Field(description="every component with its canonical spec and plugin")
     settings: SettingsRecord = Field(description="what the fit was told")
+    auto: AutoRecord | None = Field(default=None, description="what --prior auto chose and why (null: priors named)")
     environment: EnvironmentRecord = Field(description="Python, torch, NumPy, the device")
     timings: TimingsRecord = Field(description="seconds")
     result: ResultRecord = Field(description="where the output came from and its scores")
@@ -317,6 +327,7 @@ def build_record(*, plan: Any, problem: Any, solution: Any, source: Any, referen
             ensemble=s.ensemble, precision=s.precision, time_limit_s=s.time_limit,
             padded_shape=list(problem.geometry.canvas_shape), known_noise_sigma=problem.sigma,
         ),
+        auto=None if getattr(plan, "auto", None) is None else AutoRecord(**plan.auto.record()),
         environment=environment(plan.device),
         timings=TimingsRecord(
             total_s=round(time.perf_counter() - started, 3),

@@ -23,6 +23,8 @@ from ..errors import UsageError
 MODES = ("benchmark", "restore")
 #: network precisions the loop supports
 PRECISIONS = ("fp32", "bf16")
+#: what a user may ask for: auto is bf16 where --prior auto fits on a CPU with bfloat16 instructions, else fp32
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 #: the largest seed: numpy's and torch's generators take 0 .. 2**63 - 1 (ensemble members add to it)
 MAX_SEED = 2**63 - 1
 DEFAULT_IMAGE = "default.png"
@@ -30,7 +32,7 @@ DEFAULT_IMAGE = "default.png"
 #: every default, written once: the CLI's --help and restore()'s docstring show these
 DEFAULTS: dict[str, Any] = {
     "degrade": ("gaussian:25",),
-    "prior": ("dip",),
+    "prior": ("auto",),
     "net": "auto",
     "metrics": ("psnr", "ssim"),
     "mode": "benchmark",
@@ -38,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "stop": "auto",
     "ensemble": 1,
-    "precision": "fp32",
+    "precision": "auto",
     "lr": 0.01,  # Adam's learning rate when a fit does not name one (the paper's)
 }
 
@@ -110,8 +112,8 @@ def _check(s: RunSettings) -> None:
         raise UsageError(f"report interval must be at least 1 (got {s.report_every})")
     if isinstance(s.ensemble, bool) or not isinstance(s.ensemble, int) or s.ensemble < 1:
         raise UsageError(f"ensemble must be a whole number >= 1 (got {s.ensemble})")
-    if s.precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {s.precision!r} (valid: {', '.join(PRECISIONS)})")
+    if s.precision not in PRECISION_CHOICES:
+        raise UsageError(f"unknown precision {s.precision!r} (valid: {', '.join(PRECISION_CHOICES)})")
     if s.time_limit is not None and not (s.time_limit > 0):
         raise UsageError(f"time limit must be a positive number of seconds (got {s.time_limit})")
     if s.mode == "benchmark" and s.reference is not None:

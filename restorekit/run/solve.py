@@ -55,7 +55,8 @@ def solve(plan: Plan, problem: Problem, registry: Registry, callback: Callable[[
             sol = Solution(output=geo.to_result(out))
         else:
             res, members = _fit_members(plan, problem, callback)
-            sol = Solution(output=geo.to_result(geo.to_image(res.output)), fit=res, members=members)
+            sol = Solution(output=geo.to_result(_keep_known(plan, problem, geo.to_image(res.output))), fit=res,
+                           members=members)
     except ComponentFailure as exc:
         raise exc.with_plugin(registry.provider(exc.component).plugin) from exc.cause
     sol.seconds = time.perf_counter() - start
@@ -109,9 +110,24 @@ def solve_many(plans: list[Plan], problems: list[Problem], registry: Registry) -
             solutions.append(RestoreError(res.error))
             continue
         geo = problem.geometry
-        solutions.append(Solution(output=geo.to_result(geo.to_image(res.output)), fit=res,
+        solutions.append(Solution(output=geo.to_result(_keep_known(plan, problem, geo.to_image(res.output))), fit=res,
                                   members=[_member(seed, res)], seconds=res.seconds))
     return solutions
+
+
+def _keep_known(plan: Plan, problem: Problem, image: Any) -> Any:
+    """``image`` (the fit's output at the image's size) with the observed pixels put back, when the
+    network prior asks for it (``keep_known``) and they are exact: a noise-free mask at the image's size."""
+    import torch
+
+    from .plan import is_noise_free
+
+    if (plan.network is None or not plan.network.loop_options().keep_known or problem.mask is None
+            or tuple(problem.observation.shape[-2:]) != tuple(image.shape[-2:])
+            or not is_noise_free(problem.degradations)):
+        return image
+    known = problem.mask.to(image.device).expand_as(image) > 0
+    return torch.where(known, problem.observation.to(image.device, image.dtype), image)
 
 
 def _solve_directly(plan: Plan, problem: Problem):

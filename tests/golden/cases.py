@@ -18,26 +18,27 @@ import numpy as np
 HERE = Path(__file__).parent
 TINY = "skip:levels=2,channels=8,skip=2"
 
-#: name -> restore() keyword arguments; the image is 24x20 (a multiple of the tiny net's stride: no padding)
+#: name -> restore() keyword arguments; the image is 24x20 (a multiple of the tiny net's stride: no padding).
+#: The priors are named: the cases pin the engine, not what --prior auto chooses (tests/test_auto.py does that)
 CASES: dict[str, dict] = {
-    "denoise": dict(degrade="gaussian:25", net=TINY, iters=6),
-    "inpaint": dict(degrade="bernoulli:0.5", net=TINY, iters=6),
-    "text": dict(degrade="text:Hi,font_size=10", net=TINY, iters=6),
-    "box": dict(degrade="box:size=0.3", net=TINY, iters=6),
-    "sr": dict(degrade="downsample:2", net=TINY, iters=6),
-    "chain": dict(degrade=["downsample:2", "gaussian:10"], net=TINY, iters=6),
+    "denoise": dict(prior="dip", degrade="gaussian:25", net=TINY, iters=6),
+    "inpaint": dict(prior="dip", degrade="bernoulli:0.5", net=TINY, iters=6),
+    "text": dict(prior="dip", degrade="text:Hi,font_size=10", net=TINY, iters=6),
+    "box": dict(prior="dip", degrade="box:size=0.3", net=TINY, iters=6),
+    "sr": dict(prior="dip", degrade="downsample:2", net=TINY, iters=6),
+    "chain": dict(prior="dip", degrade=["downsample:2", "gaussian:10"], net=TINY, iters=6),
     "tv-identity": dict(degrade="gaussian:25", prior="tv:0.05", net="identity", iters=6),
     "dip-tv": dict(degrade="gaussian:25", prior=["dip", "tv:0.01"], net=TINY, iters=6),
-    "eswmv": dict(degrade="gaussian:25", net=TINY, iters=12, stop="eswmv:patience=3,window=3"),
-    "ensemble": dict(degrade="gaussian:25", net=TINY, iters=4, ensemble=2),
-    "restore-mode": dict(degrade="gaussian:25", net=TINY, iters=6, mode="restore"),
-    "gray16": dict(degrade="poisson", net=TINY, iters=6, gray16=True),
+    "eswmv": dict(prior="dip", degrade="gaussian:25", net=TINY, iters=12, stop="eswmv:patience=3,window=3"),
+    "ensemble": dict(prior="dip", degrade="gaussian:25", net=TINY, iters=4, ensemble=2),
+    "restore-mode": dict(prior="dip", degrade="gaussian:25", net=TINY, iters=6, mode="restore"),
+    "gray16": dict(prior="dip", degrade="poisson", net=TINY, iters=6, gray16=True),
 }
 
 #: record keys that change from run to run (times, paths, versions, machine)
 VOLATILE = {("timings",), ("environment",), ("history", "time"), ("input", "path"), ("restorekit",)}
 #: keys the record gained after the reference commit (everything else must be identical)
-ADDED = {("schema_version",)}
+ADDED = {("schema_version",), ("auto",)}
 
 
 def image(gray16: bool = False) -> np.ndarray:

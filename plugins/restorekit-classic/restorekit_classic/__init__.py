@@ -12,9 +12,12 @@ tv-chambolle   total-variation denoising (Chambolle's projection)    scikit-imag
 wavelet        wavelet shrinkage (BayesShrink or VisuShrink)         scikit-image
 biharmonic     biharmonic inpainting of the missing pixels           scikit-image
 bm3d           block-matching and 3-D filtering                      bm3d
+median         median filter (impulse noise)                         scipy
+notch          Fourier notch filter (periodic stripes)               numpy
+bicubic        bicubic upsampling (super-resolution baseline)        restorekit
 ============== ===================================================== =================
 
-How the denoisers (nlm, tv-chambolle, wavelet, bm3d) treat each task:
+How the denoisers (nlm, tv-chambolle, wavelet, bm3d, median, notch) treat each task:
 
 * **denoising**: the observation is denoised.  The noise level is the
   ``sigma`` parameter if given, else the one the degradation knows
@@ -262,7 +265,89 @@ class Biharmonic(Prior):
         return _result(_biharmonic(_to_hwc(problem.observation), missing, self.params.split_regions), problem)
 
 
-PRIORS = [NLMeans, TVChambolle, Wavelet, Biharmonic, BM3D]
+class Median(_Denoiser):
+    name = "median"
+    summary = "Median filter (scipy): the classical answer to impulse (salt-and-pepper) noise."
+    primary = "size"
+
+    class Params(Params):
+        size: int = Field(3, ge=1, le=31, description="side of the square window, in pixels (odd)")
+        sigma: float | None = Field(None, ge=0, le=255, description="unused; accepted like the other denoisers'")
+
+    def denoise(self, image, sigma):  # noqa: ARG002 - the median needs no noise level
+        from scipy.ndimage import median_filter
+
+        if self.params.size % 2 == 0:
+            raise UsageError(f"prior 'median': size must be odd (got {self.params.size})")
+        return median_filter(image, size=(self.params.size, self.params.size, 1), mode="reflect")
+
+
+def notch_filter(image: np.ndarray, threshold: float = 8.0, keep_radius: float = 0.08, width: float = 1.5) -> np.ndarray:
+    """Remove periodic patterns from an (H, W, C) image by notching peaks of its spectrum.
+
+    The peaks are the frequencies, away from the lowest ones (``keep_radius``,
+    in cycles per pixel), whose magnitude in the channel-mean spectrum is more
+    than ``threshold`` times the median magnitude at the same radius; each is
+    removed with a Gaussian notch of ``width`` frequency bins, in every channel.
+    """
+    h, w, _ = image.shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[None, :]
+    radius = np.sqrt(fy**2 + fx**2)
+    spectra = np.fft.fft2(image - image.mean(axis=(0, 1)), axes=(0, 1))
+    mag = np.abs(spectra).mean(axis=-1)
+    rings = np.minimum((radius * min(h, w)).astype(int), min(h, w))
+    ring_median = np.zeros(rings.max() + 1)
+    for r in np.unique(rings):
+        ring_median[r] = np.median(mag[rings == r])
+    peaks = (mag > threshold * np.maximum(ring_median[rings], 1e-12)) & (radius > keep_radius)
+    gain = np.ones((h, w))
+    iy, ix = np.nonzero(peaks)
+    # bin distances on the periodic frequency grid
+    dy = np.minimum(np.abs(np.arange(h)[:, None, None] - iy), h - np.abs(np.arange(h)[:, None, None] - iy))
+    dx = np.minimum(np.abs(np.arange(w)[None, :, None] - ix), w - np.abs(np.arange(w)[None, :, None] - ix))
+    for k in range(len(iy)):
+        gain *= 1 - np.exp(-(dy[:, :, k] ** 2 + dx[:, :, k] ** 2) / (2 * width**2))
+    out = np.fft.ifft2(spectra * gain[..., None], axes=(0, 1)).real
+    return out + image.mean(axis=(0, 1))
+
+
+class Notch(_Denoiser):
+    name = "notch"
+    summary = "Fourier notch filter: removes periodic stripes by notching the peaks of the spectrum."
+    primary = "threshold"
+
+    class Params(Params):
+        threshold: float = Field(8.0, gt=1, description="a peak is this many times the median magnitude at its radius")
+        keep_radius: float = Field(0.08, ge=0, le=0.5, description="frequencies below this (cycles/pixel) are kept")
+        width: float = Field(1.5, gt=0, le=20, description="notch width in frequency bins (Gaussian sigma)")
+        sigma: float | None = Field(None, ge=0, le=255, description="unused; accepted like the other denoisers'")
+
+    def denoise(self, image, sigma):  # noqa: ARG002 - the notch needs no noise level
+        p = self.params
+        return notch_filter(image, p.threshold, p.keep_radius, p.width)
+
+
+class Bicubic(Prior):
+    name = "bicubic"
+    summary = "Bicubic upsampling of the observation: the super-resolution baseline (no prior at all)."
+    role = "solver"
+
+    class Params(Params):
+        pass
+
+    def solve(self, problem):
+        c, h, w = problem.image_shape
+        if tuple(problem.observation.shape[-2:]) == (h, w):
+            raise UsageError("prior 'bicubic' upsamples, but the observation already has the image's size; "
+                             "add --degrade downsample:4")
+        if problem.mask is not None:
+            raise UsageError("prior 'bicubic' does not fill missing pixels; use --prior dip for that")
+        # problem.init of a super-resolution problem is the bicubic upsample of the observation
+        return _result(_to_hwc(problem.init), problem)
+
+
+PRIORS = [NLMeans, TVChambolle, Wavelet, Biharmonic, BM3D, Median, Notch, Bicubic]
 
 
 @hookimpl
