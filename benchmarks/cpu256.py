@@ -45,6 +45,8 @@ from run import git_commit, machine, table, write_json  # noqa: E402
 COLOUR = ["denoise9/house", "denoise9/peppers", "denoise9/kodim03"]
 GRAY = ["inpaint11/house", "inpaint11/boat", "inpaint11/barbara"]
 DENOISERS = ["bm3d", "nlm", "tv-chambolle", "wavelet"]
+#: the shipped learned denoiser, alone and averaged with BM3D
+LEARNED = ("learned", "bm3d+learned")
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,19 @@ class Task:
     images: tuple[str, ...]
     gray: bool
     baselines: tuple[str, ...]
+    #: restorekit methods shown beside the default (not baselines: the margin is over the classical ones)
+    candidates: tuple[str, ...] = ()
 
 
 TASKS = [
-    Task("g25c", "gaussian:25", tuple(COLOUR), False, tuple(DENOISERS)),
-    Task("g50c", "gaussian:50", tuple(COLOUR), False, tuple(DENOISERS)),
-    Task("g25g", "gaussian:25", tuple(GRAY), True, tuple(DENOISERS)),
-    Task("g50g", "gaussian:50", tuple(GRAY), True, tuple(DENOISERS)),
+    Task("g25c", "gaussian:25", tuple(COLOUR), False, tuple(DENOISERS), LEARNED),
+    Task("g50c", "gaussian:50", tuple(COLOUR), False, tuple(DENOISERS), LEARNED),
+    Task("g25g", "gaussian:25", tuple(GRAY), True, tuple(DENOISERS), LEARNED),
+    Task("g50g", "gaussian:50", tuple(GRAY), True, tuple(DENOISERS), LEARNED),
     # impulse noise: the plain median filter (no detection), and the solvers on the detected pixels
     Task("sp10", "salt-pepper:0.1", tuple(COLOUR), False, ("median:detect=false", "median", "biharmonic", "bm3d")),
     Task("stripes", "periodic", tuple(COLOUR), False, ("notch", "bm3d", "nlm", "wavelet")),
-    Task("poisson10", "poisson:10", tuple(COLOUR), False, tuple(DENOISERS)),
+    Task("poisson10", "poisson:10", tuple(COLOUR), False, tuple(DENOISERS), LEARNED),
     Task("bern50", "bernoulli:0.5", tuple(COLOUR), False, ("biharmonic", "tv", "nlm")),
     Task("text", "text", tuple(COLOUR), False, ("biharmonic", "tv")),
     Task("box", "box", tuple(COLOUR), False, ("biharmonic", "tv")),
@@ -91,6 +95,8 @@ def method_args(method: str, degrade: str) -> dict[str, Any]:
     """restore() keywords of one method: the default gives nothing but the degradation."""
     if method == "default":
         return {"degrade": degrade}
+    if "+" in method:  # several solvers: the mean of their results
+        return {"degrade": degrade, "prior": method.split("+")}
     name, _, params = method.partition(":")
     if name == "median" and "detect=false" in params:
         # the plain median filter: the observation as it is, impulses and all
@@ -164,11 +170,12 @@ def main(argv: list[str]) -> int:
         rows = []
         for rel in task.images[: args.images]:
             image = crop(Path(args.data) / f"{rel}.png", task.gray, args.size)
-            entries = {m: run_one(image, m, task.degrade, args.seed) for m in ("default", *task.baselines)}
+            methods = ("default", *task.baselines, *task.candidates)
+            entries = {m: run_one(image, m, task.degrade, args.seed) for m in methods}
             digests = {e.get("observation") for e in entries.values() if e.get("status") == "ok"}
             if len(digests) > 1:
                 print(f"warning: {task.name}/{rel}: the methods saw different observations", file=sys.stderr)
-            ok = {m: e for m, e in entries.items() if m != "default" and e.get("status") == "ok"}
+            ok = {m: e for m, e in entries.items() if m in task.baselines and e.get("status") == "ok"}
             best = max(ok, key=lambda m: ok[m]["psnr"]) if ok else None
             d = entries["default"]
             row = {"image": rel, "methods": entries, "best_baseline": best}
@@ -182,9 +189,10 @@ def main(argv: list[str]) -> int:
                   f"({d.get('wall_s', 0):.0f} s)  best {best} "
                   f"{ok[best]['psnr'] if best else float('nan'):.2f} dB  margin {row.get('margin_db')}",
                   flush=True)
-            doc["tasks"][task.name] = {"degrade": task.degrade, "gray": task.gray, "rows": rows}
+            doc["tasks"][task.name] = {"degrade": task.degrade, "gray": task.gray, "rows": rows,
+                                       "baselines": list(task.baselines), "candidates": list(task.candidates)}
             write_json(out_path, doc)
-        doc["tasks"][task.name]["summary"] = summarise(rows, ("default", *task.baselines))
+        doc["tasks"][task.name]["summary"] = summarise(rows, ("default", *task.baselines), task.candidates)
         write_json(out_path, doc)
     doc["status"] = "complete"
     for row in (r for t in doc["tasks"].values() for r in t["rows"]):
@@ -195,13 +203,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def summarise(rows: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], methods: tuple[str, ...], candidates: tuple[str, ...] = ()) -> dict[str, Any]:
     def med(values):
         values = [v for v in values if v is not None]
         return round(statistics.median(values), 3) if values else None
 
     out: dict[str, Any] = {}
-    for m in methods:
+    for m in (*methods, *candidates):
         es = [r["methods"][m] for r in rows if r["methods"][m].get("status") == "ok"]
         out[m] = {"psnr": med([e["psnr"] for e in es]), "ssim": med([e["ssim"] for e in es]),
                   "wall_s": med([e["wall_s"] for e in es])}
@@ -219,7 +227,8 @@ def summarise(rows: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str,
 
 
 def render(doc: dict[str, Any]) -> str:
-    headers = ["task", "default chose", "default", "s", "best baseline", "dB", "s", "margin", "time-to-match"]
+    headers = ["task", "default chose", "default", "s", "best baseline", "dB", "s", "margin", "time-to-match",
+               "others (restorekit)"]
     body = []
     for name, t in doc["tasks"].items():
         s = t.get("summary")
@@ -232,7 +241,8 @@ def render(doc: dict[str, Any]) -> str:
                else f"never ({s['matched']}/{len(t['rows'])} matched)")
         body.append([name, chose, f"{s['default']['psnr']:.2f}", f"{s['default']['wall_s']:.0f}", best or "-",
                      f"{s[best]['psnr']:.2f}" if best else "-", f"{s[best]['wall_s']:.0f}" if best else "-",
-                     f"{s['margin_db']:+.2f}" if s["margin_db"] is not None else "-", ttm])
+                     f"{s['margin_db']:+.2f}" if s["margin_db"] is not None else "-", ttm,
+                     ", ".join(f"{m} {s[m]['psnr']:.2f}" for m in t.get("candidates", []) if s.get(m, {}).get("psnr"))])
     return table(headers, body) + "\n\n(medians over images; PSNR in dB; s = wall seconds per image)"
 
 

@@ -210,7 +210,7 @@ def test_cpu_default_iterations_capped(registry, monkeypatch):
 def test_too_small_for_the_default_net_is_a_usage_error(registry):
     img = smooth_image(20, 20)
     with pytest.raises(UsageError, match="too small.*levels"):
-        restorekit.restore(img, iters=1, registry=registry)
+        restorekit.restore(img, prior="dip", iters=1, registry=registry)
 
 
 def test_bf16_hint_only_for_fp32_dip_on_a_cpu_with_bf16(registry, monkeypatch):

@@ -144,7 +144,7 @@ def test_default_methods_skip_solvers_that_refuse_the_task(rgb8, tmp_path):
     from restorekit.run.compare import default_methods
 
     methods = default_methods(get_host().registry)
-    assert methods[0] == "dip" and {"nlm", "tv-chambolle", "biharmonic"} <= set(methods)
+    assert methods[:2] == ["auto", "dip"] and {"nlm", "tv-chambolle", "biharmonic"} <= set(methods)
     out = tmp_path / "cmp"
     # fitting options go to dip only; the solvers run without them
     r = invoke(["compare", str(rgb8), "--degrade", "gaussian:25", *TINY, "--out", str(out)])
@@ -153,6 +153,7 @@ def test_default_methods_skip_solvers_that_refuse_the_task(rgb8, tmp_path):
     assert set(rows) == set(methods)
     assert rows["biharmonic"]["status"] == "skipped" and "mask" in rows["biharmonic"]["error"]
     assert rows["dip"]["status"] == "complete" and rows["nlm"]["status"] == "complete"
+    assert rows["auto"]["status"] == "complete"  # the loop options given ask auto for a fit
     assert not (out / "biharmonic").exists()
 
 

@@ -61,7 +61,7 @@ def test_size_dependent_degradation_runs_on_48x40_with_the_default_network(tmp_p
     rng = np.random.default_rng(0)
     iio.imwrite(tmp_path / "img.png", (rng.random((40, 48, 3)) * 255).astype(np.uint8))
     r = CliRunner().invoke(cli.get_app(), ["run", str(tmp_path / "img.png"), "--degrade", "vignette",
-                                           "--iters", "2", "--out", str(tmp_path / "o"), "--json"],
+                                           "--prior", "dip", "--iters", "2", "--out", str(tmp_path / "o"), "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)

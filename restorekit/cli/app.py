@@ -14,6 +14,7 @@ from .listing import list_components, plugins
 from .batch import BATCH_EXAMPLES, batch
 from .compare import COMPARE_EXAMPLES, compare
 from .run import run
+from .train import TRAIN_EXAMPLES, train
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -111,6 +112,7 @@ def get_app() -> typer.Typer:
     app.command("plugins")(plugins)
     app.command("batch", epilog=BATCH_EXAMPLES)(batch)
     app.command("compare", epilog=COMPARE_EXAMPLES)(compare)
+    app.command("train", epilog=TRAIN_EXAMPLES)(train)
     try:
         host = _host()
         seen = len(host.warnings)

@@ -37,7 +37,7 @@ restorekit compare photo.png --degrade bernoulli:0.5 --method dip --method bihar
 
 def compare(
     image: Annotated[Optional[Path], typer.Argument(help="Image (clean in benchmark mode, observed in restore mode). Omit for the embedded default image.", show_default=False)] = None,
-    method: Annotated[Optional[list[str]], typer.Option("--method", help="One method = one --prior spec (dip, nlm, bm3d:sigma=25, tv:0.1, ...); repeat for each method. Default: dip and every installed solver prior that applies to the task.", show_default=False)] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", help="One method = one --prior spec (dip, nlm, bm3d:sigma=25, tv:0.1, ...); repeat for each method. Default: auto (what run does by default), dip and every installed solver prior that applies to the task.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every method sees the same observation.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator for the methods that fit (auto: skip for dip, identity for penalties).", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. The table is sorted by the first.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
@@ -58,8 +58,8 @@ def compare(
     whose outputs go into its own subfolder; the folder also gets
     compare.png (degraded | each method | reference), compare.json and
     degraded.*.  A method that fails gets a row with its error and the
-    others still run (exit 1).  Without --method: dip and every installed
-    solver prior; those that refuse the task are listed as skipped.
+    others still run (exit 1).  Without --method: auto (run's default), dip
+    and every installed solver prior; those that refuse the task are listed as skipped.
     """
     with guard(debug):
         from ..io import check_input_file

@@ -18,7 +18,7 @@ Change the table only with a benchmark run that supports the change.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from ..errors import UsageError
@@ -28,8 +28,9 @@ AUTO = "auto"
 
 #: the CPU network: the paper's skip architecture at a quarter of its width (docs/benchmarks.md, cpu-256)
 CPU_NET = "skip:channels=32"
-#: the fitted prior auto uses: the deep image prior, observed pixels kept where they are exact
-FIT_PRIOR = "dip:keep_known=true"
+#: the fitted prior auto uses: the deep image prior started from the filled-in observation (biharmonic
+#: inpainting of the missing pixels, the bicubic upsample), observed pixels kept where they are exact
+FIT_PRIOR = "dip:keep_known=true,input=observation"
 #: a fit's time budget on a CPU, in seconds, for an image of BUDGET_PIXELS pixels; it grows with the
 #: square root of the size, up to BUDGET_MAX_S (the issue's bar: at most 120 s per 256x256 image in all)
 BUDGET_S = 50.0
@@ -38,14 +39,39 @@ BUDGET_MAX_S = 100.0
 #: the iteration ceiling of a time-budgeted fit (the budget ends it first)
 BUDGET_ITERATIONS = 100_000
 
-#: per task, the classical solver that beat the CPU-sized deep prior in cpu-256 (used when registered)
-CLASSICAL_WINNERS = {
-    "gaussian": ("bm3d", "BM3D beat the deep image prior on CPU at 256x256 within the time budget "
-                 "(cpu-256: about 1.3 dB at sigma 25)"),
-    "poisson": ("bm3d", "BM3D beat the deep image prior on CPU for Poisson noise (cpu-256)"),
-    "periodic": ("notch", "a Fourier notch filter removes periodic stripes far better than a fitted prior, "
-                 "which fits the stripes (cpu-256)"),
+#: per task, the methods that beat the CPU-sized deep prior in cpu-256, best first: (priors, net, why).
+#: The first whose priors are all registered is the choice (several priors that solve directly are
+#: combined: weighted by SURE for Gaussian noise, else averaged)
+CLASSICAL_WINNERS: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
+    "gaussian": [
+        (("bm3d", "learned"), "auto", "BM3D and the shipped learned denoiser, weighted by SURE, beat BM3D alone, "
+         "and BM3D beat every deep prior fitted within the CPU budget (cpu-256)"),
+        (("learned",), "auto", "the shipped learned denoiser beat every deep prior fitted within the CPU budget "
+         "(cpu-256; with restorekit-classic installed, BM3D joins it)"),
+    ],
+    "poisson": [
+        (("learned",), "auto", "the shipped learned denoiser on the Anscombe transform beat BM3D, which beat "
+         "every deep prior fitted within the CPU budget (cpu-256)"),
+    ],
+    "periodic": [
+        (("notch",), "auto", "a Fourier notch filter removes periodic stripes far better than a fitted prior, "
+         "which fits the stripes (cpu-256)"),
+    ],
+    "sr": [
+        (("tv:0.01",), "identity", "total variation on the pixels beat the deep image prior for 4x "
+         "super-resolution on 2 of 3 images within the CPU budget (cpu-256)"),
+    ],
 }
+#: why the fit, per task
+FIT_WHY = {
+    "inpaint": "the deep image prior, started from biharmonic inpainting and sized for a CPU, beat biharmonic "
+               "and TV inpainting within the time budget (cpu-256)",
+    "impulse": "the detected impulses are missing pixels; the deep image prior started from their biharmonic "
+               "fill beat the median filter and biharmonic inpainting (cpu-256)",
+    "other": "the task is not in auto's table: the deep image prior, sized for a CPU",
+}
+for _task in ("gaussian", "poisson", "periodic", "sr"):
+    FIT_WHY[_task] = "loop options or --net ask for a fit: the deep image prior, sized for a CPU"
 
 #: loop options that only a fitted prior takes: giving one asks for a fit
 _FIT_OPTIONS = ("iters", "lr", "ensemble", "time_limit")
@@ -124,11 +150,16 @@ def choose(settings: Any, registry: Any, degradations: Sequence[Any], device: An
                     for k in _FIT_OPTIONS) or settings.stop not in ("auto", None)
     net_given = settings.net not in (None, "", AUTO)
     cpu = getattr(device, "type", "cpu") == "cpu"
-    winner = CLASSICAL_WINNERS.get(task)
-    if winner and not wants_fit and not net_given and cpu:
-        name, why = winner
-        if name in registry.names("prior") and _usable(registry, name):
-            return Choice(task=task, prior=(name,), net="auto", precision="fp32", why=why)
+    winners = CLASSICAL_WINNERS.get(task, [])
+    if winners and not wants_fit and not net_given and cpu:
+        for rank, (specs, net, why) in enumerate(winners):
+            if all(_available(registry, spec) for spec in specs):
+                choice = Choice(task=task, prior=specs, net=net, precision="fp32", why=why)
+                if rank:
+                    missing = [spec for spec in winners[0][0] if not _available(registry, spec)]
+                    choice.notes.append(f"auto: {' + '.join(winners[0][0])} would be the choice, but "
+                                        f"{', '.join(missing)} is not installed (pip install ./plugins/restorekit-classic)")
+                return choice
     precision = settings.precision
     if precision == AUTO:
         precision = "bf16" if cpu and cpu_has_native_bf16() else "fp32"
@@ -137,23 +168,39 @@ def choose(settings: Any, registry: Any, degradations: Sequence[Any], device: An
         # untested here (no GPU on the project's machines): the paper's configuration
         return Choice(task=task, prior=(FIT_PRIOR,), net=net, precision=precision,
                       why="a GPU: the deep image prior with the paper's network and iterations")
-    choice = Choice(task=task, prior=(FIT_PRIOR,), net=net, precision=precision,
-                    why="the deep image prior with a network sized for a CPU beat the classical baselines "
-                        f"for this task within the time budget (cpu-256){'' if task != 'other' else '; the task is not in the table: the deep image prior'}")
+    choice = Choice(task=task, prior=(FIT_PRIOR,), net=net, precision=precision, why=FIT_WHY.get(task, FIT_WHY["other"]))
     if settings.iters is None and settings.time_limit is None:
         choice.budgeted = True
-        if settings.stop == "auto" and task in ("inpaint", "impulse", "sr"):
+        if settings.stop == "auto" and task in ("inpaint", "impulse"):
             choice.stop = "none"  # no noise to overfit: the budget ends the fit
-    if winner:
-        choice.notes.append(f"auto: {winner[0]} is the choice for this task on a CPU, but "
-                            + ("it is not installed (pip install ./plugins/restorekit-classic)"
-                               if winner[0] not in registry.names("prior") or not _usable(registry, winner[0])
-                               else "loop options or --net ask for a fit"))
+    if winners and cpu:
+        first = winners[0][0]
+        missing = [spec for spec in first if not _available(registry, spec)]
+        choice.notes.append(f"auto: {' + '.join(first)} is the choice for this task on a CPU, but "
+                            + ("loop options or --net ask for a fit" if wants_fit or net_given else
+                               f"{', '.join(missing)} is not installed (pip install ./plugins/restorekit-classic)"))
     return choice
 
 
-def _usable(registry: Any, name: str) -> bool:
-    """Whether a solver's own dependency imports (bm3d is a separate package)."""
+def fit_image(plan: Any, registry: Any, image_shape: Sequence[int]) -> None:
+    """Shrink auto's CPU network for a small image: the skip net's deepest level must keep at least 2x2
+    pixels (levels = log2 of the shorter side, minus 1, at most the default 5)."""
+    choice = plan.auto
+    if choice is None or choice.net != CPU_NET or plan.generator is None:
+        return
+    side = min(int(image_shape[-1]), int(image_shape[-2]))
+    levels = max(1, min(5, int(math.log2(max(side, 2))) - 1))
+    if levels < 5:
+        choice.net = f"{CPU_NET},levels={levels}"
+        plan.generator = registry.create("generator", choice.net)
+        plan.settings = replace(plan.settings, net=choice.net)
+
+
+def _available(registry: Any, spec: str) -> bool:
+    """Whether the prior of ``spec`` is registered and its own dependency imports (bm3d is a package)."""
+    name = spec.split(":", 1)[0]
+    if name not in registry.names("prior"):
+        return False
     if name == "bm3d":
         import importlib.util
 

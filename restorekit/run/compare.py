@@ -64,9 +64,10 @@ def _finite(v: float) -> float | None:
 
 
 def default_methods(registry: Registry) -> list[str]:
-    """The built-in ``dip`` and every installed solver prior (those that do not apply are skipped later)."""
+    """``auto`` (what ``restorekit run`` does by default), the built-in ``dip`` and every installed solver
+    prior (those that do not apply are skipped later)."""
     solvers = [e.name for e in registry.entries("prior") if getattr(e.cls, "role", None) == "solver"]
-    return ["dip"] + [n for n in solvers if n != "dip"]
+    return ["auto", "dip"] + [n for n in solvers if n not in ("dip", "auto")]
 
 
 def folder_names(methods: Sequence[str]) -> list[str]:
@@ -99,7 +100,7 @@ def method_settings(method: str, shared: dict[str, Any], registry: Registry):
     from .settings import make_settings
 
     given = dict(shared)
-    if registry.create("prior", method).role == "solver":
+    if method.strip().lower() != "auto" and registry.create("prior", method).role == "solver":
         given.update({k: None for k in FIT_OPTIONS})
     return make_settings(registry, prior=(method,), **given)
 

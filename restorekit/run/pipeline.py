@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import ComponentFailure, UsageError
 from ..io import Image, image_from_array, read_image, to_array
 from ..registry import Registry
+from .auto import fit_image
 from .plan import Plan, make_plan, schedule
 from .problem import ForwardModel, build_problem
 from .record import RunRecord, build_record, score
@@ -80,6 +81,7 @@ def prepare(settings: RunSettings, registry: Registry, *, log: Callable[[str], A
     ref_img = load_input(settings.reference) if settings.reference is not None else None
     if ref_img is not None and ref_img.data.shape[0] != src.data.shape[0]:
         raise UsageError(f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}")
+    fit_image(plan, registry, src.data.shape)  # auto's network, shrunk for a small image
     try:
         problem = build_problem(
             src.data, ForwardModel(plan.degradations), mode=settings.mode, seed=settings.seed,
@@ -124,7 +126,8 @@ def _log_plan(log: Callable[[str], Any], plan: Plan, problem: Any) -> None:
         log(n)
     _, h, w = problem.geometry.canvas_shape
     budget = plan.auto is not None and plan.auto.budgeted
-    what = f"solving with {plan.solver.name}" if plan.solver is not None else (
+    solvers = [] if plan.solver is None else [plan.solver, *plan.more_solvers]
+    what = f"solving with {' + '.join(p.name for p in solvers)}" if solvers else (
         f"fitting for {plan.settings.time_limit:g} s" if budget else
         f"fitting {plan.iterations} iterations" + (f" x {plan.ensemble} runs" if plan.ensemble > 1 else "")
     )

@@ -37,7 +37,7 @@ class Plan:
     degradations: list[Any]
     network: Prior | None
     penalties: list[Prior]
-    solver: Prior | None
+    solver: Prior | None  #: the first prior that solves directly (the others are in ``more_solvers``)
     generator: Generator | None
     metrics: list[Metric]
     device: Any
@@ -49,6 +49,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     #: what --prior auto chose (None when the priors were named)
     auto: Any = None
+    #: further priors that solve directly: the result is the mean of every solver's
+    more_solvers: list[Prior] = field(default_factory=list)
 
     @property
     def precision(self) -> str:
@@ -65,7 +67,8 @@ class Plan:
 
     def priors(self) -> list[Prior]:
         """The priors in the record's order: network, penalties, solver."""
-        return ([self.network] if self.network else []) + self.penalties + ([self.solver] if self.solver else [])
+        return (([self.network] if self.network else []) + self.penalties + ([self.solver] if self.solver else [])
+                + self.more_solvers)
 
 
 def pick_device(name: str = "auto"):
@@ -109,13 +112,17 @@ def resolve_components(
     names = ", ".join(p.name for p in priors)
     if roles.count("network") > 1:
         raise UsageError(f"only one network prior per run (got {names})")
-    if "solver" in roles and len(priors) > 1:
-        raise UsageError(f"prior '{priors[roles.index('solver')].name}' solves directly and cannot be combined ({names})")
+    if "solver" in roles and any(r != "solver" for r in roles):
+        raise UsageError(
+            f"prior '{priors[roles.index('solver')].name}' solves directly and combines only with other priors that "
+            f"solve directly (their results are averaged), not with a fitted prior ({names})"
+        )
     if "none" in roles and len(priors) > 1:
         raise UsageError(f"prior 'none' means no prior; drop it to combine {names}")
     network = next((p for p in priors if p.role == "network"), None)
     penalties = [p for p in priors if p.role == "penalty"]
-    solver = next((p for p in priors if p.role == "solver"), None)
+    solvers = [p for p in priors if p.role == "solver"]
+    solver = solvers[0] if solvers else None
     generator: Generator | None = None
     net = (net or "auto").strip()
     if solver is not None:
@@ -139,7 +146,7 @@ def resolve_components(
     labels = [m.label for m in metric_objs]
     if len(set(labels)) != len(labels):
         raise UsageError(f"metric given twice: {', '.join(labels)}")
-    return degradations, network, penalties, solver, generator, metric_objs
+    return degradations, network, penalties, solvers, generator, metric_objs
 
 
 def is_noise_free(degradations: Sequence[Any]) -> bool:
@@ -226,9 +233,10 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
     elif s.precision == AUTO:
         s = replace(s, precision="fp32")
     stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop, registry=registry)
-    degradations, network, penalties, solver, generator, metrics = resolve_components(
+    degradations, network, penalties, solvers, generator, metrics = resolve_components(
         registry, s.degrade, s.prior, s.net, s.metrics
     )
+    solver = solvers[0] if solvers else None
     if s.stop == "auto" and s.iters is None:
         stop_rule = make_stopping_rule(auto_stop_spec(degradations), registry=registry)
     if network is None and s.stop == "auto":
@@ -242,7 +250,11 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
         generator=generator, metrics=metrics, device=dev, stop_rule=stop_rule,
         batched=s.ensemble > 1 and (s.ensemble_batched if s.ensemble_batched is not None else dev.type != "cpu"),
         auto=choice,
+        more_solvers=solvers[1:],
     )
+    if plan.more_solvers:
+        plan.notes.append(f"the result is the mean of {', '.join(p.name for p in plan.priors())} "
+                          "(each solves the same observation)")
     if choice is not None:
         plan.notes.append(f"auto: {' '.join(choice.prior)} for this task ({choice.why})")
         plan.notes.extend(choice.notes)

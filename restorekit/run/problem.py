@@ -138,19 +138,59 @@ def infer_task(stages: Sequence[Degradation]) -> str:
     return "denoise"
 
 
+#: masks with at most this many missing pixels are filled by biharmonic inpainting in the initial
+#: estimate; larger ones by a cheaper multi-scale normalised convolution (biharmonic's sparse solve
+#: grows too large)
+BIHARMONIC_MAX_MISSING = 300_000
+
+
 def initial_estimate(observation, mask, scale: int):
-    """Masked pixels filled with the channel mean of the known ones, then upsampled (bicubic), in [0, 1]."""
+    """The observation with its missing pixels filled (biharmonic inpainting, or a multi-scale
+    normalised convolution for very large holes), then upsampled (bicubic), in [0, 1].
+
+    It starts the identity parameterisation, is the network input of
+    ``dip:input=observation`` (which ``--prior auto`` uses for missing pixels:
+    a fit from this estimate beat the fit from noise and biharmonic inpainting
+    itself in cpu-256), and the super-resolution baseline.
+    """
     import torch
     import torch.nn.functional as F
 
     x = observation.clone()
     if mask is not None:
-        known = mask.expand_as(x) > 0
-        means = (x * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
-        x = torch.where(known, x, means.expand_as(x))
+        known = (mask[0, 0] > 0).cpu().numpy()
+        if not known.all():
+            x = torch.from_numpy(fill_missing(x[0].cpu().numpy(), known))[None].to(observation.dtype)
     if scale > 1:
         x = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
     return x.clamp(0, 1)
+
+
+def fill_missing(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """A (C, H, W) image with the pixels where ``known`` (H, W) is False filled from the others."""
+    missing = ~known
+    if missing.sum() <= BIHARMONIC_MAX_MISSING:
+        from skimage.restoration import inpaint_biharmonic
+
+        out = inpaint_biharmonic(np.moveaxis(image.astype(np.float64), 0, -1), missing, channel_axis=-1)
+        return np.ascontiguousarray(np.moveaxis(out, -1, 0), dtype=np.float32)
+    from scipy.ndimage import gaussian_filter
+
+    out = image.astype(np.float64) * known
+    filled = known.copy()
+    weight = known.astype(np.float64)
+    sigma = 1.0
+    while not filled.all() and sigma < 4 * max(known.shape):
+        den = gaussian_filter(weight, sigma)
+        new = ~filled & (den > 1e-6)
+        for c in range(out.shape[0]):
+            num = gaussian_filter(out[c] * weight, sigma)
+            out[c][new] = num[new] / den[new]
+        filled |= new
+        sigma *= 2
+    if not filled.all():  # nothing known nearby at all: the mean of the known pixels
+        out[:, ~filled] = (image[:, known].mean(axis=1)[:, None] if known.any() else 0.5)
+    return out.astype(np.float32)
 
 
 def build_problem(
