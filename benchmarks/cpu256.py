@@ -153,7 +153,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "bench"))
     ap.add_argument("--out", default=str(HERE / "results" / "cpu-256.json"))
+    ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run and exit")
     args = ap.parse_args(argv)
+    if args.render:
+        import json
+
+        print(render(json.loads(Path(args.render).read_text())))
+        return 0
 
     import torch
 
@@ -227,8 +233,8 @@ def summarise(rows: list[dict[str, Any]], methods: tuple[str, ...], candidates: 
 
 
 def render(doc: dict[str, Any]) -> str:
-    headers = ["task", "default chose", "default", "s", "best baseline", "dB", "s", "margin", "time-to-match",
-               "others (restorekit)"]
+    headers = ["task", "default chose", "default", "s", "best baseline", "dB", "s", "margin", "per image",
+               "time-to-match", "others (restorekit)"]
     body = []
     for name, t in doc["tasks"].items():
         s = t.get("summary")
@@ -241,9 +247,13 @@ def render(doc: dict[str, Any]) -> str:
                else f"never ({s['matched']}/{len(t['rows'])} matched)")
         body.append([name, chose, f"{s['default']['psnr']:.2f}", f"{s['default']['wall_s']:.0f}", best or "-",
                      f"{s[best]['psnr']:.2f}" if best else "-", f"{s[best]['wall_s']:.0f}" if best else "-",
-                     f"{s['margin_db']:+.2f}" if s["margin_db"] is not None else "-", ttm,
+                     f"{s['margin_db']:+.2f}" if s["margin_db"] is not None else "-",
+                     f"{s['median_margin_per_image_db']:+.2f}" if s.get("median_margin_per_image_db") is not None else "-",
+                     ttm,
                      ", ".join(f"{m} {s[m]['psnr']:.2f}" for m in t.get("candidates", []) if s.get(m, {}).get("psnr"))])
-    return table(headers, body) + "\n\n(medians over images; PSNR in dB; s = wall seconds per image)"
+    return table(headers, body) + (
+        "\n\n(medians over images; PSNR in dB; s = wall seconds per image; margin: the default's median minus the "
+        "best baseline's; per image: the median of the per-image margins over that image's best baseline)")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_the_default_prior_is_auto():
 
 
 @pytest.mark.parametrize("degrade, task", [
-    (["bernoulli:0.5"], "inpaint"), (["box"], "inpaint"), (["text"], "inpaint"), (["bernoulli", "box"], "inpaint"),
+    (["bernoulli:0.5"], "inpaint"), (["box"], "hole"), (["text"], "inpaint"), (["bernoulli", "box"], "inpaint"),
     (["salt-pepper:0.1"], "impulse"), (["salt-pepper:amount=0.1,detect=false"], "other"),
     (["downsample:4"], "sr"), (["gaussian:25"], "gaussian"), (["poisson:10"], "poisson"),
     (["periodic"], "periodic"), (["downsample:2", "gaussian:10"], "other"), (["none"], "other"),

@@ -100,7 +100,7 @@ class SettingsRecord(_Section):
 
 
 class AutoRecord(_Section):
-    task: str = Field(description="the task class auto decided by: inpaint, impulse, sr, gaussian, poisson, periodic, other")
+    task: str = Field(description="the task class auto decided by: inpaint, hole, impulse, sr, gaussian, poisson, periodic, other")
     prior: list[str] = Field(description="the priors it chose")
     net: str = Field(description="the generator it chose ('auto' for a direct solver)")
     precision: str
