@@ -253,10 +253,10 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
         more_solvers=solvers[1:],
     )
     if plan.more_solvers:
-        plan.notes.append(f"the result is the mean of {', '.join(p.name for p in plan.priors())} "
-                          "(each solves the same observation)")
+        plan.notes.append(f"the result combines {' + '.join(p.name for p in plan.priors())}: weighted by SURE "
+                          "where the noise is Gaussian with a known sigma, else their mean")
     if choice is not None:
-        plan.notes.append(f"auto: {' '.join(choice.prior)} for this task ({choice.why})")
+        plan.notes.append(f"auto: {' + '.join(choice.prior)} for this task ({choice.why})")
         plan.notes.extend(choice.notes)
     return plan
 
