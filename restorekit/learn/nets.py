@@ -80,25 +80,3 @@ def build(arch: str, config: dict[str, Any]) -> nn.Module:
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})") from None
     return cls(**config)
-
-
-def flops_per_pixel(model: nn.Module, size: int = 64) -> float:
-    """Forward FLOPs (2 x multiply-adds of the convolutions) per input pixel, counted on a ``size`` square."""
-    total = [0.0]
-
-    def conv(m, inp, out):
-        k = m.kernel_size[0] * m.kernel_size[1]
-        if isinstance(m, nn.ConvTranspose2d):
-            total[0] += 2.0 * k * m.in_channels * m.out_channels * inp[0].shape[-1] * inp[0].shape[-2]
-        else:
-            total[0] += 2.0 * k * m.in_channels * m.out_channels / m.groups * out.shape[-1] * out.shape[-2]
-
-    hooks = [m.register_forward_hook(conv) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    try:
-        with torch.no_grad():
-            x = torch.zeros(1, model.image_channels, size, size)
-            model(x, torch.zeros(1)) if getattr(model, "noise_map", False) else model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return total[0] / (size * size)

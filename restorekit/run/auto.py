@@ -92,7 +92,6 @@ class Choice:
     net: str
     precision: str
     why: str
-    stop: str | None = None  #: None: keep the settings' stop
     budgeted: bool = False  #: the fit runs for :func:`budget_seconds` (set when the image is known)
     time_limit: float | None = None  #: the budget, once known
     notes: list[str] = field(default_factory=list)
@@ -115,6 +114,8 @@ def is_auto(prior: Sequence[str]) -> bool:
 
 def task_of(degradations: Sequence[Any]) -> str:
     """The task class auto decides by: inpaint, hole (box), impulse, sr, gaussian, poisson, periodic, or other."""
+    from .plan import is_noise_free
+
     names = [getattr(d, "name", "") for d in degradations]
     masks = {"bernoulli", "mask", "box", "text"}
     if len(names) == 1:
@@ -124,7 +125,7 @@ def task_of(degradations: Sequence[Any]) -> str:
         if n in masks:
             return "inpaint"
         if n == "salt-pepper":
-            return "impulse" if not _adds_noise(degradations[0]) else "other"
+            return "impulse" if is_noise_free(degradations) else "other"  # detected impulses: a mask
         if n == "downsample":
             return "sr"
         if n in ("gaussian", "poisson", "periodic"):
@@ -132,12 +133,6 @@ def task_of(degradations: Sequence[Any]) -> str:
     if names and all(n in masks for n in names):
         return "inpaint"
     return "other"
-
-
-def _adds_noise(d: Any) -> bool:
-    from .plan import _adds_noise as adds
-
-    return adds(d)
 
 
 def budget_seconds(image_shape: Sequence[int] | None) -> float:
@@ -180,8 +175,6 @@ def choose(settings: Any, registry: Any, degradations: Sequence[Any], device: An
                     why=FIT_WHY.get(task, FIT_WHY["other"]))
     if settings.iters is None and settings.time_limit is None:
         choice.budgeted = True
-        if settings.stop == "auto" and task in ("inpaint", "hole", "impulse"):
-            choice.stop = "none"  # no noise to overfit: the budget ends the fit
     if winners and cpu:
         first = winners[0][0]
         missing = [spec for spec in first if not _available(registry, spec)]

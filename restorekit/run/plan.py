@@ -228,8 +228,8 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
     if is_auto(s.prior):
         stages = [registry.create("degradation", d) for d in s.degrade]
         choice = choose(s, registry, stages, pick_device(s.device))
-        s = replace(s, prior=choice.prior, net=choice.net, precision=choice.precision,
-                    stop=choice.stop if choice.stop is not None else s.stop)
+        # (a budgeted fit of a noise-free task gets no stopping rule from --stop auto: the budget ends it)
+        s = replace(s, prior=choice.prior, net=choice.net, precision=choice.precision)
     elif s.precision == AUTO:
         s = replace(s, precision="fp32")
     stop_rule = make_stopping_rule(None if s.stop == "auto" else s.stop, registry=registry)
