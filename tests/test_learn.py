@@ -119,6 +119,17 @@ def test_ctrl_c_keeps_the_best_model_and_says_resume(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "m" / "train.json").read_text())["stopped_by"] == "interrupted"
 
 
+def test_out_never_touches_the_training_images(tmp_path):
+    """--out naming the training folder itself is refused (it holds files), with or without --resume,
+    and every image keeps its bytes."""
+    data = clean_images(tmp_path / "clean")
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    for extra in ([], ["--resume"]):
+        r = invoke(["train", data, "--out", data, *TINY_TRAIN, *extra])
+        assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--sigma-range", "30"], "--sigma-range takes 2"),
     (["--sigma-range", "40,20"], "--sigma-range must be"),
