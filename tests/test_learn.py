@@ -1,4 +1,4 @@
-"""restorekit train and --prior learned: a model folder written, resumed, loaded and used."""
+"""restorekit train, eval, models, sample and --prior learned: model folders written, resumed, loaded, used."""
 
 from __future__ import annotations
 
@@ -41,7 +41,15 @@ def clean_images(folder: Path, n: int = 5, size: int = 48) -> Path:
     return folder
 
 
-TINY_TRAIN = ["--steps", "4", "--batch", "2", "--patch", "32", "--val-every", "2", "--width", "8"]
+TINY_TRAIN = ["--steps", "4", "--batch", "2", "--patch", "32", "--steps-per-epoch", "2", "--net", "resunet:8"]
+TINY_FACES = ["--dataset", "faces", "--batch", "8", "--steps-per-epoch", "3", "--precision", "fp32"]
+
+
+def one_line_error(r, fragment: str) -> None:
+    assert r.exit_code == 2, r.output
+    assert fragment in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.output
 
 
 def test_train_writes_a_model_folder_the_learned_prior_uses(tmp_path):
@@ -49,13 +57,15 @@ def test_train_writes_a_model_folder_the_learned_prior_uses(tmp_path):
     r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN])
     assert r.exit_code == 0, r.output
     m = tmp_path / "m"
-    assert {p.name for p in m.iterdir()} == {"model.safetensors", "model.json", "checkpoint.pt", "train.json"}
+    assert {p.name for p in m.iterdir()} == {"model.safetensors", "model.json", "checkpoint.safetensors",
+                                             "checkpoint.json", "train.json", "curves.png"}
     card = json.loads((m / "model.json").read_text())
     assert card["format"] == "restorekit-model" and card["architecture"] == "resunet"
     assert card["config"] == {"image_channels": 1, "channels": 8, "noise_map": True}
-    assert card["sigma_range"] == [0.0, 55.0] and card["trained"]["images"] == {"train": 3, "val": 1, "test": 1}
+    assert card["sigma_range"] == [0.0, 55.0] and card["data"]["split"] == {"train": 3, "val": 1, "test": 1}
+    assert set(card["val"]) >= {"psnr", "ssim", "loss", "input_psnr"} and set(card["test"]) >= {"psnr", "ssim"}
     report = json.loads((m / "train.json").read_text())
-    assert report["steps_run"] == 4 and report["history"]["step"] == [2, 4]
+    assert report["steps_run"] == 4 and report["history"]["epoch"] == [1, 2] and report["history"]["step"] == [2, 4]
     assert "best validation PSNR" in r.stdout
     img = clean_images(tmp_path / "one", 1, 32) / "im0.png"
     res = restorekit.restore(str(img), degrade="gaussian:25", prior=f"learned:model={m}")
@@ -69,8 +79,8 @@ def test_a_short_training_learns_to_denoise(tmp_path):
     from restorekit.learn.train import TrainSettings, train
 
     data = clean_images(tmp_path / "clean", 6, 64)
-    train(TrainSettings(folder=data, out=tmp_path / "m", steps=60, batch=8, patch=32, width=8, val_every=30,
-                        lr=3e-3, precision="fp32"))
+    train(TrainSettings(folder=data, out=tmp_path / "m", steps=60, steps_per_epoch=30, batch=8, patch=32,
+                        net="resunet:8", lr=3e-3, precision="fp32"))
     model = load(tmp_path / "m")
     import imageio.v3 as iio
 
@@ -84,34 +94,70 @@ def test_a_short_training_learns_to_denoise(tmp_path):
     assert psnr(out) > psnr(noisy) + 1.5
 
 
-def test_out_with_files_needs_resume_and_resume_continues(tmp_path):
-    data = clean_images(tmp_path / "clean")
-    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN]).exit_code == 0
-    again = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN])
-    assert again.exit_code == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
-    longer = [*TINY_TRAIN[:1], "8", *TINY_TRAIN[2:]]
-    r = invoke(["train", data, "--out", tmp_path / "m", *longer, "--resume"])
+@pytest.mark.parametrize("net, lr", [("conv-autoencoder:channels=4", "3e-3"), ("conv-autoencoder:channels=4,skips=true", "3e-3"),
+                                     ("dense-autoencoder:code=16,width=32", "3e-3"), ("dncnn:depth=4,channels=8", "1e-3")])
+def test_every_network_kind_trains_on_faces_and_lowers_the_loss(tmp_path, net, lr):
+    r = invoke(["train", "--degrade", "gaussian:25", "--net", net, "--epochs", "6", "--lr", lr,
+                *TINY_FACES, "--out", tmp_path / "m"])
     assert r.exit_code == 0, r.output
-    report = json.loads((tmp_path / "m" / "train.json").read_text())
-    assert report["steps_run"] == 8 and report["history"]["step"] == [2, 4, 6, 8]
-    assert "resuming at step 4" in r.stderr
+    h = json.loads((tmp_path / "m" / "train.json").read_text())["history"]
+    assert len(h["val_loss"]) == 6 and min(h["val_loss"][1:]) < h["val_loss"][0]
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["net"].startswith(net.split(":")[0]) and card["degrade"] == ["gaussian:sigma=25.0,clip=true"]
+    assert card["data"]["dataset"] == "faces" and card["data"]["split"] == {"train": 140, "val": 40, "test": 20}
+
+
+def test_resume_continues_from_the_saved_epoch_exactly(tmp_path, monkeypatch):
+    """Four epochs straight == four epochs interrupted during the third and resumed: the weights,
+    optimizer moments, schedule and random streams all came back from the checkpoint (no pickle)."""
+    from safetensors.torch import load_file
+
+    from restorekit.learn import train as tr
+
+    data = clean_images(tmp_path / "clean")
+    common = ["--batch", "2", "--patch", "32", "--steps-per-epoch", "2", "--net", "resunet:4", "--precision", "fp32",
+              "--epochs", "4"]
+    assert invoke(["train", data, "--out", tmp_path / "a", *common]).exit_code == 0
+    real, calls = tr.draw, [0]
+
+    def draw(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 6:  # the second step of epoch 3: epoch 2's checkpoint is the last one
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "draw", draw)
+    assert invoke(["train", data, "--out", tmp_path / "b", *common]).exit_code == 130
+    monkeypatch.setattr(tr, "draw", real)
+    one_line_error(invoke(["train", data, "--out", tmp_path / "b", *common]), "--resume")
+    r = invoke(["train", data, "--out", tmp_path / "b", *common, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resuming after epoch 2" in r.stderr
+    a, b = (load_file(str(tmp_path / x / "checkpoint.safetensors")) for x in "ab")
+    assert set(a) == set(b) and any(k.startswith("opt.") for k in a)
+    for k in a:
+        assert np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-6), k
+    ha = json.loads((tmp_path / "a" / "train.json").read_text())["history"]
+    hb = json.loads((tmp_path / "b" / "train.json").read_text())["history"]
+    assert hb["epoch"] == [1, 2, 3, 4] and np.allclose(ha["val_psnr"], hb["val_psnr"], atol=1e-4)
 
 
 def test_ctrl_c_keeps_the_best_model_and_says_resume(tmp_path, monkeypatch):
     from restorekit.learn import train as tr
 
     data = clean_images(tmp_path / "clean")
-    real = tr.ImageFolder.batch
+    real = tr.draw
     calls = [0]
 
-    def batch(self, rng, size, patch):
+    def draw(*args, **kwargs):
         calls[0] += 1
-        if calls[0] == 5:  # after the validation at step 2 and 4
+        if calls[0] == 5:  # after the epochs ending at steps 2 and 4
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)
-        return real(self, rng, size, patch)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(tr.ImageFolder, "batch", batch)
+    monkeypatch.setattr(tr, "draw", draw)
     r = invoke(["train", data, "--out", tmp_path / "m", *[*TINY_TRAIN[:1], "100", *TINY_TRAIN[2:]]])
     assert r.exit_code == 130
     assert "best model so far" in r.stderr and "--resume" in r.stderr
@@ -120,8 +166,8 @@ def test_ctrl_c_keeps_the_best_model_and_says_resume(tmp_path, monkeypatch):
 
 
 def test_out_never_touches_the_training_images(tmp_path):
-    """--out naming the training folder itself is refused (it holds files), with or without --resume,
-    and every image keeps its bytes."""
+    """--out naming the training folder itself is refused, with or without --resume, and every image
+    keeps its bytes."""
     data = clean_images(tmp_path / "clean")
     before = {p.name: p.read_bytes() for p in data.iterdir()}
     for extra in ([], ["--resume"]):
@@ -133,23 +179,213 @@ def test_out_never_touches_the_training_images(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--sigma-range", "30"], "--sigma-range takes 2"),
     (["--sigma-range", "40,20"], "--sigma-range must be"),
-    (["--patch", "30"], "--patch must be a multiple of 4"),
+    (["--patch", "2"], "--patch must be at least"),
     (["--split", "0.5,0,0.5"], "--split"),
     (["--channels", "2"], "--channels must be 1 or 3"),
+    (["--loss", "hinge"], "unknown --loss 'hinge'"),
+    (["--net", "identity"], "not a network"),
+    (["--net", "skpi"], "did you mean 'skip'"),
+    (["--degrade", "downsample:2"], "same size"),
+    (["--dataset", "faces"], "exactly one source"),
 ])
 def test_bad_training_options_are_one_line_errors(tmp_path, args, fragment):
     data = clean_images(tmp_path / "clean")
     r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, *args])
-    assert r.exit_code == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    one_line_error(r, fragment)
     assert not (tmp_path / "m").exists()
 
 
-def test_a_missing_or_empty_folder_is_a_usage_error(tmp_path):
-    r = invoke(["train", tmp_path / "nowhere", "--out", tmp_path / "m"])
-    assert r.exit_code == 2 and "does not exist" in r.stderr
+def test_a_missing_or_empty_folder_or_a_corrupt_image_is_a_usage_error(tmp_path):
+    one_line_error(invoke(["train", tmp_path / "nowhere", "--out", tmp_path / "m"]), "does not exist")
     (tmp_path / "empty").mkdir()
-    r = invoke(["train", tmp_path / "empty", "--out", tmp_path / "m"])
-    assert r.exit_code == 2 and "no images" in r.stderr
+    one_line_error(invoke(["train", tmp_path / "empty", "--out", tmp_path / "m"]), "no images")
+    data = clean_images(tmp_path / "clean")
+    (data / "im2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    one_line_error(invoke(["train", data, "--out", tmp_path / "m2", *TINY_TRAIN]), "cannot read training image")
+    one_line_error(invoke(["train", "--dataset", "fcaes", "--out", tmp_path / "m3"]), "did you mean 'faces'")
+    one_line_error(invoke(["train", "--out", tmp_path / "m4"]), "exactly one source")
+
+
+def noisy_pairs(root: Path, n: int = 5) -> tuple[Path, Path]:
+    import imageio.v3 as iio
+
+    high = clean_images(root / "high", n)
+    (root / "low").mkdir()
+    rng = np.random.default_rng(0)
+    for p in sorted(high.iterdir()):
+        img = iio.imread(p).astype(np.float32) / 255
+        iio.imwrite(root / "low" / p.name, (np.clip(img + rng.normal(0, 0.1, img.shape), 0, 1) * 255).astype(np.uint8))
+    return root / "low", high
+
+
+def test_pairs_train_a_model_on_their_own_degradation(tmp_path):
+    low, high = noisy_pairs(tmp_path)
+    r = invoke(["train", "--pairs", low, high, "--net", "dncnn:depth=3,channels=8", "--out", tmp_path / "m",
+                "--batch", "2", "--patch", "32", "--epochs", "2", "--steps-per-epoch", "2"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["data"]["pairs"] == [str(low), str(high)] and card["degrade"] is None and card["noise_map"] is False
+    # validation is scored on the low images of the pairs: the input PSNR is theirs (noise 0.1 -> ~20 dB)
+    assert 17 < card["val"]["input_psnr"] < 23
+
+
+def test_unmatched_pairs_are_listed_in_one_line(tmp_path):
+    low, high = noisy_pairs(tmp_path)
+    (low / "im1.png").rename(low / "other.png")
+    r = invoke(["train", "--pairs", low, high, "--out", tmp_path / "m"])
+    one_line_error(r, "unmatched")
+    assert "other" in r.stderr and "im1" in r.stderr
+
+
+def test_mixed_degradations_are_recorded_and_drawn(tmp_path):
+    from restorekit.learn.train import Degrader, TrainSettings
+    from restorekit.plugins import get_host
+
+    s = TrainSettings(out=tmp_path / "m", dataset="faces", degrade=("gaussian:25", "salt-pepper:0.2"))
+    d = Degrader(s, get_host().registry)
+    assert d.canonical()[0].startswith("gaussian:sigma=25.0") and d.canonical()[1].startswith("salt-pepper:")
+    clean = np.full((40, 1, 8, 8), 0.5, np.float32)
+    low, sig = d.batch(clean, np.random.default_rng(0))
+    impulses = np.isin(low, (0.0, 1.0)).reshape(40, -1).mean(1)
+    # both kinds were drawn: patches with ~20% impulses and patches with none (Gaussian noise hits 0 or 1
+    # exactly almost never)
+    assert sig is None and (impulses > 0.05).sum() >= 5 and (impulses == 0).sum() >= 5
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce", "ssim"])
+def test_each_loss_trains(tmp_path, loss):
+    r = invoke(["train", "--degrade", "gaussian:25", "--net", "dncnn:depth=3,channels=4", "--loss", loss,
+                "--epochs", "1", *TINY_FACES, "--out", tmp_path / "m"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["loss"] == loss
+
+
+def test_the_ssim_loss_agrees_with_scikit_image():
+    import torch
+    from skimage.metrics import structural_similarity
+
+    from restorekit.learn.train import ssim
+
+    rng = np.random.default_rng(0)
+    a = rng.random((1, 1, 40, 40)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype(np.float32)
+    ours = float(ssim(torch.from_numpy(a), torch.from_numpy(b))[0])
+    ref = structural_similarity(a[0, 0], b[0, 0], data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, win_size=7)
+    assert abs(ours - ref) < 0.03
+
+
+def test_eval_numbers_equal_a_direct_computation(tmp_path):
+    import torch
+
+    from restorekit.plugins import get_host
+    from restorekit.run.problem import ForwardModel, build_problem
+
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN]).exit_code == 0
+    test = clean_images(tmp_path / "test", 2, 40)
+    r = invoke(["eval", tmp_path / "m", test, "--degrade", "gaussian:25", "--baseline", "tv", "--json"])
+    one_line_error(r, "solver prior")
+    r = invoke(["eval", tmp_path / "m", test, "--degrade", "gaussian:25", "--json", "--out", tmp_path / "ev"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["methods"][:2] == ["input", "model"] and res["images"] == ["im0.png", "im1.png"]
+    import imageio.v3 as iio
+
+    reg = get_host().registry
+    for i, name in enumerate(res["images"]):
+        clean = iio.imread(test / name).astype(np.float32)[None] / 255
+        problem = build_problem(clean, ForwardModel([reg.create("degradation", "gaussian:25")]), mode="benchmark",
+                                seed=i)
+        problem.device = torch.device("cpu")
+        out = reg.create("prior", f"learned:model={tmp_path / 'm'}").solve(problem)[0].numpy()
+        for method, img in (("input", problem.observation[0].numpy()), ("model", out)):
+            mse = np.mean((np.clip(img, 0, 1).astype(np.float64) - clean) ** 2)
+            assert res["per_image"][method]["mse"][i] == pytest.approx(mse, rel=1e-5)
+            assert res["per_image"][method]["psnr"][i] == pytest.approx(10 * np.log10(1 / mse), abs=1e-4)
+            assert res["per_image"][method]["mae"][i] == pytest.approx(np.mean(np.abs(np.clip(img, 0, 1) - clean)),
+                                                                       rel=1e-5)
+    for m in res["methods"]:
+        assert res["mean"][m]["psnr"] == pytest.approx(np.mean(res["per_image"][m]["psnr"]))
+    assert (tmp_path / "ev" / "eval.json").is_file() and (tmp_path / "ev" / "compare.png").is_file()
+
+
+def test_eval_needs_a_degradation_for_a_noise_range_model(tmp_path):
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN]).exit_code == 0
+    one_line_error(invoke(["eval", tmp_path / "m", data]), "give --degrade")
+
+
+def test_models_lists_the_model_folders(tmp_path):
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "zoo" / "a", *TINY_TRAIN]).exit_code == 0
+    assert invoke(["train", data, "--out", tmp_path / "zoo" / "b", *TINY_TRAIN, "--degrade", "gaussian:10",
+                   "--net", "dncnn:depth=3,channels=4"]).exit_code == 0
+    r = invoke(["models", tmp_path / "zoo", "--json"])
+    assert r.exit_code == 0, r.output
+    cards = json.loads(r.stdout)
+    assert [Path(c["path"]).name for c in cards] == ["a", "b"]
+    assert cards[1]["degrade"][0].startswith("gaussian:sigma=10.0") and cards[1]["net"].startswith("dncnn:")
+    r = invoke(["models", tmp_path / "zoo"])
+    assert r.exit_code == 0 and "dncnn" in r.stdout and "resunet" in r.stdout
+    one_line_error(invoke(["models", tmp_path / "nowhere"]), "does not exist")
+
+
+def test_sample_decodes_random_codes_of_an_autoencoder(tmp_path):
+    import imageio.v3 as iio
+
+    r = invoke(["train", "--dataset", "faces", "--degrade", "gaussian:10", "--net", "dense-autoencoder:code=8,width=32",
+                "--epochs", "2", "--batch", "8", "--steps-per-epoch", "3", "--out", tmp_path / "ae"])
+    assert r.exit_code == 0, r.output
+    r = invoke(["sample", tmp_path / "ae", "--count", "4", "--out", tmp_path / "s.png"])
+    assert r.exit_code == 0, r.output
+    grid = iio.imread(tmp_path / "s.png")
+    assert grid.shape[0] == grid.shape[1] and grid.shape[0] % (2 * 25 + 1) == 0  # 2x2 faces, magnified
+    assert grid.std() > 1  # not a blank picture
+    one_line_error(invoke(["sample", tmp_path / "ae", "--out", tmp_path / "s.png"]), "--overwrite")
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "den", *TINY_TRAIN]).exit_code == 0
+    one_line_error(invoke(["sample", tmp_path / "den", "--out", tmp_path / "t.png"]), "not an autoencoder")
+
+
+def test_a_model_of_the_wrong_channel_count_is_refused(tmp_path):
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--channels", "3", "--degrade",
+                   "gaussian:25", "--net", "dncnn:depth=3,channels=4"]).exit_code == 0
+    gray = clean_images(tmp_path / "one", 1, 32) / "im0.png"
+    with pytest.raises(UsageError, match="takes 3-channel images; this one has 1"):
+        restorekit.restore(str(gray), degrade="gaussian:25", prior=f"learned:model={tmp_path / 'm'}")
+
+
+def test_a_dense_model_tiles_larger_images_and_refuses_smaller_ones(tmp_path):
+    from restorekit.learn.model import apply, load
+
+    r = invoke(["train", "--dataset", "faces", "--degrade", "gaussian:10", "--net", "dense-autoencoder:code=8,width=32",
+                "--epochs", "1", "--batch", "8", "--steps-per-epoch", "2", "--out", tmp_path / "ae"])
+    assert r.exit_code == 0, r.output
+    model = load(tmp_path / "ae")
+    assert model.canvas == (25, 25)
+    out = apply(model, np.random.default_rng(0).random((1, 60, 47)).astype(np.float32))
+    assert out.shape == (1, 60, 47) and np.isfinite(out).all()
+    with pytest.raises(UsageError, match="takes 25x25 images"):
+        apply(model, np.zeros((1, 20, 30), np.float32))
+
+
+def test_tiling_matches_the_whole_image_away_from_tile_seams(tmp_path, monkeypatch):
+    from restorekit.learn import model as mod
+
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--degrade", "gaussian:25",
+                   "--net", "dncnn:depth=3,channels=4"]).exit_code == 0
+    model = mod.load(tmp_path / "m")
+    img = np.random.default_rng(1).random((1, 70, 90)).astype(np.float32)
+    whole = mod.apply(model, img)
+    monkeypatch.setattr(mod, "TILE", 32)
+    monkeypatch.setattr(mod, "OVERLAP", 12)
+    tiled = mod.apply(model, img)
+    assert tiled.shape == whole.shape
+    # a 3-layer net sees 3 pixels each way: the ramps give tile edges little weight, so the blend is close
+    assert np.abs(tiled - whole).mean() < 2e-3 and np.abs(tiled - whole).max() < 0.1
 
 
 def test_learned_refuses_what_it_cannot_do(tmp_path):
@@ -159,6 +395,18 @@ def test_learned_refuses_what_it_cannot_do(tmp_path):
         restorekit.restore(degrade="gaussian:25", prior=f"learned:model={tmp_path}")
     with pytest.raises(UsageError, match="beyond what the model was trained on"):
         restorekit.restore(degrade="gaussian:100", prior="learned")
+
+
+def test_a_blind_model_restores_the_degradation_it_was_trained_on(tmp_path):
+    """A model trained with --degrade salt-pepper is applied as is (no sigma), masks or not."""
+    r = invoke(["train", "--dataset", "faces", "--degrade", "salt-pepper:0.1", "--net", "conv-autoencoder:4",
+                "--epochs", "1", *TINY_FACES, "--out", tmp_path / "m"])
+    assert r.exit_code == 0, r.output
+    from skimage.data import lfw_subset
+
+    face = (lfw_subset()[0] * 255).round().astype(np.uint8)
+    res = restorekit.restore(face, degrade="salt-pepper:0.1", prior=f"learned:model={tmp_path / 'm'}")
+    assert res.restored.shape == (1, 25, 25) and np.isfinite(res.metrics["psnr"])
 
 
 def test_the_shipped_model_denoises_gray_and_colour():
@@ -177,7 +425,9 @@ def test_opponent_transform_is_orthonormal_and_round_trips():
     assert np.allclose(_OPP @ _OPP.T, np.eye(3))
 
 
-def test_model_files_are_safetensors_not_pickles(tmp_path):
+def test_model_files_are_safetensors_and_a_pickle_payload_is_refused(tmp_path):
+    import pickle
+
     data = clean_images(tmp_path / "clean")
     assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN]).exit_code == 0
     from safetensors import safe_open
@@ -185,3 +435,14 @@ def test_model_files_are_safetensors_not_pickles(tmp_path):
     with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
         assert f.metadata()["format"] == "restorekit-model" and len(list(f.keys())) > 4
 
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    for name in ("model.safetensors", "checkpoint.safetensors"):
+        (tmp_path / "m" / name).write_bytes(pickle.dumps({"weights": Boom()}))
+    with pytest.raises(UsageError, match="cannot load the model"):
+        restorekit.restore(degrade="gaussian:25", prior=f"learned:model={tmp_path / 'm'}")
+    r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--resume"])
+    one_line_error(r, "cannot continue from the checkpoint")
+    assert not (tmp_path / "pwned").exists()

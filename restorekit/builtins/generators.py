@@ -185,7 +185,93 @@ class Identity(Generator):
         return ImageParameter(init)
 
 
+# -- the networks of learned restoration (restorekit train); each is also a DIP generator ------------------
+class ResUNetGen(Generator):
+    name = "resunet"
+    summary = "A 3-scale residual U-Net denoiser (restorekit train's default; the shipped model's net)."
+    primary = "channels"
+
+    class Params(Params):
+        channels: int = Field(32, ge=1, le=512, description="width at full resolution (doubled at each scale)")
+
+    def stride(self):
+        return 4
+
+    def build(self, in_channels, out_channels, *, init=None):
+        from restorekit.learn.nets import ResUNet
+
+        return ResUNet(image_channels=in_channels, channels=self.params.channels, noise_map=False,
+                       out_channels=out_channels)
+
+
+class DnCNNGen(Generator):
+    name = "dncnn"
+    summary = "DnCNN (Zhang et al. 2017): conv + batch norm + ReLU layers predicting the noise (residual)."
+    primary = "depth"
+
+    class Params(Params):
+        depth: int = Field(17, ge=3, le=64, description="convolution layers")
+        channels: int = Field(64, ge=1, le=512, description="width of the hidden layers")
+
+    def build(self, in_channels, out_channels, *, init=None):
+        from restorekit.nets.learned import DnCNN
+
+        return DnCNN(in_channels, out_channels, depth=self.params.depth, channels=self.params.channels)
+
+
+class ConvAutoencoderGen(Generator):
+    name = "conv-autoencoder"
+    summary = "A convolutional autoencoder: conv + batch norm + max-pool down, upsample up, sigmoid out."
+    primary = "channels"
+
+    class Params(Params):
+        channels: int = Field(32, ge=1, le=512, description="width of the first level (doubled per level)")
+        levels: int = Field(2, ge=1, le=6, description="max-pool levels (the side must be a multiple of 2**levels)")
+        skips: bool = Field(False, description="join each encoder level to the decoder (a U-Net: no code alone)")
+
+    def stride(self):
+        return 2**self.params.levels
+
+    def build(self, in_channels, out_channels, *, init=None):
+        from restorekit.nets.learned import ConvAutoencoder
+
+        p = self.params
+        return ConvAutoencoder(in_channels, out_channels, channels=p.channels, levels=p.levels, skips=p.skips)
+
+
+class DenseAutoencoderGen(Generator):
+    name = "dense-autoencoder"
+    summary = "A fully connected autoencoder for one image size: image -> code -> image, sigmoid out."
+    primary = "code"
+
+    class Params(Params):
+        code: int = Field(64, ge=1, le=65536, description="numbers in the code")
+        depth: int = Field(2, ge=1, le=8, description="linear layers on each side of the code")
+        width: int = Field(256, ge=1, le=65536, description="width of the first hidden layer (halved per layer)")
+
+    #: weights above this refuse to build (a dense layer over a large canvas explodes)
+    MAX_WEIGHTS = 64_000_000
+
+    def build(self, in_channels, out_channels, *, init=None, canvas=None):
+        from restorekit.errors import SpecError
+        from restorekit.nets.learned import DenseAutoencoder
+
+        if canvas is None:
+            if init is None:
+                raise SpecError("generator 'dense-autoencoder' needs the image size it is built for")
+            canvas = tuple(init.shape[-2:])
+        p = self.params
+        first = max(p.code, p.width) if p.depth > 1 else p.code
+        weights = (in_channels + out_channels) * canvas[0] * canvas[1] * first
+        if weights > self.MAX_WEIGHTS:
+            raise SpecError(f"generator 'dense-autoencoder': a {canvas[0]}x{canvas[1]} image needs {weights:,} "
+                            f"weights in its first and last layers (limit {self.MAX_WEIGHTS:,}); "
+                            "use it on small images (or conv-autoencoder)")
+        return DenseAutoencoder(in_channels, out_channels, tuple(canvas), code=p.code, depth=p.depth, width=p.width)
+
+
 @hookimpl
 def restorekit_register_generators(registry):
-    for cls in (Skip, EncoderDecoder, ResNet, UNet, Identity):
+    for cls in (Skip, EncoderDecoder, ResNet, UNet, Identity, ResUNetGen, DnCNNGen, ConvAutoencoderGen,
+                DenseAutoencoderGen):
         registry.add(cls)

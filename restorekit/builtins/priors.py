@@ -172,7 +172,7 @@ class DeepImagePrior(Prior):
 
 class Learned(Prior):
     name = "learned"
-    summary = "A denoiser trained on example images (restorekit train); 'gaussian' is the one shipped."
+    summary = "A network trained on example images (restorekit train); 'gaussian' is the shipped denoiser."
     primary = "model"
     role = "solver"
 
@@ -187,14 +187,21 @@ class Learned(Prior):
         import torch
 
         from restorekit.errors import UsageError
-        from restorekit.learn.model import denoise, load, resolve
+        from restorekit.learn.model import apply, denoise, load, resolve
 
         c, h, w = problem.image_shape
-        if problem.mask is not None or tuple(problem.observation.shape[-2:]) != (h, w):
-            raise UsageError("prior 'learned' denoises: it does not fill missing pixels or super-resolve; "
-                             "use --prior dip (or auto) for that")
         model = load(resolve(self.params.model))
         obs = problem.observation[0].detach().cpu().numpy().astype(np.float32)
+        if tuple(problem.observation.shape[-2:]) != (h, w):
+            raise UsageError("prior 'learned' maps an image to one of the same size: it does not super-resolve; "
+                             "use --prior dip (or auto) for that")
+        if model.blind:
+            # trained on its own degradations or pairs: applied to the observation as it is
+            return torch.from_numpy(np.clip(apply(model, obs), 0, 1))[None].to(problem.device)
+        if problem.mask is not None:
+            raise UsageError("prior 'learned': this model denoises (it was trained on Gaussian noise levels); it "
+                             "does not fill missing pixels: use --prior dip (or auto), or a model trained with "
+                             "--degrade on that damage")
         peak = _poisson_peak(problem)
         if peak is not None and self.params.sigma is None:
             # Poisson noise: the Anscombe transform makes it Gaussian with sigma 1 (in counts), the model

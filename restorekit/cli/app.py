@@ -14,6 +14,7 @@ from .listing import list_components, plugins
 from .batch import BATCH_EXAMPLES, batch
 from .compare import COMPARE_EXAMPLES, compare
 from .run import run
+from .models import EVAL_EXAMPLES, SAMPLE_EXAMPLES, eval_model, models, sample
 from .train import TRAIN_EXAMPLES, train
 
 EXAMPLES = """
@@ -113,6 +114,9 @@ def get_app() -> typer.Typer:
     app.command("batch", epilog=BATCH_EXAMPLES)(batch)
     app.command("compare", epilog=COMPARE_EXAMPLES)(compare)
     app.command("train", epilog=TRAIN_EXAMPLES)(train)
+    app.command("eval", epilog=EVAL_EXAMPLES)(eval_model)
+    app.command("models")(models)
+    app.command("sample", epilog=SAMPLE_EXAMPLES)(sample)
     try:
         host = _host()
         seen = len(host.warnings)

@@ -1,4 +1,4 @@
-"""The ``train`` command: fit a Gaussian denoiser to a folder of clean images (restorekit/learn/train.py)."""
+"""The ``train`` command: fit an image-to-image network to examples (restorekit/learn/train.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ from .common import _error, err_console, guard, out_console
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
 
-[dim]# a gray denoiser for sigma 0-55 on your own clean images, 30 minutes at most[/dim]
+[dim]# a gray denoiser for sigma 0-55 on your own clean images, 30 minutes at most; continue it; use it[/dim]
 restorekit train clean_dir/ --out model/ --time-limit 1800
-
-[dim]# continue it; then use it[/dim]
 restorekit train clean_dir/ --out model/ --resume
 restorekit run noisy.png --mode restore --degrade gaussian:25 --prior learned:model=model/
+
+[dim]# a convolutional autoencoder against one noise; pairs of fast and slow scans; a bundled data set[/dim]
+restorekit train clean_dir/ --degrade gaussian:25 --net conv-autoencoder --epochs 20 --out model/
+restorekit train --pairs low_dir/ high_dir/ --net skip:levels=3,channels=32 --out model/
+restorekit train --dataset faces --degrade salt-pepper:0.1 --net dense-autoencoder:code=64 --out model/
+
+[dim]# fine-tune a model on another degradation; score it; decode random codes[/dim]
+restorekit train clean_dir/ --init model/ --degrade periodic --out tuned/
+restorekit eval model/ test_dir/ --degrade gaussian:25
+restorekit sample model/ --count 16
 """
 
 
@@ -34,31 +42,38 @@ def _pair(text: str, what: str, n: int) -> tuple[float, ...]:
 
 
 def train(
-    folder: Annotated[Path, typer.Argument(help="Folder of clean training images (searched recursively).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (model.safetensors, model.json, checkpoint.pt, train.json).", show_default=False)],
-    sigma_range: Annotated[str, typer.Option("--sigma-range", help="Gaussian noise levels to train on, LO,HI in 0-255 units (drawn per patch; the model is told the level).")] = "0,55",
-    channels: Annotated[int, typer.Option("--channels", help="1: a gray model (it denoises colour images channel by channel in an opponent colour space); 3: a colour model.")] = 1,
-    width: Annotated[int, typer.Option("--width", help="Channels of the network at full resolution (doubled at each of its 3 scales).")] = 32,
-    steps: Annotated[int, typer.Option("--steps", help="Adam steps (the learning rate decays on a cosine over them).")] = 5000,
+    folder: Annotated[Optional[Path], typer.Argument(help="Folder of clean training images (searched recursively). Or --pairs, or --dataset.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder to write (model.safetensors, model.json, curves.png, train.json, checkpoint.*).", show_default=False)] = None,
+    pairs: Annotated[Optional[tuple[Path, Path]], typer.Option("--pairs", help="LOW HIGH: folders of degraded and clean images, matched by name.", show_default=False)] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="A bundled data set, nothing downloaded: faces (lfw_subset, 25x25), photos (64x64 tiles of scikit-image's photos), digits (8x8; needs scikit-learn).", show_default=False)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation to train against; repeat to mix (each patch draws one, fresh noise every draw). Default: Gaussian noise from --sigma-range.", show_default=False)] = None,
+    net: Annotated[str, typer.Option("--net", "-n", help="Generator spec of the network: resunet[:WIDTH] (told the noise level when no --degrade), dncnn, conv-autoencoder[:skips=true], dense-autoencoder:code=N, skip, unet... See: restorekit list generators.")] = "resunet",
+    sigma_range: Annotated[str, typer.Option("--sigma-range", help="Without --degrade: Gaussian noise levels LO,HI in 0-255 units, drawn per patch.")] = "0,55",
+    channels: Annotated[int, typer.Option("--channels", help="1: a gray model (it restores colour images channel by channel); 3: a colour model.")] = 1,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs (each about one pass over the training pixels; validated, checkpointed and the best kept after each).")] = 20,
+    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", help="Adam steps per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Total Adam steps, instead of --epochs.", show_default=False)] = None,
     batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 32,
-    patch: Annotated[int, typer.Option("--patch", help="Patch side in pixels (a multiple of 4).")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Adam's starting learning rate.")] = 1e-3,
+    patch: Annotated[Optional[int], typer.Option("--patch", help="Patch side in pixels (default: 64; a data set's images whole).", show_default=False)] = None,
+    loss: Annotated[str, typer.Option("--loss", help="mse, l1, bce (binary cross-entropy) or ssim (1 - SSIM).")] = "mse",
+    lr: Annotated[float, typer.Option("--lr", help="Adam's starting learning rate (cosine decay to 1/100).")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, the patches, the noise and the weights.")] = 0,
-    val_every: Annotated[int, typer.Option("--val-every", help="Score on the validation images every N steps (and keep the best model).")] = 250,
     split: Annotated[str, typer.Option("--split", help="Train, validation and test fractions of the images (seeded shuffle).")] = "0.7,0.2,0.1",
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop after this many seconds, keeping the best model.", show_default=False)] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with bfloat16 instructions), fp32 or bf16.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint.")] = False,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning).", show_default=False)] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state).")] = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Train a Gaussian denoiser on clean images: the weights are for --prior learned:model=OUT.
+    """Train a network on examples: the model folder is for --prior learned:model=OUT, eval and sample.
 
-    Patches of the training images get Gaussian noise with a level drawn from
-    --sigma-range; the best model by validation PSNR (sigma 15, 25, 50 on the
-    validation images) is kept in OUT/model.safetensors.  Ctrl-C, SIGTERM and
-    --time-limit stop with the best model kept; --resume continues.
+    Clean images get the --degrade degradations (or Gaussian noise from
+    --sigma-range), or --pairs bring degraded and clean images.  The best
+    model by validation PSNR is kept in OUT/model.safetensors, scored on the
+    test images at the end.  Ctrl-C, SIGTERM and --time-limit stop with the
+    best model kept; --resume continues.
     """
     with guard(debug):
         from ..errors import UsageError
@@ -66,27 +81,58 @@ def train(
         from ..learn.train import train as run_training
         from ..run.signals import exit_code_for, run_signals
 
-        if precision not in ("auto", "fp32", "bf16"):
-            raise UsageError(f"unknown precision {precision!r} (valid: auto, fp32, bf16)")
+        if out is None:
+            raise UsageError("--out is required: the model folder to write")
         try:
             lo_hi = _pair(sigma_range, "--sigma-range", 2)
             fractions = _pair(split, "--split", 3)
         except typer.BadParameter as exc:
             raise UsageError(str(exc)) from None
         settings = TrainSettings(
-            folder=folder, out=out, sigma_range=lo_hi, channels=channels, width=width, steps=steps, batch=batch,
-            patch=patch, lr=lr, seed=seed, val_every=val_every, split=fractions, time_limit=time_limit,
-            precision=precision, resume=resume, init=init,
+            folder=folder, out=out, pairs=pairs, dataset=dataset, degrade=tuple(degrade or ()), net=net,
+            sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=steps_per_epoch, steps=steps,
+            batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
+            precision=precision, device=device, resume=resume, init=init,
         )
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
-        with run_signals() as signals:
-            report = run_training(settings, log=log)
+        with run_signals() as signals, _progress(not json_out) as progress:
+            report = run_training(settings, log=log, progress=progress)
         if json_out:
             sys.stdout.write(json.dumps({"out": str(out), **report.__dict__}, indent=1) + "\n")
         else:
             out_console.print(f"model: {out}/model.safetensors  [best validation PSNR {report.best_val_psnr:.2f} dB "
-                              f"at step {report.best_step}; {report.steps_run} steps, {report.seconds:.0f} s, "
-                              f"stopped by {report.stopped_by}]", highlight=False, markup=False)
+                              f"at epoch {report.best_epoch}; {report.epochs_run} epochs, {report.steps_run} steps, "
+                              f"{report.seconds:.0f} s, stopped by {report.stopped_by}]", highlight=False, markup=False)
         if signals.stopped_by is not None:
             _error(f"interrupted: the best model so far is in {out}; rerun with --resume to continue")
             raise typer.Exit(exit_code_for(signals.stopped_by))
+
+
+class _progress:
+    """A rich progress bar (epoch, loss, best validation PSNR) on a terminal; nothing otherwise."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.bar = None
+        if wanted and err_console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                                TextColumn("loss {task.fields[loss]:.5f}  val {task.fields[best]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.__enter__()
+        return self
+
+    def __call__(self, *, step, total, epoch, epochs, loss, best) -> None:
+        fields = {"epoch": epoch, "epochs": epochs, "loss": loss, "best": "-" if best is None else f"{best:.2f} dB"}
+        if self.task is None:
+            self.task = self.bar.add_task("train", total=total, completed=step, **fields)
+        self.bar.update(self.task, completed=step, **fields)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,10 +1,15 @@
 """A trained model on disk: ``model.safetensors`` (the weights) and ``model.json`` (what it is).
 
 A model folder is what ``restorekit train`` writes and what the ``learned``
-prior reads.  The weights are safetensors (no code runs when they are read,
-unlike a pickled checkpoint); ``model.json`` names the architecture and its
-configuration, the noise levels it was trained on, and how it was trained.
-The model shipped with restorekit lives in ``restorekit/data/models/``.
+prior, ``restorekit eval`` and ``restorekit sample`` read.  The weights are
+safetensors (no code runs when they are read, unlike a pickled checkpoint);
+``model.json`` names the network -- a registered generator's canonical spec
+(``"net"``), or, for the noise-level-aware denoiser, ``"architecture":
+"resunet"`` and its configuration -- the degradations or noise levels it was
+trained on, the data, and its validation and test scores.  An autoencoder's
+folder also holds ``code.safetensors``: the mean and spread of its codes over
+the training images, which ``restorekit sample`` draws from.  The model
+shipped with restorekit lives in ``restorekit/data/models/``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from ..errors import UsageError
 
 FORMAT = "restorekit-model"
-WEIGHTS, CARD = "model.safetensors", "model.json"
+WEIGHTS, CARD, CODE = "model.safetensors", "model.json", "code.safetensors"
 #: the models shipped with restorekit, by the name the learned prior takes
 BUILTIN = {"gaussian": "gaussian-gray"}
 
@@ -54,11 +59,28 @@ class LoadedModel:
 
     @property
     def image_channels(self) -> int:
+        if "image_channels" in self.card:
+            return int(self.card["image_channels"])
         return int(self.card["config"]["image_channels"])
 
     @property
     def noise_map(self) -> bool:
-        return bool(self.card["config"].get("noise_map"))
+        return bool(self.card.get("config", {}).get("noise_map"))
+
+    @property
+    def canvas(self) -> tuple[int, int] | None:
+        """The one image size a fixed-size network (a dense autoencoder) takes, else None."""
+        c = self.card.get("canvas")
+        return None if c is None else (int(c[0]), int(c[1]))
+
+    @property
+    def stride(self) -> int:
+        return int(self.card.get("stride", getattr(self.net, "stride", 1)))
+
+    @property
+    def blind(self) -> bool:
+        """Trained on degradations or pairs (applied as is), not told a noise level."""
+        return not self.noise_map
 
 
 _CACHE: dict[tuple[str, float], LoadedModel] = {}
@@ -78,7 +100,7 @@ def load(path: Path) -> LoadedModel:
         card = json.loads((path / CARD).read_text(encoding="utf-8"))
         if card.get("format") != FORMAT:
             raise ValueError(f"format is {card.get('format')!r}, not {FORMAT!r}")
-        net = build(card["architecture"], card["config"])
+        net = build(card["architecture"], card["config"]) if "architecture" in card else build_net(card)
         state = load_file(str(path / WEIGHTS))
         net.load_state_dict({k: v.float() for k, v in state.items()})
     except UsageError:
@@ -89,6 +111,48 @@ def load(path: Path) -> LoadedModel:
     loaded = LoadedModel(net=net, card=card, path=path)
     _CACHE[key] = loaded
     return loaded
+
+
+def build_net(card: dict[str, Any]) -> Any:
+    """The network a card names by generator spec, built through the plugin registry."""
+    from ..plugins import get_host
+    from ..run.engine import _call_accepting
+
+    gen = get_host().registry.create("generator", card["net"])
+    c = int(card["image_channels"])
+    canvas = tuple(card["canvas"]) if card.get("canvas") else None
+    init = None
+    if canvas is not None:
+        import torch
+
+        init = torch.zeros((1, c, *canvas))
+    return _call_accepting(gen.build, c, c, init=init, canvas=canvas)
+
+
+def code_stats(path: Path) -> tuple[Any, Any] | None:
+    """The (mean, std) tensors of an autoencoder's codes over its training images, if recorded."""
+    if not (Path(path) / CODE).is_file():
+        return None
+    from safetensors.torch import load_file
+
+    t = load_file(str(Path(path) / CODE))
+    return t["mean"], t["std"]
+
+
+def save_code_stats(folder: Path, mean: Any, std: Any) -> None:
+    from safetensors.torch import save_file
+
+    tmp = folder / f".{CODE}.tmp"
+    save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp))
+    os.replace(tmp, folder / CODE)
+
+
+def find_models(folder: Path) -> list[Path]:
+    """Every model folder under ``folder`` (itself included), by model.json."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"'{folder}' does not exist or is not a folder")
+    return sorted({p.parent for p in folder.rglob(CARD) if (p.parent / WEIGHTS).is_file()})
 
 
 def save(net: Any, card: dict[str, Any], folder: Path) -> None:
@@ -119,6 +183,7 @@ def denoise(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
     differences), where Gaussian noise keeps its sigma; each channel is
     shifted and scaled into [0, 1] for the model, and its sigma with it.
     """
+    check_fits(model, image.shape)
     c = image.shape[0]
     if model.image_channels == c:
         return _run(model, image, sigma)
@@ -135,11 +200,71 @@ def denoise(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
     return np.einsum("ij,jhw->ihw", _OPP.T, out).astype(np.float32)
 
 
+#: images larger than this (either side) are processed in overlapping tiles (bounded memory)
+TILE, OVERLAP = 512, 32
+
+
+def check_fits(model: LoadedModel, shape: tuple[int, ...]) -> None:
+    """One-line refusal when a (C, H, W) image does not fit the model's channels or size."""
+    c, h, w = shape
+    if c != model.image_channels and not (model.image_channels == 1 and c == 3):
+        raise UsageError(f"the model in '{model.path}' takes {model.image_channels}-channel images; "
+                         f"this one has {c}")
+    if model.canvas is not None and (h < model.canvas[0] or w < model.canvas[1]):
+        raise UsageError(f"the model in '{model.path}' takes {model.canvas[1]}x{model.canvas[0]} images "
+                         f"(larger ones in tiles); this one is {w}x{h}")
+
+
+def apply(model: LoadedModel, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """The model on a (C, H, W) image of any size (colour through a gray model: see :func:`denoise`)."""
+    check_fits(model, image.shape)
+    if model.noise_map:
+        if sigma is None:
+            raise UsageError(f"the model in '{model.path}' needs the noise level (sigma)")
+        return denoise(model, image, sigma)
+    if model.image_channels == 1 and image.shape[0] == 3:
+        return np.concatenate([_run(model, image[k:k + 1], 0.0) for k in range(3)])
+    return _run(model, image, 0.0)
+
+
+def _windows(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return sorted(set(starts))
+
+
 def _run(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
+    """The network over the image: whole, or in overlapping tiles blended by linear ramps."""
+    _, h, w = image.shape
+    if model.canvas is not None:
+        th, tw = model.canvas
+        overlap = min(th, tw) // 4
+    else:
+        th = tw = TILE
+        overlap = OVERLAP
+    if h <= th and w <= tw and model.canvas is None:
+        return _run_one(model, image, sigma)
+    out = np.zeros(image.shape, np.float64)
+    weight = np.zeros((1, h, w), np.float64)
+    for t in _windows(h, th, overlap):
+        for l in _windows(w, tw, overlap):
+            tile = image[:, t:t + th, l:l + tw]
+            y = _run_one(model, tile, sigma)
+            ramp_h = np.minimum(np.arange(1, tile.shape[1] + 1), np.arange(tile.shape[1], 0, -1)).astype(float)
+            ramp_w = np.minimum(np.arange(1, tile.shape[2] + 1), np.arange(tile.shape[2], 0, -1)).astype(float)
+            wgt = np.minimum(np.minimum.outer(ramp_h, ramp_w), overlap + 1)[None]
+            out[:, t:t + th, l:l + tw] += y * wgt
+            weight[:, t:t + th, l:l + tw] += wgt
+    return (out / weight).astype(np.float32)
+
+
+def _run_one(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    stride = getattr(model.net, "stride", 1)
+    stride = model.stride
     _, h, w = image.shape
     ph, pw = (-h) % stride, (-w) % stride
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
@@ -148,4 +273,4 @@ def _run(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
     with torch.no_grad():
         s = torch.tensor([float(sigma)])
         y = model.net(x, s) if model.noise_map else model.net(x)
-    return y[0, :, :h, :w].numpy()
+    return y[0, :, :h, :w].clamp(0, 1).numpy()

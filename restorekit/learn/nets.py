@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..nets.learned import st_clamp
+
 #: architectures by name, as model.json records them
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
@@ -42,10 +44,14 @@ class ResUNet(nn.Module):
 
     stride = 4
 
-    def __init__(self, image_channels: int = 1, channels: int = 32, noise_map: bool = True) -> None:
+    def __init__(self, image_channels: int = 1, channels: int = 32, noise_map: bool = True,
+                 out_channels: int | None = None) -> None:
         super().__init__()
         c = channels
         self.config = {"image_channels": image_channels, "channels": channels, "noise_map": noise_map}
+        # another output channel count (the 'resunet' generator as a DIP net, fed a code): no residual
+        out_channels = image_channels if out_channels is None else out_channels
+        self.residual = out_channels == image_channels
         self.image_channels, self.noise_map = image_channels, noise_map
         cin = image_channels + (1 if noise_map else 0)
         self.enc1 = _block(cin, c, 2)
@@ -57,7 +63,7 @@ class ResUNet(nn.Module):
         self.dec2 = _block(2 * c, 2 * c, 2)
         self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
         self.dec1 = _block(c, c, 1)
-        self.out = nn.Conv2d(c, image_channels, 3, padding=1)
+        self.out = nn.Conv2d(c, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         inp = x
@@ -71,7 +77,9 @@ class ResUNet(nn.Module):
         m = self.mid(self.down2(e2))
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
-        return x - self.out(d1)
+        y = self.out(d1)
+        # clamped to [0, 1] forward, identity backward: the residual's gradient is not cut at the range's ends
+        return st_clamp(x - y) if self.residual else torch.sigmoid(y)
 
 
 def build(arch: str, config: dict[str, Any]) -> nn.Module:

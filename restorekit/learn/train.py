@@ -1,15 +1,28 @@
-"""``restorekit train``: fit a denoiser to a folder of clean images.
+"""``restorekit train``: fit an image-to-image network to examples.
 
-Every step draws a batch of random patches from the training images, adds
-Gaussian noise with a sigma drawn per patch from ``sigma_range`` (the model
-is told the sigma: one model for the whole range), and takes an Adam step
-on the mean squared error, the learning rate decaying on a cosine to 1/100
-of its start.  Every ``val_every`` steps the model is scored on centre crops
-of the validation images at sigma 15, 25 and 50 (fixed noise, the same
-every time); the best model so far is ``model.safetensors``, and
-``checkpoint.pt`` (weights, optimiser, step, random state) lets
-``--resume`` continue where a run stopped.  Ctrl-C, SIGTERM and the time
-limit stop it with the best model kept.
+The examples are clean images (a folder, or a bundled data set: faces,
+photos, digits) degraded afresh at every draw, or pairs of degraded and clean
+images (two folders matched by name).  Three ways to degrade clean images:
+
+* nothing given, the default ``resunet``: Gaussian noise with a sigma drawn
+  per patch from ``sigma_range``, and the network is told the sigma (an extra
+  input channel) -- one model for the whole range, the shipped model's kind;
+* ``degrade``: one or more registered degradations (``gaussian:25``,
+  ``salt-pepper:0.1``, ``periodic``...); each patch gets one of them, drawn at
+  random, with fresh noise every time (the model is not told which);
+* nothing given, another network: Gaussian noise from ``sigma_range``, blind.
+
+The network is any registered generator (``--net``): ``resunet``, ``dncnn``,
+``conv-autoencoder[:skips=true]``, ``dense-autoencoder:code=64``, ``skip``,
+``unet``...  Adam minimises the loss (mse, l1, bce or ssim), the learning
+rate decaying on a cosine to 1/100 of its start.  After every epoch the model
+is scored on the validation images (fixed degradations, the same every time);
+the best one by validation PSNR is ``model.safetensors`` and the checkpoint
+(weights, optimiser state, epoch, random state: ``checkpoint.safetensors`` and
+``checkpoint.json``, no pickle) lets ``--resume`` continue where a run stopped.
+Ctrl-C, SIGTERM and the time limit stop it with the best model kept.  At the
+end the best model is scored on the test images (``model.json``'s ``test``)
+and ``curves.png`` shows loss and PSNR per epoch.
 """
 
 from __future__ import annotations
@@ -25,30 +38,37 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UsageError
-from .data import ImageFolder, digest, list_images, split
-from .model import CARD, WEIGHTS, save
+from .data import ArraySet, ImageFolder, PairFolder, centre_crops, dataset, digest, draw, list_images, match_pairs, split
+from .model import CARD, WEIGHTS, save, save_code_stats
 
-CHECKPOINT = "checkpoint.pt"
-#: the noise levels of the validation score (0-255 units)
+CHECKPOINT, CHECKPOINT_STATE = "checkpoint.safetensors", "checkpoint.json"
+#: the noise levels of the validation score of the noise-level-aware denoiser (0-255 units)
 VAL_SIGMAS = (15, 25, 50)
+LOSSES = ("mse", "l1", "bce", "ssim")
 
 
 @dataclass
 class TrainSettings:
-    folder: Path
     out: Path
+    folder: Path | None = None  #: clean images
+    pairs: tuple[Path, Path] | None = None  #: (degraded folder, clean folder)
+    dataset: str | None = None  #: a bundled data set (data.DATASETS)
+    degrade: tuple[str, ...] = ()  #: degradation specs, mixed (each patch draws one)
+    net: str = "resunet"
     sigma_range: tuple[float, float] = (0.0, 55.0)
     channels: int = 1  #: image channels of the model (1: gray; colour images are converted)
-    width: int = 32  #: ResUNet channels at full resolution
-    steps: int = 5000
+    epochs: int = 20
+    steps_per_epoch: int | None = None  #: None: about one pass over the training pixels
+    steps: int | None = None  #: total steps (overrides epochs)
     batch: int = 32
-    patch: int = 64
+    patch: int | None = None  #: None: 64 for folders, the items' own size for data sets
     lr: float = 1e-3
+    loss: str = "mse"
     seed: int = 0
-    val_every: int = 250
     split: tuple[float, float, float] = (0.7, 0.2, 0.1)
     time_limit: float | None = None
     precision: str = "auto"
+    device: str = "auto"
     resume: bool = False
     init: Path | None = None
 
@@ -56,145 +76,413 @@ class TrainSettings:
 @dataclass
 class TrainReport:
     steps_run: int = 0
+    epochs_run: int = 0
+    steps_per_epoch: int = 0
+    best_epoch: int = 0
     best_step: int = 0
     best_val_psnr: float = float("-inf")
     seconds: float = 0.0
-    stopped_by: str = "steps"
-    history: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": [], "val_psnr": [], "time": []})
+    stopped_by: str = "epochs"
+    history: dict[str, list] = field(default_factory=lambda: {
+        "epoch": [], "step": [], "loss": [], "val_loss": [], "val_psnr": [], "time": []})
 
 
 def check(s: TrainSettings) -> None:
+    given = [x for x in (s.folder, s.pairs, s.dataset) if x is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one source of examples: a FOLDER of clean images, --pairs LOW HIGH, "
+                         "or --dataset NAME")
+    if s.pairs is not None and s.degrade:
+        raise UsageError("--pairs brings its own degradation; --degrade is for clean images")
     lo, hi = s.sigma_range
     if not (0 <= lo <= hi <= 255) or hi <= 0:
         raise UsageError(f"--sigma-range must be two levels 0 <= LO <= HI <= 255 with HI > 0 (got {lo},{hi})")
-    for name, v in (("--steps", s.steps), ("--batch", s.batch), ("--width", s.width), ("--val-every", s.val_every)):
-        if v < 1:
+    for name, v in (("--epochs", s.epochs), ("--batch", s.batch), ("--steps", s.steps),
+                    ("--steps-per-epoch", s.steps_per_epoch)):
+        if v is not None and v < 1:
             raise UsageError(f"{name} must be at least 1 (got {v})")
-    if s.patch < 16 or s.patch % 4:
-        raise UsageError(f"--patch must be a multiple of 4, at least 16 (got {s.patch})")
+    if s.patch is not None and s.patch < 4:
+        raise UsageError(f"--patch must be at least 4 pixels (got {s.patch})")
     if s.channels not in (1, 3):
         raise UsageError(f"--channels must be 1 or 3 (got {s.channels})")
-    if not s.lr > 0:
+    if s.loss not in LOSSES:
+        raise UsageError(f"unknown --loss '{s.loss}' (valid: {', '.join(LOSSES)})")
+    if not (s.lr > 0 and math.isfinite(s.lr)):
         raise UsageError(f"--lr must be positive (got {s.lr})")
     if s.time_limit is not None and not s.time_limit > 0:
         raise UsageError(f"--time-limit must be positive (got {s.time_limit})")
     if abs(sum(s.split) - 1) > 1e-6 or any(f < 0 for f in s.split) or s.split[1] <= 0:
         raise UsageError(f"--split must be three fractions that sum to 1, validation > 0 (got {s.split})")
+    if s.precision not in ("auto", "fp32", "bf16"):
+        raise UsageError(f"unknown precision {s.precision!r} (valid: auto, fp32, bf16)")
 
 
-def _psnr(a, b) -> float:
+# -- losses and scores --------------------------------------------------------------------------------
+def _gauss_window(channels: int, size: int = 7, sigma: float = 1.5):
+    import torch
+
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-x**2 / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(a, b):
+    """Mean SSIM of two (N, C, H, W) batches in [0, 1] (Gaussian window 7, sigma 1.5; per image)."""
+    import torch.nn.functional as F
+
+    c = a.shape[1]
+    size = min(7, a.shape[-1], a.shape[-2])
+    size -= 1 - size % 2
+    w = _gauss_window(c, size).to(a.device, a.dtype)
+
+    def blur(t):
+        return F.conv2d(t, w, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    va = blur(a * a) - mu_a**2
+    vb = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def loss_fn(name: str):
+    import torch
+    import torch.nn.functional as F
+
+    if name == "mse":
+        return lambda p, t: torch.mean((p - t) ** 2)
+    if name == "l1":
+        return lambda p, t: torch.mean(torch.abs(p - t))
+    if name == "bce":
+        return lambda p, t: F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), t)
+    return lambda p, t: 1 - ssim(p, t).mean()
+
+
+def psnr_each(a, b):
     import torch
 
     mse = torch.mean((a.clamp(0, 1) - b) ** 2, dim=(1, 2, 3)).clamp_min(1e-12)
-    return float((-10 * torch.log10(mse)).mean())
+    return -10 * torch.log10(mse)
+
+
+# -- examples -----------------------------------------------------------------------------------------
+@dataclass
+class Examples:
+    train: Any
+    val: Any
+    test: Any
+    description: dict[str, Any]
+    patch: int | None
+
+
+def examples(s: TrainSettings) -> Examples:
+    """The train / validation / test parts of the settings' source."""
+    if s.dataset is not None:
+        full = dataset(s.dataset, s.channels)
+        n = len(full)
+        order = np.arange(n)
+        parts = split(list(order), s.split, s.seed)
+        desc = {"dataset": s.dataset, "items": n, "size": list(full.images.shape[-2:])}
+        patch = s.patch if s.patch is not None and s.patch < full.images.shape[-1] else None
+        return Examples(full.subset(parts.train), full.subset(parts.val), full.subset(parts.test) if parts.test else None,
+                        {**desc, "split": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}},
+                        patch)
+    if s.pairs is not None:
+        low_dir, high_dir = (Path(p) for p in s.pairs)
+        pairs = match_pairs(low_dir, high_dir)
+        parts = split(pairs, s.split, s.seed)
+        make = lambda items: PairFolder(items, s.channels) if items else None  # noqa: E731
+        desc = {"pairs": [str(low_dir), str(high_dir)], "digest": digest([h for _, h in pairs]),
+                "test_files": [str(h.relative_to(high_dir)) for _, h in parts.test]}
+        return Examples(make(parts.train), make(parts.val), make(parts.test),
+                        {**desc, "split": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}},
+                        s.patch or 64)
+    files = list_images(Path(s.folder))
+    parts = split(files, s.split, s.seed)
+    make = lambda items: ImageFolder(items, s.channels) if items else None  # noqa: E731
+    desc = {"folder": str(s.folder), "digest": digest(files),
+            "test_files": [str(p.relative_to(s.folder)) for p in parts.test]}
+    return Examples(make(parts.train), make(parts.val), make(parts.test),
+                    {**desc, "split": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}},
+                    s.patch or 64)
+
+
+class Degrader:
+    """Makes the degraded input of each clean patch: pairs bring theirs; else one of the degradations
+    (drawn per patch), or Gaussian noise from the sigma range (returning the sigmas)."""
+
+    def __init__(self, s: TrainSettings, registry: Any) -> None:
+        self.specs = [registry.create("degradation", d).spec for d in s.degrade]  # canonical strings
+        self.registry = registry
+        self.lo, self.hi = (v / 255.0 for v in s.sigma_range)
+        for spec in self.specs:
+            stage = registry.create("degradation", spec)
+            if stage.scale_factor() != 1:
+                raise UsageError(f"--degrade {spec}: train maps images to images of the same size; "
+                                 "for super-resolution train on --pairs of upsampled and clean images")
+
+    def canonical(self) -> list[str]:
+        return list(self.specs)
+
+    def one(self, clean: np.ndarray, k: int, seed: int) -> np.ndarray:
+        from ..run.problem import ForwardModel
+
+        fm = ForwardModel([self.registry.create("degradation", self.specs[k])])
+        fm.prepare(clean.shape, seed, "benchmark")
+        return fm.synthesize(clean, seed)
+
+    def batch(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """(degraded, sigmas or None)."""
+        if self.specs:
+            out = np.empty_like(clean)
+            for i in range(len(clean)):
+                out[i] = self.one(clean[i], int(rng.integers(len(self.specs))), int(rng.integers(2**31)))
+            return out, None
+        sig = rng.uniform(self.lo, self.hi, len(clean)).astype(np.float32)
+        noise = rng.standard_normal(clean.shape).astype(np.float32)
+        return clean + noise * sig[:, None, None, None], sig
+
+
+def _pad_to(x, stride: int):
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x
+
+
+# -- checkpoints without pickle -----------------------------------------------------------------------
+def _save_checkpoint(out: Path, net, opt, sched, rng, report: TrainReport, epoch: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    opt_state = opt.state_dict()
+    plain: dict[str, dict[str, Any]] = {}
+    for idx, st in opt_state["state"].items():
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"opt.{idx}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                plain.setdefault(str(idx), {})[key] = val
+    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    state = {"epoch": epoch, "param_groups": opt_state["param_groups"], "opt_plain": plain, "sched": sched_state,
+             "rng": rng.bit_generator.state, "report": asdict(report)}
+    tmp = out / f".{CHECKPOINT}.tmp"
+    save_file(tensors, str(tmp))
+    tmp_json = out / f".{CHECKPOINT_STATE}.tmp"
+    tmp_json.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, out / CHECKPOINT)
+    os.replace(tmp_json, out / CHECKPOINT_STATE)
+
+
+def _load_checkpoint(out: Path, net, opt, sched, rng) -> tuple[TrainReport, int]:
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(out / CHECKPOINT))
+        state = json.loads((out / CHECKPOINT_STATE).read_text(encoding="utf-8"))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        opt_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
+        for key, val in tensors.items():
+            if key.startswith("opt."):
+                _, idx, name = key.split(".", 2)
+                opt_state["state"].setdefault(int(idx), {})[name] = val
+        for idx, vals in state["opt_plain"].items():
+            opt_state["state"].setdefault(int(idx), {}).update(vals)
+        opt.load_state_dict(opt_state)
+        sched.load_state_dict({**sched.state_dict(), **state["sched"]})
+        rng.bit_generator.state = state["rng"]
+        return TrainReport(**state["report"]), int(state["epoch"])
+    except Exception as exc:  # noqa: BLE001 - a checkpoint of another training or a damaged one
+        raise UsageError(f"--resume: cannot continue from the checkpoint in '{out}' ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]}); was it written with the same --net and data?") from None
+
+
+# -- the training ---------------------------------------------------------------------------------------
+def build_network(s: TrainSettings, registry: Any, noise_map: bool, canvas: tuple[int, int]):
+    """(network, card fields, stride) for the settings."""
+    import torch
+
+    from ..run.engine import _call_accepting
+
+    if noise_map:
+        from .nets import ResUNet
+
+        width = registry.create("generator", s.net).params.channels
+        net = ResUNet(image_channels=s.channels, channels=width, noise_map=True)
+        return net, {"architecture": "resunet", "config": net.config}, 4
+    gen = registry.create("generator", s.net)
+    if not gen.is_network():
+        raise UsageError(f"--net {gen.spec}: not a network (it has no weights to train)")
+    if getattr(gen, "owns_input", False):
+        raise UsageError(f"--net {gen.spec}: it makes its own input, so it cannot map an image to an image")
+    c = s.channels
+    stride = gen.stride()
+    padded = tuple(v + (-v) % stride for v in canvas)
+    net = _call_accepting(gen.build, c, c, init=torch.zeros((1, c, *padded)), canvas=padded)
+    fixed = bool(getattr(net, "fixed_size", False))
+    fields = {"net": gen.spec, "image_channels": c, "stride": stride,
+              "canvas": list(padded) if fixed else None}
+    return net, fields, stride
 
 
 def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
-          progress: Callable[[int, int, float, float | None], Any] | None = None) -> TrainReport:
+          progress: Callable[..., Any] | None = None) -> TrainReport:
     """Train into ``s.out`` (see the module docstring); returns what happened."""
     import torch
 
-    from ..run.plan import cpu_has_native_bf16
+    from ..plugins import get_host
+    from ..run.plan import cpu_has_native_bf16, pick_device
     from .model import load
-    from .nets import ResUNet
 
     check(s)
     log = log or (lambda _m: None)
-    files = list_images(s.folder)
-    parts = split(files, s.split, s.seed)
+    registry = get_host().registry
     out = Path(s.out)
-    ckpt_path = out / CHECKPOINT
+    for src in (s.folder, *(s.pairs or ())):
+        if src is not None and Path(src).resolve() in (out.resolve(), *out.resolve().parents):
+            raise UsageError(f"--out '{out}' is inside the training folder '{src}'; choose another --out")
     if out.exists() and any(out.iterdir()) and not s.resume:
         raise UsageError(f"'{out}' already holds files; pass --resume to continue a training there, "
                          "or choose another --out")
-    if s.resume and not ckpt_path.is_file():
+    if s.resume and not (out / CHECKPOINT).is_file():
         raise UsageError(f"--resume: '{out}' has no {CHECKPOINT} to continue from")
+    degrader = Degrader(s, registry)
+    data = examples(s)
+    gen_name = registry.create("generator", s.net).name
+    noise_map = not s.degrade and s.pairs is None and gen_name == "resunet"
+    first_clean, _ = data.train.item(0)
+    canvas = (data.patch, data.patch) if data.patch else tuple(first_clean.shape[-2:])
+    device = pick_device(s.device)
     torch.manual_seed(s.seed)
-    net = ResUNet(image_channels=s.channels, channels=s.width, noise_map=True)
+    net, net_fields, stride = build_network(s, registry, noise_map, canvas)
     if s.init is not None:
         init = load(Path(s.init))
-        if init.card["config"] != net.config:
-            raise UsageError(f"--init: the model in '{s.init}' is {init.card['config']}, not {net.config}")
-        net.load_state_dict(init.net.state_dict())
+        try:
+            net.load_state_dict(init.net.state_dict())
+        except RuntimeError as exc:
+            raise UsageError(f"--init: the model in '{s.init}' does not fit --net {s.net} "
+                             f"({str(exc).splitlines()[0][:160]})") from None
+    net.to(device)
+    if s.steps_per_epoch:
+        spe = s.steps_per_epoch
+    else:
+        crops = 1 if data.patch is None else max(1, (first_clean.shape[-2] * first_clean.shape[-1]) // data.patch**2)
+        spe = max(1, math.ceil(len(data.train) * crops / s.batch))
+    total = s.steps if s.steps is not None else s.epochs * spe
+    epochs = math.ceil(total / spe)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, s.steps) / s.steps)))
+        opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
     rng = np.random.default_rng(s.seed)
-    report = TrainReport()
-    start_step = 0
+    report = TrainReport(steps_per_epoch=spe)
     if s.resume:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        rng.bit_generator.state = state["rng"]
-        report = TrainReport(**state["report"])
-        start_step = report.steps_run
-        log(f"resuming at step {start_step} (best validation PSNR {report.best_val_psnr:.2f} dB)")
+        report, _ = _load_checkpoint(out, net, opt, sched, rng)
+        log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
+            f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
     precision = s.precision
     if precision == "auto":
-        precision = "bf16" if cpu_has_native_bf16() else "fp32"
-    train_set = ImageFolder(parts.train, s.channels)
-    val_clean = torch.from_numpy(ImageFolder(parts.val, s.channels).centre_crops(max(s.patch, 128)))
-    val_rng = torch.Generator().manual_seed(12345)
-    val_sets = [(sig / 255.0, (val_clean + torch.randn(val_clean.shape, generator=val_rng) * sig / 255.0))
-                for sig in VAL_SIGMAS]
-    lo, hi = (v / 255.0 for v in s.sigma_range)
-    card = {
-        "architecture": "resunet", "config": net.config, "task": "gaussian",
-        "sigma_range": list(s.sigma_range),
-        "trained": {"folder": str(s.folder), "images": {"train": len(parts.train), "val": len(parts.val),
-                                                         "test": len(parts.test)},
-                    "digest": digest(files), "seed": s.seed, "steps": s.steps, "batch": s.batch, "patch": s.patch,
-                    "lr": s.lr, "precision": precision,
-                    "test_files": [str(p.relative_to(s.folder)) for p in parts.test]},
+        precision = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    criterion = loss_fn(s.loss)
+
+    def forward(x, sig):
+        h, w = x.shape[-2:]
+        xp = _pad_to(x, stride)
+        y = net(xp, sig) if noise_map else net(xp)
+        return y[..., :h, :w]
+
+    # the validation and test batches: fixed degradations, the same every epoch
+    crop = None if data.patch is None else data.patch if net_fields.get("canvas") else max(data.patch, 128)
+
+    def fixed_batch(source, seed: int):
+        clean, low = centre_crops(source, crop)
+        if low is not None:
+            return [(None, torch.from_numpy(low), torch.from_numpy(clean))]
+        if noise_map or not degrader.specs:
+            g = torch.Generator().manual_seed(seed)
+            c = torch.from_numpy(clean)
+            sigmas = VAL_SIGMAS if noise_map else (0.5 * sum(s.sigma_range),)
+            return [(sig / 255.0, c + torch.randn(c.shape, generator=g) * sig / 255.0, c) for sig in sigmas]
+        lows = np.stack([degrader.one(clean[i], i % len(degrader.specs), seed * 100_003 + i) for i in range(len(clean))])
+        return [(None, torch.from_numpy(lows.astype(np.float32)), torch.from_numpy(clean))]
+
+    val_sets = fixed_batch(data.val, 12345)
+
+    def score(sets) -> tuple[float, float, float, float]:
+        """(loss, PSNR, SSIM, input PSNR), means over the images of the sets."""
+        net.eval()
+        losses, ps, ss, ins = [], [], [], []
+        with torch.no_grad():
+            for sig, low, clean in sets:
+                low, clean = low.to(device), clean.to(device)
+                sv = None if sig is None else torch.full((low.shape[0],), float(sig), device=device)
+                pred = torch.cat([forward(low[i:i + 16], None if sv is None else sv[i:i + 16])
+                                  for i in range(0, len(low), 16)]).float()
+                losses.append(float(criterion(pred.clamp(0, 1), clean)))
+                ps.append(psnr_each(pred, clean).cpu())
+                ss.append(ssim(pred.clamp(0, 1), clean).cpu())
+                ins.append(psnr_each(low.clamp(0, 1), clean).cpu())
+        net.train()
+        return (float(np.mean(losses)), float(torch.cat(ps).mean()), float(torch.cat(ss).mean()),
+                float(torch.cat(ins).mean()))
+
+    card: dict[str, Any] = {
+        **net_fields, "task": "denoise" if (noise_map or not (degrader.specs or s.pairs)) else "restore",
+        "degrade": degrader.canonical() or None,
+        "sigma_range": list(s.sigma_range) if not (degrader.specs or s.pairs) else None,
+        "noise_map": noise_map, "loss": s.loss, "data": data.description,
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+        "trained": {"seed": s.seed, "batch": s.batch, "patch": data.patch, "lr": s.lr, "precision": precision,
+                    "steps_per_epoch": spe, "device": device.type,
+                    "init": None if s.init is None else str(s.init)},
     }
     out.mkdir(parents=True, exist_ok=True)
-
-    def validate() -> float:
-        net.eval()
-        with torch.no_grad():
-            scores = [_psnr(net(noisy, torch.full((noisy.shape[0],), sig)), val_clean) for sig, noisy in val_sets]
-        net.train()
-        return float(np.mean(scores))
-
-    def checkpoint() -> None:
-        tmp = out / f".{CHECKPOINT}.tmp"
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "report": asdict(report), "settings": str(s)}, tmp)
-        os.replace(tmp, ckpt_path)
-
     t0 = time.perf_counter() - report.seconds
 
-    def score_and_keep(step: int, loss_v: float) -> None:
-        v = validate()
-        report.steps_run, report.seconds = step, time.perf_counter() - t0
+    def end_epoch(epoch: int, step: int, loss_v: float) -> None:
+        vl, vp, vs, vin = score(val_sets)
+        report.steps_run, report.epochs_run, report.seconds = step, epoch, time.perf_counter() - t0
         h = report.history
-        for key, val in (("step", step), ("loss", loss_v), ("val_psnr", v), ("time", report.seconds)):
+        for key, val in (("epoch", epoch), ("step", step), ("loss", loss_v), ("val_loss", vl), ("val_psnr", vp),
+                         ("time", report.seconds)):
             h[key].append(val)
-        if v > report.best_val_psnr:
-            report.best_val_psnr, report.best_step = v, step
-            save(net, {**card, "val_psnr": round(v, 3), "step": step}, out)
-        checkpoint()
-        log(f"step {step}/{s.steps}: loss {loss_v:.5f}, validation PSNR {v:.2f} dB "
-            f"(best {report.best_val_psnr:.2f} at {report.best_step}), {report.seconds:.0f} s")
+        if vp > report.best_val_psnr:
+            report.best_val_psnr, report.best_step, report.best_epoch = vp, step, epoch
+            save(net, {**card, "epoch": epoch, "step": step,
+                       "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl, "input_psnr": round(vin, 3)}},
+                 out)
+        _save_checkpoint(out, net, opt, sched, rng, report, epoch)
+        log(f"epoch {epoch}/{epochs}: loss {loss_v:.5f}, validation loss {vl:.5f}, PSNR {vp:.2f} dB "
+            f"(input {vin:.2f}; best {report.best_val_psnr:.2f} at epoch {report.best_epoch}), {report.seconds:.0f} s")
 
     net.train()
-    step = start_step
-    loss_v = float("nan")
+    step = report.steps_run
+    loss_v = report.history["loss"][-1] if report.history["loss"] else float("nan")
+    report.stopped_by = "epochs" if s.steps is None else "steps"
     try:
-        while step < s.steps:
+        while step < total:
             if s.time_limit is not None and time.perf_counter() - t0 > s.time_limit:
                 report.stopped_by = "time limit"
                 break
-            clean = torch.from_numpy(train_set.batch(rng, s.batch, s.patch))
-            sig = torch.from_numpy(rng.uniform(lo, hi, s.batch).astype(np.float32))
-            noise = torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))
-            noisy = clean + noise * sig[:, None, None, None]
+            clean_np, low_np = draw(data.train, rng, s.batch, data.patch)
+            if low_np is None:
+                low_np, sig_np = degrader.batch(clean_np, rng)
+            else:
+                sig_np = None
+            clean = torch.from_numpy(clean_np).to(device)
+            low = torch.from_numpy(np.ascontiguousarray(low_np, dtype=np.float32)).to(device)
+            sig = None if sig_np is None else torch.from_numpy(sig_np).to(device)
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                pred = net(noisy, sig)
-            loss = torch.mean((pred.float() - clean) ** 2)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                pred = forward(low, sig)
+            loss = criterion(pred.float(), clean)
             loss.backward()
             opt.step()
             sched.step()
@@ -202,21 +490,79 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
             loss_v = float(loss.detach())
             if not math.isfinite(loss_v):
                 raise UsageError(f"the training loss became {loss_v} at step {step}; try a lower --lr")
-            if step % s.val_every == 0 or step == s.steps:
-                score_and_keep(step, loss_v)
+            if step % spe == 0 or step == total:
+                end_epoch(math.ceil(step / spe), step, loss_v)
             if progress is not None:
-                progress(step, s.steps, loss_v, report.best_val_psnr if report.best_step else None)
+                progress(step=step, total=total, epoch=math.ceil(step / spe), epochs=epochs, loss=loss_v,
+                         best=report.best_val_psnr if report.best_epoch else None)
     except KeyboardInterrupt:
         report.stopped_by = "interrupted"
-        # the steps since the last checkpoint are dropped: --resume continues from that checkpoint
-    else:
-        if step > report.steps_run or not (out / WEIGHTS).exists():
-            score_and_keep(step, loss_v)
-    if report.best_step == 0 and not (out / WEIGHTS).exists():
-        score_and_keep(step, loss_v)  # interrupted before the first validation: keep what there is
+        # the steps since the last checkpoint are dropped: --resume continues from that epoch
+    if not (out / WEIGHTS).exists():
+        end_epoch(max(1, math.ceil(step / spe)), step, loss_v)  # stopped before the first epoch ended
     report.seconds = time.perf_counter() - t0
-    (out / "train.json").write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
+    finish(out, data, fixed_batch, score, net, card, report, log)
     return report
 
 
-__all__ = ["TrainSettings", "TrainReport", "train", "CARD", "WEIGHTS", "CHECKPOINT"]
+def finish(out: Path, data: Examples, fixed_batch, score, net, card, report: TrainReport, log) -> None:
+    """The best model scored on the test images, an autoencoder's code statistics, curves.png, train.json."""
+    import torch
+
+    from .model import load
+
+    best = load(out)
+    net.load_state_dict(best.net.state_dict())
+    card = json.loads((out / CARD).read_text(encoding="utf-8"))
+    if data.test is not None:
+        tl, tp, ts, tin = score(fixed_batch(data.test, 54321))
+        card["test"] = {"psnr": round(tp, 3), "ssim": round(ts, 4), "loss": tl, "input_psnr": round(tin, 3)}
+        log(f"test images: PSNR {tp:.2f} dB (input {tin:.2f}), SSIM {ts:.3f}")
+    encode = getattr(net, "encode", None)
+    if encode is not None and not getattr(net, "skips", False):
+        clean, _ = centre_crops(data.train, data.patch, limit=2000)
+        net.eval()
+        with torch.no_grad():
+            x = _pad_to(torch.from_numpy(np.ascontiguousarray(clean[:2000], dtype=np.float32)), card.get("stride", 1))
+            codes = torch.cat([encode(x[i:i + 64].to(next(net.parameters()).device)).float().cpu()
+                               for i in range(0, len(x), 64)])
+        save_code_stats(out, codes.mean(0), codes.std(0) if len(codes) > 1 else torch.ones_like(codes[0]))
+        card["code_shape"] = list(codes.shape[1:])
+        card["sample_size"] = list(x.shape[-2:])
+    tmp = out / f".{CARD}.tmp"
+    tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
+    os.replace(tmp, out / CARD)
+    write_curves(out / "curves.png", report)
+    tmp = out / ".train.json.tmp"
+    tmp.write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
+    os.replace(tmp, out / "train.json")
+
+
+def write_curves(path: Path, report: TrainReport) -> None:
+    """Training and validation loss, and validation PSNR, per epoch (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = report.history
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a.plot(h["epoch"], h["loss"], "o-", label="training (last batch)")
+    a.plot(h["epoch"], h["val_loss"], "s-", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel("loss")
+    a.set_yscale("log")
+    a.legend()
+    b.plot(h["epoch"], h["val_psnr"], "o-", color="C2")
+    if report.best_epoch:
+        b.axvline(report.best_epoch, color="0.6", ls="--", lw=1)
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation PSNR (dB)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+__all__ = ["TrainSettings", "TrainReport", "train", "CARD", "WEIGHTS", "CHECKPOINT", "LOSSES", "ssim"]

@@ -1,0 +1,161 @@
+"""The ``eval``, ``models`` and ``sample`` commands: what to do with a trained model folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import guard, out_console, err_console
+
+EVAL_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the model against the noisy input and every installed classical solver, sigma 25[/dim]
+restorekit eval model/ test_dir/ --degrade gaussian:25
+
+[dim]# against BM3D only; per-image rows; the table and a comparison picture into eval/[/dim]
+restorekit eval model/ test_dir/ --degrade gaussian:25 --baseline bm3d --per-image --out eval/
+"""
+
+SAMPLE_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# 16 images decoded from random codes of an autoencoder trained on faces[/dim]
+restorekit train --dataset faces --net dense-autoencoder:code=32 --degrade gaussian:10 --out faces-ae/
+restorekit sample faces-ae/ --count 16 --out samples.png
+"""
+
+
+def eval_model(
+    model: Annotated[str, typer.Argument(help="Model folder (restorekit train --out), or a shipped model's name.", show_default=False)],
+    folder: Annotated[Path, typer.Argument(help="Folder of clean test images (searched recursively).", show_default=False)],
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation to test against (repeat to chain, as in run). Default: the one the model was trained on.", show_default=False)] = None,
+    baseline: Annotated[Optional[list[str]], typer.Option("--baseline", "-b", help="Solver prior to compare with; repeatable. Default: every installed one (restorekit list priors).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the degradation (image i gets seed + i).")] = 0,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N images (sorted by name).", show_default=False)] = None,
+    per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's PSNR per method.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write eval.json and compare.png into (created; files replaced atomically).", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Score a trained model against the degraded input and the classical methods on the same images.
+
+    PSNR, SSIM, MSE and MAE per image and their means; the model runs through
+    --prior learned, the baselines on the same observations.
+    """
+    with guard(debug):
+        from rich.table import Table
+
+        from ..errors import UsageError
+        from ..learn.evaluate import METRICS, evaluate, write_picture
+
+        if limit is not None and limit < 1:
+            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        if out is not None and out.exists() and not out.is_dir():
+            raise UsageError(f"--out '{out}' exists and is not a folder")
+        log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
+        result, kept = evaluate(Path(model), folder, degrade=degrade, baselines=baseline, seed=seed, limit=limit,
+                                log=log, keep=4 if out is not None else 0)
+        data = result.as_dict()
+        if out is not None:
+            import os
+
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = out / ".eval.json.tmp"
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, out / "eval.json")
+            write_picture(out / "compare.png", result, kept)
+        if json_out:
+            sys.stdout.write(json.dumps(data, indent=1) + "\n")
+            return
+        table = Table(title=f"{len(result.images)} images, {' + '.join(result.degrade)}")
+        table.add_column("method")
+        for k in METRICS:
+            table.add_column(k.upper(), justify="right")
+        table.add_column("s/image", justify="right")
+        n = max(1, len(result.images))
+        for m in result.methods:
+            table.add_row("degraded input" if m == "input" else m, f"{result.mean(m, 'psnr'):.2f}",
+                          f"{result.mean(m, 'ssim'):.4f}", f"{result.mean(m, 'mse'):.5f}", f"{result.mean(m, 'mae'):.4f}",
+                          "" if m == "input" else f"{result.seconds[m] / n:.2f}")
+        out_console.print(table)
+        if per_image:
+            rows = Table(title="PSNR (dB) per image")
+            rows.add_column("image")
+            for m in result.methods:
+                rows.add_column(m, justify="right")
+            for i, name in enumerate(result.images):
+                rows.add_row(name, *(f"{result.scores[m]['psnr'][i]:.2f}" for m in result.methods))
+            out_console.print(rows)
+        for name, why in result.skipped.items():
+            err_console.print(f"[dim]{name} skipped: {why}[/dim]", highlight=False)
+        if out is not None:
+            out_console.print(f"written: {out}/eval.json, {out}/compare.png", highlight=False, markup=False)
+
+
+def models(
+    folder: Annotated[Path, typer.Argument(help="Folder to search for model folders (recursively).", show_default=False)] = Path("."),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the model cards as JSON.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """List the trained models in a folder: network, what it was trained on, its scores."""
+    with guard(debug):
+        from rich.table import Table
+
+        from ..learn.model import CARD, find_models
+
+        found = []
+        for path in find_models(folder):
+            try:
+                card = json.loads((path / CARD).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                card = {"error": f"unreadable {CARD}: {exc}"}
+            found.append((path, card))
+        if json_out:
+            sys.stdout.write(json.dumps([{"path": str(p), **c} for p, c in found], indent=1) + "\n")
+            return
+        if not found:
+            out_console.print(f"no models under {folder}", highlight=False, markup=False)
+            return
+        table = Table()
+        for col in ("model", "net", "trained on", "data", "parameters", "val PSNR", "test PSNR"):
+            table.add_column(col, justify="right" if col.endswith(("PSNR", "parameters")) else "left")
+        for path, card in found:
+            net = card.get("net") or (f"{card['architecture']} (noise-level aware)" if "architecture" in card else "?")
+            on = (", ".join(card["degrade"]) if card.get("degrade") else
+                  "pairs" if "pairs" in (card.get("data") or {}) else
+                  f"gaussian {card['sigma_range'][0]:g}-{card['sigma_range'][1]:g}" if card.get("sigma_range") else "?")
+            data = card.get("data") or card.get("trained", {})
+            src = data.get("dataset") or data.get("folder") or ("pairs" if "pairs" in data else "?")
+            val = (card.get("val") or {}).get("psnr", card.get("val_psnr"))
+            test = (card.get("test") or {}).get("psnr")
+            table.add_row(str(path), net, on, str(src), f"{card.get('parameters', '')}",
+                          "" if val is None else f"{val:.2f}", "" if test is None else f"{test:.2f}")
+        out_console.print(table)
+
+
+def sample(
+    model: Annotated[Path, typer.Argument(help="An autoencoder's model folder (restorekit train --net dense-autoencoder or conv-autoencoder).", show_default=False)],
+    count: Annotated[int, typer.Option("--count", "-c", help="Images to decode.")] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random codes.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write: the samples in a grid (never overwrites; see --overwrite).")] = Path("samples.png"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Decode random codes of an autoencoder into images (drawn from its training codes' mean and spread)."""
+    with guard(debug):
+        from ..errors import UsageError
+        from ..learn.sample import sample_grid
+
+        if not 1 <= count <= 1024:
+            raise UsageError(f"--count must be 1 to 1024 (got {count})")
+        if out.suffix.lower() != ".png":
+            raise UsageError(f"--out must name a .png file (got '{out}')")
+        if out.exists() and not overwrite:
+            raise UsageError(f"'{out}' exists; pass --overwrite to replace it, or choose another --out")
+        sample_grid(model, count, seed, out, overwrite=overwrite)
+        out_console.print(f"written: {out} ({count} samples)", highlight=False, markup=False)

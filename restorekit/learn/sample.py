@@ -1,0 +1,65 @@
+"""``restorekit sample``: decode random codes of a trained autoencoder into a grid of images.
+
+Codes are drawn per element from a normal distribution with the mean and
+spread of the model's codes over its training images (``code.safetensors``,
+written by ``restorekit train``), so the samples look like the training data
+rather than like the decoder's response to arbitrary numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+def sample_images(model_path: Path, count: int, seed: int) -> np.ndarray:
+    """(count, C, H, W) decoded samples in [0, 1]."""
+    import torch
+
+    from .model import code_stats, load, resolve
+
+    path = resolve(str(model_path))
+    model = load(path)
+    decode = getattr(model.net, "decode", None)
+    if decode is None or getattr(model.net, "skips", False):
+        raise UsageError(f"the model in '{path}' ({model.card.get('net', model.card.get('architecture'))}) is not an "
+                         "autoencoder with a code of its own; sample needs --net dense-autoencoder or "
+                         "conv-autoencoder (without skips)")
+    stats = code_stats(path)
+    if stats is None:
+        raise UsageError(f"'{path}' has no code.safetensors (the code statistics restorekit train writes)")
+    mean, std = stats
+    g = torch.Generator().manual_seed(seed)
+    codes = mean + std * torch.randn((count, *mean.shape), generator=g)
+    with torch.no_grad():
+        imgs = decode(codes.float())
+    h, w = model.card.get("sample_size") or imgs.shape[-2:]
+    return imgs[..., :h, :w].clamp(0, 1).numpy()
+
+
+def grid(images: np.ndarray, gap: int = 1) -> np.ndarray:
+    """(C, H', W'): the images in a near-square grid, ``gap`` pixels of white between them."""
+    n, c, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.ones((c, rows * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        out[:, r * (h + gap):r * (h + gap) + h, k * (w + gap):k * (w + gap) + w] = img
+    return out
+
+
+def sample_grid(model_path: Path, count: int, seed: int, out: Path, overwrite: bool = False) -> None:
+    """Write ``count`` samples as one PNG grid (atomically; magnified so small images stay visible)."""
+    from ..io import write_image
+
+    g = grid(sample_images(model_path, count, seed))
+    scale = max(1, 128 // max(g.shape[1:]) + 1) if max(g.shape[1:]) < 256 else 1
+    if scale > 1:
+        g = np.repeat(np.repeat(g, scale, axis=1), scale, axis=2)
+    img = (np.moveaxis(g, 0, -1) * 255).round().astype(np.uint8)
+    write_image(out, img[..., 0] if img.shape[-1] == 1 else img, overwrite=overwrite)
