@@ -262,8 +262,8 @@ def test_solvers_combine_into_the_mean_of_their_results(classic_registry):
     assert [p.name for p in both.record.components.priors] == ["nlm", "wavelet"]
     assert any("the result combines nlm + wavelet" in n for n in both.record.notes)
     assert not any(n.startswith("SURE weights") for n in both.record.notes)
-    with pytest.raises(UsageError, match="combines only with other priors that solve directly"):
-        restorekit.restore(img, prior=["nlm", "dip"], **kw)
+    with pytest.raises(UsageError, match="not several with a fitted prior"):
+        restorekit.restore(img, prior=["nlm", "wavelet", "dip"], **kw)
 
 
 def test_with_gaussian_noise_solvers_are_weighted_by_sure(classic_registry):

@@ -446,3 +446,22 @@ def test_model_files_are_safetensors_and_a_pickle_payload_is_refused(tmp_path):
     r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--resume"])
     one_line_error(r, "cannot continue from the checkpoint")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_solver_beside_a_fitted_prior_starts_and_pulls_the_fit():
+    """--prior learned with a fitted prior guides it: the identity parameterisation starts at the learned
+    result (one tiny step keeps it), and a heavy weight pulls a DIP fit onto it."""
+    alone = restorekit.restore(degrade="gaussian:25", prior="learned")
+    started = restorekit.restore(degrade="gaussian:25", prior=["tv:1e-9", "learned"], net="identity", iters=1,
+                                 lr=1e-6, stop="none")
+    assert np.abs(started.restored - alone.restored).max() < 2e-3
+    assert any("learned guides the fit" in n for n in started.record.notes)
+    free = restorekit.restore(degrade="gaussian:25", prior=["dip:input=observation,ema=0"],
+                              net="skip:channels=8,levels=3", iters=60, stop="none")
+    pulled = restorekit.restore(degrade="gaussian:25", prior=["dip:input=observation,ema=0", "learned:weight=1000"],
+                                net="skip:channels=8,levels=3", iters=60, stop="none")
+    gap = lambda r: float(np.abs(r.restored - alone.restored).mean())  # noqa: E731
+    # (Adam's steps do not grow with the weight: the pull changes the direction, 60 steps go part of the way)
+    assert gap(pulled) < 0.85 * gap(free)
+    with pytest.raises(UsageError, match="not several with a fitted prior"):
+        restorekit.restore(degrade="gaussian:25", prior=["dip", "learned", "bm3d"])

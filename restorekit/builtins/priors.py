@@ -181,6 +181,9 @@ class Learned(Prior):
                            "model: gaussian (a Gaussian denoiser for sigma 0-55, trained on BSD400)")
         sigma: float | None = Field(None, ge=0, le=255, description="noise sigma in 0-255 units (none: the "
                                     "degradation's, else estimated from the image)")
+        weight: float = Field(0.0, ge=0, description="beside a fitted prior (--prior dip --prior learned): the "
+                              "weight of mean((x - the model's result)^2) in the loss; 0: the result only starts "
+                              "the fit")
 
     def solve(self, problem):
         import numpy as np

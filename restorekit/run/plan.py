@@ -51,6 +51,9 @@ class Plan:
     auto: Any = None
     #: further priors that solve directly: the result is the mean of every solver's
     more_solvers: list[Prior] = field(default_factory=list)
+    #: a prior that solves directly, combined with a fitted one: its result starts the fit (and, with the
+    #: prior's ``weight``, pulls it: weight * mean((x - guide)^2) in the loss)
+    guide: Prior | None = None
 
     @property
     def precision(self) -> str:
@@ -68,7 +71,7 @@ class Plan:
     def priors(self) -> list[Prior]:
         """The priors in the record's order: network, penalties, solver."""
         return (([self.network] if self.network else []) + self.penalties + ([self.solver] if self.solver else [])
-                + self.more_solvers)
+                + self.more_solvers + ([self.guide] if self.guide else []))
 
 
 def pick_device(name: str = "auto"):
@@ -112,10 +115,11 @@ def resolve_components(
     names = ", ".join(p.name for p in priors)
     if roles.count("network") > 1:
         raise UsageError(f"only one network prior per run (got {names})")
-    if "solver" in roles and any(r != "solver" for r in roles):
+    fitted = [p for p in priors if p.role in ("network", "penalty")]
+    if roles.count("solver") > 1 and fitted:
         raise UsageError(
-            f"prior '{priors[roles.index('solver')].name}' solves directly and combines only with other priors that "
-            f"solve directly (their results are averaged), not with a fitted prior ({names})"
+            f"several priors that solve directly combine among themselves, or one of them guides a fitted prior "
+            f"(its result starts the fit); not several with a fitted prior ({names})"
         )
     if "none" in roles and len(priors) > 1:
         raise UsageError(f"prior 'none' means no prior; drop it to combine {names}")
@@ -125,7 +129,7 @@ def resolve_components(
     solver = solvers[0] if solvers else None
     generator: Generator | None = None
     net = (net or "auto").strip()
-    if solver is not None:
+    if solver is not None and not fitted:
         if net not in ("auto", ""):
             raise UsageError(f"prior '{solver.name}' solves directly and uses no --net (got --net {net})")
     else:
@@ -236,7 +240,9 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
     degradations, network, penalties, solvers, generator, metrics = resolve_components(
         registry, s.degrade, s.prior, s.net, s.metrics
     )
-    solver = solvers[0] if solvers else None
+    fitted = network is not None or bool(penalties)
+    guide = solvers[0] if solvers and fitted else None
+    solver = solvers[0] if solvers and not fitted else None
     if s.stop == "auto" and s.iters is None:
         stop_rule = make_stopping_rule(auto_stop_spec(degradations), registry=registry)
     if network is None and s.stop == "auto":
@@ -250,8 +256,14 @@ def make_plan(settings: RunSettings, registry: Registry) -> Plan:
         generator=generator, metrics=metrics, device=dev, stop_rule=stop_rule,
         batched=s.ensemble > 1 and (s.ensemble_batched if s.ensemble_batched is not None else dev.type != "cpu"),
         auto=choice,
-        more_solvers=solvers[1:],
+        more_solvers=solvers[1:] if solver is not None else [],
+        guide=guide,
     )
+    if guide is not None:
+        w = float(getattr(guide.params, "weight", 0.0) or 0.0)
+        plan.notes.append(f"{guide.name} guides the fit: its result is the starting estimate"
+                          + (f" (dip:input=observation starts from it)" if network is not None else "")
+                          + (f", and {w:g} * mean((x - it)^2) is added to the loss" if w > 0 else ""))
     if plan.more_solvers:
         plan.notes.append(f"the result combines {' + '.join(p.name for p in plan.priors())}: weighted by SURE "
                           "where the noise is Gaussian with a known sigma, else their mean")

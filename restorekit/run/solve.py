@@ -54,6 +54,8 @@ def solve(plan: Plan, problem: Problem, registry: Registry, callback: Callable[[
             out = _solve_directly(plan, problem)
             sol = Solution(output=geo.to_result(out))
         else:
+            if plan.guide is not None:
+                plan, problem = _guided(plan, problem)
             res, members = _fit_members(plan, problem, callback)
             sol = Solution(output=geo.to_result(_keep_known(plan, problem, geo.to_image(res.output))), fit=res,
                            members=members)
@@ -71,7 +73,8 @@ def stack_key(plan: Plan, problem: Problem) -> tuple | None:
     each problem keeps its forward model) and the reference: the same
     components by spec, loop settings, device and problem size.
     """
-    if plan.solver is not None or plan.network is None or plan.generator is None or plan.ensemble != 1:
+    if (plan.solver is not None or plan.guide is not None or plan.network is None or plan.generator is None
+            or plan.ensemble != 1):
         return None
     return (
         plan.generator.spec, plan.network.spec, tuple(p.spec for p in plan.penalties),
@@ -213,6 +216,36 @@ def _one_solver(solver: Any, plan: Plan, problem: Problem):
             f"prior '{solver.name}' returned shape {tuple(out_t.shape[1:])}, expected {problem.image_shape}"
         )
     return out_t
+
+
+class GuidePenalty:
+    """``weight * mean((x - target)^2)``: a guide's pull on the fit (not a registered prior)."""
+
+    name = "guide"
+
+    def __init__(self, target, weight: float) -> None:
+        self.target, self.weight = target, weight
+
+    def penalty(self, x):
+        return self.weight * (x - self.target.to(x.dtype)).pow(2).mean()
+
+
+def _guided(plan: Plan, problem: Problem) -> tuple[Plan, Problem]:
+    """The guide's result as the problem's starting estimate, and its pull as a penalty when weighted."""
+    import dataclasses
+
+    out = plan.guide.solve(problem)
+    target = out.detach().to(problem.init.device, problem.init.dtype).clamp(0, 1)
+    if tuple(target.shape) != tuple(problem.init.shape):
+        from ..errors import UsageError
+
+        raise UsageError(f"prior '{plan.guide.name}' gives a {tuple(target.shape)} result for a "
+                         f"{tuple(problem.init.shape)} image; it cannot guide this fit")
+    problem = dataclasses.replace(problem, init=target)
+    weight = float(getattr(plan.guide.params, "weight", 0.0) or 0.0)
+    if weight > 0:
+        plan = dataclasses.replace(plan, penalties=[*plan.penalties, GuidePenalty(target.to(plan.device), weight)])
+    return plan, problem
 
 
 def _fit_members(plan: Plan, problem: Problem, callback):
