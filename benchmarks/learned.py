@@ -126,7 +126,7 @@ def natural(args) -> dict[str, Any]:
     for sigma in args.sigmas:
         for name in args.sets:
             folder = bench / name
-            ev = evaluate(model_path, folder, f"gaussian:{sigma}", ["bm3d", "nlm"], limit=args.limit)
+            ev = evaluate(model_path, folder, f"gaussian:{sigma},clip=false", ["bm3d", "nlm"], limit=args.limit)
             row = {"set": name, "sigma": sigma, "images": len(ev["images"]),
                    "mean": {m: ev["mean"][m] for m in ev["methods"]},
                    "seconds_per_image": {m: ev["seconds"][m] / len(ev["images"]) for m in ev["methods"] if m != "input"},
@@ -145,10 +145,10 @@ def natural(args) -> dict[str, Any]:
             entry = {"image": f.name}
             for method in ("auto", "dip"):
                 t = time.perf_counter()
-                res = restorekit.restore(clean, degrade="gaussian:25", prior=method, seed=i)
+                res = restorekit.restore(clean, degrade="gaussian:25,clip=false", prior=method, seed=i)
                 entry[method] = {"psnr": float(res.metrics["psnr"]), "seconds": time.perf_counter() - t}
             t = time.perf_counter()
-            res = restorekit.restore(clean, degrade="gaussian:25", prior=f"learned:model={model_path}", seed=i)
+            res = restorekit.restore(clean, degrade="gaussian:25,clip=false", prior=f"learned:model={model_path}", seed=i)
             entry["model"] = {"psnr": float(res.metrics["psnr"]), "seconds": time.perf_counter() - t}
             extra.append(entry)
             print(json.dumps(entry), flush=True)

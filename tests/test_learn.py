@@ -465,3 +465,23 @@ def test_a_solver_beside_a_fitted_prior_starts_and_pulls_the_fit():
     assert gap(pulled) < 0.85 * gap(free)
     with pytest.raises(UsageError, match="not several with a fitted prior"):
         restorekit.restore(degrade="gaussian:25", prior=["dip", "learned", "bm3d"])
+
+
+def test_the_bundled_data_sets_load_offline_and_train():
+    from restorekit.learn.data import dataset
+
+    faces, photos = dataset("faces", 1), dataset("photos", 3)
+    assert faces.images.shape == (200, 1, 25, 25) and photos.images.shape[1:] == (3, 64, 64)
+    assert 0 <= faces.images.min() and faces.images.max() <= 1 and photos.images.std() > 0.05
+    pytest.importorskip("sklearn")
+    digits = dataset("digits", 1)
+    assert digits.images.shape == (1797, 1, 8, 8) and digits.images.max() == 1.0 and digits.augment is False
+
+
+def test_digits_train_a_dense_autoencoder(tmp_path):
+    pytest.importorskip("sklearn")
+    r = invoke(["train", "--dataset", "digits", "--degrade", "salt-pepper:0.1", "--net", "dense-autoencoder:code=16,width=64",
+                "--epochs", "2", "--steps-per-epoch", "3", "--batch", "16", "--out", tmp_path / "m"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["canvas"] == [8, 8] and card["data"]["split"]["train"] == 1258 and card["code_shape"] == [16]
