@@ -95,7 +95,8 @@ def test_a_short_training_learns_to_denoise(tmp_path):
 
 
 @pytest.mark.parametrize("net, lr", [("conv-autoencoder:channels=4", "3e-3"), ("conv-autoencoder:channels=4,skips=true", "3e-3"),
-                                     ("dense-autoencoder:code=16,width=32", "3e-3"), ("dncnn:depth=4,channels=8", "1e-3")])
+                                     ("dense-autoencoder:code=16,width=32", "3e-3"), ("dncnn:depth=4,channels=8", "1e-3"),
+                                     ("skip:levels=2,channels=8", "3e-3"), ("unet:levels=2,feature_scale=16", "3e-3")])
 def test_every_network_kind_trains_on_faces_and_lowers_the_loss(tmp_path, net, lr):
     r = invoke(["train", "--degrade", "gaussian:25", "--net", net, "--epochs", "6", "--lr", lr,
                 *TINY_FACES, "--out", tmp_path / "m"])
