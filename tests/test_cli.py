@@ -280,3 +280,17 @@ def test_real_sigint_writes_partial_result(rgb8, tmp_path):
     assert rec["status"] == "interrupted" and 0 <= rec["result"]["iterations_run"] < 1000000
     assert iio.imread(out / "restored.png").shape == iio.imread(rgb8).shape
     assert "Traceback" not in err
+
+
+def test_the_progress_bar_of_a_budgeted_fit_counts_time_not_iterations():
+    """--prior auto fits for a time budget with a huge iteration cap: its bar is one of seconds."""
+    from restorekit.cli.run import _progress
+    from restorekit.run.engine import Progress
+
+    cb, bar = _progress(True)
+    cb(Progress(iteration=50, iterations=100000, loss=0.1, elapsed=5.0, time_limit=50.0))
+    task = bar.tasks[0]
+    assert task.total == 50.0 and task.completed == 5.0 and "50 it, 5/50 s" in task.fields["count"]
+    cb(Progress(iteration=60, iterations=3000, loss=0.1, elapsed=6.0, time_limit=1000.0))  # the limit is far
+    task = bar.tasks[0]
+    assert task.total == 3000 and task.completed == 60 and task.fields["count"] == "60/3000"

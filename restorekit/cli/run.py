@@ -146,12 +146,12 @@ def _input_paths(settings) -> list[Path]:
 def _progress(show: bool):
     if not show:
         return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
         TextColumn("[bold]fitting"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
@@ -159,7 +159,7 @@ def _progress(show: bool):
         console=err_console,
         transient=False,
     )
-    task = progress.add_task("fit", total=None, info="")
+    task = progress.add_task("fit", total=None, info="", count="")
 
     def cb(p):
         info = f"loss {p.loss:.2e}" if p.loss == p.loss else ""
@@ -167,7 +167,14 @@ def _progress(show: bool):
             info += f"  psnr {p.psnr:.2f}"
         if p.psnr_avg is not None:
             info += f"  avg {p.psnr_avg:.2f}"
-        progress.update(task, total=p.iterations, completed=p.iteration, info=info)
+        limit = getattr(p, "time_limit", None)
+        if limit is not None and limit < p.elapsed * p.iterations / max(p.iteration, 1):
+            # the time limit ends this fit long before its iterations (--prior auto's budget): a bar of time
+            progress.update(task, total=limit, completed=min(p.elapsed, limit), info=info,
+                            count=f"{p.iteration} it, {p.elapsed:.0f}/{limit:g} s")
+        else:
+            progress.update(task, total=p.iterations, completed=p.iteration, info=info,
+                            count=f"{p.iteration}/{p.iterations}")
 
     return cb, progress
 

@@ -36,6 +36,8 @@ class Progress:
     psnr: float | None = None  # of the current output against the reference
     psnr_avg: float | None = None  # of the averaged output
     elapsed: float = 0.0
+    #: the fit's time limit (seconds), when it has one: a budgeted fit ends by time, not by iterations
+    time_limit: float | None = None
 
 
 @dataclass
@@ -440,6 +442,7 @@ class _Loop:
                 if callback is not None:
                     last.iteration = i
                     last.elapsed = time.perf_counter() - start
+                    last.time_limit = time_limit
                     callback(last)
                 if reporting and stopper is not None and stopper.should_stop(i):
                     stopped_early, stop_reason = True, "rule"
