@@ -114,25 +114,34 @@ def render_faces(rows: list[dict[str, Any]]) -> str:
 
 
 def natural(args) -> dict[str, Any]:
-    """The model against BM3D, NL-means, the run default (auto) and DIP on bsd68 and set12."""
+    """The models against BM3D, NL-means, the run default (auto) and DIP on bsd68 and set12."""
     from restorekit.learn.model import load, resolve
 
     bench = Path(args.data) / "bench"
-    model_path = resolve(args.model)
-    card = load(model_path).card
-    train_json = model_path / "train.json"
-    history = json.loads(train_json.read_text())["history"] if train_json.is_file() else None
+    paths = [resolve(m) for m in args.model]
+    models = []
+    for label, path in zip(args.model, paths):
+        train_json = path / "train.json"
+        models.append({"label": label, "path": str(path), "card": load(path).card,
+                       "history": json.loads(train_json.read_text())["history"] if train_json.is_file() else None})
     rows = []
     for sigma in args.sigmas:
         for name in args.sets:
             folder = bench / name
-            ev = evaluate(model_path, folder, f"gaussian:{sigma},clip=false", ["bm3d", "nlm"], limit=args.limit)
-            row = {"set": name, "sigma": sigma, "images": len(ev["images"]),
-                   "mean": {m: ev["mean"][m] for m in ev["methods"]},
-                   "seconds_per_image": {m: ev["seconds"][m] / len(ev["images"]) for m in ev["methods"] if m != "input"},
-                   "per_image_psnr": {m: ev["per_image"][m]["psnr"] for m in ev["methods"]}}
+            degrade = f"gaussian:{sigma},clip=false"
+            ev = evaluate(paths[0], folder, degrade, ["bm3d", "nlm"], limit=args.limit)
+            row = {"set": name, "sigma": sigma, "images": len(ev["images"]), "mean": {}, "seconds_per_image": {},
+                   "per_image_psnr": {}}
+            for k, path in enumerate(paths):
+                e = ev if k == 0 else evaluate(path, folder, degrade, [], limit=args.limit)
+                for m in e["methods"]:
+                    key = args.model[k] if m == "model" else m
+                    row["mean"][key] = e["mean"][m]
+                    row["per_image_psnr"][key] = e["per_image"][m]["psnr"]
+                    if m != "input":
+                        row["seconds_per_image"][key] = e["seconds"][m] / len(e["images"])
             rows.append(row)
-            print(render_natural(rows), flush=True)
+            print(render_natural(rows, args.model), flush=True)
     extra = []
     if args.dip:
         import restorekit
@@ -143,29 +152,26 @@ def natural(args) -> dict[str, Any]:
         for i, f in enumerate(files):
             clean = (reader.image(f)[0] * 255).round().astype(np.uint8)
             entry = {"image": f.name}
-            for method in ("auto", "dip"):
+            for method in ("auto", "dip", *(f"learned:model={p}" for p in paths)):
                 t = time.perf_counter()
                 res = restorekit.restore(clean, degrade="gaussian:25,clip=false", prior=method, seed=i)
                 entry[method] = {"psnr": float(res.metrics["psnr"]), "seconds": time.perf_counter() - t}
-            t = time.perf_counter()
-            res = restorekit.restore(clean, degrade="gaussian:25,clip=false", prior=f"learned:model={model_path}", seed=i)
-            entry["model"] = {"psnr": float(res.metrics["psnr"]), "seconds": time.perf_counter() - t}
             extra.append(entry)
             print(json.dumps(entry), flush=True)
-    return {"benchmark": "learned-natural", "model": str(model_path), "model_card": card,
-            "train_history": history, "rows": rows, "dip_set12_sigma25": extra}
+    return {"benchmark": "learned-natural", "models": models, "rows": rows, "dip_set12_sigma25": extra}
 
 
-def render_natural(rows: list[dict[str, Any]]) -> str:
-    head = ["set", "sigma", "n", "noisy", "model", "bm3d", "nlm", "model - bm3d", "model s/img", "bm3d s/img"]
+def render_natural(rows: list[dict[str, Any]], models: list[str]) -> str:
+    head = ["set", "sigma", "n", "noisy", *models, "bm3d", "nlm", f"{models[0]} - bm3d (median/image)",
+            f"{models[0]} s/img", "bm3d s/img"]
     body = []
     for r in rows:
         m = r["mean"]
-        diff = [a - b for a, b in zip(r["per_image_psnr"]["model"], r["per_image_psnr"]["bm3d"])]
-        body.append([r["set"], r["sigma"], r["images"], f"{m['input']['psnr']:.2f}", f"{m['model']['psnr']:.2f}",
-                     f"{m['bm3d']['psnr']:.2f}", f"{m['nlm']['psnr']:.2f}",
-                     f"{m['model']['psnr'] - m['bm3d']['psnr']:+.2f} (median {statistics.median(diff):+.2f})",
-                     f"{r['seconds_per_image']['model']:.2f}", f"{r['seconds_per_image']['bm3d']:.2f}"])
+        diff = [a - b for a, b in zip(r["per_image_psnr"][models[0]], r["per_image_psnr"]["bm3d"])]
+        body.append([r["set"], r["sigma"], r["images"], f"{m['input']['psnr']:.2f}",
+                     *(f"{m[k]['psnr']:.2f}" for k in models), f"{m['bm3d']['psnr']:.2f}", f"{m['nlm']['psnr']:.2f}",
+                     f"{m[models[0]]['psnr'] - m['bm3d']['psnr']:+.2f} ({statistics.median(diff):+.2f})",
+                     f"{r['seconds_per_image'][models[0]]:.2f}", f"{r['seconds_per_image']['bm3d']:.2f}"])
     return table(head, body)
 
 
@@ -206,7 +212,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("which", choices=("faces", "natural", "transfer"))
     ap.add_argument("--epochs", type=int, default=200, help="faces: epochs per model (5 steps of 32 each); "
                     "transfer: pre-training epochs")
-    ap.add_argument("--model", default="gaussian", help="natural: the model folder (default: the shipped one)")
+    ap.add_argument("--model", nargs="+", default=["gaussian"], help="natural: model folders (default: the shipped "
+                    "one); the first is compared with the baselines")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--sets", nargs="+", default=["bsd68", "set12"])
     ap.add_argument("--sigmas", nargs="+", type=int, default=[15, 25, 50])
