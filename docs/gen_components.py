@@ -47,6 +47,9 @@ def render() -> str:
         entries = host.registry.entries(kind)
         anchor = kind.replace(" ", "-")
         lines += [f"### {kind.capitalize()}s", ""]
+        if not entries:
+            lines += ["None built in.", ""]
+            continue
         lines += ["| name | summary | plugin |", "| --- | --- | --- |"]
         lines += [f"| [`{e.name}`](#{anchor}-{e.name}) | {_cell(e.cls.summary)} | `{e.plugin}` |" for e in entries]
         lines.append("")
@@ -60,6 +63,10 @@ def render() -> str:
                 extra.append("higher is better" if e.cls.higher_is_better else "lower is better")
             if kind == "generator" and not e.cls.needs_input:
                 extra.append("needs no input code")
+            if kind == "decomposition":
+                extra.append("tasks: " + ", ".join(f"`{t}`" for t in e.cls.tasks))
+                if e.cls.hints:
+                    extra.append(("needs a hint: " if e.cls.needs_hint else "hints: ") + ", ".join(e.cls.hints))
             if info["primary"]:
                 extra.append(f"primary parameter: `{info['primary']}` (`{e.name}:VALUE`)")
             extra.append(f"default spec: `{e.cls.from_spec(e.name).spec}`" if not any(

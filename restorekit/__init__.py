@@ -12,11 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .components import (
+    Budget,
+    Decomposed,
+    Decomposition,
     Degradation,
     Generator,
     Geometry,
     LoopOptions,
+    Hint,
     Metric,
+    Network,
     Params,
     Prior,
     Problem,
@@ -39,6 +44,11 @@ __all__ = [
     "Generator",
     "Metric",
     "StoppingRule",
+    "Decomposition",
+    "Decomposed",
+    "Hint",
+    "Budget",
+    "Network",
     "LoopOptions",
     "Problem",
     "Geometry",

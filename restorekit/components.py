@@ -1,11 +1,12 @@
-"""The five component kinds and what every component has in common.
+"""The component kinds and what every component has in common.
 
 A component is a class with a unique lowercase ``name``, a one-line
 ``summary``, a parameter schema ``Params`` (a strict pydantic model) and an
 optional ``primary`` parameter that a spec may give without its key.
 Plugins subclass one of :class:`Degradation`, :class:`Prior`,
-:class:`Generator`, :class:`Metric` or :class:`StoppingRule` and register
-the class through the matching hook (:data:`KINDS` names them).  Nothing here imports torch: listing components stays fast.
+:class:`Generator`, :class:`Metric`, :class:`StoppingRule`,
+:class:`Decomposition` or :class:`Network` and register the class through
+the matching hook (:data:`KINDS` names them).  Nothing here imports torch: listing components stays fast.
 Tensors are ``(N, C, H, W)`` float tensors in ``[0, 1]``; NumPy images are
 ``(C, H, W)`` float arrays in ``[0, 1]`` unless stated otherwise.
 """
@@ -36,6 +37,12 @@ __all__ = [
     "Generator",
     "Metric",
     "StoppingRule",
+    "Decomposition",
+    "Decomposed",
+    "Hint",
+    "Budget",
+    "DECOMPOSITION_TASKS",
+    "Network",
     "LoopOptions",
     "Geometry",
     "Problem",
@@ -663,6 +670,166 @@ class StoppingRule(Component):
             self.best_average = torch.where(better, average, self.best_average)
 
 
+# ---------------------------------------------------------------------------
+# Decompositions
+# ---------------------------------------------------------------------------
+#: what a decomposition may be asked to do (``restorekit segment``: "segment"; ``restorekit decompose
+#: --task``: the others)
+DECOMPOSITION_TASKS: tuple[str, ...] = ("segment", "transparency", "watermark", "dehaze")
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What the user marked on the image (``--hint``), for a decomposition that takes hints.
+
+    ``box`` is ``(x, y, w, h)`` in pixels around the object (left, top, width,
+    height; the object is inside, everything outside is background).
+    ``scribbles`` is an ``(H, W)`` int array: 1 on pixels marked as the
+    object, 2 on pixels marked as background, 0 elsewhere.
+    """
+
+    box: tuple[int, int, int, int] | None = None
+    scribbles: "np.ndarray | None" = None
+
+    def seeds(self, height: int, width: int) -> "np.ndarray":
+        """``(H, W)`` int8 labels: 1 object, 2 background, 0 unknown (a box: outside is background)."""
+        import numpy as np
+
+        out = np.zeros((height, width), dtype=np.int8)
+        if self.box is not None:
+            x, y, w, h = self.box
+            out[:] = 2
+            out[max(y, 0) : y + h, max(x, 0) : x + w] = 0
+        if self.scribbles is not None:
+            s = np.asarray(self.scribbles)
+            out[s == 1] = 1
+            out[s == 2] = 2
+        return out
+
+    def describe(self) -> str:
+        parts = []
+        if self.box is not None:
+            parts.append("box:" + ",".join(str(int(v)) for v in self.box))
+        if self.scribbles is not None:
+            s = self.scribbles
+            parts.append(f"scribbles ({int((s == 1).sum())} object, {int((s == 2).sum())} background pixels)")
+        return "; ".join(parts) or "none"
+
+
+@dataclass
+class Budget:
+    """How long an iterative decomposition may work, and whom it tells.
+
+    ``iterations`` overrides the method's own count where given;
+    ``time_limit`` (seconds) ends the fit early, keeping the result so far;
+    ``progress(iteration, total, loss)`` is called on reporting iterations.
+    A Ctrl-C (``KeyboardInterrupt``) inside :meth:`Decomposition.decompose`
+    should end the loop and return the best result so far, with
+    ``stopped="interrupted"``.
+    """
+
+    iterations: int | None = None
+    time_limit: float | None = None
+    progress: Any = None
+    started: float = field(default_factory=lambda: __import__("time").perf_counter())
+
+    def elapsed(self) -> float:
+        import time
+
+        return time.perf_counter() - self.started
+
+    def out_of_time(self) -> bool:
+        return self.time_limit is not None and self.elapsed() >= self.time_limit
+
+    def report(self, iteration: int, total: int, loss: float) -> None:
+        if self.progress is not None:
+            self.progress(iteration, total, loss)
+
+
+@dataclass
+class Decomposed:
+    """What a decomposition returns.
+
+    ``mask``: ``(H, W)`` float in [0, 1], the object's (layer 1's) share of
+    each pixel, or None; ``labels``: ``(H, W)`` int segment numbers from 0
+    (for a two-way split, 1 = the object), or None; ``layers``: name ->
+    ``(C, H, W)`` float image in [0, 1] (the layers that add up to the
+    image; a dehazing's ``"airlight"`` may be ``(C, 1, 1)``);
+    ``history``: the loss per reported iteration; ``stopped``: ``"done"``,
+    ``"time limit"`` or ``"interrupted"``.
+    """
+
+    mask: "np.ndarray | None" = None
+    labels: "np.ndarray | None" = None
+    layers: dict[str, "np.ndarray"] = field(default_factory=dict)
+    iterations: int = 0
+    history: dict[str, list] = field(default_factory=lambda: {"iteration": [], "loss": []})
+    stopped: str = "done"
+    notes: list[str] = field(default_factory=list)
+
+
+class Decomposition(Component):
+    """Splits one image into parts, with no training data: a segmentation or a layer decomposition.
+
+    ``tasks`` names what it can do (of :data:`DECOMPOSITION_TASKS` or a
+    plugin's own word): ``"segment"`` (object / background, or K segments),
+    ``"transparency"`` (two images mixed), ``"watermark"`` (an image and a
+    watermark), ``"dehaze"`` (a haze-free image, a transmission map and an
+    airlight).  ``hints`` lists the :class:`Hint` parts it uses (``"box"``,
+    ``"scribbles"``); ``needs_hint`` says it cannot work without one
+    (random walker).  ``iterative`` methods honour ``Budget.iterations``
+    and ``Budget.time_limit``.
+
+    :meth:`decompose` takes the image as a ``(C, H, W)`` float array in
+    [0, 1] and returns a :class:`Decomposed`; it may refuse an image or task
+    it cannot handle by raising :class:`~restorekit.UsageError` with one line.
+    """
+
+    kind: ClassVar[str] = "decomposition"
+    tasks: ClassVar[tuple[str, ...]] = ("segment",)
+    hints: ClassVar[tuple[str, ...]] = ()
+    needs_hint: ClassVar[bool] = False
+    iterative: ClassVar[bool] = False
+
+    def requires_hint(self, task: str) -> bool:
+        """Whether ``task`` cannot be done without a hint (checked before any work); ``needs_hint`` by default."""
+        return bool(self.needs_hint)
+
+    def decompose(
+        self,
+        image: "np.ndarray",
+        task: str = "segment",
+        *,
+        hint: Hint | None = None,
+        seed: int = 0,
+        budget: Budget | None = None,
+        others: tuple["np.ndarray", ...] = (),
+    ) -> Decomposed:
+        """Split ``image``; ``others`` are further images of the same scene (a second mixture for
+        ``transparency``), passed only when the user gives some: omit the argument if you take none."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
+# Networks to inspect
+# ---------------------------------------------------------------------------
+class Network(Component):
+    """A trained network to look inside (``restorekit invert``, ``restorekit visualize``).
+
+    :meth:`load` returns the ``torch.nn.Module`` with its weights loaded, in
+    eval mode, on the CPU; :meth:`input_shape` the ``(C, H, W)`` it expects,
+    or None when any size works.
+    """
+
+    kind: ClassVar[str] = "network"
+
+    def load(self) -> "torch.nn.Module":
+        raise NotImplementedError
+
+    def input_shape(self) -> tuple[int, int, int] | None:
+        return None
+
+
 #: kind -> base class; each kind's registration hook is restorekit_register_<kind>s (spaces as _)
 KINDS: dict[str, type[Component]] = {
     "degradation": Degradation,
@@ -670,4 +837,6 @@ KINDS: dict[str, type[Component]] = {
     "generator": Generator,
     "metric": Metric,
     "stopping rule": StoppingRule,
+    "decomposition": Decomposition,
+    "network": Network,
 }

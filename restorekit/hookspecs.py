@@ -83,6 +83,30 @@ def restorekit_register_stopping_rules(registry: "ComponentRegistry") -> None:
 
 
 @hookspec
+def restorekit_register_decompositions(registry: "ComponentRegistry") -> None:
+    """Add :class:`~restorekit.Decomposition` subclasses (``restorekit segment`` and ``decompose`` methods).
+
+    Example::
+
+        @hookimpl
+        def restorekit_register_decompositions(registry):
+            registry.add(MeanThreshold)
+    """
+
+
+@hookspec
+def restorekit_register_networks(registry: "ComponentRegistry") -> None:
+    """Add :class:`~restorekit.Network` subclasses (trained networks for ``invert`` and ``visualize``).
+
+    Example::
+
+        @hookimpl
+        def restorekit_register_networks(registry):
+            registry.add(MyClassifier)
+    """
+
+
+@hookspec
 def restorekit_register_commands(app: "typer.Typer") -> None:
     """Add commands to the ``restorekit`` command line.
 

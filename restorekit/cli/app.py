@@ -14,6 +14,8 @@ from .listing import list_components, plugins
 from .batch import BATCH_EXAMPLES, batch
 from .compare import COMPARE_EXAMPLES, compare
 from .run import run
+from .segment import DECOMPOSE_EXAMPLES, SEGMENT_EXAMPLES, decompose, segment
+from .inspect import INVERT_EXAMPLES, VISUALIZE_EXAMPLES, invert, visualize
 from .models import EVAL_EXAMPLES, SAMPLE_EXAMPLES, eval_model, models, sample
 from .train import TRAIN_EXAMPLES, train
 
@@ -114,6 +116,10 @@ def get_app() -> typer.Typer:
     app.command("batch", epilog=BATCH_EXAMPLES)(batch)
     app.command("compare", epilog=COMPARE_EXAMPLES)(compare)
     app.command("train", epilog=TRAIN_EXAMPLES)(train)
+    app.command("segment", epilog=SEGMENT_EXAMPLES)(segment)
+    app.command("decompose", epilog=DECOMPOSE_EXAMPLES)(decompose)
+    app.command("invert", epilog=INVERT_EXAMPLES)(invert)
+    app.command("visualize", epilog=VISUALIZE_EXAMPLES)(visualize)
     app.command("eval", epilog=EVAL_EXAMPLES)(eval_model)
     app.command("models")(models)
     app.command("sample", epilog=SAMPLE_EXAMPLES)(sample)

@@ -1,7 +1,7 @@
 """The ``list`` and ``plugins`` commands: what is installed, as tables or ``--json``.
 
 ``list`` shows the components (degradations, priors, generators, metrics,
-stopping rules) with their parameters, one component in full, or the
+stopping rules, decompositions, networks) with their parameters, one component in full, or the
 presets; ``plugins`` shows the installed plugins and how they loaded.
 Neither imports torch.
 """
@@ -24,6 +24,8 @@ KIND_ALIASES = {
     "metric": "metric", "metrics": "metric",
     "stopping rule": "stopping rule", "stopping rules": "stopping rule", "stopping": "stopping rule",
     "stop": "stopping rule",
+    "decomposition": "decomposition", "decompositions": "decomposition", "segment": "decomposition",
+    "network": "network", "networks": "network",
 }
 
 
@@ -43,7 +45,7 @@ def _param_summary(params: list[dict]) -> str:
 
 
 def list_components(
-    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets), metrics, stopping (--stop rules) or presets; all components if omitted.", show_default=False)] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets), metrics, stopping (--stop rules), decompositions (segment/decompose methods), networks (invert/visualize) or presets; all components if omitted.", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Argument(help="One component: show its parameters in full.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -61,7 +63,7 @@ def list_components(
             from ..suggest import did_you_mean
 
             hint = did_you_mean(kind.lower(), list(KIND_ALIASES) + ["presets"])
-            raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping)")
+            raise UsageError(f"unknown kind '{kind}'{hint} (valid: degradations, priors, generators, metrics, presets, stopping, decompositions, networks)")
         kinds = [KIND_ALIASES[kind.lower()]] if kind else list(KINDS)
         if name is not None:
             entry = reg.get(kinds[0], name)

@@ -43,9 +43,11 @@ __all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean
 
 #: the lock file of a reserved output folder
 LOCK_NAME = ".restorekit-run"
-#: what restorekit writes into an output folder (restored/degraded take the input's suffix)
+#: what restorekit writes into an output folder (restored/degraded take the input's suffix;
+#: labels, overlay and layer-* are segment's and decompose's)
 RESULT_FILES = re.compile(
-    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.png|compare\.png|curves\.png|run\.json)$"
+    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.png|compare\.png|curves\.png|run\.json"
+    r"|labels\.png|overlay\.png|layer-[a-z0-9-]+\.png)$"
 )
 #: the longest folder-name stem kept in default names and staging names
 _STEM_MAX = 80

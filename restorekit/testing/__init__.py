@@ -70,6 +70,8 @@ from .contract import (
     check_plugin,
     check_prior,
     check_stopping_rule,
+    check_decomposition,
+    check_network,
 )
 from .hosts import fresh_host, register_plugin, registered
 from .problems import make_problem, make_test_image
@@ -84,6 +86,8 @@ __all__ = [
     "check_generator",
     "check_metric",
     "check_stopping_rule",
+    "check_decomposition",
+    "check_network",
     "check_plugin",
     "make_test_image",
     "make_problem",

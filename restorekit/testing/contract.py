@@ -1,7 +1,8 @@
 """The contract checks: what restorekit relies on from every component and plugin.
 
-``check_degradation``, ``check_prior``, ``check_generator``, ``check_metric``
-and ``check_stopping_rule`` check one component of their kind;
+``check_degradation``, ``check_prior``, ``check_generator``, ``check_metric``,
+``check_stopping_rule``, ``check_decomposition`` and ``check_network`` check
+one component of their kind;
 ``check_component`` picks the check by the component's kind;
 ``check_plugin`` registers a plugin on a fresh host and checks every
 component it adds.  Each raises :class:`ContractError` naming the
@@ -18,7 +19,21 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import plugins as _plugins
-from ..components import KINDS, Component, Degradation, Generator, LoopOptions, Metric, Prior, StoppingRule
+from ..components import (
+    KINDS,
+    Budget,
+    Component,
+    Decomposed,
+    Decomposition,
+    Degradation,
+    Generator,
+    Hint,
+    LoopOptions,
+    Metric,
+    Network,
+    Prior,
+    StoppingRule,
+)
 from ..errors import RegistryError, UsageError
 from ..registry import Entry, Registry, check_component as _check_metadata
 from .problems import make_problem, make_test_image
@@ -543,6 +558,127 @@ def check_stopping_rule(
 
 
 # ---------------------------------------------------------------------------
+# decompositions
+# ---------------------------------------------------------------------------
+def _two_regions(shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    """A ``(C, H, W)`` image of a bright disc on a darker textured background."""
+    c, h, w = shape
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 4) ** 2
+    img = np.where(disc, 0.8, 0.25)[None].repeat(c, 0) + 0.05 * rng.standard_normal((c, h, w))
+    if c >= 3:
+        img[0] += 0.1 * disc
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@_single_threaded
+def check_decomposition(
+    component: type[Decomposition] | str,
+    spec: str | None = None,
+    *,
+    registry: Registry | None = None,
+    shapes: Iterable[tuple[int, int, int]] = ((3, 24, 24), (1, 20, 24)),
+    iterations: int = 3,
+    seed: int = 0,
+    plugin: str = UNDER_TEST,
+) -> list[str]:
+    """Check a decomposition: metadata, spec, ``tasks`` and ``hints``, and ``decompose`` on small images.
+
+    For each shape and each task in ``tasks``, on a disc-on-background image
+    (a box around the disc as the hint where the method takes or needs one;
+    ``Budget(iterations=iterations)`` for iterative methods):
+    ``decompose`` returns a :class:`Decomposed` with a mask, labels or
+    layers; a mask is ``(H, W)``, finite, in [0, 1]; labels ``(H, W)``
+    integers; each layer ``(C, H, W)`` (or ``(C, 1, 1)``), finite, in
+    [0, 1]; and the input image is left unchanged.
+    """
+    cls, spec = _resolve(component, spec, "decomposition", registry)
+    c = _Checker(cls, spec)
+    dec: Decomposition = _check_common(c, "decomposition", plugin)  # type: ignore[assignment]
+    with c.check("tasks and hints"):
+        c.ensure(isinstance(cls.tasks, tuple) and cls.tasks and all(isinstance(t, str) and t for t in cls.tasks),
+                 f"tasks must be a non-empty tuple of names (got {cls.tasks!r})")
+        c.ensure(isinstance(cls.hints, tuple) and set(cls.hints) <= {"box", "scribbles"},
+                 f"hints must be a tuple of 'box' and 'scribbles' (got {cls.hints!r})")
+        c.ensure(not cls.needs_hint or cls.hints, "needs_hint is set but hints names none")
+    for shape in shapes:
+        h, w = shape[1:]
+        hint = Hint(box=(w // 8, h // 8, w - w // 4, h - h // 4)) if cls.hints else None
+        for task in cls.tasks:
+            with c.check(f"decompose {task} {'x'.join(map(str, shape))}"):
+                image = _two_regions(shape, seed)
+                before = image.copy()
+                budget = Budget(iterations=iterations) if cls.iterative else None
+                out = dec.decompose(image, task, hint=hint, seed=seed, budget=budget)
+                c.ensure(np.array_equal(image, before), "decompose() changed its input image")
+                c.ensure(isinstance(out, Decomposed), f"decompose() returned {type(out).__name__}, not Decomposed")
+                c.ensure(out.mask is not None or out.labels is not None or out.layers,
+                         "decompose() returned no mask, no labels and no layers")
+                if out.mask is not None:
+                    m = np.asarray(out.mask)
+                    c.ensure(m.shape == (h, w), f"mask has shape {m.shape}, not {(h, w)}")
+                    c.ensure(np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1, "mask is not finite in [0, 1]")
+                if out.labels is not None:
+                    lab = np.asarray(out.labels)
+                    c.ensure(lab.shape == (h, w) and lab.dtype.kind in "iub",
+                             f"labels are {lab.dtype} {lab.shape}, not integers of shape {(h, w)}")
+                for name, layer in out.layers.items():
+                    a = np.asarray(layer)
+                    c.ensure(a.ndim == 3 and a.shape[1:] in ((h, w), (1, 1)),
+                             f"layer {name!r} has shape {a.shape}, not (C, {h}, {w}) or (C, 1, 1)")
+                    c.ensure(np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1,
+                             f"layer {name!r} is not finite in [0, 1]")
+    return c.passed
+
+
+# ---------------------------------------------------------------------------
+# networks to inspect
+# ---------------------------------------------------------------------------
+@_single_threaded
+def check_network(
+    component: type[Network] | str,
+    spec: str | None = None,
+    *,
+    registry: Registry | None = None,
+    shape: tuple[int, int, int] = (3, 32, 32),
+    seed: int = 0,
+    plugin: str = UNDER_TEST,
+) -> list[str]:
+    """Check a network: metadata, spec, ``load()`` and a forward pass.
+
+    ``load()`` returns a ``torch.nn.Module`` in eval mode with its
+    parameters on the CPU; ``input_shape()`` is None or three positive
+    ints; the module maps a ``(1, C, H, W)`` input of that shape (``shape``
+    when None) to a finite tensor (or a tuple/list of them).
+    """
+    import torch
+
+    cls, spec = _resolve(component, spec, "network", registry)
+    c = _Checker(cls, spec)
+    net: Network = _check_common(c, "network", plugin)  # type: ignore[assignment]
+    with c.check("input_shape"):
+        s = net.input_shape()
+        c.ensure(s is None or (isinstance(s, tuple) and len(s) == 3 and all(isinstance(v, int) and v > 0 for v in s)),
+                 f"input_shape() is {s!r}, not None or (C, H, W)")
+    with c.check("load"):
+        module = net.load()
+        c.ensure(isinstance(module, torch.nn.Module), f"load() returned {type(module).__name__}, not a torch.nn.Module")
+        c.ensure(not module.training, "load() returned a module in training mode (call .eval())")
+        devices = {p.device.type for p in module.parameters()}
+        c.ensure(devices <= {"cpu"}, f"load() returned parameters on {sorted(devices)}, not the CPU")
+    with c.check("forward"):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand((1,) + tuple(s or shape), generator=g)
+        with torch.no_grad():
+            y = module(x)
+        outs = list(y) if isinstance(y, (tuple, list)) else [y]
+        c.ensure(outs and all(isinstance(o, torch.Tensor) and bool(torch.isfinite(o).all()) for o in outs),
+                 "the forward pass gave no finite tensor")
+    return c.passed
+
+
+# ---------------------------------------------------------------------------
 # any component; a plugin's components
 # ---------------------------------------------------------------------------
 _CHECKS = {
@@ -551,6 +687,8 @@ _CHECKS = {
     "generator": check_generator,
     "metric": check_metric,
     "stopping rule": check_stopping_rule,
+    "decomposition": check_decomposition,
+    "network": check_network,
 }
 
 

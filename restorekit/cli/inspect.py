@@ -1,0 +1,378 @@
+"""The ``invert`` and ``visualize`` commands: look inside a trained network (restorekit/inspect/).
+
+Both take MODEL (a TorchScript file, a restorekit model folder or a
+registered network such as ``faces``) and a layer by name; ``--list-layers``
+prints the names.  The search runs once per ``--prior`` (dip, tv and none by
+default, the deep image prior paper's comparison); the results go into an
+output folder reserved before the search, as ``run``'s do.  Ctrl-C keeps the
+best image so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from .common import _error, _host, err_console, guard, out_console
+
+DEFAULT_PRIORS = ("dip", "tv", "none")
+
+INVERT_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the layers of the built-in face classifier (trained in seconds on scikit-image's bundled faces)[/dim]
+restorekit invert faces --list-layers
+
+[dim]# a face from those bundled images, then the image whose conv2 features match it, per prior[/dim]
+python -c "import skimage.data as d, imageio.v3 as io; io.imwrite('face.png', (d.lfw_subset()[0] * 255).astype('uint8'))"
+restorekit invert faces face.png --layer conv2 --iters 500
+
+[dim]# a TorchScript file of your own; only the deep image prior, with a wider generator[/dim]
+restorekit invert model.pt photo.png --layer features.8 --prior dip --net skip:levels=4,channels=64
+"""
+
+VISUALIZE_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# the image that most excites the 'face' output of the built-in face classifier, per prior[/dim]
+restorekit visualize faces --layer fc --unit 1
+
+[dim]# channel 3 of a conv layer, TV with a heavier weight, 64x64 gray input for a network of any size[/dim]
+restorekit visualize model.pt --layer conv2 --unit 3 --prior tv:weight=2 --shape 1,64,64
+"""
+
+_LAYER = "Layer by name, as --list-layers prints it (a named submodule: 'conv2', 'features.8')."
+_MODEL = "A TorchScript file (.pt), a restorekit model folder (model.json + model.safetensors) or a network name (restorekit list networks)."
+_PRIOR = "Image prior; repeat to compare (default: dip, tv, none). dip: x = G(z), a generator's weights are fitted; tv[:weight]: the pixels with a TV penalty; none: the pixels alone. See: restorekit list priors."
+_NET = "The generator of --prior dip (default: skip:levels=3,channels=32,skip=4). See: restorekit list generators."
+
+
+def _parse_shape(text: str):
+    from ..errors import UsageError
+
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or min(vals) < 1:
+        raise UsageError(f"--shape takes C,H,W: three positive whole numbers (got {text!r})")
+    return vals
+
+
+def _list_layers(model, json_out: bool) -> None:
+    rows = model.layers()
+    if json_out:
+        sys.stdout.write(json.dumps({"model": model.name, "layers": [{"name": n, "type": t} for n, t in rows]},
+                                    indent=1) + "\n")
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("layer")
+    table.add_column("type")
+    for n, t in rows:
+        table.add_row(n, t)
+    out_console.print(table)
+
+
+def _priors(registry, specs: list[str] | None, net: str | None, lr: float | None):
+    import math
+
+    from ..errors import UsageError
+    from ..inspect.optimize import check_priors
+
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a positive number (got {lr})")
+
+    priors = [registry.create("prior", s) for s in (specs or DEFAULT_PRIORS)]
+    if net is not None:
+        registry.create("generator", net)  # a wrong spec fails now, before the folder is reserved
+    check_priors(priors, net, registry)
+    return priors
+
+
+def _progress_cb(show: bool):
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console)
+    tasks: dict[str, Any] = {}
+
+    def cb(label, it, total, value):
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=total, info="")
+        progress.update(tasks[label], completed=it, info=f"objective {value:.3g}")
+
+    return cb, progress
+
+
+def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net) -> dict[str, Any]:
+    from .. import __version__
+
+    return {"restorekit": __version__, "format": 1, "command": command,
+            "model": {"source": model.source, "name": model.name}, "layer": layer,
+            "iterations": iters, "seed": seed, "lr": lr, "net": net, "notes": list(model.notes)}
+
+
+def _search_and_write(*, out, source, inputs, json_out, search, finish):
+    """Reserve the folder, search (Ctrl-C keeps the best so far), write, print; exit 130/143 when interrupted."""
+    from ..run.outdir import prepare_output
+    from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+
+    show = not json_out and err_console.is_terminal
+    cb, progress = _progress_cb(show)
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    folder = None
+    try:
+        with run_signals() as signals, quiet_stdout:
+            with deferred_signals():
+                folder = prepare_output(out, source=source, inputs=inputs)
+            try:
+                if progress is not None:
+                    progress.start()
+                recs = search(cb)
+            finally:
+                if progress is not None:
+                    progress.stop()
+            hold()  # a result exists: from here a signal waits until it is written
+            record = finish(folder, recs)
+    except BaseException as exc:
+        if folder is not None:
+            folder.abandon()
+        if isinstance(exc, KeyboardInterrupt):
+            _error("interrupted before there was a result; nothing was written")
+            raise typer.Exit(exit_code_for(signals.stopped_by)) from None
+        raise
+    if json_out:
+        from ..inspect.outputs import record_json
+
+        sys.stdout.write(record_json(record))
+    else:
+        _summary(record, folder.path)
+    if record["stopped"] == "interrupted" or signals.held:
+        err_console.print("interrupted: wrote the best result so far" if record["stopped"] == "interrupted"
+                          else "interrupted: the search had finished; wrote the result", highlight=False)
+        raise typer.Exit(exit_code_for(signals.signum))
+
+
+def _summary(record: dict[str, Any], out: Path) -> None:
+    inv = record["command"] == "invert"
+    table = Table(box=None, pad_edge=False)
+    table.add_column("prior")
+    if inv:
+        for c in ("feature loss", "PSNR", "SSIM"):
+            table.add_column(c, justify="right")
+    else:
+        table.add_column("activation (start -> end)", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("seconds", justify="right")
+    for r in record["results"]:
+        f = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
+        cells = ([f(r["feature_loss"], ".3g"), f(r["psnr"], ".2f"), f(r["ssim"], ".3f")] if inv
+                 else [f"{f(r['start'], '.3g')} -> {f(r['activation'], '.3g')}"])
+        table.add_row(r["label"], *cells, str(r["iterations"]), f"{r['seconds']:.1f}")
+    out_console.print(table)
+    out_console.print(f"results: {out}  [{record['files'].get('compare', '')}, curves.png, one image per prior, "
+                      f"{record['files']['record']}]", highlight=False, markup=False)
+
+
+def _open(model_arg: str, layer: str | None, list_layers: bool, json_out: bool):
+    from ..inspect.model import open_model
+
+    host = _host()
+    model = open_model(model_arg, host.registry)
+    if list_layers:
+        _list_layers(model, json_out)
+        return host, model, None
+    if not layer:
+        from ..errors import UsageError
+
+        raise UsageError("give the layer to look at: --layer NAME (--list-layers prints them)")
+    return host, model, model.layer_fn(layer)
+
+
+def _probe(model, layer: str, layer_fn, shape) -> None:
+    """Run the layer once on an input of ``shape``: a network that cannot take it is the user's mistake."""
+    import torch
+
+    from ..errors import UsageError
+
+    try:
+        with torch.no_grad():
+            layer_fn(torch.full((1, *shape), 0.5))
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the network's own complaint, in one line
+        c, h, w = shape
+        raise UsageError(f"{model.describe()} cannot take a {c}-channel {w}x{h} input at layer '{layer}': "
+                         f"{_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The line that says what went wrong (TorchScript puts it last, after the interpreter's traceback)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if len(lines) > 1 and "TorchScript interpreter" in lines[0]:
+        return lines[-1]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def invert(
+    model_arg: Annotated[str, typer.Argument(metavar="MODEL", help=_MODEL, show_default=False)],
+    image: Annotated[Optional[Path], typer.Argument(metavar="IMG", help="The image whose features to invert (PNG, TIFF, JPEG), the size and channels the network takes.", show_default=False)] = None,
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help=_LAYER, show_default=False)] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)] = None,
+    iters: Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")] = 500,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/invert-<image>-NNN).", show_default=False)] = None,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Feature inversion: the image whose features at --layer match IMG's, once per prior.
+
+    The deep image prior (x = G(z), a randomly initialised generator fitted to
+    the features) against TV-regularised pixels and bare pixels, as in the deep
+    image prior paper.  Writes invert.png (IMG and each reconstruction side by
+    side, with PSNR against IMG), curves.png (the feature-space loss), input.png,
+    one PNG per prior and inspect.json.
+    """
+    with guard(debug):
+        from ..errors import UsageError
+
+        host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
+        if layer_fn is None:
+            return
+        if image is None:
+            raise UsageError("give the image to invert: restorekit invert MODEL IMG --layer NAME")
+        from ..io import check_input_file, read_image
+
+        check_input_file(image, "image")
+        img = read_image(image)
+        data = img.data
+        c, h, w = data.shape
+        if model.shape is not None:
+            mc, mh, mw = model.shape
+            if mc is not None and mc != c:
+                raise UsageError(f"image {str(image)!r} has {c} channel{'s' * (c != 1)}; {model.describe()} takes "
+                                 f"{mc}-channel images")
+            if mh is not None and mw is not None and (mh, mw) != (h, w):
+                raise UsageError(f"image {str(image)!r} is {w}x{h}; {model.describe()} takes {mw}x{mh} images")
+        _probe(model, layer, layer_fn, (c, h, w))
+        priors = _priors(host.registry, prior, net, lr)
+
+        from ..inspect import optimize
+        from ..inspect.outputs import write_inspection
+
+        def search(cb):
+            return optimize.invert(layer_fn, data, priors, iters=iters, seed=seed, registry=host.registry,
+                                   net_spec=net, lr=lr, progress=cb)
+
+        def finish(folder, recs):
+            metrics = [host.registry.create("metric", m) for m in ("psnr", "ssim")]
+            ref = data.transpose(1, 2, 0).astype("float64")
+            record = _base_record("invert", model, layer, iters, seed, lr, net or optimize.DEFAULT_NET)
+            record["image"] = str(image)
+            record["results"] = []
+            record["history"] = {}
+            for r in recs:
+                test = r.image.transpose(1, 2, 0).astype("float64")
+                scores = {m.name: float(m.compute(ref, test, data_range=1.0)) for m in metrics}
+                record["results"].append({
+                    "label": r.label, "prior": r.prior, "net": r.net, "feature_loss": r.objective,
+                    "start_feature_loss": r.start, "psnr": scores["psnr"], "ssim": scores["ssim"],
+                    "iterations": r.iterations, "best_iteration": r.best_iteration, "lr": r.lr,
+                    "seconds": r.seconds, "stopped": r.stopped, "file": f"{r.label}.png",
+                })
+                record["history"][r.label] = {"iteration": r.history["iteration"], "feature_loss": r.history["value"]}
+            record["stopped"] = "interrupted" if any(r.stopped == "interrupted" for r in recs) else "done"
+            panels = [("input", data)] + [
+                (f"{r.label}  {res['psnr']:.1f} dB", r.image) for r, res in zip(recs, record["results"])]
+            return write_inspection(folder, record, recs, picture="invert.png", panels=panels,
+                                    ylabel=f"feature loss at {layer}", log=True, input_image=data)
+
+        _search_and_write(out=out, source=Path(f"invert-{image.stem}"), inputs=_inputs(model_arg, image),
+                          json_out=json_out, search=search, finish=finish)
+
+
+def visualize(
+    model_arg: Annotated[str, typer.Argument(metavar="MODEL", help=_MODEL, show_default=False)],
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help=_LAYER, show_default=False)] = None,
+    unit: Annotated[Optional[int], typer.Option("--unit", "-u", help="The unit to excite: a channel of the layer's output (0-based).", show_default=False)] = None,
+    shape: Annotated[Optional[str], typer.Option("--shape", help="C,H,W of the image to find (default: what the network declares; needed when it declares nothing).", show_default=False)] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)] = None,
+    iters: Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")] = 500,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/visualize-<layer>-unitK-NNN).", show_default=False)] = None,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Activation maximisation: the image that most excites --unit of --layer, once per prior.
+
+    The same priors as invert: the deep image prior, TV-regularised pixels,
+    bare pixels (all kept in [0, 1]).  Writes visualize.png (side by side),
+    curves.png (the unit's activation per step), one PNG per prior and
+    inspect.json.
+    """
+    with guard(debug):
+        from ..errors import UsageError
+
+        host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
+        if layer_fn is None:
+            return
+        if unit is None:
+            raise UsageError("give the unit to excite: --unit K (a channel of the layer's output, from 0)")
+        if shape is not None:
+            dims = _parse_shape(shape)
+        elif model.shape is not None and None not in model.shape:
+            dims = tuple(int(v) for v in model.shape)
+        else:
+            raise UsageError(f"{model.describe()} does not say what input it takes: give --shape C,H,W")
+        _probe(model, layer, layer_fn, dims)
+        from ..inspect import optimize
+
+        units = optimize.unit_count(layer_fn, dims)
+        if not 0 <= unit < units:
+            raise UsageError(f"unit {unit} is out of range: layer '{layer}' has {units} unit{'s' * (units != 1)} "
+                             f"(0 to {units - 1})")
+        priors = _priors(host.registry, prior, net, lr)
+        from ..inspect.outputs import write_inspection
+
+        def search(cb):
+            return optimize.visualize(layer_fn, unit, dims, priors, iters=iters, seed=seed, registry=host.registry,
+                                      net_spec=net, lr=lr, progress=cb)
+
+        def finish(folder, recs):
+            record = _base_record("visualize", model, layer, iters, seed, lr, net or optimize.DEFAULT_NET)
+            record["unit"] = unit
+            record["shape"] = list(dims)
+            record["results"] = [{
+                "label": r.label, "prior": r.prior, "net": r.net, "activation": r.objective, "start": r.start,
+                "iterations": r.iterations, "best_iteration": r.best_iteration, "lr": r.lr, "seconds": r.seconds,
+                "stopped": r.stopped, "file": f"{r.label}.png",
+            } for r in recs]
+            record["history"] = {r.label: {"iteration": r.history["iteration"], "activation": r.history["value"]}
+                                 for r in recs}
+            record["stopped"] = "interrupted" if any(r.stopped == "interrupted" for r in recs) else "done"
+            panels = [(f"{r.label}  {r.objective:.3g}", r.image) for r in recs]
+            return write_inspection(folder, record, recs, picture="visualize.png", panels=panels,
+                                    ylabel=f"activation of {layer}[{unit}]", log=False)
+
+        stem = f"visualize-{layer}-unit{unit}".replace(".", "_")
+        _search_and_write(out=out, source=Path(stem),
+                          inputs=_inputs(model_arg, None), json_out=json_out, search=search, finish=finish)
+
+
+def _inputs(model_arg: str, image: Path | None) -> list[Path]:
+    paths = [Path(model_arg)] if Path(model_arg).exists() else []
+    return paths + ([image] if image is not None else [])

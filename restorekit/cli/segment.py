@@ -1,0 +1,185 @@
+"""The ``segment`` and ``decompose`` commands: split one image into parts (restorekit/segment/)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import _error, _host, err_console, guard, out_console
+
+SEGMENT_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# object and background by coupled deep image priors; a box around the object helps[/dim]
+restorekit segment photo.png --method double-dip --hint box:40,30,120,90
+
+[dim]# scored against a true mask (white = object): IoU, Dice, boundary F-score in run.json[/dim]
+restorekit segment photo.png --method double-dip --truth mask.png --out seg/
+
+[dim]# K segments by a CNN fitted to the image; the baselines; scribbles (red object, blue background)[/dim]
+restorekit segment photo.png --method clustering:k=8
+restorekit segment photo.png --method chan-vese
+restorekit segment photo.png --method random-walker --hint scribbles:marks.png
+
+[dim]# a short fit: 100 steps, or 20 seconds, whichever comes first; the record on stdout[/dim]
+restorekit segment photo.png --iters 100 --time-limit 20 --json
+
+[dim]# every method and its parameters[/dim]
+restorekit list decompositions
+"""
+
+DECOMPOSE_EXAMPLES = """
+[bold]Examples[/bold]
+
+[dim]# two images seen through each other: from two mixtures (better) or one[/dim]
+restorekit decompose mix1.png --task transparency --second mix2.png
+restorekit decompose mix1.png --task transparency
+
+[dim]# a watermark inside a box; haze (a haze-free image, a transmission map, the airlight)[/dim]
+restorekit decompose marked.png --task watermark --hint box:200,150,120,40
+restorekit decompose hazy.png --task dehaze --iters 300
+"""
+
+
+def _progress(show: bool):
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]fitting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                   TimeElapsedColumn(), console=err_console, transient=False)
+    task = bar.add_task("fit", total=None, info="")
+
+    def cb(iteration: int, total: int, loss: float) -> None:
+        bar.update(task, total=total, completed=iteration, info=f"loss {loss:.3e}")
+
+    return cb, bar
+
+
+def _execute(request, json_out: bool, debug: bool) -> None:
+    with guard(debug):
+        from ..io import check_input_file
+        from ..run.outdir import prepare_output
+        from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+        from ..segment.pipeline import decompose, prepare, record_json, write
+
+        check_input_file(request.image, "image")
+        outcome = prepare(request, _host().registry)
+        inputs = [p for p in (request.image, request.truth, request.second) if p is not None]
+        inputs += [Path(h.partition(":")[2]) for h in request.hints if h.lower().startswith("scribbles:")]
+        cb, bar = _progress(not json_out and err_console.is_terminal)
+        quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+        folder = None
+        try:
+            with run_signals() as signals, quiet:
+                with deferred_signals():
+                    folder = prepare_output(request.out, source=request.image, overwrite=request.overwrite,
+                                            inputs=inputs)
+                try:
+                    if bar is not None:
+                        bar.start()
+                    decompose(outcome, progress=cb)
+                finally:
+                    if bar is not None:
+                        bar.stop()
+                hold()  # a result exists: Ctrl-C from now on waits for the files
+                files = write(outcome, folder)
+        except BaseException as exc:
+            if folder is not None:
+                folder.abandon()
+            if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
+                _error("interrupted before there was a result; nothing was written")
+                raise typer.Exit(exit_code_for(signals.stopped_by)) from None
+            raise
+        rec = outcome.record
+        if json_out:
+            sys.stdout.write(record_json(rec))
+        else:
+            _summary(rec, folder.path, files)
+        stopped = rec["stopped"] == "interrupted"
+        if stopped or signals.held:
+            err_console.print("interrupted: wrote the result so far" if stopped
+                              else "interrupted: the fit had finished; wrote the result", highlight=False)
+            raise typer.Exit(exit_code_for(signals.signum))
+
+
+def _summary(rec: dict, out: Path, files: dict[str, str]) -> None:
+    line = f"{rec['command']} {rec['task']}: {rec['method']} ({rec['iterations']} iterations, {rec['seconds']:.1f} s"
+    line += ")" if rec["stopped"] == "done" else f", stopped: {rec['stopped']})"
+    out_console.print(line, highlight=False, markup=False)
+    if rec["segments"] is not None:
+        out_console.print(f"segments: {rec['segments']}; object: {100 * (rec['object_fraction'] or 0):.1f} % of the pixels",
+                          highlight=False, markup=False)
+    if rec["metrics"]:
+        m = rec["metrics"]
+        out_console.print(f"against the truth: IoU {m['iou']:.4f}  Dice {m['dice']:.4f}  boundary F {m['boundary_f']:.4f}",
+                          highlight=False, markup=False)
+    for note in rec["notes"]:
+        err_console.print(f"[dim]note: {note}[/dim]", markup=True, highlight=False, soft_wrap=True)
+    out_console.print(f"wrote {out}/: " + ", ".join(files.values()), highlight=False, markup=False, soft_wrap=True)
+
+
+_Hint = Annotated[Optional[list[str]], typer.Option("--hint", help="box:x,y,w,h (the object inside; left, top, width, height in pixels) or scribbles:FILE (an image of the same size: red/white marks the object, blue/green/mid-gray the background). Repeat for both.", show_default=False)]
+_Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN); a missing or empty one, or --overwrite for an earlier result.", show_default=False)]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out.")]
+_Seed = Annotated[int, typer.Option("--seed", help="Seed of the networks' weights and inputs, and of k-means.")]
+_Iters = Annotated[Optional[int], typer.Option("--iters", min=1, help="Iterations of an iterative method (default: the method's own; see restorekit list decompositions NAME).", show_default=False)]
+_TimeLimit = Annotated[Optional[float], typer.Option("--time-limit", min=0.001, help="Stop an iterative method after this many seconds, keeping the result so far.", show_default=False)]
+_Json = Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")]
+_Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def segment(
+    image: Annotated[Path, typer.Argument(help="The image to segment (PNG, TIFF, JPEG).", show_default=False)],
+    method: Annotated[str, typer.Option("--method", "-m", help="Decomposition spec: double-dip, clustering[:k=K], otsu, chan-vese, kmeans[:K], slic, random-walker... See: restorekit list decompositions.")] = "double-dip",
+    hint: _Hint = None,
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="The true mask (white = object, same size): scores IoU, Dice and boundary F-score.", show_default=False)] = None,
+    out: _Out = None,
+    overwrite: _Overwrite = False,
+    seed: _Seed = 0,
+    iters: _Iters = None,
+    time_limit: _TimeLimit = None,
+    json_out: _Json = False,
+    debug: _Debug = False,
+) -> None:
+    """Split one image into object and background (or K segments), with no training data.
+
+    Writes mask.png (the object's share), labels.png (segment numbers),
+    layer-*.png, overlay.png and run.json into the output folder,
+    atomically.  Ctrl-C stops an iterative method and keeps the result so far.
+    """
+    from ..segment.pipeline import Request
+
+    _execute(Request(image=image, task="segment", method=method, hints=list(hint or []), truth=truth, out=out,
+                     overwrite=overwrite, seed=seed, iters=iters, time_limit=time_limit, command="segment"),
+             json_out, debug)
+
+
+def decompose(
+    image: Annotated[Path, typer.Argument(help="The image to split into layers (PNG, TIFF, JPEG).", show_default=False)],
+    task: Annotated[str, typer.Option("--task", "-t", help="transparency (two images mixed), watermark (needs --hint box), dehaze, or a plugin's task.", show_default=False)],
+    method: Annotated[str, typer.Option("--method", "-m", help="Decomposition spec (see: restorekit list decompositions).")] = "double-dip",
+    hint: _Hint = None,
+    second: Annotated[Optional[Path], typer.Option("--second", help="transparency: a second mixture of the same two images (other weights).", show_default=False)] = None,
+    out: _Out = None,
+    overwrite: _Overwrite = False,
+    seed: _Seed = 0,
+    iters: _Iters = None,
+    time_limit: _TimeLimit = None,
+    json_out: _Json = False,
+    debug: _Debug = False,
+) -> None:
+    """Split one image into layers: two mixed images, an image and its watermark, a scene and its haze.
+
+    Writes layer-*.png, mask.png (the mixing map, where the task has one),
+    overlay.png and run.json into the output folder, atomically.
+    """
+    from ..segment.pipeline import Request
+
+    _execute(Request(image=image, task=task.strip().lower(), method=method, hints=list(hint or []), second=second,
+                     out=out, overwrite=overwrite, seed=seed, iters=iters, time_limit=time_limit, command="decompose"),
+             json_out, debug)

@@ -1,0 +1,9 @@
+"""Segmentation and layer decomposition from one image (``restorekit segment``, ``restorekit decompose``).
+
+masks.py      which side is the object; IoU, Dice, boundary F-score (torch-free)
+baselines.py  Otsu, Chan-Vese, k-means on colours, SLIC + merging, random walker (torch-free)
+hints.py      --hint box:x,y,w,h and scribbles:FILE -> restorekit.Hint (torch-free)
+doubledip.py  coupled deep image priors (Double-DIP): segment, transparency, watermark, dehaze
+clustering.py per-image CNN clustering (Kanezaki 2018; Kim, Kanezaki, Tanaka 2020)
+pipeline.py   one command's work: read, reserve the output folder, decompose, score, write
+"""
