@@ -486,3 +486,22 @@ def test_digits_train_a_dense_autoencoder(tmp_path):
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "m" / "model.json").read_text())
     assert card["canvas"] == [8, 8] and card["data"]["split"]["train"] == 1258 and card["code_shape"] == [16]
+
+
+def test_init_fine_tunes_a_model_and_refuses_another_network(tmp_path):
+    from safetensors.torch import load_file
+
+    common = ["--dataset", "faces", "--epochs", "1", "--batch", "8", "--steps-per-epoch", "2"]
+    assert invoke(["train", *common, "--degrade", "none", "--net", "conv-autoencoder:4", "--seed", "5", "--out",
+                   tmp_path / "clean"]).exit_code == 0
+    # another seed would start elsewhere; from --init, a tiny learning rate keeps the weights where they start
+    r = invoke(["train", *common, "--degrade", "gaussian:25", "--net", "conv-autoencoder:4", "--init",
+                tmp_path / "clean", "--lr", "1e-7", "--out", tmp_path / "tuned"])
+    assert r.exit_code == 0, r.output
+    a, b = (load_file(str(tmp_path / x / "model.safetensors")) for x in ("clean", "tuned"))
+    conv = [k for k in a if k.endswith("weight") and a[k].ndim == 4][0]
+    assert np.allclose(a[conv].numpy(), b[conv].numpy(), atol=1e-4)
+    assert json.loads((tmp_path / "tuned" / "model.json").read_text())["trained"]["init"] == str(tmp_path / "clean")
+    r = invoke(["train", *common, "--degrade", "gaussian:25", "--net", "conv-autoencoder:8", "--init",
+                tmp_path / "clean", "--out", tmp_path / "other"])
+    one_line_error(r, "its weights do not fit conv-autoencoder:channels=8")

@@ -367,9 +367,11 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
         init = load(Path(s.init))
         try:
             net.load_state_dict(init.net.state_dict())
-        except RuntimeError as exc:
-            raise UsageError(f"--init: the model in '{s.init}' does not fit --net {s.net} "
-                             f"({str(exc).splitlines()[0][:160]})") from None
+        except RuntimeError:
+            was = init.card.get("net") or f"{init.card.get('architecture')} {init.card.get('config')}"
+            now = net_fields.get("net") or f"resunet {net_fields.get('config')}"
+            raise UsageError(f"--init: the model in '{s.init}' is {was}; its weights do not fit {now} "
+                             "(pass the same --net, and --channels)") from None
     net.to(device)
     if s.steps_per_epoch:
         spe = s.steps_per_epoch
