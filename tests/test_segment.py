@@ -110,6 +110,15 @@ def test_the_object_is_the_side_touching_the_border_less_or_the_hinted_one():
     scribbles[0, 0] = 1
     scribbles[16, 17] = 2
     assert np.array_equal(orient(mask, Hint(scribbles=scribbles)), ~mask)
+    # `under`: a segment somewhat rarer on the border than in the image is the object at 1, not at 0.5
+    from restorekit.segment.masks import object_segments
+
+    labels = np.zeros((20, 20), np.int64)
+    labels[5:15, 5:13] = 1  # 80 pixels inside...
+    labels[0, 2:13] = 1  # ...and 11 of the 76 border pixels: 14 % of the border, 23 % of the image
+    labels[15:18, 14:18] = 2  # never on the border
+    assert np.array_equal(object_segments(labels), labels > 0)
+    assert np.array_equal(object_segments(labels, under=0.5), labels == 2)
 
 
 def test_exclusion_loss_is_larger_for_identical_layers():
@@ -139,6 +148,77 @@ def test_transparency_from_two_mixtures_gives_two_layers():
     assert set(out.layers) == {"layer1", "layer2"} and out.mask is None
     assert all(v.shape == (1, 16, 16) for v in out.layers.values())
     assert "mixing weights of layer 1: " in out.notes[-1] and out.notes[-1].count(",") == 1
+
+
+def _blocks(seed: int, size: int = 48) -> np.ndarray:
+    """A piecewise-constant image (random rectangles): sparse gradients, like a photo's."""
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), rng.random())
+    for _ in range(12):
+        y, x = rng.integers(0, size - 4, 2)
+        h, w = rng.integers(4, size // 2, 2)
+        img[y:y + h, x:x + w] = rng.random()
+    return img[None].astype(np.float32)
+
+
+def test_the_mixing_weights_of_two_mixtures_are_recovered_and_unmixed():
+    from restorekit.builtins.decompositions import DoubleDip
+    from restorekit.segment.doubledip import mixing_weights
+
+    a, b = _blocks(3), _blocks(4)
+    x1, x2 = 0.65 * a + 0.35 * b, 0.3 * a + 0.7 * b
+    w1, w2 = mixing_weights(x1, x2)
+    assert w1 == pytest.approx(0.65, abs=0.02) and w2 == pytest.approx(0.3, abs=0.02), (w1, w2)
+    out = DoubleDip.from_spec("double-dip:channels=4,levels=2").decompose(x1, "transparency", others=(x2,))
+    l1, l2 = out.layers["layer1"], out.layers["layer2"]
+    psnr = lambda u, v: 10 * np.log10(1 / np.mean((u - v) ** 2))  # noqa: E731
+    assert psnr(l1, a) > 30 and psnr(l2, b) > 30, (psnr(l1, a), psnr(l2, b))
+    assert out.iterations == 0 and "linear unmixing" in " ".join(out.notes)
+    # one mixture twice says nothing about the weights: no estimate, the coupled fit runs
+    assert mixing_weights(x1, x1) is None
+    # unmix=false: the coupled fit starts from the unmixing and runs its steps
+    out = DoubleDip.from_spec("double-dip:iters=6,channels=4,levels=2,unmix=false").decompose(
+        x1, "transparency", others=(x2,))
+    assert out.iterations == 6 and out.notes[0].startswith("mixing weights estimated")
+    assert out.notes[-1].startswith("mixing weights of layer 1: ")
+
+
+def _texture_composite(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fine noise (the object, a disc) on smooth noise with the same Gaussian distribution of grey levels:
+    the pixels' values alone cannot tell the two apart, their local texture can."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = (yy - 0.45 * size) ** 2 + (xx - 0.55 * size) ** 2 < (size / 3.5) ** 2
+    fine = rng.standard_normal((size, size))
+    smooth = ndimage.gaussian_filter(rng.standard_normal((size, size)), 2.5)
+    img = 0.5 + 0.12 * np.where(mask, fine, smooth / smooth.std())
+    return np.clip(img, 0, 1)[None].astype(np.float32), mask
+
+
+def test_the_texture_models_split_what_colours_cannot():
+    from restorekit.segment.baselines import kmeans_colours
+    from restorekit.segment.doubledip import initial_split
+    from restorekit.segment.masks import object_segments
+
+    img, mask = _texture_composite()
+    ys, xs = np.nonzero(mask)
+    box = Hint(box=(int(xs.min()) - 3, int(ys.min()) - 3, int(np.ptp(xs)) + 7, int(np.ptp(ys)) + 7))
+    by_colour = iou(mask, object_segments(kmeans_colours(img, 2), box))
+    start = iou(mask, initial_split(img, box, regions=False))  # the 2-means of the box's inside
+    refined = iou(mask, initial_split(img, box))  # then the per-region texture models
+    assert by_colour < 0.4 and refined > 0.65 and refined > start + 0.05, (by_colour, start, refined)
+
+
+def test_smooth_assign_removes_isolated_pixels_and_keeps_regions():
+    from restorekit.segment.regions import smooth_assign
+
+    u = np.where(np.arange(20)[None, :] < 10, 2.0, -2.0).repeat(20, 0)
+    u[5, 3] = -2.5  # one pixel that disagrees with its region
+    q = smooth_assign(u, beta=1.0)
+    assert q[5, 3] > 0.5 and (q[:, :9] > 0.9).all() and (q[:, 11:] < 0.1).all()
+    assert smooth_assign(u, beta=0.0)[5, 3] < 0.5  # without the pairwise term the pixel stays
 
 
 def test_dehaze_gives_an_airlight_and_a_transmission_map():

@@ -3,6 +3,7 @@
 masks.py      which side is the object; IoU, Dice, boundary F-score (torch-free)
 baselines.py  Otsu, Chan-Vese, k-means on colours, SLIC + merging, random walker (torch-free)
 hints.py      --hint box:x,y,w,h and scribbles:FILE -> restorekit.Hint (torch-free)
+regions.py    texture features, per-region Gaussian mixtures, a smoothed (mean-field Potts) assignment (torch-free)
 doubledip.py  coupled deep image priors (Double-DIP): segment, transparency, watermark, dehaze
 clustering.py per-image CNN clustering (Kanezaki 2018; Kim, Kanezaki, Tanaka 2020)
 pipeline.py   one command's work: read, reserve the output folder, decompose, score, write

@@ -17,9 +17,10 @@ The default number of steps depends on the task (:data:`TASK_ITERS`).
 Tasks:
 
 ``segment``       ``y1`` is the object, ``y2`` the background, ``m`` the mask.
-                  The fit starts from an initial split (a 2-means of local
+                  The fit starts from an initial split (a k-means of local
                   colour and texture statistics, inside the box where there
-                  is one, oriented by the hint or the border:
+                  is one, oriented by the hint or the border, refined by
+                  per-region texture models, GrabCut-like:
                   :func:`initial_split`): for ``warmup`` steps each layer
                   fits its own side and the mask network the split, whose
                   input code holds the split and the image (``guide``).
@@ -30,9 +31,12 @@ Tasks:
                   visible parts, the binary term and the hint.
 ``transparency``  two images mixed with a uniform weight: ``m`` is one
                   learned number per mixture.  Given a second mixture of the
-                  same two images (``second=``), both are fitted with shared
-                  layers and their own weights, which makes the layers
-                  identifiable; one image alone leaves the split to the priors.
+                  same two images (``second=``), the problem is linear: the
+                  weights come from the gradients' kurtosis
+                  (:func:`mixing_weights`) and the layers from them
+                  (:func:`unmix`); with ``unmix=false`` both mixtures are
+                  fitted from there with shared layers and their own weights.
+                  One image alone is ill-posed: the split is the priors'.
 ``watermark``     ``y1`` the clean image, ``y2`` the watermark, ``m`` its
                   opacity, zero outside the box hint (required).
 ``dehaze``        ``y1`` the haze-free image, ``m`` the transmission map,
@@ -54,10 +58,11 @@ from .masks import object_segments
 __all__ = ["exclusion_loss", "binary_loss", "initial_split", "double_dip"]
 
 #: the steps of a fit when neither the spec nor --iters says: a segmentation's free fit helps early and
-#: drifts later (150 was the best of 100-300 on the benchmark's composites); the layers of the other tasks
+#: drifts later (300 with a warm-up of 150 was the best of 100/50, 150/75, 300/100, 300/150 and 450/150 on
+#: the benchmark's tuning split, ``--split tune``); the layers of the other tasks
 #: keep improving (transparency from two mixtures, 96x96: about 2 dB better at 600 steps than at 300, and
 #: less than 1 dB more at 1200)
-TASK_ITERS = {"segment": 150, "transparency": 600, "watermark": 600, "dehaze": 600}
+TASK_ITERS = {"segment": 300, "transparency": 600, "watermark": 600, "dehaze": 600}
 
 #: depth of each generator's random input code (the DIP paper's is 32; 8 is plenty for these small nets)
 CODE_DEPTH = 8
@@ -124,19 +129,22 @@ def feature_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f.T.reshape(-1, h, w), dtype=np.float32)
 
 
-def initial_split(image: np.ndarray, hint: Hint | None = None, *, seed: int = 0) -> np.ndarray:
+def initial_split(image: np.ndarray, hint: Hint | None = None, *, seed: int = 0, regions: bool = True) -> np.ndarray:
     """The ``(H, W)`` float mask a segmentation starts from.
 
-    A 2-means of :func:`texture_features` with the colour block weighted as
-    much as all texture statistics together; with a box (and no scribbles),
-    of the box's inside only, the cluster farther from the outside's mean
-    being the object.  The object side is picked by the hint or the border
-    (:func:`~restorekit.segment.masks.object_segments`), the split smoothed,
-    and the pixels a hint marks set to what it says.
+    First a k-means of :func:`texture_features` with the colour block weighted as much as all texture
+    statistics together: with a box (and no scribbles), a 2-means of the box's inside only, the cluster
+    farther from the outside's mean being the object; otherwise a 3-means (:data:`START_CLUSTERS`).  The
+    object side is picked by the hint or the border (:func:`~restorekit.segment.masks.object_segments`).  Then (``regions``) a GrabCut-like refinement
+    from that split (:func:`restorekit.segment.regions.grabcut`: a Gaussian mixture of texture features
+    per region, a mean-field Potts smoothing, a few rounds).  The split is smoothed and the pixels a hint
+    marks set to what it says.
     """
     from scipy import ndimage
 
     from .baselines import features, kmeans
+    from .regions import grabcut
+    from .regions import texture_features as region_features
 
     h, w = image.shape[1:]
     f = texture_features(image)
@@ -151,14 +159,80 @@ def initial_split(image: np.ndarray, hint: Hint | None = None, *, seed: int = 0)
         labels[inside] = (sub == int(np.argmax(dist))).astype(np.int64)
         labels = labels.reshape(h, w)
     else:
-        labels = kmeans(f, 2, seed=seed).reshape(h, w)
-    obj = object_segments(labels, hint)
+        # without a box: a 3-means, the clusters under-represented on the border (or the background
+        # scribbles) being the object; a third cluster lets a background of two kinds stay background
+        labels = kmeans(f, START_CLUSTERS, seed=seed).reshape(h, w)
+    # without a hint only the clusters clearly under-represented on the border (less than half their
+    # share of the image) are the object: a background split in two by noise stays background
+    obj = object_segments(labels, hint, under=0.5 if hint is None else 1.0)
+    if regions and min(h, w) >= 16:
+        seeds = None if hint is None else hint.seeds(h, w)
+        q, _ = grabcut(image, seeds, obj, feats=region_features(image), seed=seed, **GRABCUT)
+        obj = object_segments((q >= 0.5).astype(np.int8), hint) if hint is None else q >= 0.5
     m = ndimage.gaussian_filter(obj.astype(np.float64), 1.0)
     if hint is not None:
         seeds = hint.seeds(h, w)
         m[seeds == 1] = 1.0
         m[seeds == 2] = 0.0
     return np.clip(m, 0.02, 0.98).astype(np.float32)
+
+
+#: clusters of the start without a box (3 was better than 2, 4 and 6 on the tuning split)
+START_CLUSTERS = 3
+
+#: the GrabCut-like refinement's settings (chosen on the benchmark's tuning split, ``--split tune``)
+GRABCUT = {"rounds": 10, "components": 4, "beta": 1.0, "temperature": 10.0}
+
+
+# ---------------------------------------------------------------------------
+# transparency from two mixtures: the mixing weights
+# ---------------------------------------------------------------------------
+def _gradients(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return np.concatenate([np.diff(x, axis=-1).ravel(), np.diff(x, axis=-2).ravel()])
+
+
+def _kurtosis(g: np.ndarray) -> float:
+    g = g - g.mean()
+    return float((g**4).mean() / ((g**2).mean() ** 2 + 1e-20))
+
+
+def mixing_weights(x1: np.ndarray, x2: np.ndarray) -> tuple[float, float] | None:
+    """The weights ``(w1, w2)`` of layer 1 in two mixtures ``x_i = w_i * A + (1 - w_i) * B`` of the same
+    two images, or None when no two layers stand out.
+
+    Every candidate layer is ``x1 + t * (x2 - x1)`` for one number ``t``; a mixture of two images has
+    denser gradients than either (their sum is closer to Gaussian), so the two pure layers are the two
+    highest local maxima over ``t`` of the kurtosis of the candidate's gradients (an ICA-like contrast on
+    gradients).  Layer 1 is the one with the larger weight in the first mixture.
+    """
+    g1, g2 = _gradients(x1), _gradients(x2)
+    d = g2 - g1
+    if not np.any(d):
+        return None
+    ts = np.linspace(-6.0, 7.0, 1301)
+    k = np.array([_kurtosis(g1 + t * d) for t in ts])
+    peaks = [i for i in range(1, len(ts) - 1) if k[i] >= k[i - 1] and k[i] >= k[i + 1]]
+    if len(peaks) < 2:
+        return None
+    peaks.sort(key=lambda i: -k[i])
+    ta = ts[peaks[0]]
+    tb = next((ts[i] for i in peaks[1:] if abs(ts[i] - ta) > 0.2), None)
+    if tb is None:
+        return None
+    # layer t is x1 + t (x2 - x1): for A, w1 + tA (w2 - w1) = 1; for B, w1 + tB (w2 - w1) = 0
+    w1, w2 = -tb / (ta - tb), (1 - tb) / (ta - tb)
+    if w1 < 0.5 and (1 - w1) > w1:  # name the layer with the larger share of the first mixture layer 1
+        w1, w2 = 1 - w1, 1 - w2
+    return float(w1), float(w2)
+
+
+def unmix(x1: np.ndarray, x2: np.ndarray, w1: float, w2: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two layers of two mixtures with known weights of layer 1 (``w1 != w2``)."""
+    det = w1 - w2
+    a = ((1 - w2) * x1 - (1 - w1) * x2) / det
+    b = (w1 * x2 - w2 * x1) / det
+    return a, b
 
 
 # ---------------------------------------------------------------------------
@@ -271,7 +345,8 @@ def double_dip(
     m0 = None
     if task == "segment":
         m0 = torch.from_numpy(initial_split(image, hint, seed=seed))[None, None]
-        notes.append("started from a 2-means split of colour and texture" + (" and the hint" if hint is not None else ""))
+        notes.append("started from a k-means split of colour and texture" + (" and the hint" if hint is not None else "")
+                     + ", refined by per-region texture models")
     if task == "segment" and params.features > 0:
         # the layers explain the pixels and their texture statistics: two textures become two nearly
         # uniform feature layers, which the coupled priors split as they split two flat colours
@@ -286,9 +361,25 @@ def double_dip(
         # can keep a sharp boundary where the start has one and move it where the layers say
         layers.guide(2, [m0[0, 0].numpy(), *image])
     extra: list[torch.Tensor] = []
+    unmixed = None
     if task == "transparency":
-        # a neutral start that tells the layers apart (not tuned: the benchmark mixes with 0.6 and 0.35)
-        alpha = torch.tensor([0.7] + ([0.3] if x2 is not None else []), dtype=torch.float32)
+        # two mixtures: the weights from the gradients' kurtosis (mixing_weights) and the layers they give
+        # as the layers' start; one mixture: a neutral start that tells the layers apart
+        start = [0.7] + ([0.3] if x2 is not None else [])
+        if second is not None:
+            est = mixing_weights(image, second)
+            if est is not None and abs(est[0] - est[1]) > 0.02:
+                start = [min(max(v, 0.01), 0.99) for v in est]
+                a0, b0 = (np.clip(v, 0, 1).astype(np.float32) for v in unmix(image, second, *est))
+                notes.append("mixing weights estimated from the gradients' kurtosis: " + ", ".join(f"{v:.4f}" for v in est))
+                if getattr(params, "unmix", True):
+                    # the layers that explain both mixtures exactly: a DIP fit could only blur them
+                    notes.append("layers: the linear unmixing with those weights (no fit; unmix=false fits the priors from it)")
+                    notes.append("mixing weights of layer 1: " + ", ".join(str(round(v, 4)) for v in est))
+                    return Decomposed(layers={"layer1": a0, "layer2": b0}, iterations=0,
+                                      history={"iteration": [], "loss": []}, stopped="done", notes=notes)
+                unmixed = [torch.from_numpy(v)[None] for v in (a0, b0)]
+        alpha = torch.tensor(start, dtype=torch.float32)
         logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
         extra.append(logit)
     if task == "dehaze":
@@ -312,6 +403,8 @@ def double_dip(
     stopped = "done"
     report_every = max(1, min(25, iters // 20 or 1))
     warmup = min(params.warmup, iters // 2) if task == "segment" else 0
+    if unmixed is not None:
+        warmup = iters // 3
 
     def compose(outs):
         y1, y2 = outs[0], outs[1]
@@ -339,7 +432,10 @@ def double_dip(
             opt.zero_grad(set_to_none=True)
             out = compose(layers())
             y1, y2, m = out["y1"], out["y2"], out["m"]
-            if task == "segment" and it <= warmup:
+            if unmixed is not None and it <= warmup:
+                # the layers first learn the linear unmixing, then fit the mixtures with the exclusion loss
+                loss = F.mse_loss(y1, unmixed[0]) + F.mse_loss(y2, unmixed[1])
+            elif task == "segment" and it <= warmup:
                 # each layer learns its own region; the mask learns the start
                 loss = ((m0 * (y1 - x)) ** 2).mean() + (((1 - m0) * (y2 - x)) ** 2).mean()
                 loss = loss + F.binary_cross_entropy(m, m0)

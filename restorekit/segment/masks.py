@@ -37,9 +37,10 @@ def background_region(shape: tuple[int, int], hint: Hint | None = None, ring: in
     return bg, fg
 
 
-def object_segments(labels: np.ndarray, hint: Hint | None = None) -> np.ndarray:
+def object_segments(labels: np.ndarray, hint: Hint | None = None, under: float = 1.0) -> np.ndarray:
     """The mask of the segments that make the object: those over-represented in the known object
-    pixels, or under-represented in the known background (the border without a hint)."""
+    pixels, or under-represented in the known background (the border without a hint): their share of
+    it below ``under`` times their share of the image."""
     labels = np.asarray(labels)
     bg, fg = background_region(labels.shape, hint)
     ids, inverse = np.unique(labels, return_inverse=True)
@@ -53,7 +54,7 @@ def object_segments(labels: np.ndarray, hint: Hint | None = None) -> np.ndarray:
     elif in_fg.sum() > 0:
         obj = in_fg / in_fg.sum() > share
     else:
-        obj = in_bg / max(in_bg.sum(), 1.0) < share
+        obj = in_bg / max(in_bg.sum(), 1.0) < under * share
     if not obj.any():  # everything touches the background as much: the least present one
         obj[np.argmin(in_bg / np.maximum(area, 1))] = True
     if obj.all():
