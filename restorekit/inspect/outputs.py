@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RestoreError, RestoreKitError, one_line
 from ..io import write_image
 from ..run.outdir import OutputFolder
-from ..run.outputs import _figure, _to_rgb
+from ..run.outputs import _figure, _to_rgb, committing
 
 RECORD = "inspect.json"
 FORMAT = 1
@@ -90,11 +89,8 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
                      panels: list[tuple[str, np.ndarray]], ylabel: str, log: bool,
                      input_image: np.ndarray | None = None) -> dict[str, Any]:
     """Write ``input.png`` (when given), one image per prior, ``picture`` (side by side), ``curves.png``
-    and the record into ``folder``, then move it into place."""
-    tmp = folder.staging
-    if tmp is None:
-        raise ValueError("write_inspection: the output folder was committed or abandoned already")
-    try:
+    and the record into ``folder``, then move it into place (run/outputs.py's ``committing``)."""
+    with committing(folder) as tmp:
         files: dict[str, str] = {}
         notes = record.setdefault("notes", [])
         if input_image is not None:
@@ -118,14 +114,6 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
         record["files"] = files
         record["out"] = str(folder.path)
         (tmp / RECORD).write_text(record_json(record), encoding="utf-8")
-        folder.commit()
-    except BaseException as exc:
-        folder.abandon()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
-            str(exc) if isinstance(exc, RestoreKitError) else one_line(exc))
-        raise RestoreError(f"cannot write results to '{folder.path}': {reason}") from exc
     return record
 
 

@@ -14,7 +14,7 @@ import math
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -101,6 +101,31 @@ def _figure(kind: str, draw, path: Path, *args) -> tuple[bool, str | None]:
         return False, f"{kind} was not drawn: {one_line(exc)}"
 
 
+@contextlib.contextmanager
+def committing(folder: OutputFolder, rescue: Callable[[], str] | None = None) -> Iterator[Path]:
+    """Write into the reserved ``folder``'s staging folder inside the block; commit it at the end.
+
+    Any failure abandons the folder (nothing half-written stays): Ctrl-C is
+    raised again, anything else becomes one :class:`RestoreError` naming the
+    folder, with ``rescue()``'s text (where the essentials were saved) added.
+    Every command that writes results (run, segment, invert) writes through it.
+    """
+    tmp = folder.staging
+    if tmp is None:
+        raise ValueError("the output folder was committed or abandoned already")
+    try:
+        yield tmp
+        folder.commit()
+    except BaseException as exc:
+        folder.abandon()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
+            str(exc) if isinstance(exc, RestoreKitError) else one_line(exc))
+        where = rescue() if rescue is not None else ""
+        raise RestoreError(f"cannot write results to '{folder.path}': {reason}{where}") from exc
+
+
 def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
     """Write every output of ``result`` into the reserved ``folder``, then move it into place.
 
@@ -111,10 +136,12 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
     curves.png) are not: a failure there is a note in run.json.
     """
     out = folder.path
-    tmp = folder.staging
-    if tmp is None:
-        raise ValueError("write_outputs: the output folder was committed or abandoned already")
-    try:
+
+    def rescue() -> str:
+        saved = rescue_result(result)
+        return f"; the restored image and run.json were saved in '{saved}'" if saved else ""
+
+    with committing(folder, rescue) as tmp:
         suffix = output_suffix(result.source)
         files: dict[str, str] = {}
         write_image(tmp / f"restored{suffix}", result.image)
@@ -140,16 +167,6 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         result.record.files = dict(files)
         result.record.out = str(out)
         (tmp / "run.json").write_text(record_json(result.record), encoding="utf-8")
-        folder.commit()
-    except BaseException as exc:
-        folder.abandon()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
-            str(exc) if isinstance(exc, RestoreKitError) else one_line(exc))
-        rescue = rescue_result(result)
-        where = f"; the restored image and run.json were saved in '{rescue}'" if rescue else ""
-        raise RestoreError(f"cannot write results to '{out}': {reason}{where}") from exc
     return files
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..components import Budget, Decomposed, Hint
-from ..errors import RestoreError, RestoreKitError, UsageError, one_line
+from ..errors import RestoreError, RestoreKitError, UsageError
 from .masks import scores
 
 __all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "RECORD_VERSION"]
@@ -235,12 +235,12 @@ def overlay(image: np.ndarray, mask: np.ndarray | None, labels: np.ndarray | Non
 def write(outcome: Outcome, folder) -> dict[str, str]:
     """Write every file into ``folder``'s staging folder and move it into place, all or nothing."""
     from ..io import write_image
+    from ..run.outputs import committing
 
     r = outcome.result
     assert r is not None
-    tmp = folder.staging
     files: dict[str, str] = {}
-    try:
+    with committing(folder) as tmp:
         if r.mask is not None:
             write_image(tmp / "mask.png", _u8(np.asarray(r.mask)))
             files["mask"] = "mask.png"
@@ -263,12 +263,5 @@ def write(outcome: Outcome, folder) -> dict[str, str]:
         outcome.record["files"] = dict(files)
         outcome.record["out"] = str(folder.path)
         (tmp / "run.json").write_text(record_json(outcome.record), encoding="utf-8")
-        folder.commit()
-    except BaseException as exc:
-        folder.abandon()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else one_line(exc)
-        raise RestoreError(f"cannot write results to '{folder.path}': {reason}") from exc
     outcome.files = files
     return files
