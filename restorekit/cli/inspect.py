@@ -222,19 +222,30 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+# the options invert and visualize share
+_Prior = Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)]
+_Net = Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)]
+_Iters = Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")]
+_Lr = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)]
+_Seed = Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")]
+_ListLayers = Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")]
+_Json = Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")]
+_Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
 def invert(
     model_arg: Annotated[str, typer.Argument(metavar="MODEL", help=_MODEL, show_default=False)],
     image: Annotated[Optional[Path], typer.Argument(metavar="IMG", help="The image whose features to invert (PNG, TIFF, JPEG), the size and channels the network takes.", show_default=False)] = None,
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help=_LAYER, show_default=False)] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)] = None,
-    net: Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)] = None,
-    iters: Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")] = 500,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")] = 0,
+    prior: _Prior = None,
+    net: _Net = None,
+    iters: _Iters = 500,
+    lr: _Lr = None,
+    seed: _Seed = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/invert-<image>-NNN).", show_default=False)] = None,
-    list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    list_layers: _ListLayers = False,
+    json_out: _Json = False,
+    debug: _Debug = False,
 ) -> None:
     """Feature inversion: the image whose features at --layer match IMG's, once per prior.
 
@@ -307,15 +318,15 @@ def visualize(
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help=_LAYER, show_default=False)] = None,
     unit: Annotated[Optional[int], typer.Option("--unit", "-u", help="The unit to excite: a channel of the layer's output (0-based).", show_default=False)] = None,
     shape: Annotated[Optional[str], typer.Option("--shape", help="C,H,W of the image to find (default: what the network declares; needed when it declares nothing).", show_default=False)] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)] = None,
-    net: Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)] = None,
-    iters: Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")] = 500,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")] = 0,
+    prior: _Prior = None,
+    net: _Net = None,
+    iters: _Iters = 500,
+    lr: _Lr = None,
+    seed: _Seed = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/visualize-<layer>-unitK-NNN).", show_default=False)] = None,
-    list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    list_layers: _ListLayers = False,
+    json_out: _Json = False,
+    debug: _Debug = False,
 ) -> None:
     """Activation maximisation: the image that most excites --unit of --layer, once per prior.
 
