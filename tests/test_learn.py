@@ -505,3 +505,21 @@ def test_init_fine_tunes_a_model_and_refuses_another_network(tmp_path):
     r = invoke(["train", *common, "--degrade", "gaussian:25", "--net", "conv-autoencoder:8", "--init",
                 tmp_path / "clean", "--out", tmp_path / "other"])
     one_line_error(r, "its weights do not fit conv-autoencoder:channels=8")
+
+
+def test_eval_out_never_touches_the_test_images_or_the_model(tmp_path):
+    data = clean_images(tmp_path / "clean")
+    assert invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN]).exit_code == 0
+    test = clean_images(tmp_path / "test", 2, 40)
+    (test / "compare.png").write_bytes((test / "im0.png").read_bytes())  # a user's image named compare.png
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "compare.png").write_bytes(b"not restorekit's")
+    before = {p: p.read_bytes() for p in [*test.iterdir(), *(tmp_path / "m").iterdir(), *theirs.iterdir()]}
+    args = ["eval", tmp_path / "m", test, "--degrade", "gaussian:25", "--baseline", "median", "--out"]
+    for out, fragment in ((test, "inside the test images' folder"), (test / "sub", "inside the test images'"),
+                          (tmp_path / "m", "inside the model folder"), (theirs, "did not write")):
+        one_line_error(invoke([*args, out]), fragment)
+    assert {p: p.read_bytes() for p in before} == before and not (test / "sub").exists()
+    assert invoke([*args, tmp_path / "ev"]).exit_code == 0
+    assert invoke([*args, tmp_path / "ev"]).exit_code == 0  # its own earlier results are replaced

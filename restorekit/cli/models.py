@@ -55,8 +55,8 @@ def eval_model(
 
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
-        if out is not None and out.exists() and not out.is_dir():
-            raise UsageError(f"--out '{out}' exists and is not a folder")
+        if out is not None:
+            _check_eval_out(out, folder, Path(model))
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
         result, kept = evaluate(Path(model), folder, degrade=degrade, baselines=baseline, seed=seed, limit=limit,
                                 log=log, keep=4 if out is not None else 0)
@@ -95,6 +95,22 @@ def eval_model(
             err_console.print(f"[dim]{name} skipped: {why}[/dim]", highlight=False)
         if out is not None:
             out_console.print(f"written: {out}/eval.json, {out}/compare.png", highlight=False, markup=False)
+
+
+def _check_eval_out(out: Path, folder: Path, model: Path) -> None:
+    """--out never mixes with the inputs: not the test folder or the model folder (or inside them), and
+    never a folder holding a compare.png that an earlier eval did not write (beside its eval.json)."""
+    from ..errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out '{out}' exists and is not a folder")
+    target = out.resolve()
+    for what, src in (("the test images' folder", folder), ("the model folder", model)):
+        if src.exists() and src.resolve() in (target, *target.parents):
+            raise UsageError(f"--out '{out}' is inside {what} '{src}'; choose another --out")
+    if (out / "compare.png").exists() and not (out / "eval.json").is_file():
+        raise UsageError(f"--out '{out}' holds a compare.png that restorekit eval did not write (no eval.json "
+                         "beside it); choose another --out")
 
 
 def models(
