@@ -58,7 +58,7 @@ def test_train_writes_a_model_folder_the_learned_prior_uses(tmp_path):
     assert r.exit_code == 0, r.output
     m = tmp_path / "m"
     assert {p.name for p in m.iterdir()} == {"model.safetensors", "model.json", "checkpoint.safetensors",
-                                             "checkpoint.json", "train.json", "curves.png"}
+                                             "train.json", "curves.png"}
     card = json.loads((m / "model.json").read_text())
     assert card["format"] == "restorekit-model" and card["architecture"] == "resunet"
     assert card["config"] == {"image_channels": 1, "channels": 8, "noise_map": True}

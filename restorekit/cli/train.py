@@ -43,7 +43,7 @@ def _pair(text: str, what: str, n: int) -> tuple[float, ...]:
 
 def train(
     folder: Annotated[Optional[Path], typer.Argument(help="Folder of clean training images (searched recursively). Or --pairs, or --dataset.", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder to write (model.safetensors, model.json, curves.png, train.json, checkpoint.*).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder to write (model.safetensors, model.json, curves.png, train.json, checkpoint.safetensors).", show_default=False)] = None,
     pairs: Annotated[Optional[tuple[Path, Path]], typer.Option("--pairs", help="LOW HIGH: folders of degraded and clean images, matched by name.", show_default=False)] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="A bundled data set, nothing downloaded: faces (lfw_subset, 25x25), photos (64x64 tiles of scikit-image's photos), digits (8x8; needs scikit-learn).", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation to train against; repeat to mix (each patch draws one, fresh noise every draw). Default: Gaussian noise from --sigma-range.", show_default=False)] = None,

@@ -18,8 +18,8 @@ The network is any registered generator (``--net``): ``resunet``, ``dncnn``,
 rate decaying on a cosine to 1/100 of its start.  After every epoch the model
 is scored on the validation images (fixed degradations, the same every time);
 the best one by validation PSNR is ``model.safetensors`` and the checkpoint
-(weights, optimiser state, epoch, random state: ``checkpoint.safetensors`` and
-``checkpoint.json``, no pickle) lets ``--resume`` continue where a run stopped.
+(weights, optimiser state, epoch, random state: one ``checkpoint.safetensors``,
+the state as JSON in its metadata, no pickle) lets ``--resume`` continue where a run stopped.
 Ctrl-C, SIGTERM and the time limit stop it with the best model kept.  At the
 end the best model is scored on the test images (``model.json``'s ``test``)
 and ``curves.png`` shows loss and PSNR per epoch.
@@ -41,7 +41,9 @@ from ..errors import UsageError
 from .data import ArraySet, ImageFolder, PairFolder, centre_crops, dataset, digest, draw, list_images, match_pairs, split
 from .model import CARD, WEIGHTS, save, save_code_stats
 
-CHECKPOINT, CHECKPOINT_STATE = "checkpoint.safetensors", "checkpoint.json"
+#: the weights, Adam's moments (tensors) and the rest of the state (JSON, in the file's metadata): one
+#: file, replaced atomically, so the tensors and the counters can never come from different epochs
+CHECKPOINT = "checkpoint.safetensors"
 #: the noise levels of the validation score of the noise-level-aware denoiser (0-255 units)
 VAL_SIGMAS = (15, 25, 50)
 LOSSES = ("mse", "l1", "bce", "ssim")
@@ -275,19 +277,17 @@ def _save_checkpoint(out: Path, net, opt, sched, rng, report: TrainReport, epoch
     state = {"epoch": epoch, "param_groups": opt_state["param_groups"], "opt_plain": plain, "sched": sched_state,
              "rng": rng.bit_generator.state, "report": asdict(report)}
     tmp = out / f".{CHECKPOINT}.tmp"
-    save_file(tensors, str(tmp))
-    tmp_json = out / f".{CHECKPOINT_STATE}.tmp"
-    tmp_json.write_text(json.dumps(state), encoding="utf-8")
+    save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
     os.replace(tmp, out / CHECKPOINT)
-    os.replace(tmp_json, out / CHECKPOINT_STATE)
 
 
 def _load_checkpoint(out: Path, net, opt, sched, rng) -> tuple[TrainReport, int]:
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
     try:
-        tensors = load_file(str(out / CHECKPOINT))
-        state = json.loads((out / CHECKPOINT_STATE).read_text(encoding="utf-8"))
+        with safe_open(str(out / CHECKPOINT), "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            state = json.loads(f.metadata()["state"])
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         opt_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
         for key, val in tensors.items():
@@ -340,6 +340,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
 
     from ..plugins import get_host
     from ..run.plan import cpu_has_native_bf16, pick_device
+    from ..run.signals import deferred_signals
     from .model import load
 
     check(s)
@@ -455,12 +456,14 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
         for key, val in (("epoch", epoch), ("step", step), ("loss", loss_v), ("val_loss", vl), ("val_psnr", vp),
                          ("time", report.seconds)):
             h[key].append(val)
-        if vp > report.best_val_psnr:
-            report.best_val_psnr, report.best_step, report.best_epoch = vp, step, epoch
-            save(net, {**card, "epoch": epoch, "step": step,
-                       "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl, "input_psnr": round(vin, 3)}},
-                 out)
-        _save_checkpoint(out, net, opt, sched, rng, report, epoch)
+        # the model's two files and the checkpoint are written whole: Ctrl-C waits until they are
+        with deferred_signals():
+            if vp > report.best_val_psnr:
+                report.best_val_psnr, report.best_step, report.best_epoch = vp, step, epoch
+                save(net, {**card, "epoch": epoch, "step": step,
+                           "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl,
+                                   "input_psnr": round(vin, 3)}}, out)
+            _save_checkpoint(out, net, opt, sched, rng, report, epoch)
         log(f"epoch {epoch}/{epochs}: loss {loss_v:.5f}, validation loss {vl:.5f}, PSNR {vp:.2f} dB "
             f"(input {vin:.2f}; best {report.best_val_psnr:.2f} at epoch {report.best_epoch}), {report.seconds:.0f} s")
 
