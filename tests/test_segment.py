@@ -221,6 +221,37 @@ def test_smooth_assign_removes_isolated_pixels_and_keeps_regions():
     assert smooth_assign(u, beta=0.0)[5, 3] < 0.5  # without the pairwise term the pixel stays
 
 
+def test_snap_boundary_moves_a_coarse_split_onto_the_edge():
+    from scipy import ndimage
+
+    from restorekit.segment.regions import snap_boundary
+
+    img, mask = _composite(40)
+    coarse = ndimage.binary_dilation(mask, iterations=2)  # a split two pixels too large all round
+    snapped = snap_boundary(img, coarse, band=3)
+    assert iou(mask, coarse) < 0.8 and iou(mask, snapped) > 0.95, (iou(mask, coarse), iou(mask, snapped))
+    assert np.array_equal(snap_boundary(img, coarse, band=0), coarse)
+    # background seeds (a box's outside) win over the split: marked pixels keep their label
+    seeds = np.zeros(mask.shape, np.int8)
+    seeds[:, :20] = 2
+    assert not snap_boundary(img, coarse, band=3, seeds=seeds)[:, :20].any()
+    # a split with no interior farther than the band is returned unchanged
+    speck = np.zeros(mask.shape, bool)
+    speck[5, 5] = True
+    assert np.array_equal(snap_boundary(img, speck, band=3), speck)
+
+
+def test_double_dip_snaps_its_mask_only_when_asked():
+    from restorekit.builtins.decompositions import DoubleDip
+
+    img, _ = _composite(32)
+    fast = FAST_DD.replace("iters=40,warmup=20", "iters=6,warmup=3")
+    on = DoubleDip.from_spec(fast).decompose(img, "segment", seed=0)
+    off = DoubleDip.from_spec(fast + ",snap=0").decompose(img, "segment", seed=0)
+    assert set(np.unique(on.mask)) <= {0.0, 1.0} and any("random walker" in n for n in on.notes)
+    assert len(np.unique(off.mask)) > 2 and not any("random walker" in n for n in off.notes)
+
+
 def test_dehaze_gives_an_airlight_and_a_transmission_map():
     from restorekit.builtins.decompositions import DoubleDip
 

@@ -488,6 +488,14 @@ def double_dip(
         best = {k: v for k, v in out.items() if k != "fit"}
     if stopped != "done":
         notes.append(f"stopped after {it} of {iters} iterations ({stopped}); the best result so far is kept")
+    band = int(round(getattr(params, "snap", 0.0) * min(h, w)))
+    if task == "segment" and band >= 1 and stopped != "interrupted":
+        from .regions import snap_boundary
+
+        obj = _np(best["m"])[0] >= 0.5
+        snapped = snap_boundary(image, obj, band, seeds=None if seeds is None else seeds[0, 0].numpy())
+        best["m"] = torch.from_numpy(snapped.astype(np.float32))[None, None]
+        notes.append(f"boundary moved onto the image's edges within {band} pixels (random walker)")
     return _result(task, best, image, history, it, stopped, notes)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["texture_features", "RegionModel", "smooth_assign", "grabcut"]
+__all__ = ["texture_features", "RegionModel", "smooth_assign", "grabcut", "snap_boundary"]
 
 
 def texture_features(image: np.ndarray, scales: tuple[float, ...] = (1.5, 3.0, 6.0)) -> np.ndarray:
@@ -147,3 +147,37 @@ def grabcut(
             break
         obj = new
     return q, unary
+
+
+def snap_boundary(image: np.ndarray, obj: np.ndarray, band: int, *, seeds: np.ndarray | None = None,
+                  beta: float = 130.0) -> np.ndarray:
+    """Move the boundary of the split ``obj`` (bool ``(H, W)``) onto the image's edges within ``band``
+    pixels of it: the pixels farther than ``band`` inside and outside are the seeds of Grady's random
+    walker (scikit-image, ``beta`` its edge sensitivity) on the image ``(C, H, W)``, which labels the band
+    between them; ``seeds`` (1 object, 2 background, as a hint's) are added.  A split with no pixel
+    farther than ``band`` from the boundary on one side is returned as it is.
+
+    A split made from local statistics (regions, features, a coupled fit's mask) is only accurate to
+    the statistics' scale, while the boundary of an object is usually an edge of the image.
+    """
+    import warnings
+
+    from scipy import ndimage
+    from skimage.segmentation import random_walker
+
+    obj = np.asarray(obj, bool)
+    if band < 1:
+        return obj
+    labels = np.zeros(obj.shape, np.int32)
+    labels[ndimage.binary_erosion(obj, iterations=band)] = 1
+    labels[ndimage.binary_erosion(~obj, iterations=band, border_value=1)] = 2
+    if seeds is not None:
+        s = np.asarray(seeds)
+        labels[s == 1] = 1
+        labels[s == 2] = 2
+    if not (labels == 1).any() or not (labels == 2).any() or (labels > 0).all():
+        return obj
+    with warnings.catch_warnings():  # scikit-image warns when the band splits into isolated pieces
+        warnings.simplefilter("ignore")
+        out = random_walker(np.asarray(image, np.float64), labels, beta=beta, mode="cg_j", channel_axis=0)
+    return out == 1
