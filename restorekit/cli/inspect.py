@@ -114,8 +114,9 @@ def _progress_cb(show: bool):
 
 def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net) -> dict[str, Any]:
     from .. import __version__
+    from ..inspect.record import FORMAT
 
-    return {"restorekit": __version__, "format": 1, "command": command,
+    return {"restorekit": __version__, "format": FORMAT, "command": command,
             "model": {"source": model.source, "name": model.name}, "layer": layer,
             "iterations": iters, "seed": seed, "lr": lr, "net": net, "notes": list(model.notes)}
 

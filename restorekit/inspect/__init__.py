@@ -11,6 +11,9 @@
     ``none``: pixels).
 ``outputs``
     the output folder's files (one image per prior, the side-by-side picture, the loss curves, ``inspect.json``).
+``record``
+    ``inspect.json``'s layout (:class:`~restorekit.inspect.record.InvertRecord`,
+    :class:`~restorekit.inspect.record.VisualizeRecord`), published in docs/inspect-record.md.
 ``faces``
     the built-in ``faces`` network: a tiny CNN trained in seconds on scikit-image's bundled ``lfw_subset``.
 

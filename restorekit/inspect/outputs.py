@@ -4,7 +4,8 @@ The folder is reserved before the search (:func:`restorekit.run.outdir.prepare_o
 as ``run`` does); everything is written into its staging folder and moved
 into place at once.  A picture that fails to draw costs the picture (a note
 in the record), not the results.  The record (``inspect.json``) is
-printed by ``--json``.
+printed by ``--json``; it is checked against its published layout
+(restorekit/inspect/record.py, docs/inspect-record.md) before it is written.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from ..io import write_image
 from ..run.outdir import OutputFolder
 from ..run.outputs import _figure, _to_rgb, committing
 
+from .record import FORMAT, check  # noqa: F401 - FORMAT's old home
+
 RECORD = "inspect.json"
-FORMAT = 1
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
@@ -113,6 +115,7 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
         files["record"] = RECORD
         record["files"] = files
         record["out"] = str(folder.path)
+        check(_clean(record))  # the layout of what is written (docs/inspect-record.md)
         (tmp / RECORD).write_text(record_json(record), encoding="utf-8")
     return record
 

@@ -7,4 +7,5 @@ regions.py    texture features, per-region Gaussian mixtures, a smoothed (mean-f
 doubledip.py  coupled deep image priors (Double-DIP): segment, transparency, watermark, dehaze
 clustering.py per-image CNN clustering (Kanezaki 2018; Kim, Kanezaki, Tanaka 2020)
 pipeline.py   one command's work: read, reserve the output folder, decompose, score, write
+record.py     run.json's layout (SegmentRecord), published in docs/segment-record.md
 """

@@ -13,7 +13,8 @@ Files: ``mask.png`` (the object's share, 0-255), ``labels.png`` (segment
 numbers, 8 or 16 bit), ``layer-<name>.png`` (each layer), ``overlay.png``
 (the image with the segments tinted and the object's outline), ``run.json``
 (the record: method, plugin, task, hint, seed, iterations, time, metrics,
-files, notes).
+files, notes; its layout is :class:`restorekit.segment.record.SegmentRecord`,
+published in docs/segment-record.md, and every record is checked against it).
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ import numpy as np
 from ..components import Budget, Decomposed, Hint
 from ..errors import RestoreError, RestoreKitError, UsageError
 from .masks import scores
+from .record import RECORD_VERSION
 
 __all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "RECORD_VERSION"]
-
-#: the version of run.json's layout for segment and decompose records
-RECORD_VERSION = 1
 
 
 @dataclass
@@ -194,16 +193,39 @@ def build_record(o: Outcome) -> dict[str, Any]:
         "out": None,
         "files": {},
     }
-    return rec
+    return _checked(rec, o)
+
+
+def _checked(rec: dict[str, Any], o: Outcome) -> dict[str, Any]:
+    """``rec``, once it fits the published layout (restorekit/segment/record.py); a method's result that
+    does not fit (a ``stopped`` the contract does not know, a note that is not text) is the plugin's error."""
+    from pydantic import ValidationError
+
+    from .record import check
+
+    try:
+        check(_clean(rec))  # what run.json will hold
+        return rec
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RestoreError(f"decomposition '{o.method.name}' from plugin '{o.plugin}' gave a result whose record "
+                           f"does not fit run.json's layout: {where}: {first['msg']}") from None
+
+
+def _clean(v: Any) -> Any:
+    """JSON has no inf/nan: a non-finite number is written as null."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def record_json(record: dict[str, Any]) -> str:
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        return v
-
-    return json.dumps(record, indent=2, default=lambda v: clean(v) if isinstance(v, float) else str(v)) + "\n"
+    return json.dumps(_clean(record), indent=2, default=str) + "\n"
 
 
 def _u8(a: np.ndarray) -> np.ndarray:
@@ -262,6 +284,7 @@ def write(outcome: Outcome, folder) -> dict[str, str]:
         files["record"] = "run.json"
         outcome.record["files"] = dict(files)
         outcome.record["out"] = str(folder.path)
+        _checked(outcome.record, outcome)
         (tmp / "run.json").write_text(record_json(outcome.record), encoding="utf-8")
     outcome.files = files
     return files
