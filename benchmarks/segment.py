@@ -17,9 +17,12 @@ Cases (the true mask is known for the composites):
   thresholding (Otsu of the Gaussian-smoothed image, holes filled, specks
   removed) — a proxy truth, which Otsu's row matches by construction.
 
-Each case runs without a hint and with a box hint (the true mask's bounding
+Each case runs without a hint, with a box hint (the true mask's bounding
 box grown by 4 pixels; not for coins and cell, whose objects fill the
-frame); ``random-walker`` runs only with the box.  The row
+frame) and with scribbles (:func:`_scribbles`: strokes along the skeletons of
+the object and of the background, kept 1/24 of the side away from the true
+boundary, as a user marks an image); ``random-walker`` runs only with a
+hint.  The row
 ``double-dip start`` is the split double-dip starts from
 (:func:`restorekit.segment.doubledip.initial_split`), so the table shows
 what the coupled fit adds to it.
@@ -179,7 +182,27 @@ def _box(mask: np.ndarray, grow: int = 4):
     return Hint(box=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
 
 
-def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split: str = "report") -> list[dict]:
+def _scribbles(truth: np.ndarray):
+    """Scribbles as a user might draw them, from the true mask: one-pixel strokes along the skeleton of the
+    object and of the background, each shrunk first by 1/24 of the side (at least 2 pixels) so no stroke
+    comes near the true boundary."""
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    from restorekit import Hint
+
+    r = max(2, round(truth.shape[0] / 24))
+    marks = np.zeros(truth.shape, np.int8)
+    marks[skeletonize(ndimage.binary_erosion(truth, iterations=r))] = 1
+    marks[skeletonize(ndimage.binary_erosion(~truth, iterations=r, border_value=0))] = 2
+    return Hint(scribbles=marks)
+
+
+HINTS = ("none", "box", "scribbles")
+
+
+def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split: str = "report",
+                 hints: tuple[str, ...] = HINTS) -> list[dict]:
     from restorekit.plugins import get_registry
     from restorekit.segment.doubledip import initial_split
     from restorekit.segment.masks import scores
@@ -187,12 +210,13 @@ def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split:
     reg = get_registry()
     rows = []
     for name, image, truth in (tuning_cases(size) if split == "tune" else cases(size)):
-        for hinted in (False, True):
-            hint = _box(truth) if hinted else None
-            if hint is not None and hint.box[2] * hint.box[3] >= 0.9 * truth.size:
+        for kind in hints:
+            hint = {"none": None, "box": _box, "scribbles": _scribbles}[kind]
+            hint = hint if hint is None else hint(truth)
+            if kind == "box" and hint.box[2] * hint.box[3] >= 0.9 * truth.size:
                 continue  # the objects fill the frame (coins, cell): a box says nothing
             for method in methods:
-                if method == "random-walker" and not hinted:
+                if method == "random-walker" and hint is None:
                     continue
                 t = time.perf_counter()
                 if method == "double-dip start":
@@ -204,10 +228,10 @@ def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split:
                     mask = dec.decompose(image.copy(), "segment", hint=hint, seed=seed).mask
                 sec = time.perf_counter() - t
                 s = scores(truth, np.asarray(mask) >= 0.5)
-                row = {"case": name, "hint": "box" if hinted else "none", "method": method, "spec": spec,
+                row = {"case": name, "hint": kind, "method": method, "spec": spec,
                        **{k: round(v, 4) for k, v in s.items()}, "seconds": round(sec, 2)}
                 rows.append(row)
-                log(f"{name:15s} {row['hint']:4s} {method:17s} IoU {s['iou']:.3f}  Dice {s['dice']:.3f}  "
+                log(f"{name:15s} {row['hint']:9s} {method:17s} IoU {s['iou']:.3f}  Dice {s['dice']:.3f}  "
                     f"BF {s['boundary_f']:.3f}  {sec:6.1f} s")
     return rows
 
@@ -257,7 +281,9 @@ def transparency_rows(size: int, seed: int = 0, iters: int | None = None, log=pr
 
 def table(rows: list[dict], methods: list[str]) -> str:
     """Markdown: one row per case and hint, IoU per method; the best in bold."""
-    keys = sorted({(r["case"], r["hint"]) for r in rows}, key=lambda k: ([r["case"] for r in rows].index(k[0]), k[1] != "none"))
+    order = [h for h in HINTS if any(r["hint"] == h for r in rows)]
+    keys = sorted({(r["case"], r["hint"]) for r in rows},
+                  key=lambda k: ([r["case"] for r in rows].index(k[0]), order.index(k[1])))
     lines = ["| case | hint | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
     for case, hint in keys:
         vals = {r["method"]: r["iou"] for r in rows if r["case"] == case and r["hint"] == hint}
@@ -267,16 +293,12 @@ def table(rows: list[dict], methods: list[str]) -> str:
             v = vals.get(m)
             cells.append("" if v is None else (f"**{v:.3f}**" if v == best else f"{v:.3f}"))
         lines.append(f"| {case} | {hint} | " + " | ".join(cells) + " |")
-    means = []
-    for m in methods:
-        v = [r["iou"] for r in rows if r["method"] == m and r["hint"] == "box"]
-        means.append(f"{np.mean(v):.3f}" if v else "")
-    lines.append("| mean (box) | | " + " | ".join(means) + " |")
-    means = []
-    for m in methods:
-        v = [r["iou"] for r in rows if r["method"] == m and r["hint"] == "none"]
-        means.append(f"{np.mean(v):.3f}" if v else "")
-    lines.append("| mean (none) | | " + " | ".join(means) + " |")
+    for hint in order:
+        means = []
+        for m in methods:
+            v = [r["iou"] for r in rows if r["method"] == m and r["hint"] == hint]
+            means.append(f"{np.mean(v):.3f}" if v else "")
+        lines.append(f"| mean ({hint}) | | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
 
@@ -285,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=96, help="side of every image (default 96)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hints", default=",".join(HINTS), help="comma-separated: none, box, scribbles (default: all)")
     p.add_argument("--no-transparency", action="store_true")
     p.add_argument("--transparency-iters", type=int, default=None, help="double-dip steps for transparency (default: its own)")
     p.add_argument("--split", choices=("report", "tune"), default="report",
@@ -298,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
-    rows = segment_rows(args.size, methods, args.seed, log=log, split=args.split)
+    hints = tuple(h.strip() for h in args.hints.split(",") if h.strip())
+    if not hints or set(hints) - set(HINTS):
+        p.error(f"--hints: choose from {', '.join(HINTS)}")
+    rows = segment_rows(args.size, methods, args.seed, log=log, split=args.split, hints=hints)
     trans = [] if args.no_transparency else transparency_rows(args.size, args.seed, args.transparency_iters, log=log,
                                                               split=args.split)
     print(f"IoU against the true mask, {args.split} split, {args.size}x{args.size}, one CPU thread\n")
