@@ -1,4 +1,7 @@
-"""Shared fixtures: a plugin host with only the built-ins, tiny images, a CLI runner."""
+"""Shared fixtures: a plugin host with only the built-ins, a fresh global host in tmp_path, tiny images.
+
+Plain helpers (the in-process CLI runner, error-line checks) are in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,21 @@ def host():
     from restorekit.plugins import PluginHost
 
     return PluginHost().load(entry_points=[])
+
+
+@pytest.fixture
+def fresh_host(tmp_path, monkeypatch):
+    """Run in tmp_path (default outputs land in tmp_path/runs) with a fresh global plugin host.
+
+    Not autouse: CLI test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("fresh_host")``.
+    """
+    from restorekit.plugins import reset_host
+
+    monkeypatch.chdir(tmp_path)
+    reset_host()
+    yield
+    reset_host()
 
 
 @pytest.fixture

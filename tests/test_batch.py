@@ -25,27 +25,17 @@ from urllib.parse import unquote
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from restorekit import cli
 from restorekit.errors import UsageError
-from restorekit.plugins import reset_host
+from tests.helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 NET = ["--net", "skip:levels=2,channels=8,skip=2", "--workers", "1"]  # in this process: the spies below see every call
 TINY = [*NET, "--iters", "3"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args, input=None):
-    return CliRunner().invoke(cli.get_app(), [str(a) for a in args], input=input, catch_exceptions=False)
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def image(path: Path, seed: int = 0, shape=(20, 24)) -> Path:

@@ -6,35 +6,14 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from restorekit import cli
 from restorekit.cli import run as cli_run
-from restorekit.plugins import reset_host
+from tests.helpers import invoke, one_line_error
 
 TINY_NET = ["--net", "skip:levels=2,channels=8,skip=2", "--iters", "3"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_host(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # default outputs land in tmp_path/runs
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args):
-    runner = CliRunner()
-    return runner.invoke(cli.get_app(), args, catch_exceptions=False)
-
-
-def one_line_error(result, code, fragment):
-    assert result.exit_code == code, result.output
-    text = result.stderr.strip()
-    assert "Traceback" not in result.output
-    assert text.count("\n") == 0, text
-    assert text.startswith("error:")
-    assert fragment in text, text
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def test_tiny_end_to_end(rgb8, tmp_path):
@@ -113,7 +92,7 @@ def test_user_errors_are_one_line(args, code, fragment, rgb8, tmp_path):
         if "--iters" not in args:
             args += ["--iters", "3"]
     r = invoke(args)
-    one_line_error(r, code, fragment)
+    one_line_error(r, fragment, code)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
     assert (full / "keep.txt").read_text() == "precious"
 

@@ -6,25 +6,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from restorekit import cli
-from restorekit.plugins import reset_host
+from tests.helpers import invoke
 
 TINY = ["--net", "skip:levels=2,channels=8,skip=2", "--iters", "3"]
 FAST = ["--method", "dip", "--method", "tv-chambolle", "--method", "nlm"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_host(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # default outputs land in tmp_path/runs
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args):
-    return CliRunner().invoke(cli.get_app(), args, catch_exceptions=False)
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def compare_json(out):

@@ -15,10 +15,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from restorekit import cli
-from restorekit.plugins import reset_host
+from tests.helpers import invoke, one_line_error
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -26,25 +24,7 @@ nn = torch.nn
 TINY_DIP = ["--net", "skip:levels=2,channels=8,skip=2"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_host(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # default outputs land in tmp_path/runs
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args):
-    return CliRunner().invoke(cli.get_app(), args, catch_exceptions=False)
-
-
-def one_line_error(result, fragment, code=2):
-    assert result.exit_code == code, result.output
-    text = result.stderr.strip()
-    assert "Traceback" not in result.output
-    assert text.count("\n") == 0, text
-    assert text.startswith("error:"), text
-    assert fragment in text, text
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def psnr(a, b):

@@ -10,24 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import restorekit
-from restorekit import cli
 from restorekit.errors import UsageError
-from restorekit.plugins import reset_host
+from tests.helpers import invoke, one_line_error
 
 
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args):
-    return CliRunner().invoke(cli.get_app(), [str(a) for a in args], catch_exceptions=False)
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def clean_images(folder: Path, n: int = 5, size: int = 48) -> Path:
@@ -43,13 +32,6 @@ def clean_images(folder: Path, n: int = 5, size: int = 48) -> Path:
 
 TINY_TRAIN = ["--steps", "4", "--batch", "2", "--patch", "32", "--steps-per-epoch", "2", "--net", "resunet:8"]
 TINY_FACES = ["--dataset", "faces", "--batch", "8", "--steps-per-epoch", "3", "--precision", "fp32"]
-
-
-def one_line_error(r, fragment: str) -> None:
-    assert r.exit_code == 2, r.output
-    assert fragment in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "Traceback" not in r.output
 
 
 def test_train_writes_a_model_folder_the_learned_prior_uses(tmp_path):

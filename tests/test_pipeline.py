@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import restorekit
-from restorekit import cli
 from restorekit.plugins import reset_host
+from tests.helpers import invoke
 
 VIGNETTE = '''
 import numpy as np
@@ -44,12 +43,7 @@ def restorekit_register_degradations(registry):
 '''
 
 
-@pytest.fixture(autouse=True)
-def _fresh_host(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_host()
-    yield
-    reset_host()
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def test_size_dependent_degradation_runs_on_48x40_with_the_default_network(tmp_path, fake_plugin):
@@ -60,9 +54,8 @@ def test_size_dependent_degradation_runs_on_48x40_with_the_default_network(tmp_p
     reset_host()
     rng = np.random.default_rng(0)
     iio.imwrite(tmp_path / "img.png", (rng.random((40, 48, 3)) * 255).astype(np.uint8))
-    r = CliRunner().invoke(cli.get_app(), ["run", str(tmp_path / "img.png"), "--degrade", "vignette",
-                                           "--prior", "dip", "--iters", "2", "--out", str(tmp_path / "o"), "--json"],
-                           catch_exceptions=False)
+    r = invoke(["run", tmp_path / "img.png", "--degrade", "vignette",
+                "--prior", "dip", "--iters", "2", "--out", tmp_path / "o", "--json"])
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["components"]["generator"]["name"] == "skip" and rec["settings"]["padded_shape"] == [3, 64, 64]

@@ -17,32 +17,14 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from restorekit import cli
 from restorekit.plugins import reset_host
+from tests.helpers import invoke, one_line_error
 
 TINY = ["--net", "skip:levels=2,channels=8,skip=2", "--iters", "3"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_host(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_host()
-    yield
-    reset_host()
-
-
-def invoke(args):
-    return CliRunner().invoke(cli.get_app(), [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line(result, code, fragment):
-    assert result.exit_code == code, result.output
-    text = result.stderr.strip()
-    assert "Traceback" not in result.output
-    assert text.count("\n") == 0 and text.startswith("error:"), text
-    assert fragment in text, text
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -72,7 +54,7 @@ def test_overwrite_refuses_a_folder_holding_an_input(project, out_rel):
     before = snapshot(project)
     r = invoke(["run", project / "raw" / "photo.png", "--mode", "restore", "--degrade",
                 f"mask:{project / 'raw' / 'mask.png'}", *TINY, "--out", project / out_rel, "--overwrite"])
-    one_line(r, 2, "never writes over its inputs")
+    one_line_error(r, "never writes over its inputs")
     assert snapshot(project) == before
 
 
@@ -83,7 +65,7 @@ def test_overwrite_refuses_a_folder_holding_the_mask_only(project, tmp_path):
     before = snapshot(masks)
     r = invoke(["run", project / "raw" / "photo.png", "--mode", "restore", "--degrade",
                 f"mask:{masks / 'mask.png'}", *TINY, "--out", masks, "--overwrite"])
-    one_line(r, 2, "contains an input")
+    one_line_error(r, "contains an input")
     assert snapshot(masks) == before
 
 
@@ -92,14 +74,14 @@ def test_overwrite_refuses_a_folder_restorekit_did_not_write(project, tmp_path):
     other.mkdir()
     (other / "chapter1.tex").write_text("precious")
     r = invoke(["run", project / "raw" / "photo.png", *TINY, "--out", other, "--overwrite"])
-    one_line(r, 2, "only replaces a folder restorekit wrote")
+    one_line_error(r, "only replaces a folder restorekit wrote")
     assert (other / "chapter1.tex").read_text() == "precious"
     # a foreign file beside a real result is protected too
     out = tmp_path / "res"
     assert invoke(["run", project / "raw" / "photo.png", *TINY, "--out", out]).exit_code == 0
     (out / "my-notes.txt").write_text("mine")
     r = invoke(["run", project / "raw" / "photo.png", *TINY, "--out", out, "--overwrite"])
-    one_line(r, 2, "'my-notes.txt', which restorekit did not write")
+    one_line_error(r, "'my-notes.txt', which restorekit did not write")
     assert (out / "my-notes.txt").read_text() == "mine"
 
 
@@ -108,7 +90,7 @@ def test_overwrite_refuses_a_result_folder_holding_the_input(tmp_path, rgb8):
     assert invoke(["run", rgb8, *TINY, "--out", out]).exit_code == 0
     before = snapshot(out)
     r = invoke(["run", out / "restored.png", *TINY, "--out", out, "--overwrite"])
-    one_line(r, 2, "never writes over its inputs")
+    one_line_error(r, "never writes over its inputs")
     assert snapshot(out) == before
 
 
@@ -116,7 +98,7 @@ def test_overwrite_refuses_the_current_folder(project, monkeypatch):
     monkeypatch.chdir(project)
     before = snapshot(project)
     r = invoke(["run", "raw/photo.png", *TINY, "--out", ".", "--overwrite"])
-    one_line(r, 2, "choose another --out")
+    one_line_error(r, "choose another --out")
     assert snapshot(project) == before
 
 
@@ -141,7 +123,7 @@ def test_a_folder_in_use_is_refused(rgb8, tmp_path):
 
     held = prepare_output(tmp_path / "o", source=rgb8)
     r = invoke(["run", rgb8, *TINY, "--out", tmp_path / "o"])
-    one_line(r, 2, "in use by another restorekit run")
+    one_line_error(r, "in use by another restorekit run")
     held.abandon()
     assert invoke(["run", rgb8, *TINY, "--out", tmp_path / "o"]).exit_code == 0
 
@@ -334,7 +316,7 @@ def test_a_failing_plugin_degradation_is_named(rgb8, fake_plugin):
     fake_plugin("rk-flaky", PLUGIN)
     reset_host()
     r = invoke(["run", rgb8, "--degrade", "broken", *TINY])
-    one_line(r, 1, "degradation 'broken' from plugin 'rk-flaky' failed in forward(): ZeroDivisionError: operator bug")
+    one_line_error(r, "degradation 'broken' from plugin 'rk-flaky' failed in forward(): ZeroDivisionError: operator bug", 1)
 
 
 # -- 9. output locations that cannot work fail before the fit ------------------------------------------------
@@ -364,7 +346,7 @@ def test_unusable_output_fails_before_the_fit(rgb8, tmp_path, monkeypatch, where
     monkeypatch.setattr(api, "restore", no_fit)
     target = where.replace("{tmp}", str(tmp_path))
     r = invoke(["run", rgb8, *TINY, "--out", target])
-    one_line(r, 2, fragment)
+    one_line_error(r, fragment)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -405,7 +387,7 @@ def test_read_only_file_system_is_a_usage_error(tmp_path, monkeypatch):
 )
 def test_bad_values_are_one_line_usage_errors(rgb8, tmp_path, args, fragment):
     r = invoke(["run", rgb8, *TINY, *args])
-    one_line(r, 2, fragment)
+    one_line_error(r, fragment)
     assert not (tmp_path / "runs").exists()
 
 
@@ -418,7 +400,7 @@ def test_api_seed_is_checked():
 
 def test_unknown_command_is_one_line():
     r = invoke(["runn"])
-    one_line(r, 2, "no such command 'runn'")
+    one_line_error(r, "no such command 'runn'")
 
 
 # -- small things: curves after an early stop, inf in run.json, warnings -----------------------------------
@@ -472,7 +454,7 @@ def restorekit_register_metrics(registry):
 
 def test_an_input_name_too_long_is_a_usage_error(tmp_path):
     r = invoke(["run", tmp_path / ("x" * 300 + ".png"), *TINY])
-    one_line(r, 2, "cannot read image")
+    one_line_error(r, "cannot read image")
     assert not (tmp_path / "runs").exists()
 
 
@@ -507,7 +489,7 @@ def test_a_symlink_loop_is_not_called_missing(tmp_path):
     loop = tmp_path / "loop.png"
     loop.symlink_to(loop)
     r = invoke(["run", loop, *TINY])
-    one_line(r, 2, "symbolic link loop")
+    one_line_error(r, "symbolic link loop")
 
 
 def test_a_failed_replace_puts_the_earlier_result_back(rgb8, tmp_path, monkeypatch):

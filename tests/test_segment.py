@@ -13,27 +13,23 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from restorekit import Budget, Hint
-from restorekit.cli import get_app
-from restorekit.plugins import reset_host
 from restorekit.segment.masks import boundary_f, dice, iou, orient, scores
+from tests.helpers import invoke, one_line_error
 
 FAST_DD = "double-dip:iters=40,warmup=20,channels=4,levels=2"
 
 
 @pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_host()
+def _fresh_one_thread(fresh_host):
+    """The shared fresh_host (tmp_path, fresh plugin host), plus torch pinned to one thread."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-    reset_host()
 
 
 def _composite(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,18 +49,6 @@ def files(tmp_path):
     t = tmp_path / "truth.png"
     iio.imwrite(t, mask.astype(np.uint8) * 255)
     return p, t, mask
-
-
-def invoke(args):
-    return CliRunner().invoke(get_app(), [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    text = result.stderr.strip()
-    assert "Traceback" not in result.output
-    assert text.count("\n") == 0 and text.startswith("error:"), text
-    assert fragment in text, text
 
 
 # -- the methods -----------------------------------------------------------------------
@@ -239,6 +223,21 @@ def test_snap_boundary_moves_a_coarse_split_onto_the_edge():
     speck = np.zeros(mask.shape, bool)
     speck[5, 5] = True
     assert np.array_equal(snap_boundary(img, speck, band=3), speck)
+
+
+def test_scribbles_on_both_sides_start_from_a_random_walker_and_one_side_falls_back():
+    from restorekit.segment.doubledip import initial_split
+
+    img, mask = _composite(32)
+    marks = np.zeros(mask.shape, np.int8)
+    marks[14, 15:20] = 1  # a short stroke inside the ellipse
+    marks[2, 2:30] = 2  # and one along the top, outside
+    both = initial_split(img, Hint(scribbles=marks))
+    assert iou(mask, both) > 0.9 and (both[marks == 1] > 0.9).all() and (both[marks == 2] < 0.1).all()
+    # object marks only: no random walker (it needs both sides); the clusters still find the ellipse,
+    # not just the stroke
+    one = initial_split(img, Hint(scribbles=np.where(marks == 1, marks, 0).astype(np.int8)))
+    assert iou(mask, one) > 0.75 and (one >= 0.5).sum() > 10 * (marks == 1).sum()
 
 
 def test_double_dip_snaps_its_mask_only_when_asked():
