@@ -42,6 +42,17 @@ def fresh_host(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one thread for the test, the previous count restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def registry(host):
     return host.registry
 

@@ -30,15 +30,7 @@ GEN = ROOT / "docs" / "gen_record_schema.py"
 TINY_DIP = ["--net", "skip:levels=2,channels=8,skip=2"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_one_thread(fresh_host):
-    """A fresh plugin host in tmp_path, and torch on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fresh_host", "one_thread")  # tmp_path, fresh plugin host, one torch thread (conftest.py)
 
 
 @pytest.fixture

@@ -21,15 +21,7 @@ from tests.helpers import invoke, one_line_error
 FAST_DD = "double-dip:iters=40,warmup=20,channels=4,levels=2"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_one_thread(fresh_host):
-    """The shared fresh_host (tmp_path, fresh plugin host), plus torch pinned to one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fresh_host", "one_thread")  # tmp_path, fresh plugin host, one torch thread (conftest.py)
 
 
 def _composite(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
