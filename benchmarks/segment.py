@@ -3,6 +3,7 @@
     python benchmarks/segment.py                 # 96x96, every method, table + benchmarks/results/segment.json
     python benchmarks/segment.py --size 128 --methods double-dip,otsu
     python benchmarks/segment.py --split tune    # the tuning composites; nothing written without --out
+    python benchmarks/segment.py --seeds 0,1,2   # each entry the mean over three seeds (JSON: every run)
 
 Cases (the true mask is known for the composites):
 
@@ -45,6 +46,7 @@ Everything runs on one CPU thread (``torch.set_num_threads(1)``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -201,7 +203,7 @@ def _scribbles(truth: np.ndarray):
 HINTS = ("none", "box", "scribbles")
 
 
-def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split: str = "report",
+def segment_rows(size: int, methods: list[str], seeds: tuple[int, ...] = (0,), log=print, split: str = "report",
                  hints: tuple[str, ...] = HINTS) -> list[dict]:
     from restorekit.plugins import get_registry
     from restorekit.segment.doubledip import initial_split
@@ -215,7 +217,7 @@ def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split:
             hint = hint if hint is None else hint(truth)
             if kind == "box" and hint.box[2] * hint.box[3] >= 0.9 * truth.size:
                 continue  # the objects fill the frame (coins, cell): a box says nothing
-            for method in methods:
+            for method, seed in itertools.product(methods, seeds):
                 if method == "random-walker" and hint is None:
                     continue
                 t = time.perf_counter()
@@ -228,10 +230,10 @@ def segment_rows(size: int, methods: list[str], seed: int = 0, log=print, split:
                     mask = dec.decompose(image.copy(), "segment", hint=hint, seed=seed).mask
                 sec = time.perf_counter() - t
                 s = scores(truth, np.asarray(mask) >= 0.5)
-                row = {"case": name, "hint": kind, "method": method, "spec": spec,
+                row = {"case": name, "hint": kind, "method": method, "seed": seed, "spec": spec,
                        **{k: round(v, 4) for k, v in s.items()}, "seconds": round(sec, 2)}
                 rows.append(row)
-                log(f"{name:15s} {row['hint']:9s} {method:17s} IoU {s['iou']:.3f}  Dice {s['dice']:.3f}  "
+                log(f"{name:15s} {row['hint']:9s} {method:17s} seed {seed}  IoU {s['iou']:.3f}  Dice {s['dice']:.3f}  "
                     f"BF {s['boundary_f']:.3f}  {sec:6.1f} s")
     return rows
 
@@ -286,7 +288,9 @@ def table(rows: list[dict], methods: list[str]) -> str:
                   key=lambda k: ([r["case"] for r in rows].index(k[0]), order.index(k[1])))
     lines = ["| case | hint | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
     for case, hint in keys:
-        vals = {r["method"]: r["iou"] for r in rows if r["case"] == case and r["hint"] == hint}
+        vals = {m: round(float(np.mean([r["iou"] for r in rows if r["case"] == case and r["hint"] == hint
+                                        and r["method"] == m])), 3)
+                for m in methods if any(r["method"] == m and r["case"] == case and r["hint"] == hint for r in rows)}
         best = max(vals.values())
         cells = []
         for m in methods:
@@ -305,8 +309,10 @@ def table(rows: list[dict], methods: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=96, help="side of every image (default 96)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated, or semicolon-separated when a spec has commas "
+                                                          "('double-dip:restarts=3,snap=0;kmeans') (default: all)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds of the methods (k-means, networks); the table "
+                                                "shows each entry's mean over them (default 0)")
     p.add_argument("--hints", default=",".join(HINTS), help="comma-separated: none, box, scribbles (default: all)")
     p.add_argument("--no-transparency", action="store_true")
     p.add_argument("--transparency-iters", type=int, default=None, help="double-dip steps for transparency (default: its own)")
@@ -318,22 +324,29 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(";" if ";" in args.methods else ",") if m.strip()]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
     hints = tuple(h.strip() for h in args.hints.split(",") if h.strip())
     if not hints or set(hints) - set(HINTS):
         p.error(f"--hints: choose from {', '.join(HINTS)}")
-    rows = segment_rows(args.size, methods, args.seed, log=log, split=args.split, hints=hints)
-    trans = [] if args.no_transparency else transparency_rows(args.size, args.seed, args.transparency_iters, log=log,
+    try:
+        seeds = tuple(int(v) for v in args.seeds.split(",") if v.strip())
+    except ValueError:
+        p.error("--seeds: comma-separated integers")
+    if not seeds:
+        p.error("--seeds: at least one")
+    rows = segment_rows(args.size, methods, seeds, log=log, split=args.split, hints=hints)
+    trans = [] if args.no_transparency else transparency_rows(args.size, seeds[0], args.transparency_iters, log=log,
                                                               split=args.split)
-    print(f"IoU against the true mask, {args.split} split, {args.size}x{args.size}, one CPU thread\n")
+    print(f"IoU against the true mask, {args.split} split, {args.size}x{args.size}, one CPU thread"
+          + (f", each entry the mean over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}") + "\n")
     print(table(rows, methods))
     for r in trans:
         print(f"\ntransparency ({r['input']}): layer A {r['psnr_layer_a']:.2f} dB, layer B {r['psnr_layer_b']:.2f} dB "
               f"(the mixture itself: {r['psnr_mixture_a']:.2f} and {r['psnr_mixture_b']:.2f} dB)")
     result = {
-        "benchmark": "segment", "split": args.split, "size": args.size, "seed": args.seed, "threads": 1,
+        "benchmark": "segment", "split": args.split, "size": args.size, "seeds": list(seeds), "threads": 1,
         "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
         "seconds": round(time.perf_counter() - start, 1), "segmentation": rows, "transparency": trans,
     }

@@ -232,6 +232,27 @@ def test_scribbles_on_both_sides_start_from_a_random_walker_and_one_side_falls_b
     assert iou(mask, one) > 0.75 and (one >= 0.5).sum() > 10 * (marks == 1).sum()
 
 
+def test_restarts_average_the_masks_of_several_seeds():
+    from restorekit.builtins.decompositions import DoubleDip
+    from restorekit.segment.doubledip import double_dip
+
+    img, mask = _composite(32)
+    fast = FAST_DD.replace("iters=40,warmup=20", "iters=10,warmup=5")
+    ticks = []
+    out = DoubleDip.from_spec(fast + ",restarts=3,snap=0").decompose(
+        img, "segment", seed=4, budget=Budget(progress=lambda it, total, loss: ticks.append((it, total))))
+    assert out.iterations == 30 and out.stopped == "done" and any("3 of 3 restarts (seeds 4-6)" in n for n in out.notes)
+    assert ticks[-1] == (30, 30) and [t for t, _ in ticks] == sorted(t for t, _ in ticks)  # one progress bar
+    # the mask is the average of the three single fits with seeds 4, 5, 6
+    one = DoubleDip.from_spec(fast + ",snap=0").params
+    singles = [double_dip(img, "segment", one, seed=s).mask for s in (4, 5, 6)]
+    np.testing.assert_allclose(out.mask, np.mean(singles, 0), atol=1e-5)
+    assert iou(mask, out.mask) > max(0.6, 2 * _chance_iou(mask))  # ten steps each: a soft mask, but the ellipse
+    # a time limit already spent: the first fit's result so far, and no more restarts
+    cut = DoubleDip.from_spec(fast + ",restarts=3").decompose(img, "segment", seed=0, budget=Budget(time_limit=0.0))
+    assert cut.stopped == "time limit" and cut.iterations < 10 and any("1 of 3 restarts" in n for n in cut.notes)
+
+
 def test_double_dip_snaps_its_mask_only_when_asked():
     from restorekit.builtins.decompositions import DoubleDip
 

@@ -55,7 +55,7 @@ from ..components import Budget, Decomposed, Hint
 from ..errors import UsageError
 from .masks import object_segments
 
-__all__ = ["exclusion_loss", "binary_loss", "initial_split", "double_dip"]
+__all__ = ["exclusion_loss", "binary_loss", "initial_split", "double_dip", "segment_restarts"]
 
 #: the steps of a fit when neither the spec nor --iters says: a segmentation's free fit helps early and
 #: drifts later (300 with a warm-up of 150 was the best of 100/50, 150/75, 300/100, 300/150 and 450/150 on
@@ -515,15 +515,71 @@ def double_dip(
         best = {k: v for k, v in out.items() if k != "fit"}
     if stopped != "done":
         notes.append(f"stopped after {it} of {iters} iterations ({stopped}); the best result so far is kept")
-    band = int(round(getattr(params, "snap", 0.0) * min(h, w)))
-    if task == "segment" and band >= 1 and stopped != "interrupted":
-        from .regions import snap_boundary
-
-        obj = _np(best["m"])[0] >= 0.5
-        snapped = snap_boundary(image, obj, band, seeds=None if seeds is None else seeds[0, 0].numpy())
-        best["m"] = torch.from_numpy(snapped.astype(np.float32))[None, None]
-        notes.append(f"boundary moved onto the image's edges within {band} pixels (random walker)")
+    if task == "segment" and stopped != "interrupted":
+        snapped = _snap(image, _np(best["m"])[0], params, hint, notes)
+        if snapped is not None:
+            best["m"] = torch.from_numpy(snapped.astype(np.float32))[None, None]
     return _result(task, best, image, history, it, stopped, notes)
+
+
+def _snap(image: np.ndarray, mask: np.ndarray, params: Any, hint: Hint | None, notes: list[str]) -> np.ndarray | None:
+    """The mask (``(H, W)``, thresholded at 0.5) with its boundary moved onto the image's edges within
+    ``params.snap`` of the shorter side (:func:`restorekit.segment.regions.snap_boundary`); None when
+    ``snap`` is 0 or under a pixel."""
+    from .regions import snap_boundary
+
+    h, w = mask.shape
+    band = int(round(getattr(params, "snap", 0.0) * min(h, w)))
+    if band < 1:
+        return None
+    notes.append(f"boundary moved onto the image's edges within {band} pixels (random walker)")
+    return snap_boundary(image, mask >= 0.5, band, seeds=None if hint is None else hint.seeds(h, w))
+
+
+def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None, seed: int = 0,
+                     budget: Budget | None = None) -> Decomposed:
+    """``params.restarts`` segmentations by :func:`double_dip` from seeds ``seed, seed + 1, ...``, their
+    masks averaged (a pixel is the object where most of them say so), then the boundary snap; the layers
+    are those of the restart that agrees best with the average.  A DIP fit's result depends on its seed
+    (the start's k-means, the networks' weights, the input codes): on the tuning split at 96x96 one seed
+    gives a mean IoU between 0.63 and 0.69, the average of three 0.688.  The time limit and Ctrl-C end the
+    restarts: the finished ones are averaged (the first one's result so far if none finished)."""
+    budget = budget or Budget()
+    n = int(params.restarts)
+    iters = int(budget.iterations or params.iters or TASK_ITERS["segment"])
+    one = params.model_copy(update={"snap": 0.0, "restarts": 1})
+    runs: list[Decomposed] = []
+    stopped = "done"
+    for i in range(n):
+        def progress(it, total, loss, _offset=i * iters):
+            budget.report(_offset + it, n * iters, loss)
+
+        sub = Budget(iterations=iters, time_limit=budget.time_limit, progress=progress, started=budget.started)
+        out = double_dip(image, "segment", one, hint=hint, seed=seed + i, budget=sub)
+        if out.stopped != "done":
+            stopped = out.stopped
+            if not runs:
+                runs.append(out)
+            break
+        runs.append(out)
+    masks = np.stack([np.asarray(r.mask, np.float32) for r in runs])
+    mean = masks.mean(0)
+    agree = [float(((m >= 0.5) == (mean >= 0.5)).mean()) for m in masks]
+    pick = runs[int(np.argmax(agree))]
+    notes = [n_ for n_ in runs[0].notes if not n_.startswith("stopped after")]
+    notes.append(f"{len(runs)} of {n} restarts (seeds {seed}-{seed + len(runs) - 1}) averaged"
+                 + ("" if stopped == "done" else f"; {stopped}: the finished ones are kept"))
+    mask = mean
+    if stopped != "interrupted":
+        snapped = _snap(image, mean, params, hint, notes)
+        if snapped is not None:
+            mask = snapped.astype(np.float32)
+    history: dict[str, list] = {"iteration": [], "loss": []}
+    for i, r in enumerate(runs):
+        history["iteration"] += [i * iters + v for v in r.history.get("iteration", [])]
+        history["loss"] += list(r.history.get("loss", []))
+    return Decomposed(mask=mask, labels=(mask >= 0.5).astype(np.int64), layers=dict(pick.layers),
+                      iterations=sum(int(r.iterations) for r in runs), history=history, stopped=stopped, notes=notes)
 
 
 def _np(t) -> np.ndarray:
