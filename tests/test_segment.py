@@ -373,6 +373,7 @@ def test_decompose_writes_the_layers(files, tmp_path):
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["task"] == "transparency" and rec["iterations"] == 3 and rec["second"] == str(img)
+    assert rec["method"].startswith("double-dip:iters=3,")  # the spec repeats the run: --iters is in it
     assert {p.name for p in out.iterdir()} == {"layer-layer1.png", "layer-layer2.png", "run.json"}
 
 

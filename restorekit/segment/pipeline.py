@@ -170,7 +170,7 @@ def build_record(o: Outcome) -> dict[str, Any]:
         "record_version": RECORD_VERSION,
         "command": req.command,
         "task": req.task,
-        "method": o.method.spec,
+        "method": _spec_that_ran(o),
         "plugin": o.plugin,
         "plugin_version": o.plugin_version,
         "image": str(req.image),
@@ -194,6 +194,17 @@ def build_record(o: Outcome) -> dict[str, Any]:
         "files": {},
     }
     return _checked(rec, o)
+
+
+def _spec_that_ran(o: Outcome) -> str:
+    """The method's canonical spec, with ``--iters`` in it where the method has an ``iters`` parameter (the
+    budget overrides it), so that the spec in the record repeats the run."""
+    from ..spec import format_spec
+
+    params = o.method.params.model_dump()
+    if o.request.iters is not None and "iters" in params:
+        params["iters"] = int(o.request.iters)
+    return format_spec(o.method.name, params)
 
 
 def _checked(rec: dict[str, Any], o: Outcome) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class SegmentRecord(_Strict):
     record_version: int = Field(description="version of this record's layout")
     command: Literal["segment", "decompose"] = Field(description="the command that wrote it")
     task: str = Field(description="segment, transparency, watermark, dehaze, or a plugin's own")
-    method: str = Field(description="the decomposition's canonical spec, every parameter filled in: NAME:key=value,...")
+    method: str = Field(description="the decomposition's canonical spec, every parameter filled in (NAME:key=value,...), with --iters as its iters where it has one: the spec that ran")
     plugin: str = Field(description="the plugin that provides the method")
     plugin_version: str | None = Field(description="that plugin's version")
     image: str = Field(description="the image file, as given on the command line")
