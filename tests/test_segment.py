@@ -197,6 +197,22 @@ def test_smooth_assign_removes_isolated_pixels_and_keeps_regions():
     assert smooth_assign(u, beta=0.0)[5, 3] < 0.5  # without the pairwise term the pixel stays
 
 
+def test_kmeans_keeps_the_best_of_several_seedings():
+    from restorekit.segment.baselines import kmeans
+
+    rng = np.random.default_rng(0)
+    centres, sizes = ((0, 0), (5, 0), (0, 5), (30, 30)), (200, 200, 20, 5)
+    x = np.concatenate([rng.normal(c, 0.3, (n, 2)) for c, n in zip(centres, sizes)])
+    truth = np.repeat(np.arange(4), sizes)
+
+    def found(labels):  # each blob one cluster, four clusters
+        return len(set(labels)) == 4 and all(len(set(labels[truth == t])) == 1 for t in range(4))
+
+    single = [found(kmeans(x, 4, seed=s, inits=1)) for s in range(10)]
+    assert not all(single)  # one k-means++ seeding sometimes merges two blobs
+    assert all(found(kmeans(x, 4, seed=s)) for s in range(10))  # the best of five does not
+
+
 def test_snap_boundary_moves_a_coarse_split_onto_the_edge():
     from scipy import ndimage
 

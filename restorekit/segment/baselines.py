@@ -31,12 +31,24 @@ def features(image: np.ndarray) -> np.ndarray:
     return img.reshape(img.shape[0], -1).T
 
 
-def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50, weights: np.ndarray | None = None) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding: the cluster of each row of ``x`` (``(N, D)``)."""
-    rng = np.random.default_rng(seed)
+def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50, weights: np.ndarray | None = None,
+           inits: int = 5) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding: the cluster of each row of ``x`` (``(N, D)``).  ``inits``
+    seedings are run (each from its own stream drawn from ``seed``) and the one of the lowest weighted
+    within-cluster sum of squares is kept, as scikit-learn's ``n_init``: one seeding made double-dip's
+    start depend on the seed (tuning split: mean IoU 0.588 / 0.586 / 0.527 for seeds 0 / 1 / 2; with
+    five, 0.586 / 0.587 / 0.586)."""
     x = np.asarray(x, dtype=np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if inits <= 1:
+        return _lloyd(x, k, np.random.default_rng(seed), iters, w)[0]
+    runs = [_lloyd(x, k, np.random.default_rng([seed, i]), iters, w) for i in range(inits)]
+    return min(runs, key=lambda r: r[1])[0]
+
+
+def _lloyd(x: np.ndarray, k: int, rng: np.random.Generator, iters: int, w: np.ndarray) -> tuple[np.ndarray, float]:
+    """One k-means++ seeding and Lloyd's iterations: the labels and the weighted within-cluster sum of squares."""
     n = len(x)
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     k = max(1, min(k, n))
     centres = [x[rng.choice(n, p=w / w.sum())]]
     for _ in range(1, k):
@@ -56,7 +68,8 @@ def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50, weights: np
             sel = labels == j
             if sel.any():
                 c[j] = np.average(x[sel], axis=0, weights=w[sel])
-    return labels
+    cost = float((w * ((x - c[labels]) ** 2).sum(1)).sum())
+    return labels, cost
 
 
 def otsu(image: np.ndarray) -> np.ndarray:
