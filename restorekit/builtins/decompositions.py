@@ -10,6 +10,9 @@
 * the baselines: ``otsu``, ``chan-vese``, ``kmeans`` (on colours), ``slic``
   (superpixels merged by colour), ``random-walker`` (from a box or
   scribbles) — scikit-image and NumPy (:mod:`restorekit.segment.baselines`).
+* ``dark-channel`` — dehazing by the dark channel prior with a guided
+  filter (He, Sun, Tang 2009/2010): the classical baseline for
+  ``--task dehaze`` (:mod:`restorekit.segment.dehaze`).
 
 A two-way split names the object by the hint (inside the box, the object
 scribbles) or, without one, as the side that touches the image border less
@@ -17,6 +20,8 @@ scribbles) or, without one, as the side that touches the image border less
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -197,7 +202,40 @@ class Clustering(Decomposition):
         return cluster(image, self.params, hint=hint, seed=seed, budget=budget)
 
 
+class DarkChannel(Decomposition):
+    name = "dark-channel"
+    summary = "Dehazing by the dark channel prior, transmission refined by a guided filter (He-Sun-Tang)."
+    tasks = ("dehaze",)
+
+    class Params(Params):
+        patch: int | None = Field(None, ge=1, le=255, description="side of the dark channel's patch; none: min(H, W) // 16 made odd, from 3 to 15 (He et al.'s 15 from 224 pixels)")
+        omega: float = Field(0.95, gt=0, le=1, description="share of the haze removed (t = 1 - omega * dark(I / A)); below 1 keeps a little for depth")
+        t0: float = Field(0.1, gt=0, le=1, description="floor of the transmission when recovering the scene")
+        radius: int | None = Field(None, ge=1, le=10000, description="guided filter's radius; none: four times the patch")
+        eps: float = Field(1e-3, gt=0, le=10, description="guided filter's regulariser (larger: smoother)")
+        fraction: float = Field(0.001, gt=0, le=1, description="share of the brightest dark-channel pixels the airlight is taken from")
+        airlight: Literal["brightest", "mean"] = Field("brightest", description="brightest: the candidate input pixel of the highest intensity (He et al.); mean: the candidates' mean colour")
+        refine: bool = Field(True, description="refine the transmission with the guided filter (false: the coarse, patchy one)")
+
+    def decompose(self, image, task="dehaze", *, hint=None, seed=0, budget=None):
+        from restorekit.segment.dehaze import dark_channel_dehaze
+
+        if task != "dehaze":
+            raise UsageError(f"dark-channel does not do task '{task}' (valid: dehaze)")
+        p = self.params
+        r = dark_channel_dehaze(image, patch=p.patch, omega=p.omega, t0=p.t0, radius=p.radius, eps=p.eps,
+                                fraction=p.fraction, airlight=p.airlight, refine=p.refine)
+        notes = ["airlight: " + ", ".join(f"{v:.3f}" for v in r.airlight),
+                 f"dark channel over {r.patch}x{r.patch} patches; transmission "
+                 + (f"refined by a guided filter of radius {r.radius}" if p.refine else "not refined")
+                 + f", floored at {p.t0:g} for the scene"]
+        return Decomposed(mask=r.transmission,
+                          layers={"dehazed": r.dehazed, "airlight": r.airlight[:, None, None],
+                                  "transmission": r.transmission[None]},
+                          notes=notes)
+
+
 @hookimpl
 def restorekit_register_decompositions(registry):
-    for cls in (DoubleDip, Clustering, Otsu, ChanVese, KMeansColours, SlicMerge, RandomWalker):
+    for cls in (DoubleDip, Clustering, Otsu, ChanVese, KMeansColours, SlicMerge, RandomWalker, DarkChannel):
         registry.add(cls)
