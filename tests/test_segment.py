@@ -287,6 +287,23 @@ def test_dehaze_gives_an_airlight_and_a_transmission_map():
     out = DoubleDip.from_spec("double-dip:iters=5,channels=4,levels=2").decompose(img, "dehaze")
     assert out.layers["airlight"].shape == (3, 1, 1) and out.layers["transmission"].shape == (1, 16, 16)
     assert out.mask.shape == (16, 16)
+    # the transmission has a floor, and the scene is the image through the fitted model, I = t J + (1 - t) A
+    t, a = out.layers["transmission"], out.layers["airlight"]
+    assert t.min() >= 0.1 - 1e-6 and any("dark channel" in n for n in out.notes)
+    np.testing.assert_allclose(out.layers["dehazed"], np.clip((img - a) / t + a, 0, 1), atol=1e-5)
+
+
+def test_watermark_keeps_the_image_outside_the_box():
+    from restorekit.builtins.decompositions import DoubleDip
+
+    img = np.random.default_rng(3).random((3, 20, 20)).astype(np.float32)
+    out = DoubleDip.from_spec("double-dip:iters=4,channels=4,levels=2").decompose(img, "watermark", hint=Hint(box=(5, 6, 8, 7)))
+    clean = out.layers["clean"]
+    outside = np.ones((20, 20), bool)
+    outside[6:13, 5:13] = False
+    np.testing.assert_allclose(clean[:, outside], img[:, outside], atol=1e-6)  # the opacity is 0 there
+    assert not np.allclose(clean[:, ~outside], img[:, ~outside], atol=1e-3)  # the box is the fit's
+    assert (out.mask[outside] == 0).all()
 
 
 def test_ctrl_c_and_the_time_limit_keep_the_result_so_far():

@@ -155,7 +155,7 @@ class DoubleDip(Decomposition):
         binary: float = Field(0.5, ge=0, le=100, description="weight of the regulariser pushing the mask to 0 or 1")
         hint_weight: float = Field(1.0, ge=0, le=100, description="weight of the hint's pixels on the mask")
         noise: float = Field(0.03, ge=0, le=1, description="std of the jitter added to the input codes each step")
-        warmup: int = Field(150, ge=0, le=1_000_000, description="segment: steps that fit each layer to its side of the initial split, and the mask to it, before the mask is free (at most half the steps)")
+        warmup: int = Field(150, ge=0, le=1_000_000, description="segment: steps that fit each layer to its side of the initial split, and the mask to it, before the mask is free; dehaze: steps that fit the scene and the transmission to the dark channel prior's (at most half the steps)")
         guide: bool = Field(True, description="segment: the mask network's input code holds the start and the image (not noise alone)")
         unmix: bool = Field(True, description="transparency from two mixtures: the layers are the exact linear unmixing with the weights estimated from the gradients' kurtosis (false: the coupled fit starts from it)")
         features: float = Field(0.0, ge=0, le=100, description="segment: weight of the texture statistics the layers also explain (0: pixels only)")

@@ -38,10 +38,14 @@ Tasks:
                   fitted from there with shared layers and their own weights.
                   One image alone is ill-posed: the split is the priors'.
 ``watermark``     ``y1`` the clean image, ``y2`` the watermark, ``m`` its
-                  opacity, zero outside the box hint (required).
-``dehaze``        ``y1`` the haze-free image, ``m`` the transmission map,
-                  ``y2`` a uniform airlight (a learned colour, started from
-                  the brightest pixels of the dark channel, He et al. 2009).
+                  opacity, zero outside the box hint (required); outside
+                  the box the clean layer is the image itself.
+``dehaze``        ``y1`` the haze-free image, ``m`` the transmission map
+                  (at least :data:`T_FLOOR`), ``y2`` a uniform airlight (a
+                  learned colour); the fit starts from the dark channel
+                  prior's dehazing (He et al. 2009; ``warmup`` steps), and
+                  the result's scene is the image through the fitted model,
+                  ``(I - A) / t + A``.
 """
 
 from __future__ import annotations
@@ -203,6 +207,9 @@ def _scribbled_start(image: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     m[seeds == 2] = 0.0
     return np.clip(m, 0.02, 0.98).astype(np.float32)
 
+
+#: the least transmission a dehazing allows (He et al.'s t0)
+T_FLOOR = 0.1
 
 #: clusters of the start without a box (3 was better than 2, 4 and 6 on the tuning split)
 START_CLUSTERS = 3
@@ -409,12 +416,18 @@ def double_dip(
         alpha = torch.tensor(start, dtype=torch.float32)
         logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
         extra.append(logit)
+    haze0 = None
     if task == "dehaze":
-        from scipy import ndimage
+        # the fit starts from the dark channel prior's dehazing (restorekit.segment.dehaze): its airlight, and
+        # for the warm-up steps its scene and transmission as the layers' targets
+        from .dehaze import dark_channel_dehaze
 
-        dark = ndimage.minimum_filter(image.min(0), size=max(3, min(h, w) // 16 | 1))
-        top = dark >= np.quantile(dark, 0.999)
-        a0 = np.clip(image[:, top].mean(1), 0.05, 0.999).astype(np.float32)
+        dcp = dark_channel_dehaze(image)
+        a0 = np.clip(dcp.airlight, 0.05, 0.999).astype(np.float32)
+        haze0 = (torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None],
+                 torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None])
+        notes.append("started from the dark channel prior's dehazing (airlight "
+                     + ", ".join(f"{v:.3f}" for v in a0) + ")")
         air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))[None, :, None, None].clone().requires_grad_(True)
         extra.append(air_logit)
     box_out = None
@@ -429,7 +442,7 @@ def double_dip(
     best_loss = math.inf
     stopped = "done"
     report_every = max(1, min(25, iters // 20 or 1))
-    warmup = min(params.warmup, iters // 2) if task == "segment" else 0
+    warmup = min(params.warmup, iters // 2) if task in ("segment", "dehaze") else 0
     if unmixed is not None:
         warmup = iters // 3
 
@@ -444,7 +457,7 @@ def double_dip(
             m = outs[2] * (1 - box_out)
             return {"y1": y1, "y2": y2, "m": m, "fit": [(x, (1 - m) * y1 + m * y2)]}
         if task == "dehaze":
-            t = outs[2]
+            t = T_FLOOR + (1 - T_FLOOR) * outs[2]  # a floor: where t -> 0 the scene would be unconstrained
             air = torch.sigmoid(air_logit).expand_as(y1)
             return {"y1": y1, "y2": air, "m": t, "fit": [(x, t * y1 + (1 - t) * air)]}
         a = torch.sigmoid(logit)
@@ -462,6 +475,9 @@ def double_dip(
             if unmixed is not None and it <= warmup:
                 # the layers first learn the linear unmixing, then fit the mixtures with the exclusion loss
                 loss = F.mse_loss(y1, unmixed[0]) + F.mse_loss(y2, unmixed[1])
+            elif task == "dehaze" and it <= warmup:
+                # the scene and the transmission learn the dark channel's
+                loss = F.mse_loss(y1, haze0[0]) + F.mse_loss(m, haze0[1])
             elif task == "segment" and it <= warmup:
                 # each layer learns its own region; the mask learns the start
                 loss = ((m0 * (y1 - x)) ** 2).mean() + (((1 - m0) * (y2 - x)) ** 2).mean()
@@ -515,6 +531,10 @@ def double_dip(
         best = {k: v for k, v in out.items() if k != "fit"}
     if stopped != "done":
         notes.append(f"stopped after {it} of {iters} iterations ({stopped}); the best result so far is kept")
+    if task == "watermark":
+        # outside the box the opacity is 0 and the image is the clean layer itself: keep the input there, not
+        # the generator's reconstruction of it
+        best["y1"] = box_out * x + (1 - box_out) * best["y1"]
     if task == "segment" and stopped != "interrupted":
         snapped = _snap(image, _np(best["m"])[0], params, hint, notes)
         if snapped is not None:
@@ -604,5 +624,8 @@ def _result(task: str, best: dict, image: np.ndarray, history, iterations: int, 
                           iterations=iterations, history=history, stopped=stopped, notes=notes)
     air = y2[:, :1, :1]
     notes.append("airlight: " + ", ".join(f"{v:.3f}" for v in air.ravel()))
+    # the scene from the image through the fitted model, I = t J + (1 - t) A, as the dark channel prior does:
+    # the generator's own y1 is a smoothed copy (benchmark: 14.70 dB / SSIM 0.443 against 16.15 / 0.699)
+    y1 = np.clip((image - air) / np.maximum(mask[None], T_FLOOR) + air, 0, 1).astype(np.float32)
     return Decomposed(mask=mask, layers={"dehazed": y1, "airlight": air, "transmission": mask[None]},
                       iterations=iterations, history=history, stopped=stopped, notes=notes)
