@@ -53,6 +53,18 @@ def one_thread():
 
 
 @pytest.fixture
+def face(tmp_path) -> Path:
+    """A 25x25 gray face from scikit-image's bundled faces (the built-in `faces` network's kind), as a PNG."""
+    import imageio.v3 as iio
+
+    from restorekit.inspect.faces import example_face
+
+    p = tmp_path / "face.png"
+    iio.imwrite(p, np.round(example_face(3)[0] * 255).astype(np.uint8))
+    return p
+
+
+@pytest.fixture
 def registry(host):
     return host.registry
 

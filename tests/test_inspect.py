@@ -68,15 +68,6 @@ def scripted(tmp_path) -> Path:
     return p
 
 
-@pytest.fixture
-def face(tmp_path) -> Path:
-    from restorekit.inspect.faces import example_face
-
-    p = tmp_path / "face.png"
-    iio.imwrite(p, np.round(example_face(3)[0] * 255).astype(np.uint8))
-    return p
-
-
 def _face_array(path):
     return (iio.imread(path).astype(np.float32) / 255)[None]
 

@@ -48,15 +48,6 @@ def images(tmp_path):
     return paths
 
 
-@pytest.fixture
-def face(tmp_path) -> Path:
-    from restorekit.inspect.faces import example_face
-
-    p = tmp_path / "face.png"
-    iio.imwrite(p, np.round(example_face(3)[0] * 255).astype(np.uint8))
-    return p
-
-
 def _run_json(args) -> dict:
     r = invoke([*args, "--json"])
     assert r.exit_code == 0, r.output
