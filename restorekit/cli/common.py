@@ -5,15 +5,22 @@
 * :func:`guard` turns what a command raises into one ``error:`` line and
   an exit code: 2 for the user's mistakes, 1 for internal errors, 130
   for Ctrl-C (``--debug`` or ``RESTOREKIT_DEBUG`` adds the traceback);
-* :func:`_host` gets the plugin host and prints its load warnings once.
+* :func:`_host` gets the plugin host and prints its load warnings once;
+* :func:`reserve_fit_write` is the life of a command that fits and writes
+  (run, segment, decompose, invert, visualize): the output folder reserved
+  first, the fit, the files, and Ctrl-C handled at each stage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import traceback
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import typer
 from rich.console import Console
@@ -68,3 +75,56 @@ def _host():
             err_console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False, soft_wrap=True)
         host._warned = True
     return host
+
+
+@dataclass
+class Written:
+    """What :func:`reserve_fit_write` leaves: the folder (committed), the fit's result, what ``write``
+    returned, and the signals that came (``signals.held``, ``signals.signum`` for the exit code)."""
+
+    folder: Any
+    result: Any
+    files: Any
+    signals: Any
+
+
+def reserve_fit_write(*, out: Path | None, source: Path | None, inputs: Sequence[Path], overwrite: bool = False,
+                      bar: Any = None, json_out: bool = False, fit: Callable[[], Any],
+                      write: Callable[[Any, Any], Any]) -> Written:
+    """Reserve the output folder, run ``fit()``, then ``write(folder, result)``; the shared life of every
+    command that fits and writes.
+
+    The folder is checked and reserved before any work (a location that cannot take the results fails
+    now, not after the fit; a parallel run cannot pick it), whole: a signal during the reservation
+    arrives once it can be undone.  During the fit SIGINT and SIGTERM raise KeyboardInterrupt (the fit
+    keeps its result so far and returns); from the end of the fit they are only recorded until the files
+    are written.  Any failure abandons the folder; a Ctrl-C before there is a result is one line and exit
+    130 (143 for SIGTERM).  With ``json_out`` anything printed to stdout goes to stderr, so stdout carries
+    only the record the caller prints.
+    """
+    from ..run.outdir import prepare_output
+    from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    folder = None
+    try:
+        with run_signals() as signals, quiet:
+            with deferred_signals():
+                folder = prepare_output(out, source=source, overwrite=overwrite, inputs=list(inputs))
+            try:
+                if bar is not None:
+                    bar.start()
+                result = fit()
+            finally:
+                if bar is not None:
+                    bar.stop()
+            hold()  # a result exists: from here a signal waits until the files are written
+            files = write(folder, result)
+    except BaseException as exc:
+        if folder is not None:
+            folder.abandon()
+        if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
+            _error("interrupted before there was a result; nothing was written")
+            raise typer.Exit(exit_code_for(signals.stopped_by)) from None
+        raise
+    return Written(folder, result, files, signals)

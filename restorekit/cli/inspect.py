@@ -10,7 +10,6 @@ best image so far.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from .common import _error, _host, err_console, guard, out_console
+from .common import _host, err_console, guard, out_console, reserve_fit_write
 
 DEFAULT_PRIORS = ("dip", "tv", "none")
 
@@ -122,44 +121,24 @@ def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net
 
 
 def _search_and_write(*, out, source, inputs, json_out, search, finish):
-    """Reserve the folder, search (Ctrl-C keeps the best so far), write, print; exit 130/143 when interrupted."""
-    from ..run.outdir import prepare_output
-    from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+    """Reserve the folder, search (Ctrl-C keeps the best so far), write, print; exit 130/143 when interrupted
+    (:func:`~restorekit.cli.common.reserve_fit_write`)."""
+    from ..run.signals import exit_code_for
 
-    show = not json_out and err_console.is_terminal
-    cb, progress = _progress_cb(show)
-    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
-    folder = None
-    try:
-        with run_signals() as signals, quiet_stdout:
-            with deferred_signals():
-                folder = prepare_output(out, source=source, inputs=inputs)
-            try:
-                if progress is not None:
-                    progress.start()
-                recs = search(cb)
-            finally:
-                if progress is not None:
-                    progress.stop()
-            hold()  # a result exists: from here a signal waits until it is written
-            record = finish(folder, recs)
-    except BaseException as exc:
-        if folder is not None:
-            folder.abandon()
-        if isinstance(exc, KeyboardInterrupt):
-            _error("interrupted before there was a result; nothing was written")
-            raise typer.Exit(exit_code_for(signals.stopped_by)) from None
-        raise
+    cb, progress = _progress_cb(not json_out and err_console.is_terminal)
+    done = reserve_fit_write(out=out, source=source, inputs=inputs, bar=progress, json_out=json_out,
+                             fit=lambda: search(cb), write=finish)
+    record = done.files  # finish() returns the record it wrote
     if json_out:
         from ..inspect.outputs import record_json
 
         sys.stdout.write(record_json(record))
     else:
-        _summary(record, folder.path)
-    if record["stopped"] == "interrupted" or signals.held:
+        _summary(record, done.folder.path)
+    if record["stopped"] == "interrupted" or done.signals.held:
         err_console.print("interrupted: wrote the best result so far" if record["stopped"] == "interrupted"
                           else "interrupted: the search had finished; wrote the result", highlight=False)
-        raise typer.Exit(exit_code_for(signals.signum))
+        raise typer.Exit(exit_code_for(done.signals.signum))
 
 
 def _summary(record: dict[str, Any], out: Path) -> None:

@@ -8,7 +8,6 @@ run.json with ``--json``).  Ctrl-C and SIGTERM keep the result so far.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from enum import Enum
@@ -19,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES
-from .common import _error, _host, err_console, guard, out_console
+from .common import _host, err_console, guard, out_console, reserve_fit_write
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -63,9 +62,8 @@ def run(
     (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
     """
     with guard(debug):
-        from ..run.outdir import prepare_output
         from ..run.outputs import record_json, write_outputs
-        from ..run.signals import deferred_signals, exit_code_for, run_signals
+        from ..run.signals import exit_code_for
 
         host = _host()
         from ..run.settings import make_settings
@@ -87,41 +85,20 @@ def run(
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
         log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
-        # with --json, stdout carries only the record: anything a component prints goes to stderr
-        quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
-        folder = None
-        try:
-            with run_signals() as signals, quiet_stdout:
-                # check and reserve the output folder before any work: a location that cannot take the
-                # results fails now, not after the fit, and a parallel run cannot pick the same folder.
-                # Reserved whole: a signal during it arrives once the reservation can be undone.
-                with deferred_signals():
-                    folder = prepare_output(out, source=settings.image, overwrite=overwrite,
-                                            inputs=_input_paths(settings))
-                try:
-                    if progress is not None:
-                        progress.start()
-                    result = run_pipeline(settings, host.registry, callback=progress_cb, log=log)
-                finally:
-                    if progress is not None:
-                        progress.stop()
-                # Ctrl-C and SIGTERM are held from the end of the fit until the results are written
-                files = write_outputs(result, folder)
-        except BaseException as exc:
-            if folder is not None:
-                folder.abandon()
-            if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
-                _error("interrupted before there was a result; nothing was written")
-                raise typer.Exit(exit_code_for(signals.stopped_by)) from None
-            raise
+        # the folder reserved before the fit; with --json anything a component prints goes to stderr
+        done = reserve_fit_write(out=out, source=settings.image, inputs=_input_paths(settings), overwrite=overwrite,
+                                 bar=progress, json_out=json_out,
+                                 fit=lambda: run_pipeline(settings, host.registry, callback=progress_cb, log=log),
+                                 write=lambda folder, result: write_outputs(result, folder))
+        result = done.result
         if json_out:
             sys.stdout.write(record_json(result.record))
         else:
-            _print_summary(result, folder.path, files)
-        if result.interrupted or signals.held:
+            _print_summary(result, done.folder.path, done.files)
+        if result.interrupted or done.signals.held:
             err_console.print("interrupted: wrote the result so far" if result.interrupted
                               else "interrupted: the fit had finished; wrote the result", highlight=False)
-            raise typer.Exit(exit_code_for(signals.signum))
+            raise typer.Exit(exit_code_for(done.signals.signum))
 
 
 def _input_paths(settings) -> list[Path]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, _host, err_console, guard, out_console
+from .common import _host, err_console, guard, out_console, reserve_fit_write
 
 SEGMENT_EXAMPLES = """
 [bold]Examples[/bold]
@@ -63,8 +62,7 @@ def _progress(show: bool):
 def _execute(request, json_out: bool, debug: bool) -> None:
     with guard(debug):
         from ..io import check_input_file
-        from ..run.outdir import prepare_output
-        from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+        from ..run.signals import exit_code_for
         from ..segment.pipeline import decompose, prepare, record_json, write
 
         check_input_file(request.image, "image")
@@ -72,39 +70,19 @@ def _execute(request, json_out: bool, debug: bool) -> None:
         inputs = [p for p in (request.image, request.truth, request.second) if p is not None]
         inputs += [Path(h.partition(":")[2]) for h in request.hints if h.lower().startswith("scribbles:")]
         cb, bar = _progress(not json_out and err_console.is_terminal)
-        quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
-        folder = None
-        try:
-            with run_signals() as signals, quiet:
-                with deferred_signals():
-                    folder = prepare_output(request.out, source=request.image, overwrite=request.overwrite,
-                                            inputs=inputs)
-                try:
-                    if bar is not None:
-                        bar.start()
-                    decompose(outcome, progress=cb)
-                finally:
-                    if bar is not None:
-                        bar.stop()
-                hold()  # a result exists: Ctrl-C from now on waits for the files
-                files = write(outcome, folder)
-        except BaseException as exc:
-            if folder is not None:
-                folder.abandon()
-            if isinstance(exc, KeyboardInterrupt) and signals.stopped_by is not None:
-                _error("interrupted before there was a result; nothing was written")
-                raise typer.Exit(exit_code_for(signals.stopped_by)) from None
-            raise
+        done = reserve_fit_write(out=request.out, source=request.image, inputs=inputs, overwrite=request.overwrite,
+                                 bar=bar, json_out=json_out, fit=lambda: decompose(outcome, progress=cb),
+                                 write=lambda folder, o: write(o, folder))
         rec = outcome.record
         if json_out:
             sys.stdout.write(record_json(rec))
         else:
-            _summary(rec, folder.path, files)
+            _summary(rec, done.folder.path, done.files)
         stopped = rec["stopped"] == "interrupted"
-        if stopped or signals.held:
+        if stopped or done.signals.held:
             err_console.print("interrupted: wrote the result so far" if stopped
                               else "interrupted: the fit had finished; wrote the result", highlight=False)
-            raise typer.Exit(exit_code_for(signals.signum))
+            raise typer.Exit(exit_code_for(done.signals.signum))
 
 
 def _summary(rec: dict, out: Path, files: dict[str, str]) -> None:
