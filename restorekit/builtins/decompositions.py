@@ -113,8 +113,6 @@ class RandomWalker(_Baseline):
         core: float = Field(0.3, gt=0, le=1, description="with a box: the central share of it seeded as the object")
 
     def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None):
-        import warnings
-
         from restorekit.segment.baselines import random_walker
 
         if hint is None or (hint.box is None and hint.scribbles is None):
@@ -132,10 +130,7 @@ class RandomWalker(_Baseline):
         if not (seeds == 1).any() or not (seeds == 2).any():
             raise UsageError("random-walker needs pixels marked as the object and as the background "
                              "(scribbles of both, or a box smaller than the image)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # scikit-image's note on the solver's tolerance
-            labels = random_walker(image, seeds, beta=self.params.beta)
-        return _split(labels, hint)
+        return _split(random_walker(image, seeds, beta=self.params.beta), hint)
 
 
 class DoubleDip(Decomposition):

@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["default_patch", "dark_channel", "estimate_airlight", "box_mean", "guided_filter", "DehazeResult",
-           "dark_channel_dehaze"]
+__all__ = ["T0", "default_patch", "dark_channel", "estimate_airlight", "box_mean", "guided_filter", "recover_scene",
+           "DehazeResult", "dark_channel_dehaze"]
+
+#: the least transmission the scene is recovered with (He et al.'s t0): where t -> 0 it is unconstrained
+T0 = 0.1
 
 
 def default_patch(h: int, w: int) -> int:
@@ -107,12 +110,21 @@ class DehazeResult:
     radius: int
 
 
+def recover_scene(image: np.ndarray, transmission: np.ndarray, airlight: np.ndarray, t0: float = T0) -> np.ndarray:
+    """The scene ``J = (I - A) / max(t, t0) + A`` of ``image`` ``(C, H, W)`` through the scattering model,
+    clipped to [0, 1]: ``transmission`` ``(H, W)``, ``airlight`` of shape ``(C,)`` or ``(C, 1, 1)``."""
+    img = np.asarray(image, np.float64)
+    a = np.asarray(airlight, np.float64).reshape(-1, 1, 1)
+    j = (img - a) / np.maximum(np.asarray(transmission, np.float64), t0)[None] + a
+    return np.clip(j, 0, 1).astype(np.float32)
+
+
 def dark_channel_dehaze(
     image: np.ndarray,
     *,
     patch: int | None = None,
     omega: float = 0.95,
-    t0: float = 0.1,
+    t0: float = T0,
     radius: int | None = None,
     eps: float = 1e-3,
     fraction: float = 0.001,
@@ -136,9 +148,8 @@ def dark_channel_dehaze(
     coarse = 1.0 - omega * dark_channel(img / a_safe[:, None, None], p)
     t = guided_filter(gray(img), coarse, r, eps) if refine else coarse
     t = np.clip(t, 0.0, 1.0)
-    j = (img - a[:, None, None]) / np.maximum(t, t0)[None] + a[:, None, None]
     return DehazeResult(
-        dehazed=np.clip(j, 0, 1).astype(np.float32),
+        dehazed=recover_scene(img, t, a, t0),
         airlight=np.clip(a, 0, 1).astype(np.float32),
         transmission=t.astype(np.float32),
         coarse=np.clip(coarse, 0, 1).astype(np.float32),

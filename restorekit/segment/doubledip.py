@@ -57,6 +57,7 @@ import numpy as np
 
 from ..components import Budget, Decomposed, Hint
 from ..errors import UsageError
+from .dehaze import T0, dark_channel_dehaze, recover_scene
 from .masks import object_segments
 
 __all__ = ["exclusion_loss", "binary_loss", "initial_split", "double_dip", "segment_restarts"]
@@ -193,23 +194,19 @@ def _scribbled_start(image: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     and of the background) it gave a mean IoU of 0.838 against 0.495 for the clusters and texture models;
     the texture models run after it changed the coupled fit's result from 0.854 to 0.759 at 96x96 and from
     0.814 to 0.829 at 192x192, so they are not."""
-    import warnings
-
     from scipy import ndimage
-    from skimage.segmentation import random_walker
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-image's notes on the solver's tolerance and isolated pieces
-        obj = random_walker(np.asarray(image, np.float64), seeds.astype(np.int32), beta=130.0, mode="cg_j",
-                            channel_axis=0) == 1
+    from .baselines import random_walker
+
+    obj = random_walker(image, seeds) == 1
     m = ndimage.gaussian_filter(obj.astype(np.float64), 1.0)
     m[seeds == 1] = 1.0
     m[seeds == 2] = 0.0
     return np.clip(m, 0.02, 0.98).astype(np.float32)
 
 
-#: the least transmission a dehazing allows (He et al.'s t0)
-T_FLOOR = 0.1
+#: the least transmission a dehazing allows (He et al.'s t0, as the dark-channel baseline's)
+T_FLOOR = T0
 
 #: clusters of the start without a box (3 was better than 2, 4 and 6 on the tuning split)
 START_CLUSTERS = 3
@@ -420,8 +417,6 @@ def double_dip(
     if task == "dehaze":
         # the fit starts from the dark channel prior's dehazing (restorekit.segment.dehaze): its airlight, and
         # for the warm-up steps its scene and transmission as the layers' targets
-        from .dehaze import dark_channel_dehaze
-
         dcp = dark_channel_dehaze(image)
         a0 = np.clip(dcp.airlight, 0.05, 0.999).astype(np.float32)
         haze0 = (torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None],
@@ -626,6 +621,6 @@ def _result(task: str, best: dict, image: np.ndarray, history, iterations: int, 
     notes.append("airlight: " + ", ".join(f"{v:.3f}" for v in air.ravel()))
     # the scene from the image through the fitted model, I = t J + (1 - t) A, as the dark channel prior does:
     # the generator's own y1 is a smoothed copy (benchmark: 14.70 dB / SSIM 0.443 against 16.15 / 0.699)
-    y1 = np.clip((image - air) / np.maximum(mask[None], T_FLOOR) + air, 0, 1).astype(np.float32)
+    y1 = recover_scene(image, mask, air, T_FLOOR)
     return Decomposed(mask=mask, layers={"dehazed": y1, "airlight": air, "transmission": mask[None]},
                       iterations=iterations, history=history, stopped=stopped, notes=notes)

@@ -160,10 +160,9 @@ def snap_boundary(image: np.ndarray, obj: np.ndarray, band: int, *, seeds: np.nd
     A split made from local statistics (regions, features, a coupled fit's mask) is only accurate to
     the statistics' scale, while the boundary of an object is usually an edge of the image.
     """
-    import warnings
-
     from scipy import ndimage
-    from skimage.segmentation import random_walker
+
+    from .baselines import random_walker
 
     obj = np.asarray(obj, bool)
     if band < 1:
@@ -177,7 +176,4 @@ def snap_boundary(image: np.ndarray, obj: np.ndarray, band: int, *, seeds: np.nd
         labels[s == 2] = 2
     if not (labels == 1).any() or not (labels == 2).any() or (labels > 0).all():
         return obj
-    with warnings.catch_warnings():  # scikit-image warns when the band splits into isolated pieces
-        warnings.simplefilter("ignore")
-        out = random_walker(np.asarray(image, np.float64), labels, beta=beta, mode="cg_j", channel_axis=0)
-    return out == 1
+    return random_walker(image, labels, beta=beta) == 1
