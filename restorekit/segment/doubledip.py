@@ -348,6 +348,11 @@ def _check(image: np.ndarray, task: str, hint: Hint | None, second: np.ndarray |
                          f"the image {w}x{h}x{c}: give two mixtures of the same size")
 
 
+def _steps(task: str, params: Any, budget: Budget) -> int:
+    """The steps of one fit: the budget's (--iters), else the spec's, else the task's default."""
+    return int(budget.iterations or params.iters or TASK_ITERS[task])
+
+
 def double_dip(
     image: np.ndarray,
     task: str,
@@ -366,7 +371,7 @@ def double_dip(
         raise UsageError(f"double-dip does not do task '{task}' (valid: segment, transparency, watermark, dehaze)")
     _check(image, task, hint, second)
     budget = budget or Budget()
-    iters = int(budget.iterations or params.iters or TASK_ITERS[task])
+    iters = _steps(task, params, budget)
     c, h, w = image.shape
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
     x2 = None if second is None else torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))[None]
@@ -561,7 +566,7 @@ def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None
     restarts: the finished ones are averaged (the first one's result so far if none finished)."""
     budget = budget or Budget()
     n = int(params.restarts)
-    iters = int(budget.iterations or params.iters or TASK_ITERS["segment"])
+    iters = _steps("segment", params, budget)
     one = params.model_copy(update={"snap": 0.0, "restarts": 1})
     runs: list[Decomposed] = []
     stopped = "done"
