@@ -476,6 +476,9 @@ class Problem:
     reference: "torch.Tensor | None" = None
     mode: str = "restore"
     task: str = "denoise"
+    #: the estimated noise model (:class:`restorekit.noise.NoiseModel`) where a degradation estimates one
+    #: from the observation (``noise``); ``sigma`` is then its white-noise equivalent
+    noise: Any = None
 
     def __post_init__(self) -> None:
         if self.geometry is None:

@@ -323,7 +323,28 @@ class Downsample(Degradation):
         return F.conv2d(x, weight, stride=f, groups=c)
 
 
-BUILTIN_DEGRADATIONS = [NoDegradation, Gaussian, Poisson, SaltPepper, Periodic, Bernoulli, Mask, Box, Text, Downsample]
+class RealNoise(Degradation):
+    name = "noise"
+    summary = ("Real noise of unknown level (camera, microscope): a Poisson-Gaussian, spatially and "
+               "cross-channel correlated model estimated from the image itself; the default in --mode restore.")
+    task = "denoise"
+
+    def prepare(self, shape, rng, mode):
+        if mode == "benchmark":
+            raise UsageError("degradation 'noise' is estimated from a real noisy image (--mode restore); to "
+                             "simulate noise on a clean image use gaussian:SIGMA or poisson:PEAK")
+        return super().prepare(shape, rng, mode)
+
+    def estimate_noise(self, observation):
+        """The noise model of the (C, H, W) observation (:func:`restorekit.noise.estimate`)."""
+        from restorekit.noise import estimate
+
+        model = estimate(observation)
+        self.notes = [model.summary()]
+        return model
+
+
+BUILTIN_DEGRADATIONS = [NoDegradation, Gaussian, Poisson, SaltPepper, Periodic, RealNoise, Bernoulli, Mask, Box, Text, Downsample]
 
 
 @hookimpl

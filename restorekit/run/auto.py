@@ -53,6 +53,14 @@ CLASSICAL_WINNERS: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
         (("learned",), "auto", "the shipped learned denoiser beat every deep prior fitted within the CPU budget "
          "(cpu-256; with restorekit-classic installed, BM3D joins it)"),
     ],
+    "noise": [
+        (("bm3d",), "auto", "real noise of unknown level: BM3D told the estimated noise model (level per "
+         "intensity, spatial and cross-channel correlation) beat BM3D told the true RMS by 2 dB on real camera "
+         "noise (benchmarks/real.py, cc15)"),
+        (("learned",), "auto", "real noise of unknown level: the shipped learned denoiser at the estimated "
+         "noise's white-noise equivalent (with restorekit-classic installed, BM3D for correlated noise is the "
+         "choice)"),
+    ],
     "poisson": [
         (("learned",), "auto", "the shipped learned denoiser on the Anscombe transform beat BM3D, which beat "
          "every deep prior fitted within the CPU budget (cpu-256)"),
@@ -76,7 +84,7 @@ FIT_WHY = {
                "fill beat the median filter and biharmonic inpainting (cpu-256)",
     "other": "the task is not in auto's table: the deep image prior, sized for a CPU",
 }
-for _task in ("gaussian", "poisson", "periodic", "sr"):
+for _task in ("gaussian", "poisson", "periodic", "sr", "noise"):
     FIT_WHY[_task] = "loop options or --net ask for a fit: the deep image prior, sized for a CPU"
 
 #: loop options that only a fitted prior takes: giving one asks for a fit
@@ -113,7 +121,8 @@ def is_auto(prior: Sequence[str]) -> bool:
 
 
 def task_of(degradations: Sequence[Any]) -> str:
-    """The task class auto decides by: inpaint, hole (box), impulse, sr, gaussian, poisson, periodic, or other."""
+    """The task class auto decides by: inpaint, hole (box), impulse, sr, gaussian, poisson, periodic, noise (real,
+    estimated), or other."""
     from .plan import is_noise_free
 
     names = [getattr(d, "name", "") for d in degradations]
@@ -128,7 +137,7 @@ def task_of(degradations: Sequence[Any]) -> str:
             return "impulse" if is_noise_free(degradations) else "other"  # detected impulses: a mask
         if n == "downsample":
             return "sr"
-        if n in ("gaussian", "poisson", "periodic"):
+        if n in ("gaussian", "poisson", "periodic", "noise"):
             return n
     if names and all(n in masks for n in names):
         return "inpaint"

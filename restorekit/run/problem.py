@@ -252,6 +252,10 @@ def build_problem(
         if not known.any():
             raise UsageError("every pixel of the observation looks like impulse noise; nothing is left to fit")
         forward.mask = known if forward.mask is None else (forward.mask & known)
+    noise = None
+    for stage in forward.stages:  # a blind noise model, estimated from the observation (degradation 'noise')
+        if callable(getattr(stage, "estimate_noise", None)):
+            noise = _call(stage, "estimate_noise", degraded)
     mask = forward.mask
     if mask is not None and mask.shape != (h, w):
         raise UsageError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the observation is {w}x{h}")
@@ -264,7 +268,8 @@ def build_problem(
         image_shape=image_shape,
         init=initial_estimate(observation, mask_t, s),
         degradations=list(forward.stages),
-        sigma=forward.noise_sigma(),
+        sigma=forward.noise_sigma() if noise is None else noise.white_sigma(),
+        noise=noise,
         seed=seed,
         geometry=canvas_geometry(image_shape, (h, w), s, stride, (H0, W0)),
         reference=None if ref is None else torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32))[None],

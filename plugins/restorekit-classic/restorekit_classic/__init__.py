@@ -231,6 +231,29 @@ class BM3D(_Denoiser):
         )
         colorspace: Literal["opp", "YCbCr"] = Field("opp", description="colour transform of RGB images")
 
+    def solve(self, problem):
+        noise = getattr(problem, "noise", None)
+        if noise is None or self.params.sigma is not None:
+            return super().solve(problem)
+        # an estimated real-noise model (degradation 'noise'): BM3D told the noise's level per intensity
+        # and its spatial and cross-channel correlation (restorekit.noise.denoise.bm3d_colored)
+        image, known = _observed(problem, self.name)
+        if not known:
+            return super().solve(problem)
+        self._need_bm3d()
+        from restorekit.noise.denoise import bm3d_colored
+
+        out = bm3d_colored(np.moveaxis(image, -1, 0), noise, profile=self.params.profile)
+        return _result(np.moveaxis(out, 0, -1), problem)
+
+    def _need_bm3d(self) -> None:
+        try:
+            import bm3d  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "prior 'bm3d' needs the bm3d package: pip install bm3d (in the environment of restorekit)"
+            ) from None
+
     def denoise(self, image, sigma):
         try:
             import bm3d
