@@ -122,14 +122,15 @@ def models(
     with guard(debug):
         from rich.table import Table
 
-        from ..learn.model import CARD, find_models
+        from ..errors import UsageError
+        from ..learn.model import find_models, read_card
 
         found = []
         for path in find_models(folder):
             try:
-                card = json.loads((path / CARD).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                card = {"error": f"unreadable {CARD}: {exc}"}
+                card = read_card(path)  # checked field by field: a damaged one is listed as unreadable
+            except UsageError as exc:
+                card = {"error": str(exc)}
             found.append((path, card))
         if json_out:
             sys.stdout.write(json.dumps([{"path": str(p), **c} for p, c in found], indent=1) + "\n")
@@ -137,10 +138,15 @@ def models(
         if not found:
             out_console.print(f"no models under {folder}", highlight=False, markup=False)
             return
+        from rich.markup import escape
+
         table = Table()
         for col in ("model", "net", "trained on", "data", "parameters", "val PSNR", "test PSNR"):
             table.add_column(col, justify="right" if col.endswith(("PSNR", "parameters")) else "left")
         for path, card in found:
+            if "error" in card:
+                table.add_row(escape(str(path)), "unreadable (below)", "", "", "", "", "")
+                continue
             net = card.get("net") or (f"{card['architecture']} (noise-level aware)" if "architecture" in card else "?")
             on = (", ".join(card["degrade"]) if card.get("degrade") else
                   "pairs" if "pairs" in (card.get("data") or {}) else
@@ -152,6 +158,9 @@ def models(
             table.add_row(str(path), net, on, str(src), f"{card.get('parameters', '')}",
                           "" if val is None else f"{val:.2f}", "" if test is None else f"{test:.2f}")
         out_console.print(table)
+        for path, card in found:
+            if "error" in card:
+                out_console.print(f"unreadable: {card['error']}", highlight=False, markup=False)
 
 
 def sample(

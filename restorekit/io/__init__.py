@@ -40,7 +40,8 @@ The package, one job per module (each imports only those above it):
 ``codecs``
     bytes <-> arrays for PNG, TIFF and JPEG: format sniffing, decoders and
     encoders, the pixel limit (:func:`max_pixels`,
-    :data:`DEFAULT_MAX_PIXELS`, :data:`MAX_PIXELS_ENV`), the inflate bounds,
+    :data:`DEFAULT_MAX_PIXELS`, :data:`MAX_PIXELS_ENV`; and
+    :func:`check_declared_size` for sizes that are not images' own), the inflate bounds,
     quieting the decoders.
 ``read``
     :func:`read_image` and :func:`read_mask`: files + codecs + image.
@@ -54,7 +55,7 @@ the module that defines them.  This package does not import torch.
 
 from __future__ import annotations
 
-from .codecs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, max_pixels
+from .codecs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_declared_size, max_pixels
 from .files import atomic_write_bytes, atomic_write_text, check_input_file
 from .image import Image, image_from_array, output_suffix, to_array
 from .read import read_image, read_mask
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
     "Image",
+    "check_declared_size",
     "check_input_file",
     "max_pixels",
     "read_image",

@@ -119,6 +119,20 @@ def _check_pixels(size: tuple[int, ...], limit: int | None, what: str = "") -> N
     )
 
 
+def check_declared_size(size: tuple[int, ...], what: str) -> None:
+    """Refuse, as a one-line :class:`UsageError`, a size that a file or an option *declares* (a model's
+    canvas, ``--shape``) before anything of that size is allocated: its pixels (the product of ``size``,
+    height by width) are held to the same :func:`max_pixels` as the pixels of an input image."""
+    limit = max_pixels()
+    pixels = 1
+    for n in size:
+        pixels *= max(1, int(n))
+    if limit is not None and pixels > limit:
+        shape = "x".join(str(int(n)) for n in size)
+        raise UsageError(f"{what} is {shape} = {_count(pixels)} pixels, over the limit of {_count(limit)}; "
+                         f"set {MAX_PIXELS_ENV} to raise it")
+
+
 _PIL_LIMIT_LOCK = threading.Lock()
 _pil_limit_users = 0
 _pil_saved_limit: int | None = None

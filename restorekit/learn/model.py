@@ -65,7 +65,7 @@ class LoadedModel:
 
     @property
     def noise_map(self) -> bool:
-        return bool(self.card.get("config", {}).get("noise_map"))
+        return bool((self.card.get("config") or {}).get("noise_map"))
 
     @property
     def canvas(self) -> tuple[int, int] | None:
@@ -83,23 +83,26 @@ class LoadedModel:
         return not self.noise_map
 
 
-_CACHE: dict[tuple[str, float], LoadedModel] = {}
+_CACHE: dict[tuple[str, int, int], tuple[dict[str, Any], LoadedModel]] = {}
 
 
 def load(path: Path) -> LoadedModel:
-    """The model in ``path`` (cached per folder and modification time)."""
+    """The model in ``path`` (cached per folder, weights' modification time and size, and model.json as
+    read now: a changed card is checked again, never taken from the cache)."""
     from safetensors.torch import load_file
 
     from .nets import build
 
     path = Path(path)
-    key = (str(path.resolve()), (path / WEIGHTS).stat().st_mtime)
-    if key in _CACHE:
-        return _CACHE[key]
     try:
-        card = json.loads((path / CARD).read_text(encoding="utf-8"))
-        if card.get("format") != FORMAT:
-            raise ValueError(f"format is {card.get('format')!r}, not {FORMAT!r}")
+        st = (path / WEIGHTS).stat()
+    except OSError as exc:
+        raise UsageError(f"cannot load the model in '{path}': {WEIGHTS}: {exc.strerror or exc}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    card = read_card(path)  # the schema checked, declared sizes capped: before anything is built
+    if key in _CACHE and _CACHE[key][0] == card:
+        return _CACHE[key][1]
+    try:
         net = build(card["architecture"], card["config"]) if "architecture" in card else build_net(card)
         state = load_file(str(path / WEIGHTS))
         net.load_state_dict({k: v.float() for k, v in state.items()})
@@ -109,7 +112,7 @@ def load(path: Path) -> LoadedModel:
         raise UsageError(f"cannot load the model in '{path}': {exc}") from None
     net.eval()
     loaded = LoadedModel(net=net, card=card, path=path)
-    _CACHE[key] = loaded
+    _CACHE[key] = (json.loads(json.dumps(card)), loaded)  # a copy: callers may not change what is compared
     return loaded
 
 
@@ -119,6 +122,9 @@ def build_net(card: dict[str, Any]) -> Any:
     from ..run.engine import _call_accepting
 
     gen = get_host().registry.create("generator", card["net"])
+    if "stride" in card and gen.stride() != card["stride"]:
+        raise UsageError(f"model.json says the network's stride is {card['stride']}, but {gen.spec} has "
+                         f"stride {gen.stride()}: the file was changed after training")
     c = int(card["image_channels"])
     canvas = tuple(card["canvas"]) if card.get("canvas") else None
     init = None
@@ -135,8 +141,15 @@ def code_stats(path: Path) -> tuple[Any, Any] | None:
         return None
     from safetensors.torch import load_file
 
-    t = load_file(str(Path(path) / CODE))
-    return t["mean"], t["std"]
+    try:
+        t = load_file(str(Path(path) / CODE))
+        mean, std = t["mean"].float(), t["std"].float()
+        if mean.shape != std.shape or not (mean.isfinite().all() and std.isfinite().all()):
+            raise ValueError("'mean' and 'std' must be finite tensors of one shape")
+    except Exception as exc:  # noqa: BLE001 - a damaged file in the user's folder
+        raise UsageError(f"cannot read the code statistics in '{Path(path) / CODE}': "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return mean, std
 
 
 def save_code_stats(folder: Path, mean: Any, std: Any) -> None:
@@ -145,6 +158,114 @@ def save_code_stats(folder: Path, mean: Any, std: Any) -> None:
     tmp = folder / f".{CODE}.tmp"
     save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp))
     os.replace(tmp, folder / CODE)
+
+
+# -- model.json: what a folder says, checked before anything is built from it ------------------------------
+#: the widest stride a network may declare (2 ** levels; ten levels are 1024)
+MAX_STRIDE = 1024
+#: the widths of the noise-level-aware denoiser the 'resunet' generator allows
+MAX_RESUNET_CHANNELS = 512
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _whole(value: Any, lo: int, hi: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_card(card: Any, path: Path) -> dict[str, Any]:
+    """``card`` (model.json as read) checked field by field against what restorekit writes, and returned;
+    a one-line :class:`UsageError` naming the first field that is wrong.  Declared image sizes (a dense
+    network's canvas, the sample size) are held to the pixel limit of input images
+    (``RESTOREKIT_MAX_PIXELS``), so a changed file cannot make restorekit allocate without bound."""
+    from ..io import check_declared_size
+
+    def bad(field: str, must: str, value: Any = None, shown: bool = True) -> UsageError:
+        got = f" (got {json.dumps(value)[:60]})" if shown else ""
+        return UsageError(f"cannot load the model in '{path}': {CARD}'s \"{field}\" must be {must}{got}")
+
+    if not isinstance(card, dict):
+        raise UsageError(f"cannot load the model in '{path}': {CARD} is not an object (it holds {_kind(card)})")
+    if card.get("format") != FORMAT:
+        raise bad("format", f"\"{FORMAT}\"", card.get("format"))
+    if "architecture" in card:
+        if not isinstance(card["architecture"], str):
+            raise bad("architecture", "a name", card["architecture"])
+        config = card.get("config")
+        if not isinstance(config, dict):
+            raise bad("config", "an object", config)
+        if set(config) - {"image_channels", "channels", "noise_map"}:
+            raise bad("config", "image_channels, channels and noise_map only", sorted(config))
+        if not _whole(config.get("image_channels", 1), 1, 3) or config.get("image_channels", 1) == 2:
+            raise bad("config.image_channels", "1 or 3", config.get("image_channels"))
+        if not _whole(config.get("channels", 32), 1, MAX_RESUNET_CHANNELS):
+            raise bad("config.channels", f"a whole number from 1 to {MAX_RESUNET_CHANNELS}", config.get("channels"))
+        if not isinstance(config.get("noise_map", True), bool):
+            raise bad("config.noise_map", "true or false", config.get("noise_map"))
+        if config.get("noise_map", True) and card.get("sigma_range", (0, 255)) is None:
+            raise bad("sigma_range", "two noise levels for a model told the noise level", None)
+    else:
+        if not isinstance(card.get("net"), str) or not card["net"].strip():
+            raise bad("net", "a generator spec (restorekit list generators)", card.get("net"))
+        if card.get("image_channels") not in (1, 3) or isinstance(card.get("image_channels"), bool):
+            raise bad("image_channels", "1 or 3", card.get("image_channels"))
+        if card.get("config") is not None:
+            raise bad("config", "absent for a generator's network (it belongs to \"architecture\")", card["config"])
+    if "stride" in card and not _whole(card["stride"], 1, MAX_STRIDE):
+        raise bad("stride", f"a whole number from 1 to {MAX_STRIDE}", card["stride"])
+    for field in ("canvas", "sample_size"):
+        size = card.get(field)
+        if size is None:
+            continue
+        if not (isinstance(size, list) and len(size) == 2 and all(_whole(v, 1) for v in size)):
+            raise bad(field, "null or [height, width] in pixels", size)
+        what = "canvas" if field == "canvas" else "sample size"
+        check_declared_size(tuple(size), f"the {what} that {CARD} in '{path}' declares")
+    code = card.get("code_shape")
+    if code is not None and not (isinstance(code, list) and code and all(_whole(v, 1) for v in code)):
+        raise bad("code_shape", "null or a list of sizes", code)
+    degrade = card.get("degrade")
+    if degrade is not None and not (isinstance(degrade, list) and all(isinstance(d, str) for d in degrade)):
+        raise bad("degrade", "null or a list of degradation specs", degrade)
+    sig = card.get("sigma_range")
+    if sig is not None and not (isinstance(sig, list) and len(sig) == 2 and all(_number(v) for v in sig)
+                                and 0 <= sig[0] <= sig[1] <= 255 and sig[1] > 0):
+        raise bad("sigma_range", "null or [LO, HI] with 0 <= LO <= HI <= 255, HI > 0", sig)
+    if "noise_map" in card and not isinstance(card["noise_map"], bool):
+        raise bad("noise_map", "true or false", card["noise_map"])
+    for field in ("data", "trained", "val", "test"):
+        if card.get(field) is not None and not isinstance(card[field], dict):
+            raise bad(field, "null or an object", card[field])
+    for field in ("val", "test"):
+        for key, v in (card.get(field) or {}).items():
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)):
+                raise bad(f"{field}.{key}", "a number", v)
+    if card.get("val_psnr") is not None and not _number(card["val_psnr"]):
+        raise bad("val_psnr", "a number", card["val_psnr"])
+    for field in ("parameters", "epoch", "step"):
+        if card.get(field) is not None and not _whole(card[field], 0):
+            raise bad(field, "a whole number", card[field])
+    for field in ("loss", "task"):
+        if card.get(field) is not None and not isinstance(card[field], str):
+            raise bad(field, "a name", card[field])
+    return card
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """``path``/model.json, read and checked (:func:`check_card`)."""
+    try:
+        card = json.loads((Path(path) / CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else f"not JSON ({str(exc).splitlines()[0]})"
+        raise UsageError(f"cannot load the model in '{path}': {CARD}: {why}") from None
+    return check_card(card, Path(path))
 
 
 def find_models(folder: Path) -> list[Path]:

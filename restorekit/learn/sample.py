@@ -33,10 +33,18 @@ def sample_images(model_path: Path, count: int, seed: int) -> np.ndarray:
     if stats is None:
         raise UsageError(f"'{path}' has no code.safetensors (the code statistics restorekit train writes)")
     mean, std = stats
+    declared = model.card.get("code_shape")
+    if declared is not None and list(mean.shape) != declared:
+        raise UsageError(f"the codes in '{path / 'code.safetensors'}' have shape {list(mean.shape)}, but model.json "
+                         f"says {declared}: the folder's files do not belong together")
     g = torch.Generator().manual_seed(seed)
     codes = mean + std * torch.randn((count, *mean.shape), generator=g)
-    with torch.no_grad():
-        imgs = decode(codes.float())
+    try:
+        with torch.no_grad():
+            imgs = decode(codes.float())
+    except RuntimeError as exc:  # codes of another network
+        raise UsageError(f"the codes in '{path / 'code.safetensors'}' do not fit the network in '{path}' "
+                         f"({str(exc).splitlines()[0][:160]})") from None
     h, w = model.card.get("sample_size") or imgs.shape[-2:]
     return imgs[..., :h, :w].clamp(0, 1).numpy()
 

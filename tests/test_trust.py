@@ -1,0 +1,110 @@
+"""Issue 22: nothing a user's folder says is trusted -- model folders, training checkpoints, batch manifests
+and output folders are checked against what restorekit wrote before anything is built, allocated, resumed
+or replaced; a refusal is one ``error:`` line, exit 2, and leaves every file as it was."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import digests, invoke, one_line_error
+from tests.test_learn import clean_images
+
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
+
+
+def make_model(folder: Path, net: str = "dncnn:depth=3,channels=4", **extra) -> Path:
+    """A model folder as restorekit train writes it, without training (random weights)."""
+    import torch
+
+    from restorekit.learn.model import build_net, save, save_code_stats
+    from restorekit.plugins import get_host
+
+    gen = get_host().registry.create("generator", net)
+    card = {"net": gen.spec, "image_channels": 1, "stride": gen.stride(), "canvas": None,
+            "task": "restore", "degrade": ["gaussian:sigma=25.0,clip=true"], "sigma_range": None, "noise_map": False,
+            "loss": "mse", "data": {"dataset": "faces"}, "parameters": 0, **extra}
+    torch.manual_seed(0)
+    model = build_net(card)
+    save(model, card, folder)
+    if hasattr(model, "encode"):
+        code = model.encode(torch.zeros((1, 1, *card["canvas"])))[0]
+        save_code_stats(folder, torch.zeros_like(code), torch.ones_like(code))
+    return folder
+
+
+def edit_card(folder: Path, change) -> Path:
+    card = json.loads((folder / "model.json").read_text())
+    card = change(card)
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# model.json: checked against its schema before anything is built from it
+
+
+def test_models_lists_an_unreadable_model_json_and_the_rest(tmp_path):
+    make_model(tmp_path / "zoo" / "a")
+    edit_card(make_model(tmp_path / "zoo" / "b"), lambda c: [c])  # a JSON list, not an object
+    edit_card(make_model(tmp_path / "zoo" / "c"), lambda c: {**c, "val": {"psnr": "high"}})
+    make_model(tmp_path / "zoo" / "d")
+    r = invoke(["models", tmp_path / "zoo"])
+    assert r.exit_code == 0, r.output
+    assert "internal error" not in r.output
+    assert r.stdout.count("dncnn") == 2  # a and d listed
+    assert "unreadable: cannot load the model in" in r.stdout and "model.json is not an object" in r.stdout
+    assert '"val.psnr" must be a number' in r.stdout
+    r = invoke(["models", tmp_path / "zoo", "--json"])
+    cards = {Path(c["path"]).name: c for c in json.loads(r.stdout)}
+    assert sorted(cards) == ["a", "b", "c", "d"]
+    assert cards["a"]["net"].startswith("dncnn") and "is not an object" in cards["b"]["error"]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda c: [c], "model.json is not an object (it holds a list)"),
+    (lambda c: {**c, "stride": 0}, '"stride" must be a whole number from 1 to 1024 (got 0)'),
+    (lambda c: {**c, "stride": 4}, "stride is 4, but dncnn"),
+    (lambda c: {**c, "image_channels": 7}, '"image_channels" must be 1 or 3'),
+    (lambda c: {**c, "degrade": "gaussian:25"}, '"degrade" must be null or a list'),
+    (lambda c: {**c, "format": "other"}, '"format" must be'),
+    (lambda c: {**c, "canvas": [0, 5]}, '"canvas" must be null or [height, width]'),
+])
+def test_eval_refuses_a_damaged_model_json_in_one_line(tmp_path, change, fragment):
+    model = edit_card(make_model(tmp_path / "m"), change)
+    test = clean_images(tmp_path / "test", 1, 24)
+    before = digests(model, test)
+    r = invoke(["eval", model, test, "--baseline", "median", "--out", tmp_path / "ev"])
+    one_line_error(r, fragment)
+    assert digests(model, test) == before and not (tmp_path / "ev").exists()
+
+
+def test_a_declared_canvas_is_capped_like_an_image_before_anything_is_allocated(tmp_path, monkeypatch):
+    ae = make_model(tmp_path / "ae", "dense-autoencoder:code=4,width=8", canvas=[8, 8])
+    assert invoke(["sample", ae, "--count", "1", "--out", tmp_path / "ok.png"]).exit_code == 0
+    edit_card(ae, lambda c: {**c, "canvas": [100000, 100000]})
+    r = invoke(["sample", ae, "--out", tmp_path / "s.png"])
+    one_line_error(r, "the canvas that model.json in")
+    assert "100000x100000" in r.stderr and "RESTOREKIT_MAX_PIXELS" in r.stderr
+    assert not (tmp_path / "s.png").exists()
+    # the same limit as images': lowered, it refuses the canvas the model was trained on
+    edit_card(ae, lambda c: {**c, "canvas": [8, 8]})
+    monkeypatch.setenv("RESTOREKIT_MAX_PIXELS", "50")
+    one_line_error(invoke(["sample", ae, "--out", tmp_path / "s.png"]), "8x8 = 64 pixels, over the limit of 50")
+
+
+def test_sample_refuses_code_statistics_that_do_not_belong_to_the_model(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    ae = make_model(tmp_path / "ae", "dense-autoencoder:code=4,width=8", canvas=[8, 8], code_shape=[4])
+    save_file({"mean": torch.zeros(7), "std": torch.ones(7)}, str(ae / "code.safetensors"))
+    one_line_error(invoke(["sample", ae, "--out", tmp_path / "s.png"]), "have shape [7], but model.json says [4]")
+    edit_card(ae, lambda c: {**c, "code_shape": None})
+    one_line_error(invoke(["sample", ae, "--out", tmp_path / "s.png"]), "do not fit the network")
+    (ae / "code.safetensors").write_bytes(b"\x00" * 3)
+    one_line_error(invoke(["sample", ae, "--out", tmp_path / "s.png"]), "cannot read the code statistics")
+    assert not (tmp_path / "s.png").exists()
