@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh
 
 def test_tiny_end_to_end(rgb8, tmp_path):
     out = tmp_path / "out"
-    r = invoke(["run", str(rgb8), "--degrade", "gaussian:25", *TINY_NET, "--out", str(out), "--json"])
+    r = invoke(["run", str(rgb8), "--mode", "benchmark", "--degrade", "gaussian:25", *TINY_NET, "--out", str(out),
+                "--json"])
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["status"] == "complete" and rec["mode"] == "benchmark"
@@ -38,7 +39,7 @@ def test_tiny_end_to_end(rgb8, tmp_path):
 
 def test_human_summary_and_default_out(rgb8, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = invoke(["run", str(rgb8), *TINY_NET])
+    r = invoke(["run", str(rgb8), "--mode", "benchmark", *TINY_NET])
     assert r.exit_code == 0, r.output
     assert "psnr" in r.stdout and "restored:" in r.stdout
     assert (tmp_path / "runs" / "tiny-001" / "run.json").exists()
@@ -64,7 +65,10 @@ def test_human_summary_and_default_out(rgb8, tmp_path, monkeypatch):
         (["run", "{img}", "--time-limit", "-1"], 2, "time limit must be a positive"),
         (["run", "{img}", "--metric", "psnr", "--metric", "psnr"], 2, "metric given twice"),
         (["run", "{img}", "--mode", "restore", "--degrade", "bernoulli:0.5"], 2, "mask:FILE"),
-        (["run", "{img}", "--degrade", "bernoulli:0.5", "--degrade", "downsample:2"], 2, "downsample before"),
+        (["run", "{img}", "--degrade", "bernoulli:0.5"], 2, "mask:FILE"),  # an image is observed: restore mode
+        (["run", "{img}", "--mode", "benchmark", "--degrade", "noise"], 2, "gaussian:SIGMA"),
+        (["run", "{img}", "--mode", "benchmark", "--degrade", "bernoulli:0.5", "--degrade", "downsample:2"], 2,
+         "downsample before"),
         (["list", "priorz"], 2, "did you mean 'prior"),
         (["list", "prior", "dipp"], 2, "did you mean 'dip'"),
     ],
@@ -187,6 +191,65 @@ def test_restore_mode_with_reference(rgb8, tmp_path):
     assert rec["mode"] == "restore" and "psnr" in rec["result"]["metrics"]
     # restore mode adds nothing: the saved observation is the input itself
     assert np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))
+
+
+def test_an_image_is_restored_as_it_is_by_default(rgb8, tmp_path):
+    """`run IMG` with no options: the image is the observation (restore mode), its noise estimated (noise)."""
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["mode"] == "restore"
+    assert [d["spec"] for d in rec["components"]["degradations"]] == ["noise"]
+    assert rec["result"]["metrics"] == {}  # no reference: nothing to score against
+    assert any(n.startswith("noise estimated") for n in rec["notes"])
+    assert np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))  # nothing was added
+    assert json.loads((out / "run.json").read_text())["mode"] == "restore"
+
+
+def test_without_an_image_the_embedded_one_is_a_benchmark(tmp_path):
+    r = invoke(["run", *TINY_NET, "--out", str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["mode"] == "benchmark" and rec["input"]["default_image"] is True
+    assert [d["spec"] for d in rec["components"]["degradations"]] == ["gaussian:sigma=25.0,clip=true"]
+    assert set(rec["result"]["metrics"]) == {"psnr", "ssim"}
+
+
+def test_mode_benchmark_still_simulates_on_an_image(rgb8, tmp_path):
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), "--mode", "benchmark", *TINY_NET, "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["mode"] == "benchmark"
+    assert [d["spec"] for d in rec["components"]["degradations"]] == ["gaussian:sigma=25.0,clip=true"]
+    assert set(rec["result"]["metrics"]) == {"psnr", "ssim"}
+    assert not np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))  # the noise was added
+
+
+@pytest.mark.parametrize("degrade, spec", [("none", "none"), ("gaussian:10", "gaussian:sigma=10.0,clip=true")])
+def test_an_explicit_degradation_describes_the_image_in_restore_mode(degrade, spec, rgb8, tmp_path):
+    out = tmp_path / "o"
+    r = invoke(["run", str(rgb8), "--degrade", degrade, *TINY_NET, "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)
+    assert rec["mode"] == "restore" and [d["spec"] for d in rec["components"]["degradations"]] == [spec]
+    assert np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))
+
+
+def test_help_states_the_defaults_that_depend_on_the_image():
+    from typer.main import get_command
+
+    from restorekit.cli import get_app
+
+    commands = get_command(get_app()).commands
+    for name in ("run", "compare"):
+        params = {p.name: p for p in commands[name].params}
+        assert params["mode"].show_default == "restore with an image, benchmark without (the embedded image)"
+        assert params["degrade"].show_default == "noise in restore mode; gaussian:25 in benchmark mode"
+    params = {p.name: p for p in commands["batch"].params}
+    assert params["mode"].show_default == "restore"
+    assert params["degrade"].show_default == "noise in restore mode; gaussian:25 in benchmark mode"
 
 
 def test_debug_shows_traceback(rgb8):

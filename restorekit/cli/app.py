@@ -22,29 +22,32 @@ from .train import TRAIN_EXAMPLES, train
 EXAMPLES = """
 [bold]Examples[/bold]
 
-[dim]# the embedded image with half of its pixels lost, restored by the deep image prior[/dim]
+[dim]# a real noisy photo or micrograph: its noise is estimated from it, nothing is added (--mode restore is the default for an image)[/dim]
+restorekit run noisy.png
+
+[dim]# the embedded image with half of its pixels lost, restored by the deep image prior (no image: a benchmark)[/dim]
 restorekit run --degrade bernoulli:0.5 --prior dip --net skip
 
 [dim]# benchmark: add Gaussian noise (sigma 25) to a clean photo, denoise, score[/dim]
-restorekit run photo.png --degrade gaussian:25
+restorekit run photo.png --mode benchmark --degrade gaussian:25
 
-[dim]# restore: a photo that is already noisy; nothing is added[/dim]
-restorekit run noisy.png --mode restore --degrade gaussian:25
+[dim]# a photo with noise of known level (sigma 25)[/dim]
+restorekit run noisy.png --degrade gaussian:25
 
 [dim]# inpaint the pixels a mask marks black (white = keep)[/dim]
-restorekit run damaged.png --mode restore --degrade mask:damage_mask.png
+restorekit run damaged.png --degrade mask:damage_mask.png
 
 [dim]# 4x super-resolution of a small image[/dim]
-restorekit run small.png --mode restore --degrade downsample:4
+restorekit run small.png --degrade downsample:4
 
 [dim]# the paper's F16 denoising settings (restorekit list presets shows them all)[/dim]
 restorekit run --preset denoise --data ../shared/data/dip
 
 [dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
-restorekit run photo.png --stop eswmv --ensemble 3
+restorekit run noisy.png --stop eswmv --ensemble 3
 
-[dim]# the deep image prior against every installed classical method, side by side[/dim]
-restorekit compare photo.png --degrade gaussian:25
+[dim]# the deep image prior against every installed classical method, side by side, on one synthetic noisy draw[/dim]
+restorekit compare photo.png --mode benchmark --degrade gaussian:25
 
 [dim]# every component and its parameters[/dim]
 restorekit list

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES
+from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES, describe_default
 from .common import _host, err_console, guard, out_console, reserve_fit_write
 
 
@@ -32,11 +32,11 @@ Precision = _choices("Precision", PRECISION_CHOICES)
 
 def run(
     image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. See: restorekit list degradations.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. In restore mode it describes the image's damage (noise: real noise of unknown level, estimated from the image); in benchmark mode it is applied. none: no degradation. See: restorekit list degradations.", show_default=describe_default("degrade"))] = None,
     prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). auto: the method measured best for the task on this device (BM3D for Gaussian noise on a CPU, a CPU-sized deep image prior for missing pixels; run.json says what and why). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
-    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference. restore: IMAGE is already degraded, --degrade only describes the forward model.", show_default=DEFAULTS["mode"])] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="restore: IMAGE is already degraded (a real photo or micrograph), --degrade only describes the forward model, nothing is added. benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference.", show_default=describe_default("mode"))] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="One of the paper's task configurations (restorekit list presets); other options override it.", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
     stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = DEFAULTS["stop"],
@@ -54,7 +54,14 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Restore one image: degrade (benchmark) or take it as observed (restore), fit, write results.
+    """Restore one image: take it as observed (restore, the default for IMAGE) or degrade it (benchmark), fit, write results.
+
+    Given IMAGE, the run takes it as already degraded (--mode restore) and,
+    without --degrade, as carrying real noise of unknown level (noise,
+    estimated from the image).  --mode benchmark treats IMAGE as clean:
+    the degradation (gaussian:25 unless --degrade) is added with --seed and
+    the result scored against IMAGE.  Without IMAGE, the embedded test
+    image is a benchmark.
 
     Writes restored.*, degraded.*, compare.png, curves.png and run.json into
     the output folder, atomically; the folder is checked and reserved before

@@ -7,6 +7,10 @@ defaults (:data:`DEFAULTS`, the one place they are written), resolves a
 preset (usable from Python: ``restore(preset="denoise", data=...)``) and
 checks every value that does not need the components or the image.  ``None``
 for a field means "not given": a preset's value, then the default, fills it.
+Given an image, a run takes it as already degraded (``restore`` mode, with
+the estimated real-noise model ``noise`` unless ``degrade`` says otherwise);
+only the embedded image, or an explicit ``mode="benchmark"``, degrades a
+clean image synthetically (``gaussian:25`` by default).
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 MAX_SEED = 2**63 - 1
 DEFAULT_IMAGE = "default.png"
 
-#: every default, written once: the CLI's --help and restore()'s docstring show these
+#: every default, written once: the CLI's --help and restore()'s docstring show these.  Two depend on the
+#: run: ``mode`` on whether an image is given (an image is taken as already degraded; the embedded image
+#: is clean, the demo degrades it) and ``degrade`` on the mode (an estimated real-noise model for a real
+#: image, synthetic Gaussian noise for a benchmark): see :func:`default_mode` and :func:`default_degrade`
 DEFAULTS: dict[str, Any] = {
-    "degrade": ("gaussian:25",),
+    "degrade": {"restore": ("noise",), "benchmark": ("gaussian:25",)},
     "prior": ("auto",),
     "net": "auto",
     "metrics": ("psnr", "ssim"),
-    "mode": "benchmark",
+    "mode": {"image": "restore", "no image": "benchmark"},
     "seed": 0,
     "device": "auto",
     "stop": "auto",
@@ -43,6 +50,27 @@ DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "lr": 0.01,  # Adam's learning rate when a fit does not name one (the paper's)
 }
+
+
+def default_mode(image: Any) -> str:
+    """The mode when none is given: ``restore`` for a given image (it is the observation: a real photo is
+    not made worse by synthetic noise), ``benchmark`` for the embedded image (``None``: the clean demo)."""
+    return DEFAULTS["mode"]["no image" if image is None else "image"]
+
+
+def default_degrade(mode: str) -> tuple[str, ...]:
+    """The degradation when none is given, for ``mode``: ``noise`` (estimated from the image) in restore
+    mode, ``gaussian:25`` (synthesised) in benchmark mode."""
+    return DEFAULTS["degrade"][mode]
+
+
+def describe_default(key: str) -> str:
+    """A default that depends on the run, in words (for --help): ``mode`` or ``degrade``."""
+    if key == "mode":
+        return f"{DEFAULTS['mode']['image']} with an image, {DEFAULTS['mode']['no image']} without (the embedded image)"
+    if key == "degrade":
+        return "; ".join(f"{', '.join(v)} in {m} mode" for m, v in DEFAULTS["degrade"].items())
+    raise KeyError(key)
 
 
 def default_image_path() -> Path:
@@ -56,11 +84,12 @@ class RunSettings:
     ``iters``/``lr`` (``None``: the plan picks them for the task and device)."""
 
     image: Any = None  #: a path, an array, a :class:`~restorekit.io.Image`, or None (the embedded image)
-    degrade: tuple[str, ...] = DEFAULTS["degrade"]
+    #: None: :func:`default_degrade` of the mode (filled on construction)
+    degrade: tuple[str, ...] = None  # type: ignore[assignment]
     prior: tuple[str, ...] = DEFAULTS["prior"]
     net: str = DEFAULTS["net"]
     metrics: tuple[str, ...] = DEFAULTS["metrics"]
-    mode: str = DEFAULTS["mode"]
+    mode: str = None  # type: ignore[assignment]  #: None: :func:`default_mode` of the image (filled on construction)
     reference: Any = None
     iters: int | None = None
     lr: float | None = None
@@ -76,6 +105,13 @@ class RunSettings:
     data: Path | None = None  #: the preset's data folder, when it used one
     #: keys whose value came from the preset (for the record and the CLI's notes)
     from_preset: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # the two defaults that depend on the run, filled here so that no RunSettings is left without them
+        if self.mode is None:
+            object.__setattr__(self, "mode", default_mode(self.image))
+        if self.degrade is None and self.mode in MODES:  # an unknown mode is reported by the checks
+            object.__setattr__(self, "degrade", default_degrade(self.mode))
 
     @property
     def default_image(self) -> bool:
@@ -124,7 +160,9 @@ def make_settings(registry: Any = None, **given: Any) -> RunSettings:
     """Defaults and a preset resolved, every value checked: the run's :class:`RunSettings`.
 
     ``given`` holds the :class:`RunSettings` fields the caller set; ``None``
-    means not given.  A ``preset`` fills what was not given; a solver prior
+    means not given.  A ``preset`` fills what was not given (its mode
+    included); then ``mode`` defaults by the image (:func:`default_mode`) and
+    ``degrade`` by the mode (:func:`default_degrade`).  A solver prior
     given in place of the preset's network prior drops the preset's net,
     iterations and learning rate (they belong to the network it replaces).
     """
