@@ -1,8 +1,9 @@
 """The Python API: :func:`restore` runs one restoration, no CLI needed.
 
 >>> from restorekit import restore
->>> r = restore("photo.png", degrade="bernoulli:0.5", prior="dip", net="skip", iters=500)  # doctest: +SKIP
->>> r.metrics["psnr"], r.image.shape                                                      # doctest: +SKIP
+>>> r = restore("noisy.png")                          # a real noisy photo, restored      # doctest: +SKIP
+>>> r = restore("photo.png", mode="benchmark", degrade="bernoulli:0.5", prior="dip", net="skip", iters=500)  # doctest: +SKIP
+>>> r.metrics["psnr"], r.image.shape                  # the benchmark's scores             # doctest: +SKIP
 
 :func:`restore` builds :class:`~restorekit.run.settings.RunSettings` and runs
 the pipeline (:mod:`restorekit.run`); the names below it are re-exported
@@ -64,15 +65,19 @@ def restore(
     """Restore one image.
 
     ``image`` is a path, an array (HxW, HxWxC; uint8, uint16 or float in
-    [0, 1]) or ``None`` for the embedded default image.  In ``benchmark``
-    mode (the default) it is the clean image: ``degrade`` (default
-    ``gaussian:25``) is applied to it with ``seed`` and the metrics (default
-    psnr and ssim) compare the result with it.  In ``restore`` mode it is
-    already degraded: ``degrade`` only describes the forward model, and
-    metrics are computed only against ``reference`` if given.  ``prior``
-    defaults to ``dip`` and ``net`` to ``auto`` (skip for dip, identity
-    otherwise).  ``preset`` (with ``data``, the folder of the paper's images)
-    fills whatever is not given from one of the paper's configurations.
+    [0, 1]) or ``None`` for the embedded default image.  An image given is
+    taken as already degraded: ``mode`` defaults to ``restore``, where
+    ``degrade`` only describes the forward model (default ``noise``: real
+    noise of unknown level, estimated from the image; ``none``: no
+    degradation), nothing is added, and the metrics are computed only
+    against ``reference`` if given.  ``mode="benchmark"`` takes the image as
+    clean: ``degrade`` (default ``gaussian:25``) is applied to it with
+    ``seed`` and the metrics (default psnr and ssim) compare the result with
+    it.  Without an image the embedded (clean) image is a benchmark.
+    ``prior`` defaults to ``auto`` and ``net`` to ``auto`` (skip for dip,
+    identity otherwise).  ``preset`` (with ``data``, the folder of the
+    paper's images) fills whatever is not given from one of the paper's
+    configurations, its mode included.
 
     ``stop`` is a ground-truth-free stopping rule (``eswmv``, ``esemv``,
     ``none``); ``auto`` uses ES-WMV when ``iters`` is not given (the default

@@ -20,7 +20,7 @@ def smooth_image(h=20, w=24, c=3, seed=0):
 
 def test_restore_array_returns_same_layout(registry):
     img = (smooth_image() * 255).round().astype(np.uint8)
-    r = restorekit.restore(img, degrade="gaussian:25", net=TINY, iters=3, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="gaussian:25", net=TINY, iters=3, registry=registry)
     assert r.image.shape == img.shape and r.image.dtype == np.uint8
     assert r.record["result"]["iteration"] == 3
     assert set(r.metrics) == {"psnr", "ssim"}
@@ -33,7 +33,7 @@ def test_odd_sizes_and_bit_depths_round_trip(registry, shape, dtype):
     rng = np.random.default_rng(1)
     top = np.iinfo(dtype).max
     img = (rng.random(shape) * top).astype(dtype)
-    r = restorekit.restore(img, degrade="gaussian:5", net=TINY, iters=2, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="gaussian:5", net=TINY, iters=2, registry=registry)
     assert r.image.shape == img.shape and r.image.dtype == img.dtype
     if len(shape) == 3 and shape[2] == 4:  # alpha is kept aside and restored exactly
         assert np.array_equal(r.image[..., 3], img[..., 3])
@@ -59,9 +59,9 @@ def test_the_canvas_is_padded_by_reflection_and_cropped_back():
 
 def test_benchmark_is_seeded(registry):
     img = smooth_image()
-    a = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, iters=2, seed=4, registry=registry)
-    b = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, iters=2, seed=4, registry=registry)
-    c = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, iters=2, seed=5, registry=registry)
+    a = restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", net=TINY, iters=2, seed=4, registry=registry)
+    b = restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", net=TINY, iters=2, seed=4, registry=registry)
+    c = restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", net=TINY, iters=2, seed=5, registry=registry)
     assert np.array_equal(a.degraded, b.degraded) and np.array_equal(a.mask, b.mask)
     assert np.array_equal(a.restored, b.restored)  # same seed, same device: same result
     assert not np.array_equal(a.mask, c.mask)
@@ -71,7 +71,7 @@ def test_benchmark_is_seeded(registry):
 
 def test_super_resolution_shapes(registry):
     img = smooth_image(24, 32)
-    r = restorekit.restore(img, degrade="downsample:4", net=TINY, iters=2, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="downsample:4", net=TINY, iters=2, registry=registry)
     assert r.degraded.shape == (3, 6, 8)
     assert r.restored.shape == (3, 24, 32)
     assert r.record["result"]["baseline_kind"] == "bicubic"
@@ -84,8 +84,50 @@ def test_super_resolution_shapes(registry):
 
 def test_sr_of_size_not_multiple_of_factor_keeps_every_pixel(registry):
     img = smooth_image(26, 30)
-    r = restorekit.restore(img, degrade="downsample:4", net=TINY, iters=1, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="downsample:4", net=TINY, iters=1, registry=registry)
     assert r.restored.shape == (3, 26, 30)
+
+
+def test_an_image_given_is_restored_as_observed(registry):
+    """restore(image): restore mode, the degradation the estimated real noise; nothing is added or scored."""
+    img = (smooth_image() * 255).round().astype(np.uint8)
+    r = restorekit.restore(img, net=TINY, iters=1, registry=registry)
+    assert r.record.mode == "restore"
+    assert [d["name"] for d in r.record["components"]["degradations"]] == ["noise"]
+    assert np.array_equal((np.moveaxis(r.degraded, 0, -1) * 255).round().astype(np.uint8), img)
+    assert r.metrics == {} and r.reference is None
+
+
+def test_without_an_image_or_with_mode_benchmark_the_degradation_is_simulated(registry):
+    r = restorekit.restore(net=TINY, iters=1, registry=registry)  # the embedded image: the demo benchmark
+    assert r.record.mode == "benchmark"
+    assert [d["spec"] for d in r.record["components"]["degradations"]] == ["gaussian:sigma=25.0,clip=true"]
+    assert set(r.metrics) == {"psnr", "ssim"}
+    img = smooth_image()
+    r = restorekit.restore(img, mode="benchmark", net=TINY, iters=1, registry=registry)
+    assert r.record.mode == "benchmark"
+    assert [d["spec"] for d in r.record["components"]["degradations"]] == ["gaussian:sigma=25.0,clip=true"]
+    assert not np.allclose(np.moveaxis(r.degraded, 0, -1), img, atol=1e-3) and set(r.metrics) == {"psnr", "ssim"}
+
+
+def test_the_defaults_that_depend_on_the_run():
+    from restorekit.run.settings import DEFAULTS, default_degrade, default_mode, make_settings
+
+    assert default_mode(None) == "benchmark" and default_mode("photo.png") == "restore"
+    assert default_degrade("restore") == ("noise",) and default_degrade("benchmark") == ("gaussian:25",)
+    assert DEFAULTS["degrade"] == {"restore": ("noise",), "benchmark": ("gaussian:25",)}
+    s = make_settings(image=np.zeros((8, 8)))
+    assert (s.mode, s.degrade) == ("restore", ("noise",))
+    s = make_settings()
+    assert (s.mode, s.degrade) == ("benchmark", ("gaussian:25",))
+    assert make_settings(image="photo.png", degrade="none").degrade == ("none",)
+    assert make_settings(image="photo.png", mode="benchmark").degrade == ("gaussian:25",)
+    assert make_settings(mode="restore").degrade == ("noise",)
+    # a preset that sets the mode keeps it, image or not
+    s = make_settings(image="photo.png", preset="denoise")
+    assert (s.mode, s.degrade) == ("benchmark", ("gaussian:25",)) and "mode" in s.from_preset
+    with pytest.raises(UsageError, match="unknown mode"):
+        make_settings(image="photo.png", mode="restor")
 
 
 def test_restore_mode_adds_nothing(registry):
@@ -99,8 +141,9 @@ def test_restore_mode_adds_nothing(registry):
 
 def test_identity_with_tv_and_none(registry):
     img = smooth_image(16, 16)
-    r_none = restorekit.restore(img, degrade="gaussian:25", prior="none", iters=50, registry=registry)
-    r_tv = restorekit.restore(img, degrade="gaussian:25", prior="tv:0.2", iters=200, lr=0.01, registry=registry)
+    r_none = restorekit.restore(img, mode="benchmark", degrade="gaussian:25", prior="none", iters=50, registry=registry)
+    r_tv = restorekit.restore(img, mode="benchmark", degrade="gaussian:25", prior="tv:0.2", iters=200, lr=0.01,
+                              registry=registry)
     assert r_none.record["components"]["generator"]["name"] == "identity"
     # no prior: the fit converges to the noisy observation; TV smooths and scores higher
     assert r_tv.metrics["psnr"] > r_none.metrics["psnr"] + 1.0
@@ -116,8 +159,8 @@ def test_dip_plus_tv_combines(registry):
 def test_dip_improves_a_denoising_problem(registry):
     """A real (small) fit: the restored image beats the noisy one."""
     img = smooth_image(32, 32)
-    r = restorekit.restore(img, degrade="gaussian:25", net="skip:levels=3,channels=16,skip=4", iters=150,
-                           lr=0.01, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="gaussian:25", net="skip:levels=3,channels=16,skip=4",
+                           iters=150, lr=0.01, registry=registry)
     assert r.metrics["psnr"] > r.baseline["psnr"] + 2.0
 
 
@@ -166,7 +209,7 @@ def test_loop_has_no_host_sync_between_reports(registry, monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "item", counting)
     img = smooth_image(16, 16)
-    restorekit.restore(img, degrade="gaussian:25", prior="dip:backtrack=0", net=TINY, iters=40,
+    restorekit.restore(img, mode="benchmark", degrade="gaussian:25", prior="dip:backtrack=0", net=TINY, iters=40,
                        report_every=20, metrics=["mse"], registry=registry)
     # reports at 1, 20, 40: a loss and two PSNRs each
     assert calls["n"] <= 9
@@ -182,10 +225,12 @@ def test_ema_is_default_output(registry):
 
 def test_text_and_box_masks(registry):
     img = smooth_image(64, 64)
-    r = restorekit.restore(img, degrade="text:HELLO,font_size=12", net=TINY, iters=1, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="text:HELLO,font_size=12", net=TINY, iters=1,
+                           registry=registry)
     lost = ~r.mask
     assert 0.02 < lost.mean() < 0.5
-    r = restorekit.restore(img, degrade="box:width=10,height=6,x=2,y=3", net=TINY, iters=1, registry=registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="box:width=10,height=6,x=2,y=3", net=TINY, iters=1,
+                           registry=registry)
     assert (~r.mask).sum() == 60 and not r.mask[3:9, 2:12].any()
 
 
@@ -201,7 +246,7 @@ def test_cpu_default_iterations_capped(registry, monkeypatch):
 
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 2)
     notes = []
-    r = restorekit.restore(smooth_image(16, 16), prior="dip", net=TINY, registry=registry, device="cpu",
+    r = restorekit.restore(smooth_image(16, 16), mode="benchmark", prior="dip", net=TINY, registry=registry, device="cpu",
                            log=notes.append)
     assert r.record["settings"]["iterations"] == 2
     assert notes and "--iters" in notes[0]
