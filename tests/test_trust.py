@@ -108,3 +108,83 @@ def test_sample_refuses_code_statistics_that_do_not_belong_to_the_model(tmp_path
     (ae / "code.safetensors").write_bytes(b"\x00" * 3)
     one_line_error(invoke(["sample", ae, "--out", tmp_path / "s.png"]), "cannot read the code statistics")
     assert not (tmp_path / "s.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train --resume: the checkpoint must be this training's
+
+TRAIN = ["--batch", "2", "--patch", "32", "--steps-per-epoch", "2", "--net", "resunet:4", "--precision", "fp32"]
+
+
+def _rewrite_checkpoint(folder: Path, change) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = folder / "checkpoint.safetensors"
+    with safe_open(str(path), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        state = json.loads(f.metadata()["state"])
+    save_file(tensors, str(path), metadata={"state": json.dumps(change(state))})
+
+
+def test_resume_on_other_training_images_is_refused(tmp_path):
+    a = clean_images(tmp_path / "A")
+    b = clean_images(tmp_path / "B", size=40)
+    assert invoke(["train", a, "--out", tmp_path / "m", *TRAIN, "--steps", "2"]).exit_code == 0
+    before = digests(tmp_path)
+    r = invoke(["train", b, "--out", tmp_path / "m", *TRAIN, "--steps", "2", "--resume"])
+    one_line_error(r, "--resume with other settings than the training in")
+    assert "FOLDER" in r.stderr and "the training images" in r.stderr
+    assert digests(tmp_path) == before
+
+
+def test_resume_after_an_interrupt_with_other_settings_is_refused_naming_them(tmp_path, monkeypatch):
+    from restorekit.learn import train as tr
+    from tests.helpers import signal_on_call
+
+    data = clean_images(tmp_path / "clean")
+    common = [data, "--out", tmp_path / "m", *TRAIN, "--epochs", "3"]
+    with monkeypatch.context() as m:
+        signal_on_call(m, tr, "draw", 3)  # the first step of epoch 2: epoch 1 is checkpointed
+        assert invoke(["train", *common]).exit_code == 130
+    before = digests(tmp_path)
+    r = invoke(["train", *common, "--resume", "--batch", "4", "--patch", "48", "--loss", "l1", "--lr", "0.05",
+                "--degrade", "salt-pepper:0.2"])
+    one_line_error(r, "(--batch, --degrade, --loss, --lr, --patch): give the same options")
+    for other in (["--seed", "1"], ["--net", "resunet:8"], ["--epochs", "5"], ["--split", "0.6,0.2,0.2"]):
+        one_line_error(invoke(["train", *common, "--resume", *other]), other[0])
+    assert digests(tmp_path) == before
+    # what may change: the time limit and the device
+    r = invoke(["train", *common, "--resume", "--time-limit", "600", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "resuming after epoch 1" in r.stderr
+    assert json.loads((tmp_path / "m" / "train.json").read_text())["history"]["epoch"] == [1, 2, 3]
+
+
+def test_a_checkpoint_without_recorded_settings_is_held_to_its_model_json(tmp_path):
+    data = clean_images(tmp_path / "clean")
+    common = [data, "--out", tmp_path / "m", *TRAIN, "--steps", "2"]
+    assert invoke(["train", *common]).exit_code == 0
+    _rewrite_checkpoint(tmp_path / "m", lambda st: {k: v for k, v in st.items() if k != "settings"})
+    one_line_error(invoke(["train", *common, "--resume", "--lr", "0.01"]), "(--lr)")
+    assert invoke(["train", *common, "--resume"]).exit_code == 0
+    (tmp_path / "m" / "model.json").write_text("[]")
+    _rewrite_checkpoint(tmp_path / "m", lambda st: {k: v for k, v in st.items() if k != "settings"})
+    one_line_error(invoke(["train", *common, "--resume"]), "does not record its settings")
+
+
+@pytest.mark.parametrize("change", [
+    lambda st: {**st, "epoch": "2"},
+    lambda st: {**st, "report": {**st["report"], "steps_run": 10**9}},
+    lambda st: {**st, "report": {**st["report"], "history": {"epoch": [1]}}},
+    lambda st: {**st, "report": {**st["report"], "seconds": "soon"}},
+    lambda st: [st],
+])
+def test_damaged_checkpoint_counters_are_refused(tmp_path, change):
+    data = clean_images(tmp_path / "clean")
+    common = [data, "--out", tmp_path / "m", *TRAIN, "--steps", "2"]
+    assert invoke(["train", *common]).exit_code == 0
+    _rewrite_checkpoint(tmp_path / "m", change)
+    before = digests(tmp_path)
+    one_line_error(invoke(["train", *common, "--resume"]), "cannot continue from the checkpoint")
+    assert digests(tmp_path) == before

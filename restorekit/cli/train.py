@@ -62,7 +62,7 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop after this many seconds, keeping the best model.", show_default=False)] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with bfloat16 instructions), fp32 or bf16.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state), with the options it was started with (only --time-limit and --device may change).")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,

@@ -19,7 +19,8 @@ rate decaying on a cosine to 1/100 of its start.  After every epoch the model
 is scored on the validation images (fixed degradations, the same every time);
 the best one by validation PSNR is ``model.safetensors`` and the checkpoint
 (weights, optimiser state, epoch, random state: one ``checkpoint.safetensors``,
-the state as JSON in its metadata, no pickle) lets ``--resume`` continue where a run stopped.
+the state as JSON in its metadata, no pickle) lets ``--resume`` continue where a run stopped -- with the
+settings it records (:func:`resume_settings`; other ones are refused, naming them).
 Ctrl-C, SIGTERM and the time limit stop it with the best model kept.  At the
 end the best model is scored on the test images (``model.json``'s ``test``)
 and ``curves.png`` shows loss and PSNR per epoch.
@@ -260,7 +261,8 @@ def _pad_to(x, stride: int):
 
 
 # -- checkpoints without pickle -----------------------------------------------------------------------
-def _save_checkpoint(out: Path, net, opt, sched, rng, report: TrainReport, epoch: int) -> None:
+def _save_checkpoint(out: Path, net, opt, sched, rng, report: TrainReport, epoch: int,
+                     settings: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -275,19 +277,99 @@ def _save_checkpoint(out: Path, net, opt, sched, rng, report: TrainReport, epoch
                 plain.setdefault(str(idx), {})[key] = val
     sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
     state = {"epoch": epoch, "param_groups": opt_state["param_groups"], "opt_plain": plain, "sched": sched_state,
-             "rng": rng.bit_generator.state, "report": asdict(report)}
+             "rng": rng.bit_generator.state, "report": asdict(report), "settings": settings}
     tmp = out / f".{CHECKPOINT}.tmp"
     save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
     os.replace(tmp, out / CHECKPOINT)
 
 
-def _load_checkpoint(out: Path, net, opt, sched, rng) -> tuple[TrainReport, int]:
+def resume_settings(s: TrainSettings, *, net: str, degrade: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    """What a ``--resume`` must give again, by option name (checkpointed): the source and its files, the
+    network, the degradations, the schedule and the optimiser.  Not --time-limit (a resumed training gets
+    a new one), --device (another machine may continue it) or --json."""
+    absolute = lambda p: None if p is None else os.path.abspath(p)  # noqa: E731 - a resume from elsewhere is the same
+    settings = {
+        "FOLDER": absolute(s.folder), "--pairs": None if s.pairs is None else [absolute(p) for p in s.pairs],
+        "--dataset": s.dataset, "the training images": data.get("digest") or [data.get("items"), data.get("size")],
+        "--split": list(s.split), "--degrade": degrade, "--net": net, "--sigma-range": list(s.sigma_range),
+        "--channels": s.channels, "--epochs": s.epochs, "--steps": s.steps, "--steps-per-epoch": s.steps_per_epoch,
+        "--batch": s.batch, "--patch": s.patch, "--loss": s.loss, "--lr": s.lr, "--seed": s.seed,
+        "--precision": s.precision, "--init": absolute(s.init),
+    }
+    return json.loads(json.dumps(settings))  # as the checkpoint gives them back (lists, not tuples)
+
+
+def card_settings(card: Any) -> dict[str, Any]:
+    """The settings a model.json records, under resume_settings' names: what a checkpoint written before
+    the settings were checkpointed is compared on."""
+    card = card if isinstance(card, dict) else {}
+    trained = card.get("trained") if isinstance(card.get("trained"), dict) else {}
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    return json.loads(json.dumps({
+        "--net": card.get("net") or [card.get("architecture"), card.get("config")],
+        "--channels": card.get("image_channels") or (card.get("config") or {}).get("image_channels"),
+        "--degrade": card.get("degrade"), "--loss": card.get("loss"),
+        "the training images": data.get("digest") or [data.get("dataset"), data.get("items")],
+        "--seed": trained.get("seed"), "--batch": trained.get("batch"), "--patch": trained.get("patch"),
+        "--lr": trained.get("lr"), "--steps-per-epoch": trained.get("steps_per_epoch"),
+    }))
+
+
+def _check_resume(out: Path, state: dict[str, Any], settings: dict[str, Any], card: dict[str, Any]) -> None:
+    """Refuse, naming them, the options that differ from those the checkpointed training was started with."""
+    recorded, now = state.get("settings"), settings
+    if recorded is None:  # a checkpoint from before the settings were recorded: what its model.json says
+        from .model import CARD
+
+        try:
+            stored = json.loads((out / CARD).read_text(encoding="utf-8"))
+            if not isinstance(stored, dict):
+                raise ValueError(f"{CARD} is not an object")
+        except (OSError, ValueError):
+            raise UsageError(f"--resume: the checkpoint in '{out}' does not record its settings and its {CARD} "
+                             "cannot be read, so nothing says it is this training; choose another --out") from None
+        recorded, now = card_settings(stored), card_settings(card)
+    if not isinstance(recorded, dict):
+        raise ValueError("its settings are not an object")
+    changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    if changed:
+        raise UsageError(f"--resume with other settings than the training in '{out}' was started with "
+                         f"({', '.join(changed)}): give the same options, or choose another --out")
+
+
+def _check_report(report: TrainReport, epoch: Any, spe: int) -> None:
+    """The counters a checkpoint brings back, checked before the loop trusts them."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if not all(whole(v) for v in (report.steps_run, report.epochs_run, report.best_epoch, report.best_step, epoch)):
+        raise ValueError("its step and epoch counters are not whole numbers")
+    # (a training stopped before its first step still checkpointed "epoch 1")
+    if report.steps_per_epoch != spe or epoch != report.epochs_run or report.epochs_run != max(
+            1, math.ceil(report.steps_run / spe)):
+        raise ValueError(f"its counters disagree (epoch {epoch}, {report.epochs_run} epochs, {report.steps_run} "
+                         f"steps of {report.steps_per_epoch} per epoch; this training: {spe})")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (report.best_val_psnr, report.seconds)):
+        raise ValueError("its best score and time are not numbers")
+    h = report.history
+    keys = ("epoch", "step", "loss", "val_loss", "val_psnr", "time")
+    if not (isinstance(h, dict) and all(isinstance(h.get(k), list) and len(h[k]) == len(h["epoch"]) for k in keys)):
+        raise ValueError("its history is not six lists of one length")
+
+
+def _load_checkpoint(out: Path, net, opt, sched, rng, *, settings: dict[str, Any], card: dict[str, Any],
+                     spe: int) -> tuple[TrainReport, int]:
+    """The training state in ``out``'s checkpoint, into the network, optimiser, schedule and random
+    generator -- once its recorded settings are those of this training (else one line naming them)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(out / CHECKPOINT), "pt") as f:
+            state = json.loads((f.metadata() or {})["state"])
+            if not isinstance(state, dict):
+                raise ValueError("its state is not an object")
+            _check_resume(out, state, settings, card)  # before a tensor is read
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-            state = json.loads(f.metadata()["state"])
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         opt_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
         for key, val in tensors.items():
@@ -299,7 +381,11 @@ def _load_checkpoint(out: Path, net, opt, sched, rng) -> tuple[TrainReport, int]
         opt.load_state_dict(opt_state)
         sched.load_state_dict({**sched.state_dict(), **state["sched"]})
         rng.bit_generator.state = state["rng"]
-        return TrainReport(**state["report"]), int(state["epoch"])
+        report = TrainReport(**state["report"])
+        _check_report(report, state["epoch"], spe)
+        return report, state["epoch"]
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a checkpoint of another training or a damaged one
         raise UsageError(f"--resume: cannot continue from the checkpoint in '{out}' ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200]}); was it written with the same --net and data?") from None
@@ -341,7 +427,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
     from ..plugins import get_host
     from ..run.plan import cpu_has_native_bf16, pick_device
     from ..run.signals import deferred_signals
-    from .model import load
+    from .model import load, resolve
 
     check(s)
     log = log or (lambda _m: None)
@@ -365,7 +451,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
     torch.manual_seed(s.seed)
     net, net_fields, stride = build_network(s, registry, noise_map, canvas)
     if s.init is not None:
-        init = load(Path(s.init))
+        init = load(resolve(str(s.init)))
         try:
             net.load_state_dict(init.net.state_dict())
         except RuntimeError:
@@ -386,10 +472,6 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
         opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
     rng = np.random.default_rng(s.seed)
     report = TrainReport(steps_per_epoch=spe)
-    if s.resume:
-        report, _ = _load_checkpoint(out, net, opt, sched, rng)
-        log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
-            f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
     precision = s.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
@@ -446,6 +528,12 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
                     "steps_per_epoch": spe, "device": device.type,
                     "init": None if s.init is None else str(s.init)},
     }
+    settings = resume_settings(s, net=registry.create("generator", s.net).spec, degrade=degrader.canonical(),
+                               data=data.description)
+    if s.resume:  # nothing is written before the checkpoint is known to be this training's
+        report, _ = _load_checkpoint(out, net, opt, sched, rng, settings=settings, card=card, spe=spe)
+        log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
+            f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter() - report.seconds
 
@@ -463,7 +551,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
                 save(net, {**card, "epoch": epoch, "step": step,
                            "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl,
                                    "input_psnr": round(vin, 3)}}, out)
-            _save_checkpoint(out, net, opt, sched, rng, report, epoch)
+            _save_checkpoint(out, net, opt, sched, rng, report, epoch, settings)
         log(f"epoch {epoch}/{epochs}: loss {loss_v:.5f}, validation loss {vl:.5f}, PSNR {vp:.2f} dB "
             f"(input {vin:.2f}; best {report.best_val_psnr:.2f} at epoch {report.best_epoch}), {report.seconds:.0f} s")
 
