@@ -500,8 +500,10 @@ def test_eval_out_never_touches_the_test_images_or_the_model(tmp_path):
     before = {p: p.read_bytes() for p in [*test.iterdir(), *(tmp_path / "m").iterdir(), *theirs.iterdir()]}
     args = ["eval", tmp_path / "m", test, "--degrade", "gaussian:25", "--baseline", "median", "--out"]
     for out, fragment in ((test, "inside the test images' folder"), (test / "sub", "inside the test images'"),
-                          (tmp_path / "m", "inside the model folder"), (theirs, "did not write")):
+                          (tmp_path / "m", "inside the model folder"), (theirs, "pass --overwrite")):
         one_line_error(invoke([*args, out]), fragment)
+    one_line_error(invoke([*args, theirs, "--overwrite"]), "has no restorekit record")
     assert {p: p.read_bytes() for p in before} == before and not (test / "sub").exists()
     assert invoke([*args, tmp_path / "ev"]).exit_code == 0
-    assert invoke([*args, tmp_path / "ev"]).exit_code == 0  # its own earlier results are replaced
+    one_line_error(invoke([*args, tmp_path / "ev"]), "pass --overwrite")  # not even its own, without it
+    assert invoke([*args, tmp_path / "ev", "--overwrite"]).exit_code == 0  # its own earlier results are replaced

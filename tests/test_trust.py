@@ -188,3 +188,44 @@ def test_damaged_checkpoint_counters_are_refused(tmp_path, change):
     before = digests(tmp_path)
     one_line_error(invoke(["train", *common, "--resume"]), "cannot continue from the checkpoint")
     assert digests(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# eval --out: the output folder rules of every other command
+
+
+def test_eval_never_replaces_a_users_files_without_overwrite(tmp_path):
+    model = make_model(tmp_path / "m")
+    test = clean_images(tmp_path / "test", 1, 24)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "eval.json").write_text("precious")
+    (ev / "compare.png").write_bytes(b"mine")
+    before = digests(ev)
+    args = ["eval", model, test, "--baseline", "median", "--out", ev]
+    one_line_error(invoke(args), "already holds files; pass --overwrite")
+    # eval.json that eval did not write (no "restorekit" mark) is not replaced even with --overwrite
+    one_line_error(invoke([*args, "--overwrite"]), "is not one: it has no restorekit record")
+    assert digests(ev) == before and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # an eval's own folder: replaced with --overwrite only
+    fresh = tmp_path / "ev2"
+    assert invoke([*args[:-1], fresh]).exit_code == 0
+    assert json.loads((fresh / "eval.json").read_text())["restorekit"]
+    mine = digests(fresh)
+    one_line_error(invoke([*args[:-1], fresh]), "pass --overwrite")
+    assert digests(fresh) == mine
+    r = invoke([*args[:-1], fresh, "--overwrite", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert digests(fresh) != mine and sorted(p.name for p in fresh.iterdir()) == ["compare.png", "eval.json"]
+
+
+def test_ctrl_c_during_eval_writes_nothing(tmp_path, monkeypatch):
+    from restorekit.learn import evaluate
+    from tests.helpers import signal_on_call
+
+    model = make_model(tmp_path / "m")
+    test = clean_images(tmp_path / "test", 2, 24)
+    signal_on_call(monkeypatch, evaluate, "scores", 2)
+    r = invoke(["eval", model, test, "--baseline", "median", "--out", tmp_path / "ev"])
+    assert r.exit_code == 130 and "nothing was written" in r.stderr
+    assert not (tmp_path / "ev").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import guard, out_console, err_console
+from .common import err_console, guard, out_console, reserve_fit_write
 
 EVAL_EXAMPLES = """
 [bold]Examples[/bold]
@@ -38,7 +38,8 @@ def eval_model(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the degradation (image i gets seed + i).")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N images (sorted by name).", show_default=False)] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's PSNR per method.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write eval.json and compare.png into (created; files replaced atomically).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write eval.json and compare.png into: missing or empty (see --overwrite).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the results of an earlier eval in --out (only a folder eval wrote).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -51,26 +52,31 @@ def eval_model(
         from rich.table import Table
 
         from ..errors import UsageError
-        from ..learn.evaluate import METRICS, evaluate, write_picture
+        from ..learn.evaluate import METRICS, evaluate
 
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
-        if out is not None:
-            _check_eval_out(out, folder, Path(model))
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
-        result, kept = evaluate(Path(model), folder, degrade=degrade, baselines=baseline, seed=seed, limit=limit,
-                                log=log, keep=4 if out is not None else 0)
-        data = result.as_dict()
-        if out is not None:
-            import os
 
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = out / ".eval.json.tmp"
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, out / "eval.json")
-            write_picture(out / "compare.png", result, kept)
+        def fit():
+            return evaluate(Path(model), folder, degrade=degrade, baselines=baseline, seed=seed, limit=limit,
+                            log=log, keep=4 if out is not None else 0)
+
+        held = None
+        if out is None:
+            result, kept = fit()
+        else:
+            # the output folder by run's rules (run/outdir.py), reserved before the work: missing or empty, or
+            # with --overwrite an earlier eval's; never the inputs; written whole or not at all
+            _check_eval_out(out, folder, Path(model))
+            done = reserve_fit_write(out=out, source=None, inputs=[p for p in (folder, Path(model)) if p.exists()],
+                                     overwrite=overwrite, json_out=json_out, fit=fit,
+                                     write=lambda f, res: _write_eval(f, *res))
+            (result, kept), held = done.result, done.signals
+        data = result.as_dict()
         if json_out:
             sys.stdout.write(json.dumps(data, indent=1) + "\n")
+            _stop_if_signalled(held)
             return
         table = Table(title=f"{len(result.images)} images, {' + '.join(result.degrade)}")
         table.add_column("method")
@@ -95,22 +101,37 @@ def eval_model(
             err_console.print(f"[dim]{name} skipped: {why}[/dim]", highlight=False)
         if out is not None:
             out_console.print(f"written: {out}/eval.json, {out}/compare.png", highlight=False, markup=False)
+        _stop_if_signalled(held)
+
+
+def _write_eval(folder, result, kept) -> None:
+    """eval.json and compare.png into the reserved folder's staging folder, then moved into place."""
+    from ..learn.evaluate import write_picture
+    from ..run.outputs import committing
+
+    with committing(folder) as tmp:
+        (tmp / "eval.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
+        write_picture(tmp / "compare.png", result, kept)
+
+
+def _stop_if_signalled(signals) -> None:
+    """A Ctrl-C or SIGTERM that came while the results were written: they are written; exit 130 or 143."""
+    if signals is not None and signals.held:
+        from ..run.signals import exit_code_for
+
+        err_console.print("interrupted: the evaluation had finished; wrote the results", highlight=False)
+        raise typer.Exit(exit_code_for(signals.signum))
 
 
 def _check_eval_out(out: Path, folder: Path, model: Path) -> None:
-    """--out never mixes with the inputs: not the test folder or the model folder (or inside them), and
-    never a folder holding a compare.png that an earlier eval did not write (beside its eval.json)."""
+    """--out is never the test folder or the model folder, nor inside them (the output folder rules,
+    run/outdir.py, then refuse a folder holding them)."""
     from ..errors import UsageError
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out '{out}' exists and is not a folder")
     target = out.resolve()
     for what, src in (("the test images' folder", folder), ("the model folder", model)):
         if src.exists() and src.resolve() in (target, *target.parents):
             raise UsageError(f"--out '{out}' is inside {what} '{src}'; choose another --out")
-    if (out / "compare.png").exists() and not (out / "eval.json").is_file():
-        raise UsageError(f"--out '{out}' holds a compare.png that restorekit eval did not write (no eval.json "
-                         "beside it); choose another --out")
 
 
 def models(

@@ -38,7 +38,10 @@ class EvalResult:
         return float(np.mean(self.scores[method][metric]))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "degrade": self.degrade, "images": self.images, "methods": self.methods,
+        from .. import __version__
+
+        # "restorekit": the mark of a folder eval wrote (run/outdir.py: --overwrite replaces only those)
+        return {"restorekit": __version__, "model": self.model, "degrade": self.degrade, "images": self.images, "methods": self.methods,
                 "per_image": self.scores,
                 "mean": {m: {k: self.mean(m, k) for k in METRICS} for m in self.methods},
                 "seconds": self.seconds, "skipped": self.skipped}

@@ -7,7 +7,8 @@ The rules (docs/usage.md, "Output folders"):
   atomic), so two runs started together never pick the same one.
 * ``--out DIR`` takes a missing or empty folder.  A folder that holds files is
   replaced only with ``--overwrite``, and only when restorekit wrote it: it
-  holds a restorekit ``run.json`` and nothing but restorekit's own outputs.
+  holds a restorekit ``run.json`` (``eval.json`` for eval's) and nothing but
+  restorekit's own outputs.
 * A folder that is, or contains, any input (the image, a mask, the
   reference, a data folder) is never replaced.
 * The location is checked by doing what the write will do: the folder is
@@ -44,9 +45,9 @@ __all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean
 #: the lock file of a reserved output folder
 LOCK_NAME = ".restorekit-run"
 #: what restorekit writes into an output folder (restored/degraded take the input's suffix;
-#: labels, overlay and layer-* are segment's and decompose's)
+#: labels, overlay and layer-* are segment's and decompose's, eval.json eval's)
 RESULT_FILES = re.compile(
-    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.png|compare\.png|curves\.png|run\.json"
+    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.png|compare\.png|curves\.png|run\.json|eval\.json"
     r"|labels\.png|overlay\.png|layer-[a-z0-9-]+\.png)$"
 )
 #: the longest folder-name stem kept in default names and staging names
@@ -226,12 +227,19 @@ def _foreign_entries(folder: Path) -> list[str]:
     return sorted(n for n in os.listdir(folder) if not RESULT_FILES.match(n) and n != LOCK_NAME)
 
 
+#: the records that mark a folder as restorekit's (run, segment, decompose: run.json; eval: eval.json)
+RECORDS = ("run.json", "eval.json")
+
+
 def _is_restorekit_result(folder: Path) -> bool:
-    try:
-        data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "restorekit" in data
+    for name in RECORDS:
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "restorekit" in data:
+            return True
+    return False
 
 
 def _claim_existing(out: Path, overwrite: bool) -> bool:
@@ -255,7 +263,8 @@ def _claim_existing(out: Path, overwrite: bool) -> bool:
         foreign = _foreign_entries(out)
         if foreign or not _is_restorekit_result(out):
             shown = f"'{foreign[0]}'" + (f" and {len(foreign) - 1} more" if len(foreign) > 1 else "") if foreign else None
-            why = f"it holds {shown}, which restorekit did not write" if shown else "it has no restorekit run.json"
+            why = (f"it holds {shown}, which restorekit did not write" if shown else
+                   f"it has no restorekit record ({' or '.join(RECORDS)})")
             raise UsageError(
                 f"--overwrite only replaces a folder restorekit wrote, and {_quote(out)} is not one: {why}; "
                 "choose another --out"
