@@ -333,7 +333,7 @@ def test_missing_side_inputs_are_listed_in_one_error_before_any_work(tmp_path):
 def test_manifest_one_row_per_image_with_status_attempts_and_checksums(tmp_path):
     tree(tmp_path / "in", ["a.png", "b.png", "sub/c.png"])
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    r = invoke(["batch", "in", "out", *TINY, "--json"])
+    r = invoke(["batch", "in", "out", *TINY, "--mode", "benchmark", "--json"])  # scored against each clean input
     assert r.exit_code == 1, r.output  # one image failed, not the batch
     summary = json.loads(r.stdout)
     assert summary["done"] == 3 and summary["failed"] == 1
@@ -354,6 +354,38 @@ def test_manifest_one_row_per_image_with_status_attempts_and_checksums(tmp_path)
     assert "cannot read image" in bad["error"]
     assert not (tmp_path / "out" / "broken").exists()
     assert hidden_entries(tmp_path / "out") == []
+
+
+def _specs_and_modes(out: Path) -> list[tuple[str, list[str]]]:
+    recs = [json.loads(p.read_text()) for p in sorted(out.rglob("run.json"))]
+    return [(rec["mode"], [d["spec"] for d in rec["components"]["degradations"]]) for rec in recs]
+
+
+def test_every_input_is_an_image_so_a_batch_restores_it_as_observed(tmp_path):
+    """No --mode: each image is already degraded (restore mode), its noise estimated (noise); nothing is added."""
+    from restorekit.batch.manifest import Manifest
+
+    tree(tmp_path / "in", ["a.png", "sub/b.png"])
+    r = invoke(["batch", "in", "out", *TINY, "--json"])
+    assert r.exit_code == 0, r.output
+    assert _specs_and_modes(tmp_path / "out") == [("restore", ["noise"])] * 2
+    assert all(json.loads(row["metrics"]) == {} for row in rows(tmp_path / "out").values())
+    assert np.array_equal(iio.imread(tmp_path / "out/a/degraded.png"), iio.imread(tmp_path / "in/a.png"))
+    m = Manifest.open(tmp_path / "out")
+    settings = m.settings()
+    m.close()
+    assert settings["mode"] == "restore" and settings["degrade"] == ["noise"]
+    # --resume with the same (default) options is the same batch
+    assert invoke(["batch", "in", "out", *TINY, "--resume"]).exit_code == 0
+
+
+def test_batch_mode_benchmark_still_simulates(tmp_path):
+    tree(tmp_path / "in", ["a.png"])
+    r = invoke(["batch", "in", "out", *TINY, "--mode", "benchmark", "--json"])
+    assert r.exit_code == 0, r.output
+    assert _specs_and_modes(tmp_path / "out") == [("benchmark", ["gaussian:sigma=25.0,clip=true"])]
+    assert set(json.loads(rows(tmp_path / "out")["a.png"]["metrics"])) == {"psnr", "ssim"}
+    assert not np.array_equal(iio.imread(tmp_path / "out/a/degraded.png"), iio.imread(tmp_path / "in/a.png"))
 
 
 def test_status_reads_the_manifest_and_starts_nothing(tmp_path, monkeypatch):
@@ -552,14 +584,20 @@ def test_a_complete_folder_left_by_a_killed_attempt_is_adopted(tmp_path, monkeyp
     assert snapshot(tmp_path / "out") == before
 
 
-def test_a_folder_older_than_the_batch_is_not_adopted(tmp_path):
-    """Only an item this batch handed out can have left a folder: one that predates it is recomputed."""
+def test_a_folder_older_than_the_batch_is_neither_adopted_nor_replaced(tmp_path):
+    """Only an item this batch handed out can have left a folder: one that predates it is refused before
+    the batch starts (it was recomputed over; issue 22), and taken once it is moved away."""
     tree(tmp_path / "in", ["a.png"])
     assert invoke(["batch", "in", "old", *TINY]).exit_code == 0
     (tmp_path / "new").mkdir()
     import shutil
 
     shutil.copytree(tmp_path / "old" / "a", tmp_path / "new" / "a")
+    before = snapshot(tmp_path / "new")
+    r = invoke(["batch", "in", "new", *TINY, "--json"])
+    assert r.exit_code == 2 and "never replaces what it did not record" in r.stderr, r.output
+    assert snapshot(tmp_path / "new") == before and not (tmp_path / "new" / "manifest.sqlite").exists()
+    shutil.rmtree(tmp_path / "new" / "a")
     r = invoke(["batch", "in", "new", *TINY, "--json"])
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
@@ -814,8 +852,9 @@ def test_interrupt_in_process_exits_130_and_keeps_finished_images(tmp_path, monk
     r = invoke(["batch", "in", "out", *TINY])
     assert r.exit_code == 130, r.output
     assert "interrupted (Ctrl-C): 1 done, 0 failed, 2 left; rerun the same command with --resume" in r.stderr
-    assert {k: v["status"] for k, v in rows(tmp_path / "out").items()} == {
-        "a.png": "done", "b.png": "running", "c.png": "pending"}
+    # b was handed out (one attempt) and is pending again: nothing runs it now (issue 22: --status said running)
+    assert {k: (v["status"], v["attempts"]) for k, v in rows(tmp_path / "out").items()} == {
+        "a.png": ("done", 1), "b.png": ("pending", 1), "c.png": ("pending", 0)}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -141,8 +141,8 @@ def test_dask_local_cluster_survives_a_worker_killed_mid_image(tmp_path, killer_
     distributed's logs; torch threads in the workers follow --threads."""
     pytest.importorskip("distributed")
     inp, out, marker = _images(tmp_path / "in"), tmp_path / "out", tmp_path / "killed"
-    r = _batch([str(inp), str(out), *TINY, "--degrade", "killer:10", "--metric", "psnr", "--metric",
-                "torchthreads", "--dask", "--workers", "2", "--threads", "2", "--json"], killer_site, marker)
+    r = _batch([str(inp), str(out), *TINY, "--mode", "benchmark", "--degrade", "killer:10", "--metric", "psnr",
+                "--metric", "torchthreads", "--dask", "--workers", "2", "--threads", "2", "--json"], killer_site, marker)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["done"] == 3 and summary["failed"] == 0 and summary["retried"] == 1, summary
@@ -170,7 +170,7 @@ def test_dask_existing_scheduler_gets_results_and_failures(tmp_path, killer_site
     monkeypatch.setattr(os, "environ", os.environ.copy())
     # the fake plugin is on this process's sys.path, which spawned workers inherit
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        r = _batch([str(inp), str(out), *TINY, "--metric", "psnr", "--metric", "torchthreads",
+        r = _batch([str(inp), str(out), *TINY, "--mode", "benchmark", "--metric", "psnr", "--metric", "torchthreads",
                     "--scheduler", cluster.scheduler_address, "--threads", "2"], killer_site)
         assert r.returncode == 1, r.stderr  # one image failed
         assert len(cluster.scheduler.workers) == 2  # still there: the batch closed only its client

@@ -55,8 +55,9 @@ def _has_network_prior(item: Item, options: dict[str, Any], registry: Any) -> bo
     from ..run.settings import make_settings
 
     try:
-        settings = make_settings(registry, degrade=item.degrade or None, prior=item.prior or None, net=item.net,
-                                 **{k: v for k, v in options.items() if k in ITEM_OPTIONS})
+        # the item's image (not read): its mode and default degradation are the ones its run gets
+        settings = make_settings(registry, image=item.input, degrade=item.degrade or None, prior=item.prior or None,
+                                 net=item.net, **{k: v for k, v in options.items() if k in ITEM_OPTIONS})
         return make_plan(settings, registry).network is not None
     except Exception:  # noqa: BLE001 - a bad spec fails in its own run
         return False

@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from ..batch.driver import DEFAULT_ATTEMPTS
-from ..run.settings import DEFAULTS
+from ..run.settings import DEFAULTS, default_degrade, describe_default
 from .common import _error, _host, err_console, guard, out_console
 from .run import Mode, Precision
 
@@ -29,23 +29,23 @@ BATCH_EXAMPLES = """
 [bold]Examples[/bold]
 
 [dim]# inpaint every image with its own mask: masks/a.png for scans/a.png, masks/sub/b.png for scans/sub/b.png[/dim]
-restorekit batch scans/ restored/ --mode restore --degrade "mask:masks/{relpath}.png"
+restorekit batch scans/ restored/ --degrade "mask:masks/{relpath}.png"
 
-[dim]# benchmark the PNGs of a folder tree but its drafts, 500 steps each, seed 1[/dim]
-restorekit batch photos/ bench/ --include "*.png" --exclude "drafts/*" --iters 500 --seed 1
-
-[dim]# denoise a folder with 2 worker processes[/dim]
-restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2
+[dim]# denoise a folder of real noisy micrographs (each image's noise estimated from it) with 2 worker processes[/dim]
+restorekit batch tiles/ out/ --workers 2
 
 [dim]# after a crash or Ctrl-C: finished images are kept, the rest run[/dim]
-restorekit batch tiles/ out/ --mode restore --degrade gaussian:25 --workers 2 --resume
+restorekit batch tiles/ out/ --workers 2 --resume
+
+[dim]# benchmark the clean PNGs of a folder tree but its drafts (noise sigma 25 added), 500 steps each, seed 1[/dim]
+restorekit batch photos/ bench/ --mode benchmark --include "*.png" --exclude "drafts/*" --iters 500 --seed 1
 
 [dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
 restorekit batch tiles/ out/ --degrade gaussian:25 --scheduler tcp://head:8786
 
 [dim]# the files a list names, or the paths find prints[/dim]
 restorekit batch @todo.txt out/ --degrade gaussian:25
-find scans/ -name "*.tif" | restorekit batch - out/ --mode restore --degrade gaussian:15
+find scans/ -name "*.tif" | restorekit batch - out/ --degrade gaussian:15
 
 [dim]# what is done, failed and left (the manifest only: nothing starts)[/dim]
 restorekit batch --status out/
@@ -54,11 +54,11 @@ restorekit batch --status out/
 
 def batch(
     paths: Annotated[Optional[list[str]], typer.Argument(help="IN OUT: the input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec, as for run; {stem}, {name}, {relpath}, {relname} stand for each image (mask:masks/{stem}.png).", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec, as for run; {stem}, {name}, {relpath}, {relname} stand for each image (mask:masks/{stem}.png).", show_default=describe_default("degrade"))] = None,
     prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec, as for run; patterns as for --degrade.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec, as for run.", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
-    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark (images are clean) or restore (images are already degraded).", show_default=DEFAULTS["mode"])] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="restore (images are already degraded: real photos, scans, micrographs) or benchmark (images are clean; the degradation is added with --seed and the result scored against them).", show_default=DEFAULTS["mode"]["image"])] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Clean image to score against in --mode restore: one file, or one per image by pattern (refs/{stem}.png).", show_default=False)] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
@@ -82,6 +82,10 @@ def batch(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Restore every image of a folder: each one exactly as `run` would, with one manifest for the batch.
+
+    Every input is an image, so each is taken as already degraded (--mode
+    restore; without --degrade, real noise estimated from each image);
+    --mode benchmark treats them as clean and adds the degradation.
 
     Outputs mirror the input tree (OUT/sub/a/ for IN/sub/a.png) and hold what
     `run` writes; OUT/manifest.sqlite has one row per image and OUT/index.html
@@ -117,12 +121,14 @@ def batch(
                 raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
                                  "workers run the images")
         in_src, out_dir = paths[0], Path(paths[1])
+        # every input is an image: each is already degraded unless --mode benchmark says it is clean
+        mode_value = mode.value if mode else DEFAULTS["mode"]["image"]
         options = {
-            "metrics": metric, "mode": mode.value if mode else None, "iters": iters, "lr": lr, "seed": seed,
+            "metrics": metric, "mode": mode_value, "iters": iters, "lr": lr, "seed": seed,
             "device": device, "stop": stop, "ensemble": ensemble, "precision": precision.value,
             "time_limit": time_limit,
         }
-        _run_batch(in_src, out_dir, degrade or list(DEFAULTS["degrade"]), prior or list(DEFAULTS["prior"]), net,
+        _run_batch(in_src, out_dir, degrade or list(default_degrade(mode_value)), prior or list(DEFAULTS["prior"]), net,
                    reference, include or [], exclude or [], options, workers=workers, threads=threads, dask=dask,
                    scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack)
 
@@ -163,7 +169,7 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     make_plan(make_settings(host.registry, image=first.input, degrade=first.degrade, prior=first.prior,
                             net=first.net, reference=first.reference,
                             **{k: v for k, v in options.items() if v is not None}), host.registry)
-    check_can_start(out_dir, resume)
+    check_can_start(out_dir, resume, items)  # and no file it did not write in the way of its results
     # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
     # leaves no batch behind (a rerun needs no --resume)
     if workers is None and not scheduler:
@@ -249,6 +255,7 @@ def _drive(items, manifest, make_executor, options: dict[str, Any], out_dir: Pat
         progress.stop()
         if executor is not None:
             _close(executor, cancel=True)
+        manifest.reset_running()  # nothing runs any more: the images in flight are pending (attempts kept)
         report.update(force=True)
         c = manifest.counts()
         manifest.close()
@@ -379,7 +386,7 @@ def _print_summary(summary, counts: dict[str, int], out_dir: Path) -> None:
 
 
 def _print_status(out_dir: Path, json_out: bool) -> None:
-    from ..batch.manifest import Manifest
+    from ..batch.manifest import Manifest, batch_running
 
     m = Manifest.open(out_dir, readonly=True)
     try:
@@ -387,6 +394,11 @@ def _print_status(out_dir: Path, json_out: bool) -> None:
         rows = m.rows()
     finally:
         m.close()
+    if counts["running"] and not batch_running(out_dir):
+        # left 'running' by a batch that was killed: nothing runs them; --resume will
+        counts = {**counts, "pending": counts["pending"] + counts["running"], "running": 0}
+        for r in rows:
+            r.status = "pending" if r.status == "running" else r.status
     if json_out:
         sys.stdout.write(json.dumps({"counts": counts, "items": [r.as_dict() for r in rows]}, indent=2) + "\n")
         return
