@@ -5,6 +5,7 @@ or replaced; a refusal is one ``error:`` line, exit 2, and leaves every file as 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,98 @@ def test_ctrl_c_during_eval_writes_nothing(tmp_path, monkeypatch):
     r = invoke(["eval", model, test, "--baseline", "median", "--out", tmp_path / "ev"])
     assert r.exit_code == 130 and "nothing was written" in r.stderr
     assert not (tmp_path / "ev").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# batch: the manifest is read before it is written, and no file the batch did not record is replaced
+
+from tests.test_batch import TINY as BATCH, _patch_run_item, rows, tree  # noqa: E402
+
+BATCH = [*BATCH, "--mode", "benchmark"]
+
+
+def test_a_folder_of_results_whose_manifest_was_deleted_is_not_taken_over(tmp_path):
+    tree(tmp_path / "in", ["a.png", "b.png"])
+    assert invoke(["batch", "in", "B", *BATCH]).exit_code == 0
+    (tmp_path / "B" / "manifest.sqlite").unlink()
+    before = digests(tmp_path / "B")
+    r = invoke(["batch", "in", "B", *BATCH, "--iters", "2"])
+    one_line_error(r, "holds no batch manifest but has files where this batch would write")
+    assert "and 2 more" in r.stderr  # a, b and index.html
+    assert digests(tmp_path / "B") == before and not (tmp_path / "B" / "manifest.sqlite").exists()
+
+
+def test_a_users_file_where_batch_would_write_is_refused_before_anything_starts(tmp_path):
+    tree(tmp_path / "in", ["a.png", "b.png"])
+    (tmp_path / "out" / "b").mkdir(parents=True)
+    (tmp_path / "out" / "b" / "restored.png").write_bytes(b"mine")
+    r = invoke(["batch", "in", "out", *BATCH])
+    one_line_error(r, "restorekit batch never replaces what it did not record")
+    assert "--overwrite" not in r.stderr and "--out" not in r.stderr  # batch's own words
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b"]  # nothing started: no a/, no manifest
+    (tmp_path / "out" / "b" / "restored.png").unlink()
+    (tmp_path / "out" / "b").rmdir()
+    (tmp_path / "in" / "b.png").rename(tmp_path / "b.png")
+    assert invoke(["batch", "in", "out", *BATCH]).exit_code == 0
+    # --resume: an image new to the batch whose folder holds files, or a finished one with a stranger's file
+    (tmp_path / "b.png").rename(tmp_path / "in" / "b.png")
+    (tmp_path / "out" / "b").mkdir()
+    (tmp_path / "out" / "b" / "restored.png").write_bytes(b"mine")
+    before = digests(tmp_path / "out")
+    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]), "this batch has not written the results of 'b.png'")
+    assert digests(tmp_path / "out") == before
+    (tmp_path / "out" / "b" / "restored.png").unlink()
+    (tmp_path / "out" / "a" / "restored.png").write_bytes(b"changed")  # a done image recomputed...
+    (tmp_path / "out" / "a" / "notes.txt").write_text("mine")  # ...would take this with it
+    before = digests(tmp_path / "out")
+    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]), "it holds 'notes.txt', which restorekit did not write")
+    assert digests(tmp_path / "out") == before
+
+
+def test_a_zero_byte_manifest_is_refused_without_being_written(tmp_path):
+    tree(tmp_path / "in", ["a.png"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.sqlite").write_bytes(b"")
+    for args in (["batch", "in", "out", *BATCH, "--resume"], ["batch", "--status", "out"]):
+        one_line_error(invoke(args), "is not a readable batch manifest")
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["manifest.sqlite"]
+        assert (tmp_path / "out" / "manifest.sqlite").stat().st_size == 0
+
+
+def test_status_after_ctrl_c_or_a_kill_shows_nothing_running(tmp_path, monkeypatch):
+    import socket
+    import sqlite3
+    import subprocess
+    import sys
+
+    import restorekit.batch.job as job
+
+    tree(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    real = job.run_item
+
+    def interrupt_second(item, options):
+        if item.key == "b.png":
+            raise KeyboardInterrupt
+        return real(item, options)
+
+    with monkeypatch.context() as m:
+        _patch_run_item(m, interrupt_second)
+        assert invoke(["batch", "in", "out", *BATCH]).exit_code == 130
+    got = rows(tmp_path / "out")
+    assert got["b.png"]["status"] == "pending" and got["b.png"]["attempts"] == 1
+    r = invoke(["batch", "--status", "out"])
+    assert r.exit_code == 0 and "pending 2  running 0  done 1" in r.stdout, r.output
+    # a batch killed (SIGKILL) leaves 'running' rows and its name in batch.lock: a process that is gone
+    db = sqlite3.connect(tmp_path / "out" / "manifest.sqlite")
+    db.execute("UPDATE items SET status = 'running' WHERE key = 'b.png'")
+    db.commit()
+    db.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "out" / "batch.lock"
+    lock.write_text(f"{socket.gethostname()}:{dead.pid}\n")
+    r = invoke(["batch", "--status", "out", "--json"])
+    assert json.loads(r.stdout)["counts"] == {"pending": 2, "running": 0, "done": 1, "failed": 0}
+    lock.write_text(f"{socket.gethostname()}:{os.getpid()}\n")  # a live batch: its rows are running
+    r = invoke(["batch", "--status", "out", "--json"])
+    assert json.loads(r.stdout)["counts"]["running"] == 1

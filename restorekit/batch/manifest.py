@@ -10,8 +10,10 @@ to it; workers return their results.  It is created whole (built under a
 temporary name, then renamed), and ``OUT_DIR/batch.lock`` keeps a second
 client off the folder while one runs.
 
-Statuses: ``pending`` (not started, or to retry), ``running`` (handed to a
-worker; a batch killed meanwhile leaves it, and ``--resume`` runs it again),
+Statuses: ``pending`` (not started, or to retry; an image in flight when
+Ctrl-C or SIGTERM stopped the batch, its attempt counted), ``running`` (handed
+to a worker; a batch killed meanwhile leaves it -- ``--status`` shows it
+pending once ``batch.lock`` names no live process -- and ``--resume`` runs it again),
 ``done`` (outputs written; ``checksum`` is the SHA-256 of restored image +
 run.json as written), ``failed`` (``error`` says why; retried on ``--resume``
 up to the attempt limit).
@@ -107,11 +109,16 @@ class Manifest:
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        if readonly:
-            self.db.execute("PRAGMA query_only=ON")
-        else:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA query_only=ON")  # nothing is written before the caller's checks pass
+        if not readonly:
+            self.writable()
+
+    def writable(self) -> "Manifest":
+        """Allow writing (WAL, synchronous): call it once the manifest is known to be this batch's."""
+        self.db.execute("PRAGMA query_only=OFF")
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        return self
 
     @classmethod
     def create(cls, out_dir: Path, settings: dict[str, Any]) -> "Manifest":
@@ -144,18 +151,28 @@ class Manifest:
 
     @classmethod
     def open(cls, out_dir: Path, readonly: bool = False) -> "Manifest":
+        """The manifest of ``out_dir``, checked (a SQLite file with this version's tables and settings)
+        while it is open read-only: a file that is not a manifest is refused without being written to.
+        ``readonly``: it stays so (call :meth:`writable` after further checks)."""
         path = Path(out_dir) / MANIFEST_NAME
         if not path.is_file():
             raise UsageError(f"'{out_dir}' holds no batch manifest ({MANIFEST_NAME})")
+        m = None
         try:
-            m = cls(path, readonly=readonly)
+            m = cls(path, readonly=True)
             version = m.db.execute("SELECT version FROM batch WHERE id = 1").fetchone()
-        except sqlite3.DatabaseError as exc:
+            if version is not None and version[0] == MANIFEST_VERSION:
+                if not isinstance(m.settings(), dict):
+                    raise ValueError("its settings are not an object")
+                m.db.execute("SELECT key, input, out, status, attempts FROM items LIMIT 1").fetchall()
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if m is not None:
+                m.close()
             raise UsageError(f"'{path}' is not a readable batch manifest ({exc})") from None
         if version is None or version[0] != MANIFEST_VERSION:
             m.close()
             raise UsageError(f"'{path}' was written by another manifest version ({version})")
-        return m
+        return m if readonly else m.writable()
 
     def close(self) -> None:
         self.db.close()
@@ -263,7 +280,31 @@ class BatchLock:
 
     def release(self) -> None:
         if not self._fh.closed:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()  # no one named: --status knows that no batch runs here
+                self._fh.flush()
             self._fh.close()  # closing the file releases the lock
+
+
+def batch_running(out_dir: Path) -> bool:
+    """Whether a batch may be running in ``out_dir``, read from ``batch.lock`` without locking it (that
+    could make a batch starting now fail): the file names the process that holds it ("host:pid"); a
+    missing or empty file, or a process of this machine that no longer exists, means none runs."""
+    import socket
+
+    try:
+        text = (Path(out_dir) / LOCK_NAME).read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    host, _, pid = text.rpartition(":")
+    if not text:
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's batch (a shared disk): it cannot be told from here
+    from ..run.outdir import _alive
+
+    return _alive(int(pid))
 
 
 def _lock(fh) -> None:
@@ -278,8 +319,12 @@ def _lock(fh) -> None:
     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def check_can_start(out_dir: Path, resume: bool) -> None:
-    """Refuse, before anything is written, a new batch where one exists or a ``--resume`` with none."""
+def check_can_start(out_dir: Path, resume: bool, items: Iterable[Any] = ()) -> None:
+    """Refuse, before anything is written, a new batch where one exists or a ``--resume`` with none, and
+    a batch that would replace files it did not write: a new batch (no manifest) needs every image's
+    output folder missing or empty and no index.html (a folder of earlier results whose manifest was
+    deleted is not taken for this batch's); a resumed one may replace only its own results (restorekit's
+    files and record) in the folders of the images it computes again.  The manifest is read read-only."""
     path = Path(out_dir) / MANIFEST_NAME
     if path.exists() and not resume:
         raise UsageError(
@@ -288,6 +333,47 @@ def check_can_start(out_dir: Path, resume: bool) -> None:
         )
     if resume and not path.exists():
         raise UsageError(f"--resume: '{out_dir}' holds no batch to resume (run without --resume to start one)")
+    if resume:
+        m = Manifest.open(out_dir, readonly=True)  # not a manifest: refused, and left as it was
+        try:
+            rows = {r.key: r for r in m.rows()}
+        finally:
+            m.close()
+    taken: list[str] = []
+    from .report import REPORT_NAME
+
+    if not resume and os.path.lexists(Path(out_dir) / REPORT_NAME):
+        taken.append(str(Path(out_dir) / REPORT_NAME))
+    for item in items:
+        out = Path(item.out)
+        if not os.path.lexists(out):
+            continue
+        if not out.is_dir() or out.is_symlink():
+            raise UsageError(f"'{out}', where the batch would write the results of '{item.key}', is not a folder: "
+                             "move it away, or choose another output folder")
+        if not resume:
+            if any(os.scandir(out)):
+                taken.append(str(out))
+            continue
+        if not any(os.scandir(out)):
+            continue
+        from ..run.outdir import not_replaceable
+
+        row = rows.get(item.key)
+        if row is None or row.attempts == 0:  # never handed out: whatever is there, this batch did not write
+            raise UsageError(f"--resume: '{out}' holds files, but this batch has not written the results of "
+                             f"'{item.key}' yet: restorekit batch never replaces what it did not record; move them "
+                             "away, or choose another output folder")
+        why = not_replaceable(out)
+        if why is not None and not (row.status == "done" and row.checksum and output_checksum(out) == row.checksum):
+            raise UsageError(f"--resume: the results of '{item.key}' would replace '{out}', but {why}: "
+                             "restorekit batch replaces only its own results; move it away, or choose another "
+                             "output folder")
+    if taken:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise UsageError(f"'{out_dir}' holds no batch manifest but has files where this batch would write "
+                         f"('{taken[0]}'{more}): restorekit batch never replaces what it did not record; move "
+                         "them away, or choose another output folder")
 
 
 def open_or_create(out_dir: Path, settings: dict[str, Any], resume: bool) -> Manifest:
@@ -295,7 +381,7 @@ def open_or_create(out_dir: Path, settings: dict[str, Any], resume: bool) -> Man
     Call it holding the :class:`BatchLock`."""
     check_can_start(out_dir, resume)
     if resume:
-        m = Manifest.open(out_dir)
+        m = Manifest.open(out_dir, readonly=True)  # written to only once it is known to be this batch's
         before = m.settings()
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
@@ -304,7 +390,7 @@ def open_or_create(out_dir: Path, settings: dict[str, Any], resume: bool) -> Man
                 f"--resume with other settings than the batch in '{out_dir}' was started with "
                 f"({', '.join(changed)}): give the same options, or choose another output folder"
             )
-        return m
+        return m.writable()
     return Manifest.create(out_dir, settings)
 
 

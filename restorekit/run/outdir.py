@@ -40,7 +40,7 @@ from typing import Iterable
 from ..errors import UsageError
 from .signals import deferred_signals
 
-__all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean_stale"]
+__all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "LOCK_NAME", "clean_stale", "not_replaceable"]
 
 #: the lock file of a reserved output folder
 LOCK_NAME = ".restorekit-run"
@@ -242,6 +242,18 @@ def _is_restorekit_result(folder: Path) -> bool:
     return False
 
 
+def not_replaceable(folder: Path) -> str | None:
+    """Why ``--overwrite`` may not replace the existing, non-empty ``folder`` ("it holds 'x', which
+    restorekit did not write"; "it has no restorekit record ..."), or None when restorekit wrote it."""
+    foreign = _foreign_entries(folder)
+    if foreign:
+        shown = f"'{foreign[0]}'" + (f" and {len(foreign) - 1} more" if len(foreign) > 1 else "")
+        return f"it holds {shown}, which restorekit did not write"
+    if not _is_restorekit_result(folder):
+        return f"it has no restorekit record ({' or '.join(RECORDS)})"
+    return None
+
+
 def _claim_existing(out: Path, overwrite: bool) -> bool:
     """Lock an existing folder for this run; True when it holds a result to replace."""
     lock = out / LOCK_NAME
@@ -260,11 +272,8 @@ def _claim_existing(out: Path, overwrite: bool) -> bool:
                 f"output folder {_quote(out)} already holds files; pass --overwrite to replace an earlier "
                 "restorekit result there, or choose another --out"
             )
-        foreign = _foreign_entries(out)
-        if foreign or not _is_restorekit_result(out):
-            shown = f"'{foreign[0]}'" + (f" and {len(foreign) - 1} more" if len(foreign) > 1 else "") if foreign else None
-            why = (f"it holds {shown}, which restorekit did not write" if shown else
-                   f"it has no restorekit record ({' or '.join(RECORDS)})")
+        why = not_replaceable(out)
+        if why is not None:
             raise UsageError(
                 f"--overwrite only replaces a folder restorekit wrote, and {_quote(out)} is not one: {why}; "
                 "choose another --out"
