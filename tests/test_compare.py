@@ -23,7 +23,8 @@ def compare_json(out):
 
 def test_every_method_sees_the_same_observation(rgb8, tmp_path):
     out = tmp_path / "cmp"
-    r = invoke(["compare", str(rgb8), "--degrade", "gaussian:25", *FAST, *TINY, "--out", str(out)])
+    r = invoke(["compare", str(rgb8), "--mode", "benchmark", "--degrade", "gaussian:25", *FAST, *TINY, "--out",
+                str(out)])
     assert r.exit_code == 0, r.output
     rec = compare_json(out)
     rows = {m["method"]: m for m in rec["methods"]}
@@ -35,13 +36,15 @@ def test_every_method_sees_the_same_observation(rgb8, tmp_path):
     np.testing.assert_array_equal(iio.imread(out / "degraded.png"), degraded[0])
     # and it is the observation restorekit run draws with the same seed
     run_out = tmp_path / "single"
-    assert invoke(["run", str(rgb8), "--degrade", "gaussian:25", "--prior", "nlm", "--out", str(run_out)]).exit_code == 0
+    assert invoke(["run", str(rgb8), "--mode", "benchmark", "--degrade", "gaussian:25", "--prior", "nlm", "--out",
+                   str(run_out)]).exit_code == 0
     np.testing.assert_array_equal(iio.imread(run_out / "degraded.png"), degraded[0])
 
 
 def test_rows_subfolders_table_and_schema(rgb8, tmp_path):
     out = tmp_path / "cmp"
-    r = invoke(["compare", str(rgb8), "--degrade", "gaussian:25", *FAST, *TINY, "--out", str(out)])
+    r = invoke(["compare", str(rgb8), "--mode", "benchmark", "--degrade", "gaussian:25", *FAST, *TINY, "--out",
+                str(out)])
     assert r.exit_code == 0, r.output
     rec = compare_json(out)
     assert {"restorekit", "format", "image", "mode", "degrade", "seed", "sorted_by", "baseline", "methods",
@@ -67,6 +70,29 @@ def test_rows_subfolders_table_and_schema(rgb8, tmp_path):
     table = [line.split()[0] for line in lines[1:4]]
     assert table == [m["method"] for m in rec["methods"]]
     assert not list(tmp_path.glob(".*tmp"))  # the staging folders are gone
+
+
+def test_an_image_is_compared_as_observed_by_default(rgb8, tmp_path):
+    """As for run: the image is the observation (restore mode, its noise estimated); nothing added, nothing scored."""
+    out = tmp_path / "cmp"
+    r = invoke(["compare", str(rgb8), "--method", "tv-chambolle", "--method", "nlm", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = compare_json(out)
+    assert rec["mode"] == "restore" and rec["degrade"] == ["noise"]
+    np.testing.assert_array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))
+    for m in rec["methods"]:
+        assert m["status"] == "complete" and m["metrics"] == {}
+        run = json.loads((out / m["folder"] / "run.json").read_text())
+        assert run["mode"] == "restore" and [d["spec"] for d in run["components"]["degradations"]] == ["noise"]
+
+
+def test_without_an_image_compare_is_a_benchmark(tmp_path):
+    out = tmp_path / "cmp"
+    r = invoke(["compare", "--method", "tv-chambolle", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rec = compare_json(out)
+    assert rec["mode"] == "benchmark" and rec["degrade"] == ["gaussian:25"] and rec["image"] is None
+    assert set(rec["methods"][0]["metrics"]) == {"psnr", "ssim"}
 
 
 def test_a_failing_method_is_reported_and_the_others_kept(rgb8, tmp_path):

@@ -17,31 +17,31 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..run.settings import DEFAULTS
+from ..run.settings import DEFAULTS, describe_default
 from .common import _error, _host, err_console, guard, out_console
 from .run import Mode, _input_paths
 
 COMPARE_EXAMPLES = """
 [bold]Examples[/bold]
 
-[dim]# the deep image prior and every installed classical solver on one noisy draw[/dim]
-restorekit compare photo.png --degrade gaussian:25
+[dim]# a real noisy photo: the default (auto), the deep image prior and every installed classical solver on it[/dim]
+restorekit compare noisy.png
 
-[dim]# three chosen methods, the fit capped at 60 seconds[/dim]
-restorekit compare photo.png --degrade gaussian:25 --method dip --method bm3d --method "nlm:h=0.8" --time-limit 60
+[dim]# benchmark: one noisy draw (sigma 25) of a clean photo, three chosen methods, the fit capped at 60 seconds[/dim]
+restorekit compare photo.png --mode benchmark --degrade gaussian:25 --method dip --method bm3d --method "nlm:h=0.8" --time-limit 60
 
-[dim]# inpainting: DIP against biharmonic inpainting, compare.json on stdout[/dim]
-restorekit compare photo.png --degrade bernoulli:0.5 --method dip --method biharmonic --json
+[dim]# inpainting benchmark: DIP against biharmonic inpainting, compare.json on stdout[/dim]
+restorekit compare photo.png --mode benchmark --degrade bernoulli:0.5 --method dip --method biharmonic --json
 """
 
 
 def compare(
-    image: Annotated[Optional[Path], typer.Argument(help="Image (clean in benchmark mode, observed in restore mode). Omit for the embedded default image.", show_default=False)] = None,
+    image: Annotated[Optional[Path], typer.Argument(help="Image (observed in restore mode, the default; clean in benchmark mode). Omit for the embedded default image (a benchmark).", show_default=False)] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", help="One method = one --prior spec (dip, nlm, bm3d:sigma=25, tv:0.1, ...); repeat for each method. Default: auto (what run does by default), dip and every installed solver prior that applies to the task.", show_default=False)] = None,
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every method sees the same observation.", show_default=", ".join(DEFAULTS["degrade"]))] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every method sees the same observation.", show_default=describe_default("degrade"))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator for the methods that fit (auto: skip for dip, identity for penalties).", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. The table is sorted by the first.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
-    mode: Annotated[Optional[Mode], typer.Option("--mode", help="benchmark: IMAGE is clean and degraded once with --seed; restore: IMAGE is the observation.", show_default=DEFAULTS["mode"])] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="restore: IMAGE is the observation (already degraded). benchmark: IMAGE is clean and degraded once with --seed.", show_default=describe_default("mode"))] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps of the methods that fit.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate of the methods that fit.", show_default=str(DEFAULTS["lr"]))] = None,
@@ -55,7 +55,9 @@ def compare(
     """Run several methods on one image and show them side by side: quality and cost.
 
     Each --method is one restorekit run (same degradation draw, same seed)
-    whose outputs go into its own subfolder; the folder also gets
+    whose outputs go into its own subfolder; as for run, IMAGE is taken as
+    already degraded unless --mode benchmark (without IMAGE, the embedded
+    image is a benchmark); the folder also gets
     compare.png (degraded | each method | reference), compare.json and
     degraded.*.  A method that fails gets a row with its error and the
     others still run (exit 1).  Without --method: auto (run's default), dip
