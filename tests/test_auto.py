@@ -58,7 +58,7 @@ def test_task_classes(registry, degrade, task):
 
 
 def test_missing_pixels_fit_a_cpu_network_for_a_time_budget(registry, fast_budget):
-    r = restorekit.restore(smooth(32, 32), degrade="bernoulli:0.5", registry=registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="bernoulli:0.5", registry=registry, device="cpu")
     rec = r.record
     assert rec.auto is not None and rec.auto.task == "inpaint"
     # a 32-pixel image: the network loses a level (its deepest keeps 2x2 pixels)
@@ -78,16 +78,16 @@ def test_auto_precision_is_bf16_only_for_its_own_fits_on_a_bf16_cpu(registry, fa
 
     monkeypatch.setattr(plan, "cpu_has_native_bf16", lambda: True)
     img = smooth(32, 32)
-    assert restorekit.restore(img, degrade="bernoulli:0.5", registry=registry, device="cpu").record.settings.precision == "bf16"
-    named = restorekit.restore(img, degrade="bernoulli:0.5", prior="dip", net=TINY, iters=2, registry=registry, device="cpu")
+    assert restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", registry=registry, device="cpu").record.settings.precision == "bf16"
+    named = restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", prior="dip", net=TINY, iters=2, registry=registry, device="cpu")
     assert named.record.settings.precision == "fp32" and named.record.auto is None
     monkeypatch.setattr(plan, "cpu_has_native_bf16", lambda: False)
-    assert restorekit.restore(img, degrade="bernoulli:0.5", registry=registry, device="cpu").record.settings.precision == "fp32"
+    assert restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", registry=registry, device="cpu").record.settings.precision == "fp32"
 
 
 def test_gaussian_noise_is_bm3d_and_the_learned_denoiser_when_installed(classic_registry):
     pytest.importorskip("bm3d")
-    r = restorekit.restore(smooth(32, 32), degrade="gaussian:25", registry=classic_registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=classic_registry, device="cpu")
     assert r.record.auto.prior == ["bm3d", "learned"] and r.record.auto.task == "gaussian"
     assert [p.name for p in r.record.components.priors] == ["bm3d", "learned"]
     assert r.record.settings.iterations == 0 and r.record.settings.precision == "fp32"
@@ -95,30 +95,30 @@ def test_gaussian_noise_is_bm3d_and_the_learned_denoiser_when_installed(classic_
 
 
 def test_without_bm3d_gaussian_noise_is_the_learned_denoiser(registry):
-    r = restorekit.restore(smooth(32, 32), degrade="gaussian:25", registry=registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=registry, device="cpu")
     assert r.record.auto.prior == ["learned"]
     assert any("bm3d + learned would be the choice, but bm3d is not installed" in n for n in r.record.notes)
 
 
 def test_periodic_stripes_are_the_notch_filter(classic_registry):
-    r = restorekit.restore(smooth(32, 32), degrade="periodic", registry=classic_registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="periodic", registry=classic_registry, device="cpu")
     assert r.record.auto.prior == ["notch"]
 
 
 def test_super_resolution_is_tv_on_the_pixels(registry):
-    r = restorekit.restore(smooth(32, 32), degrade="downsample:4", registry=registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="downsample:4", registry=registry, device="cpu")
     assert r.record.auto.prior == ["tv:0.01"] and r.record.auto.net == "identity"
     assert r.record.components.generator.name == "identity" and r.record.result.iterations_run > 0
 
 
 def test_without_the_classical_winner_auto_fits_and_says_why(registry, fast_budget):
-    r = restorekit.restore(smooth(32, 32), degrade="periodic", registry=registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="periodic", registry=registry, device="cpu")
     assert r.record.auto.prior == [FIT_PRIOR]
     assert any("notch is the choice for this task on a CPU, but notch is not installed" in n for n in r.record.notes)
 
 
 def test_loop_options_ask_for_a_fit(classic_registry):
-    r = restorekit.restore(smooth(32, 32), degrade="gaussian:25", iters=3, net=TINY, registry=classic_registry,
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", iters=3, net=TINY, registry=classic_registry,
                            device="cpu")
     assert r.record.auto.prior == [FIT_PRIOR] and r.record.auto.net == TINY
     assert r.record.result.iterations_run == 3 and r.record.auto.time_limit_s is None
@@ -143,7 +143,7 @@ def test_budget_grows_with_the_image_up_to_its_cap():
 # -- keep_known --------------------------------------------------------------------------------------------
 def test_keep_known_returns_the_observed_pixels_exactly(registry):
     img = smooth(24, 24)
-    kw = dict(degrade="bernoulli:0.5", net=TINY, iters=3, registry=registry, device="cpu", seed=1)
+    kw = dict(mode="benchmark", degrade="bernoulli:0.5", net=TINY, iters=3, registry=registry, device="cpu", seed=1)
     kept = restorekit.restore(img, prior="dip:keep_known=true", **kw)
     plain = restorekit.restore(img, prior="dip", **kw)
     known = np.asarray(kept.mask, dtype=bool)  # (H, W)
@@ -158,7 +158,7 @@ def test_keep_known_returns_the_observed_pixels_exactly(registry):
 
 def test_keep_known_does_nothing_when_the_kept_pixels_are_noisy(registry):
     img = smooth(24, 24)
-    kw = dict(degrade=["bernoulli:0.5", "gaussian:25"], net=TINY, iters=3, registry=registry, device="cpu")
+    kw = dict(mode="benchmark", degrade=["bernoulli:0.5", "gaussian:25"], net=TINY, iters=3, registry=registry, device="cpu")
     a = restorekit.restore(img, prior="dip:keep_known=true", **kw)
     b = restorekit.restore(img, prior="dip", **kw)
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
@@ -183,7 +183,7 @@ def test_missing_pixels_are_filled_in_the_initial_estimate(monkeypatch, biharmon
 
 def test_fits_start_from_the_filled_estimate(registry):
     """The identity parameterisation starts at problem.init (one negligible step): the filled image."""
-    r = restorekit.restore(smooth(32, 32), degrade="bernoulli:0.5", prior="none", net="identity", iters=1, lr=1e-9,
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="bernoulli:0.5", prior="none", net="identity", iters=1, lr=1e-9,
                            registry=registry)
     assert r.metrics["psnr_missing"] > 25  # 38 dB; the channel-mean fill it replaced scores 15 dB here
 
@@ -210,51 +210,51 @@ def test_impulse_pixels_finds_impulses_but_not_flat_extremes():
 
 def test_salt_pepper_pixels_become_missing_for_every_prior(registry):
     img = smooth(32, 32)
-    detected = restorekit.restore(img, degrade="salt-pepper:0.1", prior="dip", net=TINY, iters=2, registry=registry)
+    detected = restorekit.restore(img, mode="benchmark", degrade="salt-pepper:0.1", prior="dip", net=TINY, iters=2, registry=registry)
     assert detected.record.task == "denoise" and "psnr_missing" in detected.metrics
-    plain = restorekit.restore(img, degrade="salt-pepper:amount=0.1,detect=false", prior="dip", net=TINY, iters=2,
+    plain = restorekit.restore(img, mode="benchmark", degrade="salt-pepper:amount=0.1,detect=false", prior="dip", net=TINY, iters=2,
                                registry=registry)
     assert "psnr_missing" not in plain.metrics
 
 
 def test_detected_impulses_are_inpainted_by_biharmonic(classic_registry):
     img = smooth(32, 32)
-    on = restorekit.restore(img, degrade="salt-pepper:0.1", prior="biharmonic", registry=classic_registry)
+    on = restorekit.restore(img, mode="benchmark", degrade="salt-pepper:0.1", prior="biharmonic", registry=classic_registry)
     assert on.metrics["psnr"] > 35
     with pytest.raises(UsageError, match="no degradation masks"):
-        restorekit.restore(img, degrade="salt-pepper:amount=0.1,detect=false", prior="biharmonic",
+        restorekit.restore(img, mode="benchmark", degrade="salt-pepper:amount=0.1,detect=false", prior="biharmonic",
                            registry=classic_registry)
 
 
 # -- the classical baselines ------------------------------------------------------------------------------
 def test_median_removes_impulses(classic_registry):
     img = smooth(32, 32)
-    r = restorekit.restore(img, degrade="salt-pepper:amount=0.1,detect=false", prior="median",
+    r = restorekit.restore(img, mode="benchmark", degrade="salt-pepper:amount=0.1,detect=false", prior="median",
                            registry=classic_registry)
     assert r.metrics["psnr"] > r.baseline["psnr"] + 8
     with pytest.raises(UsageError, match="odd"):
-        restorekit.restore(img, degrade="salt-pepper:0.1", prior="median:size=4", registry=classic_registry)
+        restorekit.restore(img, mode="benchmark", degrade="salt-pepper:0.1", prior="median:size=4", registry=classic_registry)
 
 
 def test_notch_removes_periodic_stripes(classic_registry):
     img = smooth(64, 64)
-    r = restorekit.restore(img, degrade="periodic:amplitude=40,frequency=0.25", prior="notch",
+    r = restorekit.restore(img, mode="benchmark", degrade="periodic:amplitude=40,frequency=0.25", prior="notch",
                            registry=classic_registry)
     assert r.metrics["psnr"] > r.baseline["psnr"] + 8
 
 
 def test_bicubic_is_the_upsampled_observation(classic_registry):
     img = smooth(32, 32)
-    r = restorekit.restore(img, degrade="downsample:4", prior="bicubic", registry=classic_registry)
+    r = restorekit.restore(img, mode="benchmark", degrade="downsample:4", prior="bicubic", registry=classic_registry)
     assert r.metrics["psnr"] == pytest.approx(r.baseline["psnr"], abs=1e-3)  # the baseline is bicubic too
     with pytest.raises(UsageError, match="upsamples"):
-        restorekit.restore(img, degrade="gaussian:25", prior="bicubic", registry=classic_registry)
+        restorekit.restore(img, mode="benchmark", degrade="gaussian:25", prior="bicubic", registry=classic_registry)
 
 
 # -- several solvers: the mean of their results ------------------------------------------------------------
 def test_solvers_combine_into_the_mean_of_their_results(classic_registry):
     img = smooth(32, 32)
-    kw = dict(degrade="poisson:30", registry=classic_registry, seed=2)  # no known Gaussian sigma: the mean
+    kw = dict(mode="benchmark", degrade="poisson:30", registry=classic_registry, seed=2)  # no known Gaussian sigma: the mean
     a = restorekit.restore(img, prior="nlm", **kw)
     b = restorekit.restore(img, prior="wavelet", **kw)
     both = restorekit.restore(img, prior=["nlm", "wavelet"], **kw)
@@ -270,7 +270,7 @@ def test_with_gaussian_noise_solvers_are_weighted_by_sure(classic_registry):
     import re
 
     img = smooth(48, 48)
-    kw = dict(degrade="gaussian:25", registry=classic_registry, seed=2)
+    kw = dict(mode="benchmark", degrade="gaussian:25", registry=classic_registry, seed=2)
     a = restorekit.restore(img, prior="nlm", **kw)
     b = restorekit.restore(img, prior="wavelet", **kw)
     both = restorekit.restore(img, prior=["nlm", "wavelet"], **kw)
