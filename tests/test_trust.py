@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.helpers import digests, invoke, one_line_error
@@ -268,13 +267,15 @@ def test_a_users_file_where_batch_would_write_is_refused_before_anything_starts(
     (tmp_path / "out" / "b").mkdir()
     (tmp_path / "out" / "b" / "restored.png").write_bytes(b"mine")
     before = digests(tmp_path / "out")
-    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]), "this batch has not written the results of 'b.png'")
+    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]),
+                   "this batch has not written the results of 'b.png'")
     assert digests(tmp_path / "out") == before
     (tmp_path / "out" / "b" / "restored.png").unlink()
     (tmp_path / "out" / "a" / "restored.png").write_bytes(b"changed")  # a done image recomputed...
     (tmp_path / "out" / "a" / "notes.txt").write_text("mine")  # ...would take this with it
     before = digests(tmp_path / "out")
-    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]), "it holds 'notes.txt', which restorekit did not write")
+    one_line_error(invoke(["batch", "in", "out", *BATCH, "--resume"]),
+                   "it holds 'notes.txt', which restorekit did not write")
     assert digests(tmp_path / "out") == before
 
 
@@ -325,3 +326,25 @@ def test_status_after_ctrl_c_or_a_kill_shows_nothing_running(tmp_path, monkeypat
     lock.write_text(f"{socket.gethostname()}:{os.getpid()}\n")  # a live batch: its rows are running
     r = invoke(["batch", "--status", "out", "--json"])
     assert json.loads(r.stdout)["counts"]["running"] == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# visualize --shape: capped like an image, before the network is even opened
+
+
+def test_visualize_caps_shape_before_allocating(tmp_path, monkeypatch):
+    import restorekit.cli.inspect as cli_inspect
+
+    def never(*a, **k):
+        raise AssertionError("the network was opened")
+
+    with monkeypatch.context() as m:
+        m.setattr(cli_inspect, "_open", never)
+        r = invoke(["visualize", "faces", "--layer", "fc", "--unit", "1", "--shape", "1,100000,100000"])
+        one_line_error(r, "100000x100000 = 10000.0 million pixels, over the limit")
+        one_line_error(invoke(["visualize", "faces", "--layer", "fc", "--unit", "1", "--shape", "100000,8,8"]),
+                       "100000 channels is over the limit of 64")
+    assert not (tmp_path / "runs").exists()
+    monkeypatch.setenv("RESTOREKIT_MAX_PIXELS", "100")
+    one_line_error(invoke(["visualize", "faces", "--layer", "fc", "--unit", "1"]),
+                   "declares (H x W) is 25x25 = 625 pixels, over the limit of 100")

@@ -61,7 +61,23 @@ def _parse_shape(text: str):
         vals = ()
     if len(vals) != 3 or min(vals) < 1:
         raise UsageError(f"--shape takes C,H,W: three positive whole numbers (got {text!r})")
-    return vals
+    return _capped(vals, "--shape", "the image --shape asks for")
+
+
+#: the most channels an image to find may have (networks take 1 to 4)
+MAX_CHANNELS = 64
+
+
+def _capped(dims: tuple[int, int, int], who: str, what: str) -> tuple[int, int, int]:
+    """C,H,W held to the limits of input images before anything of that size is allocated: H x W to
+    RESTOREKIT_MAX_PIXELS, C to :data:`MAX_CHANNELS`."""
+    from ..errors import UsageError
+    from ..io import check_declared_size
+
+    if dims[0] > MAX_CHANNELS:
+        raise UsageError(f"{who}: {dims[0]} channels is over the limit of {MAX_CHANNELS}")
+    check_declared_size(dims[1:], f"{what} (H x W)")
+    return dims
 
 
 def _list_layers(model, json_out: bool) -> None:
@@ -318,17 +334,17 @@ def visualize(
     with guard(debug):
         from ..errors import UsageError
 
+        dims = _parse_shape(shape) if shape is not None and not list_layers else None  # up front: nothing loaded yet
         host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
         if layer_fn is None:
             return
         if unit is None:
             raise UsageError("give the unit to excite: --unit K (a channel of the layer's output, from 0)")
-        if shape is not None:
-            dims = _parse_shape(shape)
-        elif model.shape is not None and None not in model.shape:
-            dims = tuple(int(v) for v in model.shape)
-        else:
-            raise UsageError(f"{model.describe()} does not say what input it takes: give --shape C,H,W")
+        if dims is None:
+            if model.shape is None or None in model.shape:
+                raise UsageError(f"{model.describe()} does not say what input it takes: give --shape C,H,W")
+            dims = _capped(tuple(int(v) for v in model.shape), model.describe(),
+                           f"the input {model.describe()} declares")
         _probe(model, layer, layer_fn, dims)
         from ..inspect import optimize
 
