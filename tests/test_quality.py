@@ -61,7 +61,7 @@ def test_stopping_in_a_real_fit_reports_the_chosen_iteration(registry):
     rng = np.random.default_rng(0)
     img = rng.random((16, 16, 3))
     # without averaging the output is the iterate at the variance minimum (ES-WMV)
-    r = restorekit.restore(img, prior="dip:ema=0", net=TINY, iters=120, stop="eswmv:patience=30,window=10",
+    r = restorekit.restore(img, mode="benchmark", prior="dip:ema=0", net=TINY, iters=120, stop="eswmv:patience=30,window=10",
                            report_every=5, registry=registry)
     res = r.record["result"]
     assert r.record["settings"]["stop"] == "eswmv:patience=30,window=10"
@@ -70,7 +70,7 @@ def test_stopping_in_a_real_fit_reports_the_chosen_iteration(registry):
     if res["stopped_early"]:
         assert res["iterations_run"] - res["iteration"] >= 30
     # with averaging (the default) the rule says when to stop; the output is the average there
-    r = restorekit.restore(img, net=TINY, iters=120, stop="eswmv:patience=30,window=10", report_every=5,
+    r = restorekit.restore(img, mode="benchmark", net=TINY, iters=120, stop="eswmv:patience=30,window=10", report_every=5,
                            registry=registry)
     res = r.record["result"]
     assert res["output"] == "ema" and res["iteration"] == res["iterations_run"]
@@ -98,16 +98,16 @@ def test_auto_stop_is_off_when_the_forward_model_adds_no_noise(registry, monkeyp
     monkeypatch.setattr(api, "CPU_ITERATION_CAP", 3)
     img = np.random.default_rng(0).random((16, 16, 3))
     for degrade in (["bernoulli:0.5"], ["downsample:2"], ["downsample:2", "bernoulli:0.3"]):
-        r = restorekit.restore(img, degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
+        r = restorekit.restore(img, mode="benchmark", degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
         assert r.record["settings"]["stop"] is None, degrade
         assert r.record["result"]["iterations_run"] == 3
         assert any("no noise in the forward model" in n for n in r.record["notes"]), r.record["notes"]
     # noise anywhere in the chain, or unknown noise (none), keeps the rule
     for degrade in (["bernoulli:0.5", "gaussian:25"], ["none"]):
-        r = restorekit.restore(img, degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
+        r = restorekit.restore(img, mode="benchmark", degrade=degrade, prior="dip", net=TINY, registry=registry, device="cpu")
         assert r.record["settings"]["stop"].startswith("eswmv"), degrade
     # an explicit rule still applies to a noise-free problem
-    r = restorekit.restore(img, degrade="bernoulli:0.5", net=TINY, stop="eswmv", registry=registry, device="cpu")
+    r = restorekit.restore(img, mode="benchmark", degrade="bernoulli:0.5", net=TINY, stop="eswmv", registry=registry, device="cpu")
     assert r.record["settings"]["stop"].startswith("eswmv")
 
 
@@ -142,7 +142,7 @@ def test_ema_matches_its_definition(registry):
 
 def test_ensemble_is_the_mean_of_independent_runs(registry):
     img = np.random.default_rng(1).random((16, 16, 3))
-    kw = dict(degrade="gaussian:25", net=TINY, iters=4, registry=registry)
+    kw = dict(mode="benchmark", degrade="gaussian:25", net=TINY, iters=4, registry=registry)
     e = restorekit.restore(img, ensemble=2, **kw)
     a = restorekit.restore(img, seed=0, **kw)
     b = restorekit.restore(img, seed=7919, **kw)
@@ -408,7 +408,7 @@ def test_sure_fit_runs_and_refuses_what_it_cannot_handle(registry):
         (dict(degrade="gaussian:25", prior=sure, precision="bf16"), "fp32"),
     ):
         with pytest.raises(UsageError, match=fragment):
-            restorekit.restore(img, net=TINY, iters=2, registry=registry, **kw)
+            restorekit.restore(img, mode="benchmark", net=TINY, iters=2, registry=registry, **kw)
 
 
 def test_bf16_is_refused_where_it_cannot_run(monkeypatch):
