@@ -174,7 +174,7 @@ def test_interrupt_while_scoring_still_writes(rgb8, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "score", interrupted)
     out = tmp_path / "o"
-    r = invoke(["run", rgb8, *TINY, "--out", out])
+    r = invoke(["run", rgb8, "--mode", "benchmark", *TINY, "--out", out])  # benchmark: scored against the input
     assert r.exit_code == 143, r.output
     assert (out / "restored.png").exists()
 
@@ -304,7 +304,8 @@ def test_a_failing_plugin_metric_keeps_the_result(rgb8, tmp_path, fake_plugin):
     fake_plugin("rk-flaky", PLUGIN)
     reset_host()
     out = tmp_path / "o"
-    r = invoke(["run", rgb8, *TINY, "--metric", "psnr", "--metric", "flaky", "--out", out, "--json"])
+    r = invoke(["run", rgb8, "--mode", "benchmark", *TINY, "--metric", "psnr", "--metric", "flaky", "--out", out,
+                "--json"])  # benchmark: the metrics are computed against the clean input
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert set(rec["result"]["metrics"]) == {"psnr"}
@@ -315,7 +316,7 @@ def test_a_failing_plugin_metric_keeps_the_result(rgb8, tmp_path, fake_plugin):
 def test_a_failing_plugin_degradation_is_named(rgb8, fake_plugin):
     fake_plugin("rk-flaky", PLUGIN)
     reset_host()
-    r = invoke(["run", rgb8, "--degrade", "broken", *TINY])
+    r = invoke(["run", rgb8, "--mode", "benchmark", "--degrade", "broken", *TINY])  # applied before the fit
     one_line_error(r, "degradation 'broken' from plugin 'rk-flaky' failed in forward(): ZeroDivisionError: operator bug", 1)
 
 
@@ -446,7 +447,7 @@ def restorekit_register_metrics(registry):
     registry.add(Chatty)
 """)
     reset_host()
-    r = invoke(["run", rgb8, *TINY, "--metric", "chatty", "--json"])
+    r = invoke(["run", rgb8, "--mode", "benchmark", *TINY, "--metric", "chatty", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["result"]["metrics"]["chatty"] == 1.0
     assert "debug: computing chatty" in r.stderr
