@@ -72,7 +72,8 @@ def test_plugins_shows_both_loaded():
 
 def test_run_with_a_classic_prior(tiny, tmp_path):
     out = tmp_path / "nlm"
-    r = _cli("run", str(tiny), "--degrade", "gaussian:25", "--prior", "nlm", "--out", str(out), "--json")
+    r = _cli("run", str(tiny), "--mode", "benchmark", "--degrade", "gaussian:25", "--prior", "nlm", "--out", str(out),
+             "--json")
     assert r.returncode == 0, r.stderr
     record = json.loads((out / "run.json").read_text())
     assert json.loads(r.stdout)["components"] == record["components"]
@@ -86,7 +87,7 @@ def test_run_with_a_classic_prior(tiny, tmp_path):
 def test_run_with_example_components(tiny, tmp_path):
     out = tmp_path / "jpeg"
     r = _cli(
-        "run", str(tiny), "--degrade", "jpeg:10", "--prior", "tv", "--iters", "5",
+        "run", str(tiny), "--mode", "benchmark", "--degrade", "jpeg:10", "--prior", "tv", "--iters", "5",
         "--metric", "psnr", "--metric", "noise-estimate", "--out", str(out), "--json",
     )
     assert r.returncode == 0, r.stderr

@@ -66,7 +66,8 @@ def test_through_restore(restorekit_register):
     info = restorekit_register(restorekit_example, name="example")
     assert ("degradation", "jpeg") in info.components
     image = np.moveaxis(make_test_image((3, 32, 32)), 0, -1)
-    r = restore(image, degrade="jpeg:10", prior="tv", iters=5, metrics=["psnr", "noise-estimate"], device="cpu")
+    r = restore(image, mode="benchmark", degrade="jpeg:10", prior="tv", iters=5, metrics=["psnr", "noise-estimate"],
+                device="cpu")
     assert {"psnr", "noise-estimate"} <= set(r.metrics)
     comps = r.record["components"]
     assert comps["degradations"][0]["plugin"] == "example"
