@@ -4,7 +4,7 @@ For each task (a degradation) and each image (a 256x256 centre crop of a
 bench image), one process runs, side by side and on the same observation
 (same seed):
 
-* ``default``: ``restorekit.restore(image, degrade=D)`` with nothing else
+* ``default``: ``restorekit.restore(image, mode="benchmark", degrade=D)`` with nothing else
   given, i.e. ``--prior auto`` (restorekit/run/auto.py says what it picks);
 * every classical baseline of the task (restorekit-classic's solvers, TV by
   restorekit's own loop, bicubic for super-resolution).
@@ -113,7 +113,7 @@ def run_one(image: np.ndarray, method: str, degrade: str, seed: int) -> dict[str
 
     t0 = time.perf_counter()
     try:
-        res = restorekit.restore(image, seed=seed, **method_args(method, degrade))
+        res = restorekit.restore(image, mode="benchmark", seed=seed, **method_args(method, degrade))
     except Exception as exc:  # noqa: BLE001 - a failing method is a row, not the end of the benchmark
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
     wall = time.perf_counter() - t0
