@@ -138,7 +138,7 @@ def run_once(cfg: dict[str, Any], images: Path, work: Path, iters: int, timeout:
     threads = str(cfg["threads"])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    cmd = [sys.executable, "-m", "restorekit.cli", "batch", str(images), str(out), "--degrade", DEGRADE,
+    cmd = [sys.executable, "-m", "restorekit.cli", "batch", str(images), str(out), "--mode", "benchmark", "--degrade", DEGRADE,
            "--net", NET, "--iters", str(iters), "--stop", "none", "--seed", "0", "--device", "cpu",
            "--workers", str(cfg["workers"]), "--threads", threads, "--stack", str(cfg["stack"]), "--json"]
     t0 = time.perf_counter()
