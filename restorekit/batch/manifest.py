@@ -339,21 +339,20 @@ def check_can_start(out_dir: Path, resume: bool, items: Iterable[Any] = ()) -> N
             rows = {r.key: r for r in m.rows()}
         finally:
             m.close()
-    taken: list[str] = []
     from .report import REPORT_NAME
 
-    if not resume and os.path.lexists(Path(out_dir) / REPORT_NAME):
-        taken.append(str(Path(out_dir) / REPORT_NAME))
+    taken: list[str] = []
     for item in items:
         out = Path(item.out)
         if not os.path.lexists(out):
             continue
+        shown = os.path.join(out_dir, os.path.relpath(out, os.path.abspath(out_dir)))  # as OUT was given
         if not out.is_dir() or out.is_symlink():
-            raise UsageError(f"'{out}', where the batch would write the results of '{item.key}', is not a folder: "
+            raise UsageError(f"'{shown}', where the batch would write the results of '{item.key}', is not a folder: "
                              "move it away, or choose another output folder")
         if not resume:
             if any(os.scandir(out)):
-                taken.append(str(out))
+                taken.append(shown)
             continue
         if not any(os.scandir(out)):
             continue
@@ -361,14 +360,16 @@ def check_can_start(out_dir: Path, resume: bool, items: Iterable[Any] = ()) -> N
 
         row = rows.get(item.key)
         if row is None or row.attempts == 0:  # never handed out: whatever is there, this batch did not write
-            raise UsageError(f"--resume: '{out}' holds files, but this batch has not written the results of "
+            raise UsageError(f"--resume: '{shown}' holds files, but this batch has not written the results of "
                              f"'{item.key}' yet: restorekit batch never replaces what it did not record; move them "
                              "away, or choose another output folder")
         why = not_replaceable(out)
         if why is not None and not (row.status == "done" and row.checksum and output_checksum(out) == row.checksum):
-            raise UsageError(f"--resume: the results of '{item.key}' would replace '{out}', but {why}: "
+            raise UsageError(f"--resume: the results of '{item.key}' would replace '{shown}', but {why}: "
                              "restorekit batch replaces only its own results; move it away, or choose another "
                              "output folder")
+    if not resume and os.path.lexists(Path(out_dir) / REPORT_NAME):
+        taken.append(str(Path(out_dir) / REPORT_NAME))
     if taken:
         more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
         raise UsageError(f"'{out_dir}' holds no batch manifest but has files where this batch would write "
