@@ -50,7 +50,7 @@ def test_train_writes_a_model_folder_the_learned_prior_uses(tmp_path):
     assert report["steps_run"] == 4 and report["history"]["epoch"] == [1, 2] and report["history"]["step"] == [2, 4]
     assert "best validation PSNR" in r.stdout
     img = clean_images(tmp_path / "one", 1, 32) / "im0.png"
-    res = restorekit.restore(str(img), degrade="gaussian:25", prior=f"learned:model={m}")
+    res = restorekit.restore(str(img), mode="benchmark", degrade="gaussian:25", prior=f"learned:model={m}")
     assert res.restored.shape == (1, 32, 32) and np.isfinite(res.metrics["psnr"])
 
 
@@ -388,7 +388,7 @@ def test_a_blind_model_restores_the_degradation_it_was_trained_on(tmp_path):
     from skimage.data import lfw_subset
 
     face = (lfw_subset()[0] * 255).round().astype(np.uint8)
-    res = restorekit.restore(face, degrade="salt-pepper:0.1", prior=f"learned:model={tmp_path / 'm'}")
+    res = restorekit.restore(face, mode="benchmark", degrade="salt-pepper:0.1", prior=f"learned:model={tmp_path / 'm'}")
     assert res.restored.shape == (1, 25, 25) and np.isfinite(res.metrics["psnr"])
 
 
@@ -398,7 +398,7 @@ def test_the_shipped_model_denoises_gray_and_colour():
     assert colour.restored.shape[0] == 3
     assert colour.metrics["psnr"] > colour.baseline["psnr"] + 8
     gray = restorekit.restore((np.moveaxis(colour.reference, 0, -1).mean(-1) * 255).round().astype(np.uint8),
-                              degrade="gaussian:25", prior="learned")
+                              mode="benchmark", degrade="gaussian:25", prior="learned")
     assert gray.metrics["psnr"] > gray.baseline["psnr"] + 8
 
 
