@@ -245,7 +245,7 @@ def test_help_states_the_defaults_that_depend_on_the_image():
     commands = get_command(get_app()).commands
     for name in ("run", "compare"):
         params = {p.name: p for p in commands[name].params}
-        assert params["mode"].show_default == "restore with an image, benchmark without (the embedded image)"
+        assert params["mode"].show_default == "restore with an image, benchmark without one"
         assert params["degrade"].show_default == "noise in restore mode; gaussian:25 in benchmark mode"
     params = {p.name: p for p in commands["batch"].params}
     assert params["mode"].show_default == "restore"

@@ -67,7 +67,7 @@ def default_degrade(mode: str) -> tuple[str, ...]:
 def describe_default(key: str) -> str:
     """A default that depends on the run, in words (for --help): ``mode`` or ``degrade``."""
     if key == "mode":
-        return f"{DEFAULTS['mode']['image']} with an image, {DEFAULTS['mode']['no image']} without (the embedded image)"
+        return f"{DEFAULTS['mode']['image']} with an image, {DEFAULTS['mode']['no image']} without one"
     if key == "degrade":
         return "; ".join(f"{', '.join(v)} in {m} mode" for m, v in DEFAULTS["degrade"].items())
     raise KeyError(key)
