@@ -1,5 +1,5 @@
-"""Real noise: a blind noise model estimated from the image (:mod:`.estimate`) and the denoisers that use it."""
+"""Real noise: a blind noise model estimated from the image (:mod:`.model`) and the denoisers that use it."""
 
-from .estimate import NoiseModel, estimate
+from .model import NoiseModel, estimate
 
 __all__ = ["NoiseModel", "estimate"]

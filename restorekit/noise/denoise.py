@@ -1,4 +1,4 @@
-"""Denoisers for an estimated :class:`~.estimate.NoiseModel`: variance stabilisation per channel, a
+"""Denoisers for an estimated :class:`~.model.NoiseModel`: variance stabilisation per channel, a
 decorrelating colour transform, and BM3D told the noise's power spectrum (its correlated-noise mode,
 Maekinen, Azzari and Foi, 2020)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .estimate import NoiseModel, spectrum
+from .model import NoiseModel, spectrum
 
 #: the opponent colour transform BM3D's colour mode uses (rows: luminance, two chroma), orthonormal
 OPP = np.array([[1 / 3, 1 / 3, 1 / 3], [0.5, 0, -0.5], [0.25, -0.5, 0.25]])

@@ -108,6 +108,36 @@ class AutoRecord(_Section):
     why: str = Field(description="the reason, from the measurements behind the choice")
 
 
+class NoiseRecord(_Section):
+    """The noise model estimated from the image (degradation ``noise``; levels in 0-255 units)."""
+
+    model: str = Field(description="what was estimated")
+    a_255: list[float] = Field(description="per channel, the variance's slope in the intensity: var = a x + b "
+                               "(x in 0-255; Poisson-like shot noise)")
+    b_255: list[float] = Field(description="per channel, the intensity-independent variance (read noise)")
+    rms_255: list[float] = Field(description="per channel, the noise's standard deviation over the image")
+    lag1_correlation: float = Field(description="mean correlation of adjacent pixels' noise (0: white)")
+    cross_channel_correlation: list[list[float]] = Field(description="correlation of the noise between channels")
+    white_sigma_255: float = Field(description="the white-noise level a white-noise denoiser is told (the "
+                                   "noise's power where it is strongest)")
+    blocks: int = Field(description="how many image blocks the estimate rests on")
+
+
+class SafeguardRecord(_Section):
+    """A ground-truth-free check that the result is not worse than what it started from (the input, or a
+    budgeted fit's classical start), and what it did."""
+
+    check: Literal["structure", "start"] = Field(description="structure: the removed part of a denoised image "
+                                                 "against the estimated noise; start: a budgeted fit's error on "
+                                                 "the observed pixels against its start's held-out error")
+    score: float = Field(description="the check's statistic (structure: edge-to-flat ratio of the removed part's "
+                         "normalised energy; start: the fit's error over its start's)")
+    limit: float = Field(description="the statistic's largest accepted value")
+    action: Literal["kept", "milder", "start"] = Field(description="kept: the result passed; milder: a milder "
+                                                       "result was taken; start: the fit's start was returned")
+    why: str
+
+
 class EnvironmentRecord(_Section):
     python: str
     platform: str
@@ -169,6 +199,10 @@ class RunRecord(_Section):
     components: ComponentsRecord = Field(description="every component with its canonical spec and plugin")
     settings: SettingsRecord = Field(description="what the fit was told")
     auto: AutoRecord | None = Field(default=None, description="what --prior auto chose and why (null: priors named)")
+    noise: NoiseRecord | None = Field(default=None, description="the noise model estimated from the image "
+                                      "(degradation noise; null otherwise)")
+    safeguard: SafeguardRecord | None = Field(default=None, description="the check of the result against the "
+                                              "estimated noise (null where none ran)")
     environment: EnvironmentRecord = Field(description="Python, torch, NumPy, the device")
     timings: TimingsRecord = Field(description="seconds")
     result: ResultRecord = Field(description="where the output came from and its scores")
@@ -328,6 +362,8 @@ def build_record(*, plan: Any, problem: Any, solution: Any, source: Any, referen
             padded_shape=list(problem.geometry.canvas_shape), known_noise_sigma=problem.sigma,
         ),
         auto=None if getattr(plan, "auto", None) is None else AutoRecord(**plan.auto.record()),
+        noise=None if getattr(problem, "noise", None) is None else NoiseRecord(**problem.noise.record()),
+        safeguard=None if getattr(solution, "safeguard", None) is None else SafeguardRecord(**solution.safeguard),
         environment=environment(plan.device),
         timings=TimingsRecord(
             total_s=round(time.perf_counter() - started, 3),

@@ -28,14 +28,16 @@ from typing import Any
 
 import numpy as np
 
-#: side of the blocks the statistics are taken on
+#: side of the blocks the noise's level is taken on (small: they fit between textures)
+SMALL_BLOCK = 8
+#: side of the blocks its correlation is taken on
 BLOCK = 16
 #: the largest lag of the autocorrelation kept (pixels)
 LAGS = 4
 #: intensity bins of the noise-level function
 BINS = 8
 #: the lower quantile of block variances taken in each bin
-QUANTILE = 0.2
+QUANTILE = 0.1
 #: intensities this close to 0 or 1 are left out (clipping hides the noise there)
 CLIP_MARGIN = 0.02
 
@@ -82,6 +84,10 @@ class NoiseModel:
         spec = np.stack([_spectrum(k, 64) for k in self.power()])
         return float(np.sqrt(spec.mean(0).max()) * float(np.mean(self.rms)))
 
+    def scaled(self, s: float) -> "NoiseModel":
+        """The same noise with its variance multiplied by ``s``."""
+        return NoiseModel(a=self.a * s, b=self.b * s, acf=self.acf, rms=self.rms * np.sqrt(s), blocks=self.blocks)
+
     def record(self) -> dict[str, Any]:
         """What run.json keeps (0-255 units for levels)."""
         return {
@@ -126,22 +132,29 @@ def spectrum(acf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.maximum(np.fft.fft2(grid).real, 0)
 
 
-def _blocks(image: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping b x b blocks with a plane removed per channel: residuals (N, C, b, b), means (N, C)."""
-    c, h, w = image.shape
-    ny, nx = h // b, w // b
-    blk = image[:, : ny * b, : nx * b].reshape(c, ny, b, nx, b).transpose(1, 3, 0, 2, 4).reshape(-1, c, b, b)
-    yy, xx = np.mgrid[0:b, 0:b] / (b - 1) - 0.5
-    design = np.stack([np.ones(b * b), yy.ravel(), xx.ravel()], 1)
-    pinv = np.linalg.pinv(design)
+def _blocks(image: np.ndarray, b: int, step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """b x b blocks every ``step`` pixels (default b: no overlap) with a plane removed per channel:
+    residuals (N, C, b, b), means (N, C)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    step = step or b
+    c = image.shape[0]
+    win = sliding_window_view(image, (b, b), axis=(1, 2))[:, ::step, ::step]  # (C, ny, nx, b, b)
+    blk = win.reshape(c, -1, b, b).transpose(1, 0, 2, 3)
     flat = blk.reshape(len(blk), c, b * b)
-    coef = flat @ pinv.T
+    design = _design(b)
+    coef = flat @ np.linalg.pinv(design).T
     resid = flat - coef @ design.T
     return resid.reshape(blk.shape), blk.mean(axis=(2, 3))
 
 
+def _design(b: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:b, 0:b] / (b - 1) - 0.5
+    return np.stack([np.ones(b * b), yy.ravel(), xx.ravel()], 1)
+
+
 def _correlation(res: np.ndarray, L: int) -> np.ndarray:
-    """Mean spatio-chromatic correlation (C, C, 2L+1, 2L+1) of unit-variance residual blocks (N, C, b, b)."""
+    """Mean spatio-chromatic correlation (C, C, 2L+1, 2L+1) of residual blocks (N, C, b, b)."""
     n, c, b, _ = res.shape
     out = np.zeros((c, c, 2 * L + 1, 2 * L + 1))
     for dy in range(-L, L + 1):
@@ -155,13 +168,23 @@ def _correlation(res: np.ndarray, L: int) -> np.ndarray:
     return out / np.maximum(np.outer(d, d), 1e-12)[:, :, None, None]
 
 
-def _dof(acf: np.ndarray, b: int) -> float:
-    """Effective degrees of freedom of a plane-removed b x b block variance under correlation ``acf``."""
+def _variance_law(acf: np.ndarray, b: int) -> tuple[float, float]:
+    """For noise of unit variance and correlation ``acf`` (averaged over channels), a plane-removed b x b
+    block's variance: its mean and its degrees of freedom (Satterthwaite: v ~ mean * chi2(dof) / dof)."""
     L = acf.shape[-1] // 2
     rho = np.mean([acf[k, k] for k in range(acf.shape[0])], axis=0)
-    lag = np.arange(-L, L + 1)
-    overlap = np.outer(1 - np.abs(lag) / b, 1 - np.abs(lag) / b)
-    return max(3.0, b * b / float(np.sum(rho**2 * overlap)) - 3)
+    yy, xx = np.mgrid[0:b, 0:b]
+    dy = yy.ravel()[:, None] - yy.ravel()[None, :]
+    dx = xx.ravel()[:, None] - xx.ravel()[None, :]
+    inside = (np.abs(dy) <= L) & (np.abs(dx) <= L)
+    R = np.where(inside, rho[np.clip(dy + L, 0, 2 * L), np.clip(dx + L, 0, 2 * L)], 0.0)
+    X = _design(b)
+    A = np.eye(b * b) - X @ np.linalg.pinv(X)
+    AR = A @ R
+    n = b * b
+    mean = np.trace(AR) / n
+    var = 2 * np.trace(AR @ AR) / n**2
+    return float(mean), float(max(2 * mean**2 / max(var, 1e-12), 1.0))
 
 
 def estimate(image: np.ndarray) -> NoiseModel:
@@ -172,33 +195,36 @@ def estimate(image: np.ndarray) -> NoiseModel:
     if x.ndim == 2:
         x = x[None]
     c, h, w = x.shape
-    b = BLOCK if min(h, w) >= 4 * BLOCK else max(6, min(h, w) // 4)
-    L = min(LAGS, b // 3)
-    res, mu = _blocks(x, b)
+    side = min(h, w)
+    b = SMALL_BLOCK if side >= 4 * SMALL_BLOCK else max(4, side // 4)
+    B = BLOCK if side >= 4 * BLOCK else b
+    L = min(LAGS, B // 3)
+    res, mu = _blocks(x, b, max(1, b // 2))  # small overlapping blocks: the level
     var = res.var(axis=(2, 3))  # (N, C)
-    keep = np.all((mu > CLIP_MARGIN) & (mu < 1 - CLIP_MARGIN), axis=1)
-    if keep.sum() < 8:
-        keep = np.ones(len(mu), bool)
-    res, mu, var = res[keep], mu[keep], var[keep]
-    # a first shape of the correlation from the flattest quarter, to size the quantile's bias
-    flat = np.argsort(var.sum(1))[: max(4, len(var) // 4)]
-    acf0 = _correlation(res[flat] / np.sqrt(np.maximum(var[flat], 1e-12))[:, :, None, None], L)
-    dof = _dof(acf0, b)
-    bias = chi2.ppf(QUANTILE, dof) / dof
-    a = np.zeros(c)
-    bb = np.zeros(c)
-    for k in range(c):
-        order = np.argsort(mu[:, k])
-        groups = [g for g in np.array_split(order, min(BINS, max(1, len(order) // 8))) if len(g)]
-        m = np.array([mu[g, k].mean() for g in groups])
-        v = np.array([np.quantile(var[g, k], QUANTILE) / bias for g in groups])
-        a[k], bb[k] = _fit_line(m, v, np.array([len(g) for g in groups], float))
-    model = NoiseModel(a=a, b=bb, acf=acf0, rms=np.zeros(c), blocks=int(len(var)))
-    # the correlation again, on the stabilised residuals of the flatter half of the blocks
-    std = np.stack([model.std(mu[:, k], k) for k in range(c)], 1)  # (N, C)
-    z = var / std**2
-    flat = np.argsort(z.mean(1))[: max(4, len(z) // 2)]
-    model.acf = _correlation(res[flat] / std[flat][:, :, None, None], L)
+    big, bmu = _blocks(x, B, max(1, B // 2))  # larger blocks: the correlation
+    bvar = big.var(axis=(2, 3))
+    inside = np.all((mu > CLIP_MARGIN) & (mu < 1 - CLIP_MARGIN), axis=1)
+    if inside.sum() >= 8:
+        res, mu, var = res[inside], mu[inside], var[inside]
+    inside = np.all((bmu > CLIP_MARGIN) & (bmu < 1 - CLIP_MARGIN), axis=1)
+    if inside.sum() >= 4:
+        big, bmu, bvar = big[inside], bmu[inside], bvar[inside]
+    flat = np.argsort(bvar.sum(1))[: max(4, len(bvar) // 10)]
+    acf = _correlation(big[flat], L)
+    model = NoiseModel(a=np.zeros(c), b=np.zeros(c), acf=acf, rms=np.zeros(c), blocks=int(len(var)))
+    for _ in range(2):
+        mean, dof = _variance_law(model.acf, b)
+        bias = mean * chi2.ppf(QUANTILE, dof) / dof
+        for k in range(c):
+            order = np.argsort(mu[:, k])
+            groups = [g for g in np.array_split(order, min(BINS, max(1, len(order) // 16))) if len(g)]
+            m = np.array([mu[g, k].mean() for g in groups])
+            v = np.array([np.quantile(var[g, k], QUANTILE) / bias for g in groups])
+            model.a[k], model.b[k] = _fit_line(m, v, np.array([len(g) for g in groups], float))
+        # the correlation again, on the stabilised residuals of the flatter third of the larger blocks
+        std = np.stack([model.std(bmu[:, k], k) for k in range(c)], 1)
+        flat = np.argsort((bvar / std**2).mean(1))[: max(4, len(bvar) // 3)]
+        model.acf = _correlation(big[flat], L)
     model.rms = np.array([float(np.sqrt(np.mean(model.a[k] * np.clip(x[k], 0, 1) + model.b[k]))) for k in range(c)])
     return model
 

@@ -1,0 +1,38 @@
+"""Ground-truth-free checks of a denoised result against the estimated noise model."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, sobel
+
+from .model import NoiseModel
+
+
+def structure_ratio(noisy: np.ndarray, out: np.ndarray, model: NoiseModel) -> float:
+    """How much more of the removed part (``noisy - out``, normalised by the model's noise level at
+    ``out``) lies on the result's edges and texture than on its flat parts.
+
+    Noise is independent of the image: removing only noise leaves a residual whose normalised energy is
+    the same on edges as on flat ground (a denoiser that spares edges leaves less there: the ratio is
+    at most about 1).  A denoiser told too high a noise level also removes texture and edges, which
+    raises the ratio.  The noise model's overall level cancels out, so a wrong level does not hide it.
+    """
+    c = out.shape[0]
+    # the level's floor: half the channel's RMS (a fitted read noise of 0 would blow up dark pixels)
+    r = np.stack([(noisy[k] - out[k]) / np.maximum(model.std(np.clip(out[k], 0, 1), k), 0.5 * model.rms[k] + 1e-6)
+                  for k in range(c)])
+    energy = gaussian_filter((r**2).mean(0), 2.0)
+    lum = out.mean(0)
+    grad = gaussian_filter(np.hypot(sobel(lum, 0), sobel(lum, 1)), 1.0)
+    lo, hi = np.quantile(grad, [0.5, 0.85])
+    flat, edges = energy[grad <= lo], energy[grad >= hi]
+    if flat.size == 0 or edges.size == 0:
+        return 1.0
+    return float(edges.mean() / max(flat.mean(), 1e-12))
+
+
+#: a denoised result passes when the removed part's normalised energy on edges is at most this many times
+#: its energy on flat ground.  On 10 real-noise crops (cc15, 256 px) every result whose noise level was
+#: over-estimated 1.5-2.8x scored 1.11-1.23 at the estimate, and those with the level within 1.3x scored
+#: 0.70-1.04 (docs/real-noise.md)
+STRUCTURE_LIMIT = 1.1
