@@ -187,8 +187,9 @@ class Bernoulli(_Masked):
     def make_mask(self, shape, rng, mode):
         if mode == "restore":
             raise UsageError(
-                "bernoulli draws a random mask, which a degraded photo does not reveal; "
-                "in --mode restore describe the lost pixels with mask:FILE"
+                "bernoulli draws a random mask, which a degraded photo does not reveal: an image given is "
+                "restored as observed (--mode restore), so describe its lost pixels with mask:FILE, or add "
+                "--mode benchmark to simulate the loss on a clean image"
             )
         return rng.random(shape[1:]) >= self.params.fraction
 

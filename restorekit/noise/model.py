@@ -226,6 +226,11 @@ def estimate(image: np.ndarray) -> NoiseModel:
         flat = np.argsort((bvar / std**2).mean(1))[: max(4, len(bvar) // 3)]
         model.acf = _correlation(big[flat], L)
     model.rms = np.array([float(np.sqrt(np.mean(model.a[k] * np.clip(x[k], 0, 1) + model.b[k]))) for k in range(c)])
+    for k in range(c):  # the noise cannot vary more than the image does (a line fitted to few blocks can)
+        cap = float(x[k].std())
+        if model.rms[k] > cap:
+            f = (cap / model.rms[k]) ** 2
+            model.a[k], model.b[k], model.rms[k] = model.a[k] * f, model.b[k] * f, cap
     return model
 
 

@@ -121,7 +121,8 @@ def test_through_restore():
 
     image = np.moveaxis(make_test_image((3, 32, 32)), 0, -1)
     with registered(restorekit_classic, name="classic"):
-        r = restore(image, degrade="gaussian:25", prior="tv-chambolle", metrics=["psnr"], device="cpu")
+        r = restore(image, degrade="gaussian:25", prior="tv-chambolle", metrics=["psnr"], device="cpu",
+                    mode="benchmark")
     assert r.metrics["psnr"] > r.baseline["psnr"] + 5
     prior = r.record["components"]["priors"][0]
     assert prior["plugin"] == "classic" and prior["role"] == "solver"

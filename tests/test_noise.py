@@ -1,0 +1,193 @@
+"""Real noise (issue 20): the blind noise model, the denoisers told it, and the ground-truth-free
+safeguards (never worse than the input; a budgeted fit never worse than its start)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import convolve, gaussian_filter
+
+import restorekit
+from restorekit.noise import NoiseModel, estimate
+from restorekit.noise.check import STRUCTURE_LIMIT, structure_ratio
+from restorekit.noise.denoise import stabilise, unstabilise
+from tests.helpers import invoke, one_line_error
+
+
+def scene(h=128, w=128, seed=0) -> np.ndarray:
+    """A (3, H, W) picture with flat regions, edges and smooth shading, in [0.1, 0.9]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.3 + 0.4 * xx, 0.6 - 0.3 * yy, 0.5 + 0.2 * np.sin(4 * xx)])
+    side = max(4, min(h, w) // 5)
+    for _ in range(6):  # a few flat-shaded rectangles: edges
+        y0, x0 = rng.integers(0, h - side), rng.integers(0, w - side)
+        img[:, y0:y0 + side, x0:x0 + side] = rng.uniform(0.15, 0.85, (3, 1, 1))
+    return np.clip(img, 0.1, 0.9)
+
+
+def camera_noise(clean: np.ndarray, a: float, b: float, blur: bool, seed=1) -> np.ndarray:
+    """Poisson-Gaussian noise (var = a x + b), optionally correlated by a 3x3 binomial kernel (like
+    demosaicking) rescaled to keep the variance, and shared in part between channels."""
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(clean.shape)
+    shared = rng.standard_normal(clean.shape[1:])
+    white = np.sqrt(0.7) * white + np.sqrt(0.3) * shared[None]  # cross-channel correlation 0.3
+    if blur:
+        k = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+        white = np.stack([convolve(c, k, mode="wrap") for c in white]) / np.sqrt((k**2).sum())
+    return clean + np.sqrt(a * clean + b) * white
+
+
+def test_estimate_finds_level_and_correlation_of_correlated_signal_dependent_noise():
+    clean = scene(256, 256)
+    noisy = camera_noise(clean, a=0.0008, b=0.0001, blur=True)
+    truth = (noisy - clean).std(axis=(1, 2))
+    m = estimate(noisy)
+    assert np.all(np.abs(np.log(m.rms / truth)) < np.log(1.3)), (m.rms, truth)
+    # binomial 3x3 kernel: neighbour correlation of the noise 2/3 (sum k_i k_{i+1} / sum k_i^2 per axis)
+    assert 0.5 < m.lag1 < 0.8, m.lag1
+    off = m.cross_channel[np.triu_indices(3, 1)]
+    assert np.all((off > 0.15) & (off < 0.45)), m.cross_channel
+    assert m.a.mean() > 0.3 * 0.0008, m.a  # the level grows with the signal
+    # a white-noise estimator sees a fraction of it; the white-noise equivalent sees more than the RMS
+    assert m.white_sigma() > truth.mean()
+
+
+def test_estimate_of_white_noise_is_white_and_constant():
+    clean = scene(256, 256)
+    noisy = camera_noise(clean, a=0.0, b=0.02**2, blur=False)
+    m = estimate(noisy)
+    assert abs(m.lag1) < 0.12
+    assert np.all(np.abs(m.rms / 0.02 - 1) < 0.25), m.rms
+    rec = m.record()
+    assert set(rec) >= {"a_255", "b_255", "rms_255", "lag1_correlation", "cross_channel_correlation"}
+    json.dumps(rec)  # plain JSON
+
+
+def test_estimate_is_bounded_on_tiny_and_flat_images():
+    tiny = camera_noise(scene(20, 24), 0.0, 0.01**2, blur=False)
+    m = estimate(tiny)
+    assert np.all(np.isfinite(m.rms)) and np.all(m.rms <= tiny.std(axis=(1, 2)) + 1e-9)
+    flat = np.full((1, 64, 64), 0.5)
+    m = estimate(flat)
+    assert np.all(np.isfinite(m.rms)) and float(m.rms.max()) < 1e-3
+
+
+def test_stabilise_inverts_and_makes_the_variance_one():
+    clean = scene(128, 128)
+    noisy = camera_noise(clean, a=0.002, b=0.0002, blur=False)
+    m = NoiseModel(a=np.full(3, 0.002), b=np.full(3, 0.0002), acf=np.zeros((3, 3, 3, 3)), rms=np.full(3, 0.03))
+    z = stabilise(noisy, m)
+    assert np.allclose(unstabilise(z, m), noisy, atol=1e-9)
+    zc = stabilise(clean, m)
+    assert abs(float((z - zc).std()) - 1) < 0.1
+
+
+def test_structure_ratio_flags_a_result_that_removed_edges():
+    clean = scene(128, 128)
+    noisy = camera_noise(clean, a=0.0, b=0.02**2, blur=False)
+    m = estimate(noisy)
+    assert structure_ratio(noisy, clean, m) <= STRUCTURE_LIMIT  # the perfect result removed noise only
+    blurred = np.stack([gaussian_filter(c, 3) for c in noisy])
+    assert structure_ratio(noisy, blurred, m) > 2 * STRUCTURE_LIMIT
+
+
+def _png(tmp_path, name, chw):
+    import imageio.v3 as iio
+
+    p = tmp_path / name
+    iio.imwrite(p, (np.moveaxis(np.clip(chw, 0, 1), 0, -1) * 255).round().astype(np.uint8))
+    return p
+
+
+@pytest.fixture
+def noisy_png(tmp_path):
+    clean = scene(64, 64)
+    return _png(tmp_path, "noisy.png", camera_noise(clean, 0.0005, 0.0002, blur=True)), _png(tmp_path, "clean.png", clean)
+
+
+def test_run_with_no_flags_estimates_the_noise_and_improves_the_image(noisy_png, tmp_path):
+    noisy, clean = noisy_png
+    out = tmp_path / "o"
+    r = invoke(["run", noisy, "--reference", clean, "--out", out])
+    assert r.exit_code == 0, r.output
+    assert "noise estimated: RMS" in r.output
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["mode"] == "restore" and rec["components"]["degradations"][0]["name"] == "noise"
+    assert rec["noise"]["rms_255"] and rec["noise"]["lag1_correlation"] > 0.3
+    assert rec["safeguard"]["check"] == "structure"
+    assert rec["auto"]["task"] == "noise"
+    m = rec["result"]["metrics"]
+    assert m["psnr"] > rec["result"]["baseline"]["psnr"] + 1.5
+
+
+def test_a_clean_photo_comes_back_nearly_unchanged(tmp_path):
+    from restorekit.run.settings import default_image_path
+
+    r = restorekit.restore(default_image_path(), reference=default_image_path())
+    assert r.metrics["psnr"] >= 35, r.metrics
+
+
+def test_the_safeguard_backs_off_an_over_estimated_noise_level(monkeypatch):
+    """Told 16x the noise's variance, BM3D removes edges: the check sees it and denoises again, milder."""
+    import restorekit.noise as noise_pkg
+
+    clean = scene(64, 64)
+    noisy = camera_noise(clean, 0.0, 0.01**2, blur=False)
+    real = noise_pkg.estimate
+    monkeypatch.setattr(noise_pkg, "estimate", lambda x: real(x).scaled(16.0))
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    r = restorekit.restore(hwc, reference=(np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8))
+    g = r.record.safeguard
+    assert g.action == "milder" and "over-estimated" in g.why
+    assert any(n.startswith("safeguard:") for n in r.record.notes)
+
+
+def test_noise_cannot_be_simulated():
+    with pytest.raises(restorekit.UsageError, match="estimated from a real noisy image"):
+        restorekit.restore(None, degrade="noise", mode="benchmark")
+    r = invoke(["run", "--degrade", "noise"])
+    one_line_error(r, "estimated from a real noisy image")
+
+
+def test_a_budgeted_fit_that_ran_too_few_steps_returns_its_start():
+    """A loaded machine: the fit gets a few steps in its budget; the result is its biharmonic start."""
+    from restorekit.run.problem import fill_missing
+
+    r = restorekit.restore(None, degrade="bernoulli:0.5", mode="benchmark", time_limit=0.3)
+    g = r.record.safeguard
+    assert g is not None and g.check == "start" and g.action == "start", g
+    assert r.record.result.output == "start"
+    assert any(n.startswith("warning: the fit ran") for n in r.record.notes)
+    start = fill_missing(r.degraded, r.mask)  # biharmonic inpainting of the same draw
+    assert np.allclose(r.restored, np.clip(start, 0, 1), atol=1e-5)
+    assert r.metrics["psnr"] > r.baseline["psnr"] + 10
+
+
+def test_start_floor_keeps_a_fit_that_fits_the_observed_pixels():
+    import torch
+
+    from restorekit.run.auto import Choice
+    from restorekit.run.solve import START_FLOOR, start_floor
+    from restorekit.testing import make_problem
+
+    problem = make_problem("inpaint", shape=(3, 32, 32))
+
+    class Plan:
+        auto = Choice(task="inpaint", prior=("dip",), net="skip", precision="fp32", why="", budgeted=True)
+        notes: list = []
+
+    class Res:
+        interrupted = False
+        stop_reason = "time limit"
+        iterations_run = 500
+
+    exact = problem.observation.clone()  # the observed pixels fitted exactly
+    g = start_floor(Plan, problem, exact, Res)
+    assert g["action"] == "kept" and g["score"] <= START_FLOOR
+    flat = torch.full_like(exact, 0.5)  # a fit that has not started
+    g = start_floor(Plan, problem, flat, Res)
+    assert g["action"] == "start" and Plan.notes
