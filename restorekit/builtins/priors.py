@@ -223,6 +223,8 @@ class Learned(Prior):
 
             sigma = float(estimate_sigma(np.moveaxis(obs, 0, -1), channel_axis=-1, average_sigmas=True))
         lo, hi = (v / 255.0 for v in model.card.get("sigma_range", (0, 255)))
+        if getattr(problem, "noise", None) is not None and self.params.sigma is None:
+            sigma = min(sigma, hi)  # an estimated real-noise level: the model's strongest setting at most
         if sigma > hi * 1.2:
             raise UsageError(f"prior 'learned': the noise (sigma {sigma * 255:.1f}) is beyond what the model was "
                              f"trained on (up to {hi * 255:g}); use --prior bm3d or dip")
