@@ -21,7 +21,9 @@ result can be written back at the same depth.
 * :func:`check_input_file` runs the file checks of :func:`read_image` (exists,
   regular, not empty, readable) without reading the file.
 * Multi-frame files (multi-page TIFF, animated PNG, MPO JPEG) give their first
-  frame, and say so in :attr:`Image.notes`.
+  frame, and say so in :attr:`Image.notes`; :func:`read_pages` reads every
+  page of a TIFF stack (pages of one size and type) and :func:`write_stack`
+  writes one.
 * Writes are atomic: a hidden temporary file in the target directory is
   written, fsynced and moved over the target with :func:`os.replace`.
 
@@ -44,9 +46,9 @@ The package, one job per module (each imports only those above it):
     :func:`check_declared_size` for sizes that are not images' own), the inflate bounds,
     quieting the decoders.
 ``read``
-    :func:`read_image` and :func:`read_mask`: files + codecs + image.
+    :func:`read_image`, :func:`read_pages` and :func:`read_mask`: files + codecs + image.
 ``write``
-    :func:`write_image`: codecs + files.
+    :func:`write_image` and :func:`write_stack`: codecs + files.
 
 This ``__init__`` only re-exports the public names (``__all__``); import
 them from ``restorekit.io``.  Private helpers live in (and are patched in)
@@ -58,8 +60,8 @@ from __future__ import annotations
 from .codecs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_declared_size, max_pixels
 from .files import atomic_write_bytes, atomic_write_text, check_input_file
 from .image import Image, image_from_array, output_suffix, to_array
-from .read import read_image, read_mask
-from .write import write_image
+from .read import read_image, read_mask, read_pages
+from .write import write_image, write_stack
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -69,9 +71,11 @@ __all__ = [
     "check_input_file",
     "max_pixels",
     "read_image",
+    "read_pages",
     "image_from_array",
     "to_array",
     "write_image",
+    "write_stack",
     "atomic_write_bytes",
     "atomic_write_text",
     "output_suffix",

@@ -6,7 +6,9 @@
   squeezes 16-bit RGB to 8 bits), 1-8 bit PNGs and JPEGs through Pillow,
   TIFFs through ``tifffile`` (Pillow as a fallback for 8-bit TIFFs whose
   compression tifffile cannot decode without ``imagecodecs``).  Multi-frame
-  files give their first frame and say so in the ``notes`` list.
+  files give their first frame and say so in the ``notes`` list;
+  :func:`_decode_frames` with ``every_page`` gives every page of a TIFF
+  stack (:func:`_decode_tiff_pages`).
 * Every decoder checks the pixel count its header declares against one limit,
   :func:`max_pixels` (:data:`MAX_PIXELS_ENV`, default
   :data:`DEFAULT_MAX_PIXELS`), before it decodes anything; deflate/LZMA
@@ -197,7 +199,23 @@ def _decode(
 ) -> tuple[np.ndarray, str, bool]:
     """Bytes -> (H, W) or (H, W, C) array, the format name, premultiplied alpha?
 
-    Remarks for :attr:`Image.notes` are appended to ``notes``.
+    The first page or frame of a multi-frame file.  Remarks for
+    :attr:`Image.notes` are appended to ``notes``.
+    """
+    frames, fmt = _decode_frames(data, path, what, limit, notes, every_page=False)
+    arr, premultiplied = frames[0]
+    return arr, fmt, premultiplied
+
+
+def _decode_frames(
+    data: bytes, path: Path, what: str, limit: int | None, notes: list[str], *, every_page: bool
+) -> tuple[list[tuple[np.ndarray, bool]], str]:
+    """Bytes -> [(array, premultiplied alpha?)] and the format name.
+
+    With ``every_page``, a multi-page TIFF gives every full-resolution page
+    (:func:`_decode_tiff_pages`: a stack, pages of one size and sample type);
+    otherwise, and for every other format, the list holds the first page or
+    frame only.
     """
     where = f"cannot read {what} {_quote(path)}"
     if data.startswith(_PNG_MAGIC):
@@ -215,7 +233,10 @@ def _decode(
         raise UsageError(f"{where}: not a PNG/TIFF/JPEG image (corrupt or unsupported)")
     try:
         with _quiet_decoders():
-            arr, premultiplied = decoder(data, limit, notes)
+            if fmt == "tiff" and every_page:
+                frames = _decode_tiff_pages(data, limit, notes)
+            else:
+                frames = [decoder(data, limit, notes)]
     except _Problem as exc:
         raise UsageError(f"{where}: {exc}") from None
     except UsageError:
@@ -231,7 +252,7 @@ def _decode(
         raise UsageError(
             f"{where}: corrupt or truncated {name} file ({_detail(exc)}); re-export the image"
         ) from None
-    return arr, fmt, premultiplied
+    return frames, fmt
 
 
 @contextlib.contextmanager
@@ -374,7 +395,9 @@ def _decode_png16(data: bytes) -> np.ndarray:
     return arr
 
 
-def _decode_pillow(data: bytes, fmt: str, limit: int | None, notes: list[str]) -> np.ndarray:
+def _decode_pillow(
+    data: bytes, fmt: str, limit: int | None, notes: list[str], frame: int = 0
+) -> np.ndarray:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
@@ -383,6 +406,9 @@ def _decode_pillow(data: bytes, fmt: str, limit: int | None, notes: list[str]) -
         frames = int(getattr(im, "n_frames", 1) or 1)
         if fmt == "JPEG" and frames > 1:  # MPO: stereo pairs, camera previews
             notes.append(f"the JPEG holds {frames} images (MPO); restorekit used the first")
+        if frame:
+            im.seek(frame)  # a later page of a multi-page TIFF (read_pages)
+            _check_pixels(im.size, limit)
         im.load()  # first frame of APNG / MPO
         if fmt == "JPEG":
             # The written result carries no EXIF, so bake the orientation in.
@@ -423,48 +449,101 @@ def _decode_jpeg(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.n
 
 
 def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
+    """The first page of a TIFF (a note says when it holds more)."""
     import tifffile
 
     with tifffile.TiffFile(_io.BytesIO(data)) as tif:
         pages = len(tif.pages)
         if pages == 0:
             raise _Problem("the TIFF file holds no image")
-        page = tif.pages[0]  # first page of multi-page files
-        width, height = int(page.imagewidth), int(page.imagelength)
-        if width == 0 or height == 0:
-            raise _Problem(f"the image is empty ({width}x{height} pixels)")
-        depth = int(getattr(page, "imagedepth", 1) or 1)
-        _check_pixels((width, height) if depth == 1 else (width, height, depth), limit)
-        if page.is_tiled:  # each tile is decoded whole, even past the image's edge
-            tile = (int(page.tilewidth), int(page.tilelength))
-            tile_depth = int(getattr(page, "tiledepth", 1) or 1)
-            _check_pixels(tile if tile_depth == 1 else (*tile, tile_depth), limit, "a tile of ")
-        photometric = int(page.photometric)
-        bits = int(page.bitspersample)
-        extras = tuple(int(e) for e in (page.extrasamples or ()))
-        samples = int(page.samplesperpixel)
-        if samples > 4:  # refused after decoding anyway; 65535 of them fill the memory
-            raise _Problem(f"it has {samples} channels; {_CHANNELS_HINT}")
-        _check_tiff_streams(page, data)
-        try:
-            arr = page.asarray()
-        except Exception as exc:
-            if "imagecodecs" not in str(exc):
-                raise
-            # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
-            # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
-            if bits in (1, 8):
-                arr = _decode_pillow(data, "TIFF", limit, notes)
-                if pages > 1:
-                    notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
-                return arr, False
-            name = getattr(page.compression, "name", str(page.compression))
-            raise _Problem(
-                f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
-                "(pip install imagecodecs), or re-save it uncompressed or with deflate"
-            ) from None
-        axes = str(page.axes)
-        colormap = page.colormap if photometric == 3 else None
+        arr, premultiplied = _tiff_page(tif.pages.get(0), 0, data, limit, notes)
+    if pages > 1:
+        notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
+    return arr, premultiplied
+
+
+def _decode_tiff_pages(data: bytes, limit: int | None, notes: list[str]) -> list[tuple[np.ndarray, bool]]:
+    """Every full-resolution page of a TIFF: a z-stack or time series, pages of one size, channel count
+    and sample type (anything else is refused in one line before a page is decoded).  Reduced-resolution
+    pages (thumbnails, pyramid levels: NewSubfileType bit 0) are left out, with a note.  The pixel limit
+    holds the pages together: a stack's pixels are held in memory at once."""
+    import tifffile
+
+    with tifffile.TiffFile(_io.BytesIO(data)) as tif:
+        count = len(tif.pages)
+        if count == 0:
+            raise _Problem("the TIFF file holds no image")
+        pages = [(i, tif.pages.get(i)) for i in range(count)]
+        full = [(i, p) for i, p in pages if not getattr(p, "is_reduced", False)] or pages[:1]
+        if len(full) < count:
+            skipped = count - len(full)
+            notes.append(f"the TIFF holds {count} pages; {skipped} reduced-resolution "
+                         f"page{'s' if skipped > 1 else ''} (a thumbnail or pyramid level) left out")
+        first = _page_kind(full[0][1])
+        for i, page in full[1:]:
+            kind = _page_kind(page)
+            if kind != first:
+                raise _Problem(
+                    f"its pages differ (page {full[0][0] + 1} is {_describe_kind(first)} and page {i + 1} "
+                    f"{_describe_kind(kind)}); restorekit restores a stack of pages of one size, channel count "
+                    "and sample type: split the file"
+                )
+        if len(full) > 1:
+            width, height = int(full[0][1].imagewidth), int(full[0][1].imagelength)
+            _check_pixels((width, height, len(full)), limit, f"a stack of {len(full)} pages: ")
+        out = [_tiff_page(page, i, data, limit, notes) for i, page in full]
+    shapes = {(a.shape, a.dtype) for a, _ in out}
+    if len(shapes) > 1:  # the headers agreed; the decoded pages did not (an odd layout)
+        raise _Problem("its pages decode to arrays of different shapes or types; split the file")
+    return out
+
+
+def _page_kind(page: Any) -> tuple:
+    """What pages of one stack share: width, height, samples, bits, sample format, photometric."""
+    return (int(page.imagewidth), int(page.imagelength), int(page.samplesperpixel), int(page.bitspersample),
+            int(getattr(page, "sampleformat", 1) or 1), int(page.photometric))
+
+
+def _describe_kind(kind: tuple) -> str:
+    width, height, samples, bits, sampleformat, _ = kind
+    sort = {1: "uint", 2: "int", 3: "float"}.get(sampleformat, f"sample format {sampleformat} ")
+    return f"{width}x{height} with {samples} channel{'s' if samples > 1 else ''} of {sort}{bits}"
+
+
+def _tiff_page(page: Any, index: int, data: bytes, limit: int | None, notes: list[str]) -> tuple[np.ndarray, bool]:
+    """One TIFF page (``index`` in the file) -> (H, W) or (H, W, C) array, premultiplied alpha?"""
+    width, height = int(page.imagewidth), int(page.imagelength)
+    if width == 0 or height == 0:
+        raise _Problem(f"the image is empty ({width}x{height} pixels)")
+    depth = int(getattr(page, "imagedepth", 1) or 1)
+    _check_pixels((width, height) if depth == 1 else (width, height, depth), limit)
+    if page.is_tiled:  # each tile is decoded whole, even past the image's edge
+        tile = (int(page.tilewidth), int(page.tilelength))
+        tile_depth = int(getattr(page, "tiledepth", 1) or 1)
+        _check_pixels(tile if tile_depth == 1 else (*tile, tile_depth), limit, "a tile of ")
+    photometric = int(page.photometric)
+    bits = int(page.bitspersample)
+    extras = tuple(int(e) for e in (page.extrasamples or ()))
+    samples = int(page.samplesperpixel)
+    if samples > 4:  # refused after decoding anyway; 65535 of them fill the memory
+        raise _Problem(f"it has {samples} channels; {_CHANNELS_HINT}")
+    _check_tiff_streams(page, data)
+    try:
+        arr = page.asarray()
+    except Exception as exc:
+        if "imagecodecs" not in str(exc):
+            raise
+        # tifffile needs imagecodecs for LZW, PackBits, JPEG, ... Pillow
+        # (libtiff) decodes those losslessly at 1 and 8 bits per sample.
+        if bits in (1, 8):
+            return _decode_pillow(data, "TIFF", limit, notes, frame=index), False
+        name = getattr(page.compression, "name", str(page.compression))
+        raise _Problem(
+            f"{name}-compressed {bits}-bit TIFF needs the 'imagecodecs' package "
+            "(pip install imagecodecs), or re-save it uncompressed or with deflate"
+        ) from None
+    axes = str(page.axes)
+    colormap = page.colormap if photometric == 3 else None
 
     arr = _tiff_layout(arr, axes)
     # Photometric interpretations (TIFF 6.0): 0 min-is-white, 1 min-is-black,
@@ -492,8 +571,6 @@ def _decode_tiff(data: bytes, limit: int | None, notes: list[str]) -> tuple[np.n
             f"TIFF samples of type {arr.dtype} are not supported; "
             "restorekit reads uint8, uint16 and float32: convert the image"
         )
-    if pages > 1:
-        notes.append(f"the TIFF holds {pages} pages; restorekit used the first")
     premultiplied = bool(extras) and extras[0] == 1  # 1 = associated alpha
     return arr, premultiplied
 
@@ -615,9 +692,7 @@ def _encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _encode_tiff(arr: np.ndarray) -> bytes:
-    import tifffile
-
+def _tiff_options(arr: np.ndarray) -> dict[str, Any]:
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     options: dict[str, Any] = {
         "photometric": "minisblack" if channels in (1, 2) else "rgb",
@@ -628,8 +703,22 @@ def _encode_tiff(arr: np.ndarray) -> bytes:
         options["planarconfig"] = "contig"
     if channels in (2, 4):
         options["extrasamples"] = ["unassalpha"]
+    return options
+
+
+def _encode_tiff(arr: np.ndarray) -> bytes:
+    return _encode_tiff_pages([arr])
+
+
+def _encode_tiff_pages(pages: list[np.ndarray]) -> bytes:
+    """Pages checked by :func:`_check_write_array` -> one TIFF, a page each (BigTIFF past 4 GB)."""
+    import tifffile
+
+    big = sum(a.nbytes for a in pages) > 2**32 - 2**25
     buf = _io.BytesIO()
-    tifffile.imwrite(buf, arr, **options)
+    with tifffile.TiffWriter(buf, bigtiff=big) as tif:
+        for arr in pages:
+            tif.write(arr, **_tiff_options(arr))
     return buf.getvalue()
 
 

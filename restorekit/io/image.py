@@ -56,7 +56,9 @@ class Image:
     type of the source (uint8, uint16 or float32) and ``format`` what the file
     was read as ("png", "tiff", "jpeg"; "array" for in-memory arrays).
     ``notes`` are one-line remarks on what was read differently from the whole
-    file, e.g. "the TIFF holds 5 pages; restorekit used the first".
+    file, e.g. "the TIFF holds 5 pages; restorekit used the first".  ``page``
+    is the page's place (0-based) in a TIFF stack read by
+    :func:`~restorekit.io.read_pages`, else None.
     """
 
     data: np.ndarray
@@ -65,6 +67,7 @@ class Image:
     format: str
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    page: int | None = None
 
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)

@@ -3,6 +3,7 @@
 :func:`read_image` ties the other io modules together: the file checks and
 the bytes come from :mod:`.files`, the pixel limit and the decoding from
 :mod:`.codecs`, the conversion to an :class:`Image` from :mod:`.image`.
+:func:`read_pages` reads every page of a multi-page TIFF (a stack).
 :func:`read_mask` reads a file the same way and thresholds it into the bool
 known/missing mask of an inpainting run.
 """
@@ -14,7 +15,7 @@ import os
 import numpy as np
 
 from ..errors import UsageError
-from .codecs import _decode, max_pixels
+from .codecs import _decode, _decode_frames, max_pixels
 from .files import _as_path, _read_file_bytes
 from .image import _FILE_FLOAT_SLACK, Image, _array_to_image, _unpremultiply
 from .messages import _quote
@@ -37,6 +38,39 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     :func:`max_pixels`.
     """
     return _read(path, "image")
+
+
+def read_pages(path: str | os.PathLike[str]) -> list[Image]:
+    """Every page of an image file: one :class:`Image` per page of a
+    multi-page TIFF (a z-stack, a time series), else a one-item list.
+
+    The pages of a stack share their size, channels and sample type (a file
+    whose pages differ is refused in one line, naming two of them); pages
+    marked reduced-resolution (thumbnails, pyramid levels) are left out
+    with a note.  The pixel limit (:func:`max_pixels`) holds the pages
+    together.  Each page's :attr:`Image.page` is its place in the stack
+    (0-based) and its :attr:`Image.notes` the file's notes.  A file that is not a
+    multi-page TIFF reads as :func:`read_image` reads it (its first frame).
+    Raises :class:`UsageError` as :func:`read_image` does.
+    """
+    p = _as_path(path, "image")
+    limit = max_pixels()
+    data = _read_file_bytes(p, "image")
+    notes: list[str] = []
+    frames, fmt = _decode_frames(data, p, "image", limit, notes, every_page=True)
+    images = []
+    for index, (arr, premultiplied) in enumerate(frames):
+        where = f" (page {index + 1} of {len(frames)})" if len(frames) > 1 else ""
+        image = _array_to_image(
+            arr, fmt, p, slack=_FILE_FLOAT_SLACK, prefix=f"cannot read image {_quote(p)}{where}: "
+        )
+        image.notes.extend(notes)
+        if premultiplied and image.alpha is not None:
+            _unpremultiply(image)
+        if len(frames) > 1:
+            image.page = index
+        images.append(image)
+    return images
 
 
 def _read(path: str | os.PathLike[str], what: str) -> Image:
