@@ -469,7 +469,7 @@ def test_a_long_input_name_gets_a_short_default_folder(tmp_path, rgb8):
 
 
 def test_input_notes_reach_the_run_record(tmp_path, rgb8):
-    """A multi-page TIFF and a grey-edged mask are used, and the run says how."""
+    """A multi-page TIFF (a stack, restored page by page) and a grey-edged mask are used, and the run says how."""
     import tifffile
 
     img = iio.imread(rgb8)
@@ -482,7 +482,7 @@ def test_input_notes_reach_the_run_record(tmp_path, rgb8):
     r = invoke(["run", tif, "--mode", "restore", "--degrade", f"mask:{tmp_path / 'm.png'}", *TINY, "--json"])
     assert r.exit_code == 0, r.output
     notes = json.loads(r.stdout)["notes"]
-    assert any("2 pages" in n and "first" in n for n in notes), notes
+    assert any("stack of 2 pages" in n and "each page was restored" in n for n in notes), notes
     assert any("neither black nor white" in n for n in notes), notes
 
 

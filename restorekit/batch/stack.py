@@ -68,7 +68,9 @@ def stack_key(item: Item, options: dict[str, Any], registry: Any) -> tuple | Non
     if int(options.get("ensemble") or 1) != 1 or not _has_network_prior(item, options, registry):
         return None
     size = _image_key(item.input)
-    return None if size is None else (size, item.prior, item.net)
+    if size is None or size[3] > 1:  # a multi-page TIFF is restored page by page (run.pages), alone
+        return None
+    return (size, item.prior, item.net)
 
 
 def make_groups(items: Sequence[Item], options: dict[str, Any], k: int, registry: Any = None) -> list[list[Item]]:

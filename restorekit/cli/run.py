@@ -66,7 +66,9 @@ def run(
     Writes restored.*, degraded.*, compare.png, curves.png and run.json into
     the output folder, atomically; the folder is checked and reserved before
     the fit.  Ctrl-C (or SIGTERM) stops early and keeps the result so far
-    (run.json says "interrupted"; exit code 130, 143 for SIGTERM).
+    (run.json says "interrupted"; exit code 130, 143 for SIGTERM).  A
+    multi-page TIFF (z-stack, time series) is restored page by page, each
+    page on its own with the same settings, into a TIFF of as many pages.
     """
     with guard(debug):
         from ..run.outputs import record_json, write_outputs
@@ -102,7 +104,8 @@ def run(
             sys.stdout.write(record_json(result.record))
         else:
             _print_summary(result, done.folder.path, done.files)
-        if result.interrupted or done.signals.held:
+        # a stack's last page can be scored while a signal waits (stopped_by): the result is whole
+        if result.interrupted or done.signals.held or done.signals.stopped_by is not None:
             err_console.print("interrupted: wrote the result so far" if result.interrupted
                               else "interrupted: the fit had finished; wrote the result", highlight=False)
             raise typer.Exit(exit_code_for(done.signals.signum))
@@ -147,6 +150,9 @@ def _progress(show: bool):
 
     def cb(p):
         info = f"loss {p.loss:.2e}" if p.loss == p.loss else ""
+        page = getattr(p, "page", None)  # a stack's page: "page k/N"
+        if page:
+            info = f"{page}  {info}"
         if p.psnr is not None:
             info += f"  psnr {p.psnr:.2f}"
         if p.psnr_avg is not None:
@@ -178,6 +184,10 @@ def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:
     how = f"iteration {r.iteration} ({r.output})" if r.output != "solver" else "direct solver"
     if r.stop_reason in ("rule", "time limit"):
         how += f", stopped by the {'stopping rule' if r.stop_reason == 'rule' else 'time limit'}"
+    if result.pages:  # a stack: how many of its pages, and page 1's account
+        total, done = len(result.image), len(result.pages)
+        pages = f"{total} pages" if done == total else f"{done} of {total} pages restored"
+        how = f"{pages}; page 1: {how}"
     out_console.print(
         f"restored: {out_dir / files['restored']}  [{how}, {rec.timings.total_s:.1f} s on {rec.settings.device}]",
         highlight=False, markup=False,

@@ -121,7 +121,7 @@ def run_method(method: str, shared: dict[str, Any], registry: Registry, target: 
     started = time.perf_counter()
     try:
         settings = method_settings(method, shared, registry)
-        result = run_pipeline(settings, registry)
+        result = run_pipeline(settings, registry, pages=False)  # a stack's first page, as noted
         row.wall_s = time.perf_counter() - started
         row.result = result
         row.metrics = dict(result.metrics)

@@ -47,7 +47,7 @@ LOCK_NAME = ".restorekit-run"
 #: what restorekit writes into an output folder (restored/degraded take the input's suffix;
 #: labels, overlay and layer-* are segment's and decompose's, eval.json eval's)
 RESULT_FILES = re.compile(
-    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.png|compare\.png|curves\.png|run\.json|eval\.json"
+    r"^(?:(?:restored|degraded)\.(?:png|tif|tiff)|mask\.(?:png|tif)|compare\.png|curves\.png|run\.json|eval\.json"
     r"|labels\.png|overlay\.png|layer-[a-z0-9-]+\.png)$"
 )
 #: the longest folder-name stem kept in default names and staging names

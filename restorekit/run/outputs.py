@@ -2,7 +2,8 @@
 
 The output folder is checked and reserved before the fit
 (:mod:`restorekit.outdir`); everything is written into its hidden staging
-folder, which is moved into place only when complete.  A failure while
+folder, which is moved into place only when complete (a stack's images, a
+multi-page TIFF each, the same way).  A failure while
 writing leaves no partial output and keeps the restored image in a rescue
 folder; the CLI holds Ctrl-C back while it writes (:mod:`restorekit.signals`).
 """
@@ -19,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import RestoreError, RestoreKitError, one_line
-from ..io import output_suffix, to_array, write_image
+from ..io import output_suffix, to_array, write_image, write_stack
 from .outdir import OutputFolder
 from .record import record_json
 
@@ -142,6 +143,13 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         return f"; the restored image and run.json were saved in '{saved}'" if saved else ""
 
     with committing(folder, rescue) as tmp:
+        if result.pages:
+            files = _write_stack(result, tmp)
+            files["record"] = "run.json"
+            result.record.files = dict(files)
+            result.record.out = str(out)
+            (tmp / "run.json").write_text(record_json(result.record), encoding="utf-8")
+            return files
         suffix = output_suffix(result.source)
         files: dict[str, str] = {}
         write_image(tmp / f"restored{suffix}", result.image)
@@ -170,12 +178,118 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
     return files
 
 
+def _write_stack(result, tmp: Path) -> dict[str, str]:
+    """A stack's outputs (:mod:`.pages`): restored.tif and degraded.tif with a page each, the mask
+    (mask.png when every page has the same, else mask.tif, a page each), compare.png (a row for each
+    of up to three pages) and curves.png (every page's loss)."""
+    files: dict[str, str] = {}
+    write_stack(tmp / "restored.tif", result.image)
+    files["restored"] = "restored.tif"
+    src = result.source
+    same = result.degraded.shape[2:] == src.data.shape[1:]
+    alphas: list = [page.source.alpha for page in result.pages]
+    for image in result.image[len(alphas):]:  # pages not reached: their alpha is the result's, as read
+        if src.alpha is None:
+            alphas.append(None)
+            continue
+        from .pages import _resize
+
+        top = np.float32(np.iinfo(image.dtype).max if image.dtype.kind == "u" else 1)
+        alphas.append(_resize(image[..., -1].astype(np.float32) / top, result.degraded.shape[2:]))
+    degraded = [to_array(d, a if same else None, src.dtype) for d, a in zip(result.degraded, alphas)]
+    write_stack(tmp / "degraded.tif", np.stack(degraded))
+    files["degraded"] = "degraded.tif"
+    if result.mask is not None:
+        masks = result.mask.astype(np.uint8) * 255
+        if all(np.array_equal(masks[0], m) for m in masks[1:]):
+            write_image(tmp / "mask.png", masks[0])
+            files["mask"] = "mask.png"
+        else:
+            write_stack(tmp / "mask.tif", masks)
+            files["mask"] = "mask.tif"
+    notes = result.record.notes
+    drawn, note = _figure("compare.png", _stack_compare_figure, tmp / "compare.png", result)
+    if drawn:
+        files["compare"] = "compare.png"
+    if note:
+        notes.append(note)
+    drawn, note = _figure("curves.png", _stack_curves_figure, tmp / "curves.png", result)
+    if drawn:
+        files["curves"] = "curves.png"
+    if note:
+        notes.append(note)
+    return files
+
+
+def _shown_pages(count: int, most: int = 3) -> list[int]:
+    """Up to ``most`` pages spread over ``count``: the first, the last, and between."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
+def _stack_compare_figure(path: Path, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    n = len(result.image)
+    rows = _shown_pages(len(result.pages))
+    columns = 3 if result.reference is not None else 2
+    h, w = result.restored.shape[2:]
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, (3.2 * h / w + 0.5) * len(rows)),
+                             squeeze=False)
+    for row, k in zip(axes, rows):
+        page = result.pages[k]
+        panels = [("degraded", page.degraded, page.baseline.get("psnr")),
+                  ("restored", page.restored, page.metrics.get("psnr"))]
+        if columns == 3:
+            panels.append(("reference", page.reference, None))
+        for ax, (title, img, psnr) in zip(row, panels):
+            if img is not None:
+                ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
+            title = f"page {k + 1}/{n} {title}"
+            if psnr is not None and math.isfinite(psnr):
+                title = f"{title}  {psnr:.2f} dB"
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _stack_curves_figure(path: Path, result) -> bool:
+    histories = [(k, page.history) for k, page in enumerate(result.pages)
+                 if len(page.history.get("iteration") or []) >= 2]
+    if not histories:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    n = len(result.image)
+    fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.2))
+    for k, history in histories:
+        ax.semilogy(history["iteration"], history["loss"], lw=1, label=f"page {k + 1}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(f"fit to the observation, {len(histories)} of {n} pages", fontsize=10)
+    if len(histories) <= 10:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def rescue_result(result) -> Path | None:
     """Save the restored image and run.json in a new folder under the system's temporary folder."""
     try:
         rescue = Path(tempfile.mkdtemp(prefix="restorekit-rescue-"))
-        suffix = output_suffix(result.source)
-        write_image(rescue / f"restored{suffix}", result.image)
+        suffix = ".tif" if result.pages else output_suffix(result.source)
+        (write_stack if result.pages else write_image)(rescue / f"restored{suffix}", result.image)
         record = result.record.model_copy(update={"out": str(rescue), "files": None})
         (rescue / "run.json").write_text(record_json(record), encoding="utf-8")
         return rescue

@@ -7,13 +7,16 @@ into a folder it reserved before calling :func:`run`.  The CLI,
 :func:`run` is :func:`prepare` (up to the problem), :func:`~.solve.solve`,
 then :func:`finish` (the record): ``restorekit batch --stack`` prepares
 several images, solves them together (:func:`~.solve.solve_many`) and
-finishes each.
+finishes each; a multi-page TIFF is restored page by page
+(:mod:`restorekit.run.pages`), each page prepared, solved and finished on
+its own.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +49,11 @@ class Result:
     source: Image  #: the input as read
     interrupted: bool = False
     history: dict[str, list] = field(default_factory=dict)
+    #: a multi-page TIFF (a stack, :mod:`.pages`): each restored page's own Result, in order (fewer than
+    #: the stack's pages when interrupted); ``image`` is then the stack (N, H, W[, C]), ``restored``,
+    #: ``degraded`` and ``reference`` (N, C, H, W), ``mask`` (N, h, w), the scores the pages' means and
+    #: ``record`` the stack's.  Empty for a single image
+    pages: list["Result"] = field(default_factory=list)
 
 
 def load_input(image: Any) -> Image:
@@ -112,8 +120,22 @@ def run(
     *,
     callback: Callable[[Any], Any] | None = None,
     log: Callable[[str], Any] | None = None,
+    pages: bool = True,
 ) -> Result:
-    """One restoration, every stage; ``log`` receives the notes and the one-line plan."""
+    """One restoration, every stage; ``log`` receives the notes and the one-line plan.
+
+    An image file holding a stack (a multi-page TIFF: z-stack, time series) is restored page by page
+    (:func:`~.pages.run_pages`); with ``pages`` false, its first page only, as :func:`load_input` reads it.
+    """
+    if pages and isinstance(settings.image, (str, os.PathLike)):
+        from ..io import read_pages
+
+        read = read_pages(settings.image)
+        if len(read) > 1:
+            from .pages import run_pages
+
+            return run_pages(settings, registry, read, callback=callback, log=log)
+        settings = replace(settings, image=read[0])  # read once
     prepared = prepare(settings, registry, log=log)
     solution = solve(prepared.plan, prepared.problem, registry, callback)
     # a result exists: inside the CLI's run, Ctrl-C and SIGTERM now wait until it is written

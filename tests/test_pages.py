@@ -1,0 +1,290 @@
+"""Micrographs and stacks (issue 20): multi-page TIFFs read as stacks and restored page by page, 16-bit kept.
+
+Tiny on purpose: 3 pages of 24x24 uint16 with synthetic noise; a direct solver (the default, BM3D
+told the estimated noise, where restorekit-classic is installed) or a few steps of the built-in TV fit.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+
+from tests.helpers import invoke, one_line_error, signal_on_call
+
+tifffile = pytest.importorskip("tifffile")
+
+pytestmark = pytest.mark.usefixtures("fresh_host")  # chdir into tmp_path, fresh plugin host (conftest.py)
+
+#: the built-in TV fit: a few steps, no plugin needed
+FIT = ["--prior", "tv:0.02", "--net", "identity", "--iters", "40"]
+SIGMA = 2500  # noise, in uint16 units (about 10 in 0-255 units)
+
+
+def clean_pages(n: int = 3, size: int = 24) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    return np.stack([8000 + 30000 * (0.5 + 0.5 * np.sin(xx / (4 + k)) * np.cos(yy / 5.0)) for k in range(n)])
+
+
+def noisy_stack(path, n: int = 3, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A uint16 stack of ``n`` noisy pages at ``path``; (clean, noisy) as float and uint16."""
+    clean = clean_pages(n)
+    noisy = np.clip(np.rint(clean + np.random.default_rng(seed).normal(0, SIGMA, clean.shape)), 0, 65535)
+    noisy = noisy.astype(np.uint16)
+    tifffile.imwrite(path, noisy, photometric="minisblack")
+    return clean, noisy
+
+
+def rms(a, b) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
+
+
+# -- reading and writing stacks -------------------------------------------------------------------------
+
+
+def test_read_pages_gives_every_page_and_read_image_the_first(tmp_path):
+    from restorekit.io import read_image, read_pages
+
+    _, noisy = noisy_stack(tmp_path / "s.tif")
+    pages = read_pages(tmp_path / "s.tif")
+    assert [p.page for p in pages] == [0, 1, 2] and all(p.notes == [] for p in pages)
+    for page, expected in zip(pages, noisy):
+        assert page.dtype == np.uint16 and page.data.shape == (1, 24, 24)
+        np.testing.assert_array_equal(np.rint(page.data[0] * 65535).astype(np.uint16), expected)
+    # one image, as before: the first page, with its note
+    assert read_image(tmp_path / "s.tif").notes == ["the TIFF holds 3 pages; restorekit used the first"]
+    # a single-page file: one image, as read_image reads it
+    tifffile.imwrite(tmp_path / "one.tif", noisy[0])
+    (one,) = read_pages(tmp_path / "one.tif")
+    assert one.page is None and one.notes == []
+    np.testing.assert_array_equal(one.data, read_image(tmp_path / "one.tif").data)
+
+
+def test_write_stack_round_trips_pages_shape_and_dtype(tmp_path):
+    from restorekit.io import read_pages, write_stack
+
+    rng = np.random.default_rng(0)
+    for name, stack in [("g16.tif", rng.integers(0, 65535, (3, 5, 7), dtype=np.uint16)),
+                        ("rgba8.tif", rng.integers(0, 255, (2, 5, 7, 4), dtype=np.uint8))]:
+        write_stack(tmp_path / name, stack)
+        back = tifffile.imread(tmp_path / name)
+        assert back.dtype == stack.dtype and back.shape == stack.shape
+        np.testing.assert_array_equal(back, stack)
+        assert len(read_pages(tmp_path / name)) == len(stack)
+
+
+def test_a_thumbnail_page_is_left_out_with_a_note(tmp_path):
+    from restorekit.io import read_pages
+
+    _, noisy = noisy_stack(tmp_path / "s.tif")
+    with tifffile.TiffWriter(tmp_path / "t.tif") as tif:
+        tif.write(noisy[0])
+        tif.write(noisy[1, ::4, ::4], subfiletype=1)  # reduced resolution
+    (page,) = read_pages(tmp_path / "t.tif")
+    assert page.data.shape == (1, 24, 24)
+    assert page.notes == ["the TIFF holds 2 pages; 1 reduced-resolution page (a thumbnail or pyramid level) left out"]
+
+
+def test_a_stack_of_mixed_pages_is_refused_in_one_line(tmp_path):
+    _, noisy = noisy_stack(tmp_path / "s.tif")
+    with tifffile.TiffWriter(tmp_path / "mixed.tif") as tif:
+        tif.write(noisy[0])
+        tif.write(noisy[1, :12, :12])
+    r = invoke(["run", tmp_path / "mixed.tif", *FIT])
+    one_line_error(r, "its pages differ (page 1 is 24x24 with 1 channel of uint16 and page 2 12x12")
+    assert not (tmp_path / "runs").exists()
+    with tifffile.TiffWriter(tmp_path / "types.tif") as tif:
+        tif.write(noisy[0])
+        tif.write((noisy[1] // 257).astype(np.uint8))
+    one_line_error(invoke(["run", tmp_path / "types.tif", *FIT]), "1 channel of uint8")
+
+
+def test_the_pixel_limit_holds_a_stack_whole(tmp_path, monkeypatch):
+    noisy_stack(tmp_path / "s.tif")
+    monkeypatch.setenv("RESTOREKIT_MAX_PIXELS", str(24 * 24 * 2))  # one page fits, three do not
+    one_line_error(invoke(["run", tmp_path / "s.tif", *FIT]), "a stack of 3 pages: 24x24x3")
+
+
+# -- run: page by page ----------------------------------------------------------------------------------
+
+
+def test_run_restores_each_page_of_a_uint16_stack(tmp_path):
+    """The default (noise estimated per page, BM3D told it): a 3-page uint16 stack in, 3 pages out."""
+    pytest.importorskip("restorekit_classic")
+    pytest.importorskip("bm3d")
+    clean, noisy = noisy_stack(tmp_path / "s.tif")
+    r = invoke(["run", tmp_path / "s.tif", "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    for k in (1, 2, 3):
+        assert f"page {k}/3" in r.stderr
+    out = tifffile.imread(tmp_path / "o/restored.tif")
+    assert out.shape == (3, 24, 24) and out.dtype == np.uint16
+    for k in range(3):
+        assert (out[k] != noisy[k]).any()
+        assert rms(out[k], clean[k]) < 0.5 * rms(noisy[k], clean[k])  # each page denoised on its own
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o/degraded.tif"), noisy)  # the observation
+    record = json.loads((tmp_path / "o/run.json").read_text())
+    assert record["status"] == "complete" and record["input"]["dtype"] == "uint16"
+    assert record["files"]["restored"] == "restored.tif"
+    notes = record["notes"]
+    assert "stack of 3 pages of 24x24" in notes[0]
+    lines = [n for n in notes if n.startswith("page ") and " restored in " in n]
+    assert len(lines) == 3
+    # each page's own noise estimate, in the image's own units too (the truth: 2500)
+    levels = [float(n.split(" = ")[1].split(" ")[0]) for n in lines]
+    assert all(SIGMA / 1.4 < v < SIGMA * 1.4 for v in levels), lines
+
+
+def test_restore_on_a_stack_returns_the_stack_and_its_pages(tmp_path):
+    from restorekit import restore
+
+    clean, noisy = noisy_stack(tmp_path / "s.tif")
+    r = restore(tmp_path / "s.tif", prior="tv:0.02", net="identity", iters=40)
+    assert r.image.shape == (3, 24, 24) and r.image.dtype == np.uint16
+    assert r.restored.shape == (3, 1, 24, 24) and r.degraded.shape == (3, 1, 24, 24)
+    assert len(r.pages) == 3 and not r.interrupted and r.record.status == "complete"
+    for k, page in enumerate(r.pages):
+        np.testing.assert_array_equal(page.image, r.image[k])
+        assert page.source.page == k and page.record.noise is not None  # its own estimate
+        assert page.record.settings.seed == 0  # the run's seed, every page
+        assert rms(r.image[k], clean[k]) < rms(noisy[k], clean[k])
+    assert r.record.result.iterations_run == sum(p.record.result.iterations_run for p in r.pages)
+    # a page of the stack is what a run on that page alone gives
+    tifffile.imwrite(tmp_path / "p2.tif", noisy[1])
+    alone = restore(tmp_path / "p2.tif", prior="tv:0.02", net="identity", iters=40)
+    np.testing.assert_array_equal(alone.image, r.image[1])
+
+
+def test_a_reference_stack_scores_each_page(tmp_path):
+    from restorekit import restore
+
+    clean, _ = noisy_stack(tmp_path / "s.tif")
+    tifffile.imwrite(tmp_path / "c.tif", np.rint(clean).astype(np.uint16), photometric="minisblack")
+    r = restore(tmp_path / "s.tif", reference=tmp_path / "c.tif", prior="tv:0.02", net="identity", iters=40)
+    psnr = [p.metrics["psnr"] for p in r.pages]
+    assert r.metrics["psnr"] == pytest.approx(np.mean(psnr))
+    assert all(p.metrics["psnr"] > p.baseline["psnr"] for p in r.pages)
+    tifffile.imwrite(tmp_path / "c1.tif", np.rint(clean[0]).astype(np.uint16))
+    one_line_error(invoke(["run", tmp_path / "s.tif", "--reference", tmp_path / "c1.tif", *FIT]),
+                   "the image is a stack of 3 pages but the reference has 1")
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_page_2_keeps_page_1(tmp_path, monkeypatch, sig, code):
+    """Ctrl-C as page 2 starts: page 1 restored, pages 2 and 3 as read, the record says so, exit 130."""
+    from restorekit.run import pages
+
+    _, noisy = noisy_stack(tmp_path / "s.tif")
+    signal_on_call(monkeypatch, pages, "solve", 2, sig)
+    r = invoke(["run", tmp_path / "s.tif", *FIT, "--out", tmp_path / "o"])
+    assert r.exit_code == code, r.output
+    assert "wrote the result so far" in r.stderr
+    out = tifffile.imread(tmp_path / "o/restored.tif")
+    assert out.shape == (3, 24, 24) and out.dtype == np.uint16
+    assert (out[0] != noisy[0]).any()
+    np.testing.assert_array_equal(out[1:], noisy[1:])
+    record = json.loads((tmp_path / "o/run.json").read_text())
+    assert record["status"] == "interrupted"
+    assert any(n.startswith("interrupted at page 1/3: page 1 was restored; pages 2-3 were not started")
+               for n in record["notes"]), record["notes"]
+    assert not [p for p in tmp_path.rglob(".*")]  # no staging folder, no lock
+
+
+def test_an_interrupted_fit_keeps_its_result_so_far(tmp_path):
+    from restorekit import restore
+
+    _, noisy = noisy_stack(tmp_path / "s.tif")
+
+    def ctrl_c(progress):
+        if progress.page == "page 2/3" and progress.iteration == 5:
+            raise KeyboardInterrupt
+
+    r = restore(tmp_path / "s.tif", prior="tv:0.02", net="identity", iters=40, callback=ctrl_c)
+    assert r.interrupted and r.record.status == "interrupted" and len(r.pages) == 2
+    assert r.pages[1].interrupted and r.pages[1].record.result.iterations_run == 4
+    assert (r.image[0] != noisy[0]).any() and (r.image[1] != noisy[1]).any()
+    np.testing.assert_array_equal(r.image[2], noisy[2])
+    assert any("page 2's fit was interrupted" in n and "page 3 was not started" in n for n in r.record.notes)
+
+
+def test_a_signal_before_any_page_has_a_result_writes_nothing(tmp_path, monkeypatch):
+    from restorekit.run import pages
+
+    noisy_stack(tmp_path / "s.tif")
+    signal_on_call(monkeypatch, pages, "prepare", 1)
+    r = invoke(["run", tmp_path / "s.tif", *FIT])
+    assert r.exit_code == 130
+    assert "nothing was written" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# -- 16 bits --------------------------------------------------------------------------------------------
+
+
+def test_a_uint16_image_stays_uint16_and_its_noise_is_estimated_below_one_8bit_step(tmp_path):
+    """Noise of 40 in 0-65535 units is 0.16 of an 8-bit step: quantised to 8 bits it would be lost."""
+    from restorekit.io import read_image
+    from restorekit.noise import estimate
+
+    rng = np.random.default_rng(3)
+    clean = np.repeat(np.repeat(10000 + 40000 * rng.random((4, 4)), 16, 0), 16, 1)  # flat 16x16 patches
+    noisy = np.rint(clean + rng.normal(0, 40, clean.shape)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "n.tif", noisy)
+    model = estimate(read_image(tmp_path / "n.tif").data)
+    assert 40 / 1.2 < model.rms[0] * 65535 < 40 * 1.2  # measured: 42.9
+    eight = (np.rint(noisy / 257) / 255).astype(np.float32)[None]
+    assert estimate(eight).rms[0] * 65535 > 40 * 1.3  # what 8 bits would have given (measured: 57.5)
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "n.png", noisy)
+    for name, suffix in (("n.tif", "tif"), ("n.png", "png")):
+        r = invoke(["run", tmp_path / name, *FIT, "--out", tmp_path / f"o-{suffix}"])
+        assert r.exit_code == 0, r.output
+        out = iio.imread(tmp_path / f"o-{suffix}/restored.{suffix}")
+        assert out.dtype == np.uint16 and out.shape == (64, 64)
+
+
+# -- batch ----------------------------------------------------------------------------------------------
+
+
+def test_batch_restores_a_stack_page_by_page(tmp_path):
+    import imageio.v3 as iio
+
+    (tmp_path / "in").mkdir()
+    _, noisy = noisy_stack(tmp_path / "in/s.tif")
+    iio.imwrite(tmp_path / "in/a.png", (noisy[0] // 257).astype(np.uint8))
+    r = invoke(["batch", "in", "out", *FIT, "--workers", "1", "--stack", "2"])
+    assert r.exit_code == 0, r.output
+    out = tifffile.imread(tmp_path / "out/s/restored.tif")
+    assert out.shape == (3, 24, 24) and out.dtype == np.uint16
+    assert all((out[k] != noisy[k]).any() for k in range(3))
+    assert iio.imread(tmp_path / "out/a/restored.png").shape == (24, 24)
+
+
+def test_every_malformed_file_reads_as_pages_or_one_line(tmp_path, monkeypatch):
+    """read_pages on the malformed corpus (tests/test_io_malformed.py): images, or one line, as read_image."""
+    from restorekit.errors import UsageError
+    from restorekit.io import Image, read_pages
+    from tests.test_io_malformed import CASES, MAX_PIXELS_ENV
+
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    for name, (make, expected) in CASES.items():
+        suffix = ".tif" if "tif" in name else ".jpg" if "jp" in name else ".png"
+        path = tmp_path / f"{name}{suffix}"
+        path.write_bytes(make())
+        try:
+            pages = read_pages(path)
+        except UsageError as exc:
+            message = str(exc)
+            assert message.splitlines() == [message] and message.startswith("cannot read image "), message
+            assert expected != "image", (name, message)
+            assert expected is None or expected in message, (name, message)
+            continue
+        assert expected in (None, "image"), (name, expected)
+        assert pages and all(isinstance(p, Image) and p.data.dtype == np.float32 for p in pages), name
+    assert len(read_pages(tmp_path / "multipage.tif.tif")) == 4
