@@ -65,7 +65,13 @@ def restore(
     """Restore one image.
 
     ``image`` is a path, an array (HxW, HxWxC; uint8, uint16 or float in
-    [0, 1]) or ``None`` for the embedded default image.  An image given is
+    [0, 1]) or ``None`` for the embedded default image.  A path to a
+    multi-page TIFF (a z-stack, a time series) is restored page by page,
+    each page with these settings and ``seed`` (its own noise estimate):
+    ``result.image`` is the stack, ``(N, H, W[, C])`` in the input's sample
+    type, and ``result.pages`` each restored page's own :class:`Result`
+    (fewer than N when interrupted; ``reference`` is then a stack of N
+    pages).  An image given is
     taken as already degraded: ``mode`` defaults to ``restore``, where
     ``degrade`` only describes the forward model (default ``noise``: real
     noise of unknown level, estimated from the image; ``none``: no
