@@ -191,3 +191,30 @@ def test_start_floor_keeps_a_fit_that_fits_the_observed_pixels():
     flat = torch.full_like(exact, 0.5)  # a fit that has not started
     g = start_floor(Plan, problem, flat, Res)
     assert g["action"] == "start" and Plan.notes
+
+
+def test_a_dim_16_bit_micrograph_gets_its_shot_noise():
+    """Poisson-Gaussian counts between ~100 and ~4000 of 65535 (gain 2, read noise 5 counts): the
+    estimate runs on the image's own range, finds the signal dependence and the level in counts."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:192, 0:192] / 192
+    photons = 50 + 1950 * (0.5 + 0.5 * np.sin(5 * xx) * np.cos(3 * yy))  # expected photons
+    counts = 2 * rng.poisson(photons) + rng.normal(0, 5, photons.shape)
+    truth = float(np.sqrt(np.mean(4 * photons + 25)))  # RMS in counts
+    m = estimate(counts[None] / 65535)
+    rms_counts = float(m.rms[0]) * 65535
+    assert abs(rms_counts / truth - 1) < 0.2, (rms_counts, truth)
+    assert m.a[0] * 65535 > 1.0  # variance grows with the signal: about 2 counts per count
+
+
+def test_a_flat_16_bit_image_keeps_its_level_and_dtype():
+    """A flat 16-bit image with white noise of 400 counts: the level in counts is found and printed, and
+    the result stays uint16."""
+    rng = np.random.default_rng(0)
+    img = (20000 + rng.normal(0, 400, (64, 64))).astype(np.uint16)
+    assert abs(float(estimate(img[None] / 65535).rms[0]) * 65535 / 400 - 1) < 0.15
+    notes: list[str] = []
+    r = restorekit.restore(img, log=notes.append)
+    assert r.image.dtype == np.uint16
+    assert any(n.startswith("noise in the image's own units (0-65535): RMS") for n in notes), notes
+    assert float(np.std(r.image.astype(float) - 20000)) < 200  # most of the noise is gone

@@ -101,6 +101,12 @@ class NoiseModel:
             "blocks": int(self.blocks),
         }
 
+    def summary_counts(self, full: int) -> str:
+        """The levels in the image's own units (0-``full``: 65535 for 16-bit images)."""
+        rms = "/".join(f"{v * full:.4g}" for v in self.rms)
+        return (f"noise in the image's own units (0-{full}): RMS {rms}, variance {self.a.mean() * full:.3g}*X + "
+                f"{self.b.mean() * full**2:.4g} (X in counts)")
+
     def summary(self) -> str:
         rms = "/".join(f"{v * 255:.2g}" for v in self.rms)
         return (f"noise estimated: RMS {rms} (0-255, per channel), variance {self.a.mean() * 255:.3g}*x + "
@@ -187,13 +193,43 @@ def _variance_law(acf: np.ndarray, b: int) -> tuple[float, float]:
     return float(mean), float(max(2 * mean**2 / max(var, 1e-12), 1.0))
 
 
+#: an image whose values span less than this part of [0, 1] (a dim micrograph in a 16-bit range) is
+#: stretched to its own range for the estimate, and the model mapped back
+DIM = 0.5
+
+
 def estimate(image: np.ndarray) -> NoiseModel:
     """The noise model of ``image`` (C, H, W) in [0, 1] (see the module docstring)."""
-    from scipy.stats import chi2
-
     x = np.asarray(image, dtype=np.float64)
     if x.ndim == 2:
         x = x[None]
+    lo, hi = (float(v) for v in np.percentile(x, [0.1, 99.9]))
+    span = hi - lo
+    if 1e-6 < span < DIM:
+        # the intensity bins, the line's extent and the clipping margin are fractions of the range: on a dim
+        # image they would see one bin; estimate on the image stretched to its own range, then map back
+        # (var_x = s^2 var_y, y = (x - lo) / s: a_x = a_y s, b_x = b_y s^2 - a_y s lo)
+        m = _estimate((x - lo) / span)
+        a, b = m.a * span, m.b * span**2 - m.a * span * lo
+        for k in np.flatnonzero(b < 0):
+            # the line's intercept does not reach black: no read noise, if that keeps the level at the median
+            # intensity; else the slope was fitted to a narrow range (a flat image): that level, constant
+            x_med = float(np.median(x[k]))
+            level = span**2 * (m.a[k] * (x_med - lo) / span + m.b[k])
+            if a[k] * x_med <= 1.5 * level:
+                b[k] = 0.0
+            else:
+                a[k], b[k] = 0.0, level
+        out = NoiseModel(a=a, b=b, acf=m.acf, rms=np.zeros_like(a), blocks=m.blocks)
+        out.rms = np.array([float(np.sqrt(np.mean(np.maximum(a[k] * np.clip(x[k], 0, 1) + b[k], 0))))
+                            for k in range(len(a))])
+        return out
+    return _estimate(x)
+
+
+def _estimate(x: np.ndarray) -> NoiseModel:
+    from scipy.stats import chi2
+
     c, h, w = x.shape
     side = min(h, w)
     b = SMALL_BLOCK if side >= 4 * SMALL_BLOCK else max(4, side // 4)

@@ -100,6 +100,8 @@ def prepare(settings: RunSettings, registry: Registry, *, log: Callable[[str], A
     plan.notes.extend(getattr(src, "notes", None) or [])
     for d in plan.degradations:  # what a stage noticed while preparing (a thresholded mask, ...)
         plan.notes.extend(getattr(d, "notes", None) or [])
+    if getattr(problem, "noise", None) is not None and np.dtype(src.dtype).itemsize == 2:
+        plan.notes.append(problem.noise.summary_counts(65535))  # a 16-bit image: its levels in counts too
     schedule(plan, problem)
     logged = len(plan.notes)
     if log is not None:
