@@ -73,12 +73,27 @@ def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
 def test_each_member_is_its_fit_alone_up_to_rounding(registry, prior, degrade, stop, iters):
     """Member j of a stack fits problem j (its own observation, forward model, mask, seed, random
     stream and stopping rule): its fit alone, but for the order in which the stacked convolutions
-    sum.  Measured on these tiny fits: outputs within 2e-5 (most within 2e-6).  Over more steps,
-    Adam's normalised updates turn that rounding into visible differences, as any one-ulp change
-    does: a 1e-7 change of the observation moves a 150-step 32x32 fit's PSNR by 0.04-0.2 dB, and
-    stacking by 0.05-0.45 dB (benchmarks/batch.py measures it on its images)."""
+    sum.  That rounding is all they differ by, and the tolerances are what it can grow to on any CPU,
+    not what it is on one: Adam divides each gradient by its own running size, so a weight whose
+    gradient is zero but for rounding (a convolution's bias ahead of BatchNorm) takes steps of about
+    lr whose sign the rounding decides, and a fit that feels them drifts apart.  Measured over these
+    fits under every kernel choice reachable on a 2-core AMD EPYC (ATEN_CPU_CAPABILITY=default/avx2/
+    avx512, ONEDNN_MAX_CPU_ISA=SSE41/AVX2, MKL_CBWR=COMPATIBLE, 1 and 2 threads): most outputs within
+    2e-5, but the SURE fit (its divergence is a finite difference, rounding over epsilon) and the
+    EMA-free bernoulli fit drift up to 9.3e-3 (mean 1.5e-3), 2.4e-3 dB PSNR and 4.7e-2 in the last
+    losses (a Xeon with AMX failed the former bound of 1e-4: 0.3163 against 0.3164).  The
+    tolerances are about 5-10x that: outputs within 5e-2 (mean 1e-2), PSNR 0.02 dB, every loss
+    25%, and the first loss (the same weights and code, before any step: no drift yet, 2e-6
+    measured) 2e-5.  A member fitted with another seed is off by a mean 0.08 or more, 0.03-0.5 dB
+    and 0.4-37% in the first loss, far outside.  The stopping points and backtracks compare
+    exactly: the seeds are picked so that no eswmv decision is closer than 3% (seed 4 for problem
+    1 had two variances 3e-4 apart) and no backtrack check closer than 0.8 dB to its 0.5 dB
+    threshold, and the eswmv fits did not drift under any kernel choice.  Over more steps, Adam turns the
+    rounding into visible differences, as any one-ulp change does: a 1e-7 change of the observation
+    moves a 150-step 32x32 fit's PSNR by 0.04-0.2 dB, and stacking by 0.05-0.45 dB
+    (benchmarks/batch.py measures it on its images)."""
     problems = [_problem(registry, n, degrade) for n in range(3)]
-    seeds = [3, 4, 5]
+    seeds = [3, 10, 5]
     kw = dict(_kw(registry, prior, iters=iters), report_every=1)
     alone = [fit(p, seed=s, stopper=make_stopping_rule(stop, registry=registry), **kw)
              for p, s in zip(problems, seeds)]
@@ -86,10 +101,12 @@ def test_each_member_is_its_fit_alone_up_to_rounding(registry, prior, degrade, s
                        **kw)
     for p, a, b in zip(problems, alone, stacked):
         assert all(getattr(a, f) == getattr(b, f) for f in FIELDS)
-        assert torch.allclose(a.output, b.output, rtol=0, atol=1e-4)
-        assert abs(_psnr(a.output, p.reference) - _psnr(b.output, p.reference)) < 0.001
+        assert float((a.output - b.output).abs().max()) < 5e-2
+        assert float((a.output - b.output).abs().mean()) < 1e-2
+        assert abs(_psnr(a.output, p.reference) - _psnr(b.output, p.reference)) < 0.02
         assert a.history.iteration == b.history.iteration
-        assert np.allclose(a.history.loss, b.history.loss, rtol=1e-3, atol=0)
+        assert a.history.loss[0] == pytest.approx(b.history.loss[0], rel=2e-5, abs=0)
+        assert np.allclose(a.history.loss, b.history.loss, rtol=0.25, atol=0)
     if stop:
         assert len({r.iterations_run for r in stacked}) > 1  # members stopped apart
 
@@ -127,11 +144,16 @@ def test_a_stopped_member_is_frozen_where_it_stopped_and_the_others_go_on(regist
     assert stacked[0].iteration == (5 if prior == "dip" else 4)  # with the EMA: the average where it stopped
     assert rules[2].seen == list(range(1, 10)) and stacked[2].iterations_run == 9
     assert stacked[1].iterations_run == 16 and stacked[1].stop_reason == "iterations"
-    # its output is the one it had when it stopped: its fit alone with the same rule
+    # its output is the one it had when it stopped: its fit alone with the same rule, up to rounding
+    # (see test_each_member_is_its_fit_alone_up_to_rounding).  Measured: within 3e-6 under every kernel
+    # choice; one more step moves the output by 3.7e-3 with the EMA (whose 0.99 damps later iterates'
+    # drift: at most about 4e-4 of a 1e-2 drift after 5 steps) and by 0.17-0.23 without it (the last
+    # iterate, which can drift 1e-2): the tolerance sits between
+    tol = 1e-3 if prior == "dip" else 5e-2
     alone = fit(problems[0], seed=0, stopper=StopAt(StopAt.Params(at=4)), **kw)
-    assert alone.iterations_run == 5 and (alone.output - stacked[0].output).abs().max() < 1e-4
+    assert alone.iterations_run == 5 and (alone.output - stacked[0].output).abs().max() < tol
     alone2 = fit(problems[2], seed=2, stopper=StopAt(StopAt.Params(at=8)), **kw)
-    assert (alone2.output - stacked[2].output).abs().max() < 1e-3
+    assert (alone2.output - stacked[2].output).abs().max() < tol
 
 
 def test_a_member_that_diverges_fails_alone(registry):
@@ -219,7 +241,8 @@ def _batch(src: Path, out: Path, *extra: str):
 
     reset_host()
     r = CliRunner().invoke(cli.get_app(), ["batch", str(src), str(out), "--prior", "dip", "--net", TINY, "--iters", "12",
-                                           "--stop", "eswmv:patience=4,window=3", "--json", *extra])
+                                           "--stop", "eswmv:patience=4,window=3", "--mode", "benchmark", "--json",
+                                           *extra])
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
@@ -247,8 +270,18 @@ def test_stack_writes_what_one_at_a_time_writes(folder, tmp_path):
         assert ra.keys() == rb.keys()
         for section in ("status", "mode", "task", "input", "components", "settings"):
             assert ra[section] == rb[section], section
-        for key in ("iteration", "iterations_run", "output", "stopped_early", "stop_reason", "variance_minimum"):
-            assert ra["result"][key] == rb["result"][key], (a.key, key)
+        # each image's stop follows from its own rule (patience 4 of 12 iterations); the output is the
+        # average where it stopped.  Where the variance minimum falls is not compared between the runs:
+        # stacking sums in another order, and a fit that drifts apart (see
+        # test_each_member_is_its_fit_alone_up_to_rounding) moves the variances by several percent, so a
+        # near tie can go either way (measured here: with --seed 1 one image's minimum moved from 12 to 9,
+        # with --seed 2 from 11 to 12, both with the same stop and outputs within 5e-4 dB and one 8-bit step)
+        for r in (ra, rb):
+            res, vmin = r["result"], r["result"]["variance_minimum"]
+            stops = vmin is not None and vmin + 4 <= 12
+            assert res["iterations_run"] == (vmin + 4 if stops else 12) and res["iteration"] == res["iterations_run"]
+            assert res["stopped_early"] == stops and res["stop_reason"] == ("rule" if stops else "iterations")
+            assert res["output"] == "ema"
         ia, ib = iio.imread(da / ra["files"]["restored"]), iio.imread(db / rb["files"]["restored"])
         assert np.abs(ia.astype(int) - ib.astype(int)).max() <= 2
         stacked = a.key.startswith("im")
