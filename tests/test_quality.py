@@ -231,14 +231,20 @@ def test_tiny_preset_run_end_to_end(tmp_path, monkeypatch):
 
 
 def test_batched_ensemble_equals_sequential(registry):
-    """K networks fitted as one batched problem give the K separate fits' mean."""
+    """K networks fitted as one batched problem give the K separate fits' mean, up to rounding: the
+    batched convolutions sum in another order.  Measured under every kernel choice reachable on a
+    2-core AMD EPYC (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_CBWR, 1 or 2 threads): within 7e-7.
+    On another CPU a fit can drift by up to 1e-2 in its last iterate (Adam stepping on gradients
+    that are zero but for rounding; see tests/test_stack.py), which the 0.99 EMA averages down to
+    about 4e-4 in five steps: the bound is 1e-3, below what one more step (2.2e-3) or another seed
+    (0.25) moves the output."""
     img = np.random.default_rng(2).random((16, 16, 3))
     kw = dict(degrade="gaussian:25", prior="dip:reg_noise_std=0,backtrack=0", net=TINY, iters=5,
               ensemble=3, registry=registry, stop="none")
     seq = restorekit.restore(img, ensemble_batched=False, **kw)
     bat = restorekit.restore(img, ensemble_batched=True, **kw)
     assert "batched" in bat.record["result"]["output"]
-    assert np.abs(seq.restored - bat.restored).max() < 1e-4
+    assert np.abs(seq.restored - bat.restored).max() < 1e-3
 
 
 def test_batched_ensemble_backtracks_per_member(registry):
