@@ -81,7 +81,7 @@ class NoiseModel:
         """The level of white noise whose power matches this noise's where it is strongest: the
         stabilised spectrum's peak times the mean RMS (what a white-noise denoiser must be told to
         remove the noise's low-frequency part), image units."""
-        spec = np.stack([_spectrum(k, 64) for k in self.power()])
+        spec = np.stack([spectrum(k, (64, 64)) for k in self.power()])
         return float(np.sqrt(spec.mean(0).max()) * float(np.mean(self.rms)))
 
     def scaled(self, s: float) -> "NoiseModel":
@@ -111,19 +111,6 @@ class NoiseModel:
         rms = "/".join(f"{v * 255:.2g}" for v in self.rms)
         return (f"noise estimated: RMS {rms} (0-255, per channel), variance {self.a.mean() * 255:.3g}*x + "
                 f"{self.b.mean() * 255**2:.3g}, neighbour correlation {self.lag1:.2f}")
-
-
-def _spectrum(acf: np.ndarray, n: int) -> np.ndarray:
-    """The power spectrum on an n x n grid of a (2L+1) x (2L+1) autocovariance (mean = acf's centre),
-    tapered so that it stays non-negative."""
-    L = acf.shape[-1] // 2
-    w = 1 - np.abs(np.arange(-L, L + 1)) / (L + 1)
-    a = acf * np.outer(w, w)
-    grid = np.zeros((n, n))
-    for dy in range(-L, L + 1):
-        for dx in range(-L, L + 1):
-            grid[dy % n, dx % n] = a[dy + L, dx + L]
-    return np.maximum(np.fft.fft2(grid).real, 0)
 
 
 def spectrum(acf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
