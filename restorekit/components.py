@@ -317,6 +317,10 @@ class Degradation(Component):
     #: "deblur", or a plugin's own word; None lets restorekit infer it (a
     #: mask: inpaint, a scale: sr, otherwise denoise)
     task: ClassVar[str | None] = None
+    #: False for a degradation that only describes a real observation (``noise``: estimated from the image,
+    #: never drawn): its :meth:`prepare` refuses benchmark mode with a UsageError, and the contract kit
+    #: checks it in restore mode
+    simulated: ClassVar[bool] = True
 
     mask: "np.ndarray | None" = None
 

@@ -363,7 +363,9 @@ def check_can_start(out_dir: Path, resume: bool, items: Iterable[Any] = ()) -> N
             raise UsageError(f"--resume: '{shown}' holds files, but this batch has not written the results of "
                              f"'{item.key}' yet: restorekit batch never replaces what it did not record; move them "
                              "away, or choose another output folder")
-        why = not_replaceable(out)
+        # handed out by this batch (attempts > 0): a folder of restorekit's own files without a record is
+        # one its killed worker reserved and had not finished; anything else there is not this batch's
+        why = not_replaceable(out, record_needed=False)
         if why is not None and not (row.status == "done" and row.checksum and output_checksum(out) == row.checksum):
             raise UsageError(f"--resume: the results of '{item.key}' would replace '{shown}', but {why}: "
                              "restorekit batch replaces only its own results; move it away, or choose another "

@@ -329,6 +329,7 @@ class RealNoise(Degradation):
     summary = ("Real noise of unknown level (camera, microscope): a Poisson-Gaussian, spatially and "
                "cross-channel correlated model estimated from the image itself; the default in --mode restore.")
     task = "denoise"
+    simulated = False
 
     def prepare(self, shape, rng, mode):
         if mode == "benchmark":

@@ -242,14 +242,16 @@ def _is_restorekit_result(folder: Path) -> bool:
     return False
 
 
-def not_replaceable(folder: Path) -> str | None:
+def not_replaceable(folder: Path, record_needed: bool = True) -> str | None:
     """Why ``--overwrite`` may not replace the existing, non-empty ``folder`` ("it holds 'x', which
-    restorekit did not write"; "it has no restorekit record ..."), or None when restorekit wrote it."""
+    restorekit did not write"; "it has no restorekit record ..."), or None when restorekit wrote it.
+    ``record_needed=False``: restorekit's own file names suffice (a folder the caller knows it reserved,
+    which a killed run left before its record was written)."""
     foreign = _foreign_entries(folder)
     if foreign:
         shown = f"'{foreign[0]}'" + (f" and {len(foreign) - 1} more" if len(foreign) > 1 else "")
         return f"it holds {shown}, which restorekit did not write"
-    if not _is_restorekit_result(folder):
+    if record_needed and not _is_restorekit_result(folder):
         return f"it has no restorekit record ({' or '.join(RECORDS)})"
     return None
 

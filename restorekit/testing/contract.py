@@ -205,13 +205,26 @@ def check_degradation(
     ``corrupt`` keeps the shape and gives the same draw for the same seed
     (and, for a ``noise_free`` degradation, returns its input unchanged).
     A degradation that needs a file of a given size (``mask:path=...``) is
-    checked with ``shapes`` of that size.
+    checked with ``shapes`` of that size.  One that is not ``simulated``
+    (it describes a real observation only) is prepared in restore mode, and
+    must refuse benchmark mode with a :class:`~restorekit.errors.UsageError`.
     """
     import torch
+
+    from ..errors import UsageError
 
     cls, spec = _resolve(component, spec, "degradation", registry)
     c = _Checker(cls, spec)
     _check_common(c, "degradation", plugin)
+    mode = "benchmark" if getattr(cls, "simulated", True) else "restore"
+    if mode == "restore":
+        with c.check("benchmark mode refused"):
+            try:
+                _fresh(c, "degradation").prepare(tuple(shapes[0]), np.random.default_rng(seed), "benchmark")
+            except UsageError:
+                pass
+            else:
+                c.fail("simulated is False but prepare() accepts benchmark mode")
     for shape in shapes:
         shape = tuple(int(v) for v in shape)
         ch, h, w = shape
@@ -222,7 +235,7 @@ def check_degradation(
             c.ensure(isinstance(s, int) and s >= 1, f"scale_factor() must be a positive int (got {s!r})")
             if h % s or w % s:
                 c.fail(f"choose shapes that are multiples of the scale factor {s}")
-            out_shape = deg.prepare(shape, np.random.default_rng(seed), "benchmark")
+            out_shape = deg.prepare(shape, np.random.default_rng(seed), mode)
             expect = (ch, h // s, w // s)
             c.ensure(tuple(out_shape) == expect, f"prepare() returned {tuple(out_shape)}, expected {expect}")
             if deg.mask is not None:
@@ -230,7 +243,7 @@ def check_degradation(
                 c.ensure(m.dtype == bool, f"mask must be bool (got {m.dtype})")
                 c.ensure(m.shape == expect[1:], f"mask is {m.shape}, expected the output size {expect[1:]}")
             twin: Degradation = _fresh(c, "degradation")  # type: ignore[assignment]
-            twin.prepare(shape, np.random.default_rng(seed), "benchmark")
+            twin.prepare(shape, np.random.default_rng(seed), mode)
             same = (deg.mask is None and twin.mask is None) or (
                 deg.mask is not None and twin.mask is not None and np.array_equal(deg.mask, twin.mask)
             )
