@@ -235,3 +235,27 @@ def test_a_negligible_shot_noise_slope_does_not_wreck_the_stabilisation():
     out = bm3d_colored(noisy, m)
     err = lambda x: float(np.sqrt(np.mean((x - clean) ** 2)))  # noqa: E731
     assert err(out) < 0.7 * err(noisy)
+
+
+def test_a_grey_image_stored_as_rgb_is_denoised():
+    """Equal channels: the colour differences carry no noise power; BM3D got an all-zero spectrum for
+    them and failed with NaN (set14's bridge.png)."""
+    clean = scene(64, 64)[:1].repeat(3, axis=0)
+    noisy = camera_noise(clean[:1], 0.0, 0.02**2, blur=True).repeat(3, axis=0)
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    r = restorekit.restore(hwc, reference=(np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8))
+    assert np.isfinite(r.restored).all() and r.metrics["psnr"] > r.baseline["psnr"]
+
+
+def test_the_safeguard_returns_the_input_when_no_milder_level_passes(monkeypatch):
+    import restorekit.noise.check as check
+    import restorekit.run.solve as solve
+
+    monkeypatch.setattr(solve, "MILDER", (0.5,))
+    monkeypatch.setattr(check, "STRUCTURE_LIMIT", -1.0)  # nothing passes
+    clean = scene(48, 48)
+    noisy = camera_noise(clean, 0.0, 0.02**2, blur=False)
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    r = restorekit.restore(hwc)
+    assert r.record.safeguard.action == "input"
+    assert np.array_equal(r.image, hwc)

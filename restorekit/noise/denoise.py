@@ -64,6 +64,9 @@ def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np", scale: f
     t = OPP if c == 3 else np.eye(c)
     zt = np.einsum("kc,chw->khw", t, z)
     psd = np.stack([spectrum(k, (h, w)) * h * w * scale for k in model.power(t)], -1)
+    # a channel with no noise power (the colour differences of a grey image stored as RGB) gets a floor: BM3D
+    # normalises each channel's spectrum and returned NaN for an all-zero one
+    psd = np.maximum(psd, 1e-4 * max(float(psd.mean()), 1e-12))
     y = bm3d.bm3d(np.moveaxis(zt, 0, -1), psd, profile=profile)
     y = np.moveaxis(np.atleast_3d(y), -1, 0)
     y = np.einsum("ck,khw->chw", np.linalg.inv(t), y)

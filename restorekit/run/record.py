@@ -133,8 +133,9 @@ class SafeguardRecord(_Section):
     score: float = Field(description="the check's statistic (structure: edge-to-flat ratio of the removed part's "
                          "normalised energy; start: the fit's error over its start's)")
     limit: float = Field(description="the statistic's largest accepted value")
-    action: Literal["kept", "milder", "start"] = Field(description="kept: the result passed; milder: a milder "
-                                                       "result was taken; start: the fit's start was returned")
+    action: Literal["kept", "milder", "input", "start"] = Field(
+        description="kept: the result passed; milder: a milder result was taken; input: none passed and the "
+                    "input is returned unchanged; start: the fit's start was returned")
     why: str
 
 

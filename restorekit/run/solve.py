@@ -126,8 +126,9 @@ def solve_many(plans: list[Plan], problems: list[Problem], registry: Registry) -
     return solutions
 
 
-#: the milder noise levels (variance factors) tried, in order, when a denoised result removed structure
-MILDER = (0.5, 0.25)
+#: the milder noise levels (variance factors) tried, in order, when a denoised result removed structure;
+#: when the mildest still does, the input is returned (a clean, heavily textured photo read as noisy)
+MILDER = (0.5, 0.25, 0.1, 0.03)
 
 
 def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -162,12 +163,18 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
         out = _solve_directly(plan, milder)
         ratio = score(out)
         if ratio <= STRUCTURE_LIMIT:
-            break
-    why = (f"the result removed image structure with the noise (edge-to-flat ratio {first:.2f} > "
-           f"{STRUCTURE_LIMIT:g}): the noise level was over-estimated; denoised again told {factor:g} x its "
-           f"variance (ratio {ratio:.2f})")
+            why = (f"the result removed image structure with the noise (edge-to-flat ratio {first:.2f} > "
+                   f"{STRUCTURE_LIMIT:g}): the noise level was over-estimated; denoised again told {factor:g} x "
+                   f"its variance (ratio {ratio:.2f})")
+            plan.notes.append(f"safeguard: {why}")
+            return out, {"check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "milder",
+                         "why": why}
+    why = (f"every result removed image structure with the noise (edge-to-flat ratio {first:.2f}, and {ratio:.2f} "
+           f"told {MILDER[-1]:g} x the estimated variance; limit {STRUCTURE_LIMIT:g}): what looks like noise is "
+           "the image's own texture, so the result is the input unchanged")
     plan.notes.append(f"safeguard: {why}")
-    return out, {"check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "milder", "why": why}
+    return problem.observation.to(out.device, out.dtype), {
+        "check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "input", "why": why}
 
 
 #: a budgeted fit keeps its result only if its error on the observed pixels is at most this fraction of its
