@@ -160,17 +160,7 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         if result.mask is not None:
             write_image(tmp / "mask.png", (result.mask.astype(np.uint8) * 255))
             files["mask"] = "mask.png"
-        notes = result.record.notes
-        drawn, note = _figure("compare.png", _compare_figure, tmp / "compare.png", result)
-        if drawn:
-            files["compare"] = "compare.png"
-        if note:
-            notes.append(note)
-        drawn, note = _figure("curves.png", _curves_figure, tmp / "curves.png", result.history)
-        if drawn:
-            files["curves"] = "curves.png"
-        if note:
-            notes.append(note)
+        _figures(tmp, files, result.record.notes, (_compare_figure, result), (_curves_figure, result.history))
         files["record"] = "run.json"
         result.record.files = dict(files)
         result.record.out = str(out)
@@ -207,18 +197,19 @@ def _write_stack(result, tmp: Path) -> dict[str, str]:
         else:
             write_stack(tmp / "mask.tif", masks)
             files["mask"] = "mask.tif"
-    notes = result.record.notes
-    drawn, note = _figure("compare.png", _stack_compare_figure, tmp / "compare.png", result)
-    if drawn:
-        files["compare"] = "compare.png"
-    if note:
-        notes.append(note)
-    drawn, note = _figure("curves.png", _stack_curves_figure, tmp / "curves.png", result)
-    if drawn:
-        files["curves"] = "curves.png"
-    if note:
-        notes.append(note)
+    _figures(tmp, files, result.record.notes, (_stack_compare_figure, result), (_stack_curves_figure, result))
     return files
+
+
+def _figures(tmp: Path, files: dict[str, str], notes: list[str], compare: tuple, curves: tuple) -> None:
+    """compare.png and curves.png, each ``(draw, what it draws)``: the files drawn go into ``files``, the
+    note of a figure that could not be drawn into ``notes``."""
+    for role, (draw, data) in (("compare", compare), ("curves", curves)):
+        drawn, note = _figure(f"{role}.png", draw, tmp / f"{role}.png", data)
+        if drawn:
+            files[role] = f"{role}.png"
+        if note:
+            notes.append(note)
 
 
 def _shown_pages(count: int, most: int = 3) -> list[int]:
