@@ -135,6 +135,14 @@ def test_run_restores_each_page_of_a_uint16_stack(tmp_path):
     # each page's own noise estimate, in the image's own units too (the truth: 2500)
     levels = [float(n.split(" = ")[1].split(" ")[0]) for n in lines]
     assert all(SIGMA / 1.4 < v < SIGMA * 1.4 for v in levels), lines
+    # and in the record: every page's own estimate and check
+    assert record["input"]["pages"] == 3
+    assert [p["page"] for p in record["pages"]] == [1, 2, 3]
+    assert all(p["status"] == "complete" and p["noise"]["rms_255"] and p["safeguard"] for p in record["pages"])
+    assert len({tuple(p["noise"]["rms_255"]) for p in record["pages"]}) == 3  # estimated per page
+    from restorekit.run.record import RunRecord
+
+    assert RunRecord.from_json((tmp_path / "o/run.json").read_text()).pages[2].page == 3
 
 
 def test_restore_on_a_stack_returns_the_stack_and_its_pages(tmp_path):
@@ -192,6 +200,7 @@ def test_a_signal_during_page_2_keeps_page_1(tmp_path, monkeypatch, sig, code):
     assert record["status"] == "interrupted"
     assert any(n.startswith("interrupted at page 1/3: page 1 was restored; pages 2-3 were not started")
                for n in record["notes"]), record["notes"]
+    assert [p["status"] for p in record["pages"]] == ["complete", "not started", "not started"]
     assert not [p for p in tmp_path.rglob(".*")]  # no staging folder, no lock
 
 

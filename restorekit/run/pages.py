@@ -157,6 +157,18 @@ def page_line(k: int, n: int, result: Result) -> str:
     return "; ".join(parts)
 
 
+def _page_record(k: int, result: Result) -> Any:
+    """A restored page's :class:`~.record.PageRecord`, from its own record."""
+    from .record import PageRecord
+
+    rec = result.record
+    return PageRecord(
+        page=k, status="interrupted" if result.interrupted else "complete", noise=rec.noise,
+        safeguard=rec.safeguard, iteration=rec.result.iteration, iterations_run=rec.result.iterations_run,
+        output=rec.result.output, stop_reason=rec.result.stop_reason, metrics=dict(rec.result.metrics),
+        baseline=dict(rec.result.baseline), seconds=rec.timings.total_s)
+
+
 def _resize(planes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """(C, h, w) or (h, w) float in [0, 1] resized (bicubic, antialiased) to ``hw``; unchanged if it has that size."""
     hw = (int(hw[0]), int(hw[1]))
@@ -225,8 +237,9 @@ def stack_record(pages: Sequence[Image], results: list[Result], interrupted: boo
                  baseline: dict[str, float], started: float):
     """The stack's run.json: page 1's record (its input, components, settings, noise, safeguard, result and
     history), with the stack's status and times, the scores' means over the pages restored, the pages'
-    total of iterations, and notes that say what each page did (until the record has a field for pages)."""
-    from .record import TimingsRecord
+    total of iterations, notes that say what each page did, ``input.pages`` and every page's own
+    :class:`~.record.PageRecord` in ``pages``."""
+    from .record import PageRecord, TimingsRecord
 
     first = results[0]
     n, done = len(pages), len(results)
@@ -253,10 +266,13 @@ def stack_record(pages: Sequence[Image], results: list[Result], interrupted: boo
                 + (" (resized to the result's size)" if resized else "")
                 if done < n else "every page has a result")
         notes.append(f"interrupted at page {done}/{n}: {what}; {rest}")
-    notes.append("run.json's noise, safeguard, result and history are page 1's; result.metrics and baseline "
-                 f"are the means over the {done} page{'s' if done > 1 else ''} restored, result.iterations_run "
-                 "and timings.fit_s the pages' totals")
+    notes.append("run.json's noise, safeguard, result and history are page 1's, and pages holds every page's "
+                 f"own; result.metrics and baseline are the means over the {done} page{'s' if done > 1 else ''} "
+                 "restored, result.iterations_run and timings.fit_s the pages' totals")
     rec.notes = notes
+    rec.input = rec.input.model_copy(update={"pages": n})
+    rec.pages = [_page_record(k, r) for k, r in enumerate(results, 1)] + [
+        PageRecord(page=k, status="not started") for k in range(done + 1, n + 1)]
     rec.status = "interrupted" if interrupted or any(r.interrupted for r in results) else "complete"
     fit_s = sum(r.record.timings.fit_s for r in results)
     iterations = sum(r.record.result.iterations_run for r in results)

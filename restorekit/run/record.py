@@ -61,6 +61,8 @@ class InputRecord(_Section):
     dtype: str = Field(description="sample type of the source: uint8, uint16 or float32")
     format: str = Field(description="png, tiff, jpeg, or array")
     sha256: str | None = Field(description="of the input file's bytes")
+    pages: int | None = Field(default=None, description="a multi-page TIFF restored page by page: its page "
+                              "count (absent for one image)")
 
 
 class ReferenceRecord(_Section):
@@ -139,6 +141,24 @@ class SafeguardRecord(_Section):
     why: str
 
 
+class PageRecord(_Section):
+    """One page of a stack (a multi-page TIFF restored page by page): its own estimate, check and result."""
+
+    page: int = Field(description="1 for the first page")
+    status: Literal["complete", "interrupted", "not started"] = Field(
+        description="interrupted: its fit was stopped and kept its result so far; not started: the result "
+                    "holds the page as read")
+    noise: NoiseRecord | None = Field(default=None, description="the noise model estimated from this page")
+    safeguard: SafeguardRecord | None = Field(default=None, description="the check of this page's result")
+    iteration: int | None = Field(default=None, description="the iteration its output comes from (0: a solver)")
+    iterations_run: int | None = None
+    output: str | None = Field(default=None, description="ema, last, solver, start, ...")
+    stop_reason: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    baseline: dict[str, float | None] = Field(default_factory=dict)
+    seconds: float | None = Field(default=None, description="the page's run, in all")
+
+
 class EnvironmentRecord(_Section):
     python: str
     platform: str
@@ -211,15 +231,19 @@ class RunRecord(_Section):
     history: HistoryRecord = Field(
         default_factory=HistoryRecord, description="per reporting iteration: loss, PSNR of the output and its average"
     )
+    pages: list[PageRecord] | None = Field(default=None, description="a stack: every page's own estimate, check "
+                                           "and result (absent for one image)")
     files: dict[str, str] | None = Field(default=None, description="the files written, by role (set when written)")
     out: str | None = Field(default=None, description="the output folder (set when written)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python data, as run.json holds it (before non-finite numbers are replaced)."""
         data = self.model_dump(mode="python")
-        for key in ("files", "out"):
+        for key in ("files", "out", "pages"):
             if data.get(key) is None:
                 data.pop(key, None)
+        if data["input"].get("pages") is None:
+            data["input"].pop("pages", None)
         comps = data["components"]
         for item in comps["degradations"] + comps["metrics"] + ([comps["generator"]] if comps["generator"] else []):
             item.pop("role", None)  # a role belongs to priors only
