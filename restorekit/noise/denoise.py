@@ -53,9 +53,9 @@ def unstabilise(y: np.ndarray, model: NoiseModel) -> np.ndarray:
     return out
 
 
-def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np", scale: float = 1.0) -> np.ndarray:
-    """BM3D of ``x`` (C, H, W) in [0, 1] for the correlated noise ``model``; ``scale`` multiplies the
-    noise's variance BM3D is told."""
+def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
+    """BM3D of ``x`` (C, H, W) in [0, 1] for the correlated noise ``model`` (``model.scaled(s)`` for a
+    milder or stronger one)."""
     import bm3d
 
     _numpy_trapz()
@@ -63,7 +63,7 @@ def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np", scale: f
     z = stabilise(x, model)
     t = OPP if c == 3 else np.eye(c)
     zt = np.einsum("kc,chw->khw", t, z)
-    psd = np.stack([spectrum(k, (h, w)) * h * w * scale for k in model.power(t)], -1)
+    psd = np.stack([spectrum(k, (h, w)) * h * w for k in model.power(t)], -1)
     # a channel with no noise power (the colour differences of a grey image stored as RGB) gets a floor: BM3D
     # normalises each channel's spectrum and returned NaN for an all-zero one
     psd = np.maximum(psd, 1e-4 * max(float(psd.mean()), 1e-12))

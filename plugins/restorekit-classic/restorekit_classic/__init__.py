@@ -219,6 +219,17 @@ class Wavelet(_Denoiser):
         )
 
 
+def _bm3d() -> Any:
+    """The bm3d package, or a one-line UsageError saying how to install it."""
+    try:
+        import bm3d
+    except ImportError:
+        raise UsageError(
+            "prior 'bm3d' needs the bm3d package: pip install bm3d (in the environment of restorekit)"
+        ) from None
+    return bm3d
+
+
 class BM3D(_Denoiser):
     name = "bm3d"
     summary = "BM3D denoising (the bm3d package; colour images in the opponent colour space)."
@@ -240,27 +251,14 @@ class BM3D(_Denoiser):
         image, known = _observed(problem, self.name)
         if not known:
             return super().solve(problem)
-        self._need_bm3d()
+        _bm3d()
         from restorekit.noise.denoise import bm3d_colored
 
         out = bm3d_colored(np.moveaxis(image, -1, 0), noise, profile=self.params.profile)
         return _result(np.moveaxis(out, 0, -1), problem)
 
-    def _need_bm3d(self) -> None:
-        try:
-            import bm3d  # noqa: F401
-        except ImportError:
-            raise UsageError(
-                "prior 'bm3d' needs the bm3d package: pip install bm3d (in the environment of restorekit)"
-            ) from None
-
     def denoise(self, image, sigma):
-        try:
-            import bm3d
-        except ImportError:
-            raise UsageError(
-                "prior 'bm3d' needs the bm3d package: pip install bm3d (in the environment of restorekit)"
-            ) from None
+        bm3d = _bm3d()
         p = self.params
         if image.shape[-1] == 3:
             return bm3d.bm3d_rgb(image, sigma, profile=p.profile, colorspace=p.colorspace)
