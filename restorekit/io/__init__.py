@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from .codecs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_declared_size, max_pixels
 from .files import atomic_write_bytes, atomic_write_text, check_input_file
-from .image import Image, image_from_array, output_suffix, to_array
+from .image import Image, image_from_array, native_scale, output_suffix, to_array
 from .read import read_image, read_mask, read_pages
 from .write import write_image, write_stack
 
@@ -70,6 +70,7 @@ __all__ = [
     "check_declared_size",
     "check_input_file",
     "max_pixels",
+    "native_scale",
     "read_image",
     "read_pages",
     "image_from_array",

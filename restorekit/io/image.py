@@ -223,3 +223,8 @@ def output_suffix(image: Image) -> str:
     if image.format == "tiff" or np.dtype(image.dtype) == _FLOAT32:
         return ".tif"
     return ".png"
+
+
+def native_scale(dtype: Any) -> float | None:
+    """The image's own full scale where it is not 0-255: 65535 for 16-bit samples, else None."""
+    return 65535.0 if np.dtype(dtype) == np.dtype(np.uint16) else None

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..io import Image, read_pages, to_array
+from ..io import Image, native_scale, read_pages, to_array
 from ..registry import Registry
 from .pipeline import Result, finish, prepare
 from .settings import RunSettings
@@ -37,11 +37,6 @@ from .signals import hold as hold_signals
 from .solve import solve
 
 __all__ = ["run_pages", "stack_record", "native_scale"]
-
-
-def native_scale(dtype: Any) -> float | None:
-    """The image's own full scale where it is not 0-255: 65535 for 16-bit samples, else None."""
-    return 65535.0 if np.dtype(dtype) == np.dtype(np.uint16) else None
 
 
 def run_pages(

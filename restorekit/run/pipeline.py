@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ComponentFailure, UsageError
-from ..io import Image, image_from_array, read_image, to_array
+from ..io import Image, image_from_array, native_scale, read_image, to_array
 from ..registry import Registry
 from .auto import fit_image
 from .plan import Plan, make_plan, schedule
@@ -100,8 +100,9 @@ def prepare(settings: RunSettings, registry: Registry, *, log: Callable[[str], A
     plan.notes.extend(getattr(src, "notes", None) or [])
     for d in plan.degradations:  # what a stage noticed while preparing (a thresholded mask, ...)
         plan.notes.extend(getattr(d, "notes", None) or [])
-    if getattr(problem, "noise", None) is not None and np.dtype(src.dtype).itemsize == 2:
-        plan.notes.append(problem.noise.summary_counts(65535))  # a 16-bit image: its levels in counts too
+    full = native_scale(src.dtype)
+    if getattr(problem, "noise", None) is not None and full is not None:
+        plan.notes.append(problem.noise.summary_counts(int(full)))  # a 16-bit image: its levels in counts too
     schedule(plan, problem)
     logged = len(plan.notes)
     if log is not None:

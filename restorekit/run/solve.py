@@ -196,7 +196,7 @@ def start_floor(plan: Plan, problem: Problem, image: Any, res: Any) -> dict[str,
     import numpy as np
     import torch
 
-    from .problem import fill_missing
+    from .problem import BIHARMONIC_MAX_MISSING, fill_missing
 
     auto = getattr(plan, "auto", None)
     if (auto is None or not (auto.budgeted or res.stop_reason == "time limit") or problem.mask is None
@@ -219,7 +219,7 @@ def start_floor(plan: Plan, problem: Problem, image: Any, res: Any) -> dict[str,
                 "why": "the fit's error on the observed pixels is below its start's held-out error"}
     why = (f"the fit ran {res.iterations_run} steps and did not get past its start (error on the observed pixels "
            f"{score:.2f} x the start's held-out error, limit {START_FLOOR:g}): the result is its start, "
-           f"{'biharmonic inpainting' if int((~known).sum()) <= 300_000 else 'the filled-in observation'}; "
+           f"{'biharmonic inpainting' if int((~known).sum()) <= BIHARMONIC_MAX_MISSING else 'the filled-in observation'}; "
            "give the fit more time (--time-limit) or a less loaded machine")
     plan.notes.append(f"warning: {why}")
     return {"check": "start", "score": round(score, 4), "limit": START_FLOOR, "action": "start", "why": why}
