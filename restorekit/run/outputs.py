@@ -15,7 +15,7 @@ import math
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -39,18 +39,10 @@ def _compare_figure(path: Path, result) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    m, b = result.metrics, result.baseline
-    panels = [("degraded", result.degraded, b.get("psnr")), ("restored", result.restored, m.get("psnr"))]
-    if result.reference is not None:
-        panels.append(("reference", result.reference, None))
+    panels = _panels(result, result.reference is not None)
     h, w = result.restored.shape[1:]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * h / w + 0.5), squeeze=False)
-    for ax, (title, img, psnr) in zip(axes[0], panels):
-        ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
-        if psnr is not None and math.isfinite(psnr):
-            title = f"{title}  {psnr:.2f} dB"
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
+    _draw_panels(axes[0], panels, w, h, "", 10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -219,6 +211,26 @@ def _shown_pages(count: int, most: int = 3) -> list[int]:
     return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
 
 
+def _panels(result, reference: bool) -> list[tuple[str, Any, float | None]]:
+    """compare.png's panels of one result: (title, image, PSNR shown or None)."""
+    panels = [("degraded", result.degraded, result.baseline.get("psnr")),
+              ("restored", result.restored, result.metrics.get("psnr"))]
+    if reference:
+        panels.append(("reference", result.reference, None))
+    return panels
+
+
+def _draw_panels(row, panels: list, w: int, h: int, prefix: str, fontsize: int) -> None:
+    for ax, (title, img, psnr) in zip(row, panels):
+        if img is not None:
+            ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
+        title = f"{prefix}{title}"
+        if psnr is not None and math.isfinite(psnr):
+            title = f"{title}  {psnr:.2f} dB"
+        ax.set_title(title, fontsize=fontsize)
+        ax.axis("off")
+
+
 def _stack_compare_figure(path: Path, result) -> None:
     import matplotlib
 
@@ -232,19 +244,7 @@ def _stack_compare_figure(path: Path, result) -> None:
     fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, (3.2 * h / w + 0.5) * len(rows)),
                              squeeze=False)
     for row, k in zip(axes, rows):
-        page = result.pages[k]
-        panels = [("degraded", page.degraded, page.baseline.get("psnr")),
-                  ("restored", page.restored, page.metrics.get("psnr"))]
-        if columns == 3:
-            panels.append(("reference", page.reference, None))
-        for ax, (title, img, psnr) in zip(row, panels):
-            if img is not None:
-                ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
-            title = f"page {k + 1}/{n} {title}"
-            if psnr is not None and math.isfinite(psnr):
-                title = f"{title}  {psnr:.2f} dB"
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
+        _draw_panels(row, _panels(result.pages[k], columns == 3), w, h, f"page {k + 1}/{n} ", 9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
