@@ -55,7 +55,7 @@ CLASSICAL_WINNERS: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
     ],
     "noise": [
         (("bm3d",), "auto", "real noise of unknown level: BM3D told the estimated noise model (level per "
-         "intensity, spatial and cross-channel correlation) beat BM3D told the true RMS by 2 dB on real camera "
+         "intensity, spatial and cross-channel correlation) beat BM3D told the true RMS by 1.7 dB on real camera "
          "noise (benchmarks/real.py, cc15)"),
         (("learned",), "auto", "real noise of unknown level: the shipped learned denoiser at the estimated "
          "noise's white-noise equivalent (with restorekit-classic installed, BM3D for correlated noise is the "
