@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -132,3 +132,17 @@ class ComponentRegistry:
             raise RegistryError(f"plugin '{self.plugin}' registers {self.kind} '{cls.name}' twice")
         self.staged.append(Entry(cls=cls, plugin=self.plugin, version=self.version))
         return cls
+
+
+def call_accepting(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with only the keywords ``fn`` accepts (a plugin written before a
+    keyword existed keeps working, as pluggy lets hook implementations take fewer arguments)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(*args, **kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*args, **kwargs)
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})

@@ -139,9 +139,9 @@ class Manifest:
                 db.close()
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            from ..io.files import _umask
+            from ..io.files import umask
 
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; a manifest is as readable as the results
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp made it private; a manifest is as readable as the results
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -302,9 +302,9 @@ def batch_running(out_dir: Path) -> bool:
         return False
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine's batch (a shared disk): it cannot be told from here
-    from ..run.outdir import _alive
+    from ..run.outdir import pid_alive
 
-    return _alive(int(pid))
+    return pid_alive(int(pid))
 
 
 def _lock(fh) -> None:

@@ -183,10 +183,10 @@ def _new_file_mode(target: Path) -> int:
     try:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
-        return 0o666 & ~_umask()
+        return 0o666 & ~umask()
 
 
-def _umask() -> int:
+def umask() -> int:
     try:  # Linux: read it without the racy set-and-restore dance
         with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
             for line in fh:

@@ -119,7 +119,7 @@ def load(path: Path) -> LoadedModel:
 def build_net(card: dict[str, Any]) -> Any:
     """The network a card names by generator spec, built through the plugin registry."""
     from ..plugins import get_host
-    from ..run.engine import _call_accepting
+    from ..registry import call_accepting
 
     gen = get_host().registry.create("generator", card["net"])
     if "stride" in card and gen.stride() != card["stride"]:
@@ -132,7 +132,7 @@ def build_net(card: dict[str, Any]) -> Any:
         import torch
 
         init = torch.zeros((1, c, *canvas))
-    return _call_accepting(gen.build, c, c, init=init, canvas=canvas)
+    return call_accepting(gen.build, c, c, init=init, canvas=canvas)
 
 
 def code_stats(path: Path) -> tuple[Any, Any] | None:

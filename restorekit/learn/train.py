@@ -396,7 +396,7 @@ def build_network(s: TrainSettings, registry: Any, noise_map: bool, canvas: tupl
     """(network, card fields, stride) for the settings."""
     import torch
 
-    from ..run.engine import _call_accepting
+    from ..registry import call_accepting
 
     if noise_map:
         from .nets import ResUNet
@@ -412,7 +412,7 @@ def build_network(s: TrainSettings, registry: Any, noise_map: bool, canvas: tupl
     c = s.channels
     stride = gen.stride()
     padded = tuple(v + (-v) % stride for v in canvas)
-    net = _call_accepting(gen.build, c, c, init=torch.zeros((1, c, *padded)), canvas=padded)
+    net = call_accepting(gen.build, c, c, init=torch.zeros((1, c, *padded)), canvas=padded)
     fixed = bool(getattr(net, "fixed_size", False))
     fields = {"net": gen.spec, "image_channels": c, "stride": stride,
               "canvas": list(padded) if fixed else None}

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..components import Generator, LoopOptions, Prior, Problem
+from ..registry import call_accepting
 from .settings import PRECISIONS  # the one list (users' values are checked in the settings)
 
 
@@ -119,20 +120,6 @@ def sure_loss(
     out_b = net(zin + SURE_EPSILON * b).float()
     div = (crop(b) * (crop(out_b) - crop(out))).mean(dim=(1, 2, 3)) / SURE_EPSILON
     return diff.pow(2).mean(dim=(1, 2, 3)) - sigma**2 + 2 * sigma**2 * div
-
-
-def _call_accepting(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` with only the keywords ``fn`` accepts (a plugin written before a
-    keyword existed keeps working, as pluggy lets hook implementations take fewer arguments)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
 def code_seed(seed: int) -> int:
@@ -308,10 +295,10 @@ def build_member(generator: Generator, prior: Prior | None, geo: Any, init: torc
     if generator.needs_input:
         if prior is None:
             raise RuntimeError("a generator with an input needs a network prior")
-        z = _call_accepting(prior.input_code, H, W, gen, init, geometry=geo)
+        z = call_accepting(prior.input_code, H, W, gen, init, geometry=geo)
         if z is None:
             raise RuntimeError(f"prior '{prior.name}' gave no input code")
-    net = _call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
+    net = call_accepting(generator.build, 0 if z is None else z.shape[1], c, init=init, canvas=(H, W))
     net = net.to(device)
     net.train()
     return net, z

@@ -62,7 +62,7 @@ def _staging_pattern() -> re.Pattern[str]:
     return re.compile(rf"^\..*\.rk-{re.escape(_host_tag())}-(\d+)-[^.]*\.(?:tmp|old)$")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -186,7 +186,7 @@ def clean_stale(parent: Path) -> list[Path]:
         return removed
     for name in names:
         m = pattern.match(name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             path = parent / name
             shutil.rmtree(path, ignore_errors=True)
             if not os.path.lexists(path):
@@ -261,7 +261,7 @@ def _claim_existing(out: Path, overwrite: bool) -> bool:
     lock = out / LOCK_NAME
     if os.path.lexists(lock):
         pid = _lock_pid(lock)
-        if pid is not None and (pid == -1 or _alive(pid)):
+        if pid is not None and (pid == -1 or pid_alive(pid)):
             who = "another machine" if pid == -1 else f"process {pid}"
             raise UsageError(
                 f"output folder {_quote(out)} is in use by another restorekit run ({who}); choose another --out"
