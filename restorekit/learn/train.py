@@ -15,7 +15,9 @@ images (two folders matched by name).  Three ways to degrade clean images:
 The network is any registered generator (``--net``): ``resunet``, ``dncnn``,
 ``conv-autoencoder[:skips=true]``, ``dense-autoencoder:code=64``, ``skip``,
 ``unet``...  Adam minimises the loss (mse, l1, bce or ssim), the learning
-rate decaying on a cosine to 1/100 of its start.  After every epoch the model
+rate decaying on a cosine to 1/100 of its start (the steps are
+:func:`restorekit.learn.loop.fit`'s, the loop the ``faces`` network is
+trained by too).  After every epoch the model
 is scored on the validation images (fixed degradations, the same every time);
 the best one by validation PSNR is ``model.safetensors`` and the checkpoint
 (weights, optimiser state, epoch, random state: one ``checkpoint.safetensors``,
@@ -644,7 +646,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
     log = log or (lambda _m: None)
     registry = get_host().registry
     out = Path(s.out)
-    folder = reserve_output(s)
+    folder = reserve_output(s)  # before anything is built
     try:
         run = set_up(s, registry)
         val_sets = run.fixed_batch(run.data.val, 12345)
@@ -657,10 +659,9 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
                                          spe=run.spe)
             log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
                 f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
-        out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter() - report.seconds
         end_epoch = epoch_hook(run, out, report, card, settings, val_sets, t0, log)
-        step, loss_v = steps(run, report, end_epoch, t0, progress)
+        step, loss_v = run_steps(run, report, end_epoch, t0, progress)
         if not (out / WEIGHTS).exists():
             end_epoch(max(1, math.ceil(step / run.spe)), step, loss_v)  # stopped before the first epoch ended
         report.seconds = time.perf_counter() - t0
@@ -696,7 +697,7 @@ def epoch_hook(run: Run, out: Path, report: TrainReport, card: dict[str, Any], s
     return end_epoch
 
 
-def steps(run: Run, report: TrainReport, end_epoch, t0: float, progress) -> tuple[int, float]:
+def run_steps(run: Run, report: TrainReport, end_epoch, t0: float, progress) -> tuple[int, float]:
     """The steps from the report's to the last (restorekit/learn/loop.py); (step reached, last loss)."""
     def shown(step: int, loss_v: float) -> None:
         if progress is not None:
