@@ -5,7 +5,7 @@ first 100) and 100 non-faces.  :func:`train_faces` fits :class:`FaceNet`
 (two 3x3 convolution blocks and a linear layer, 1.4k weights) to a seeded
 160-image split and scores the other 40; the weights, the split and the
 order of the steps come from the seed, so every process gets the same
-network.  Nothing is downloaded.  The built-in network ``faces``
+network (the steps are :func:`restorekit.learn.loop.fit`'s, as train's are).  Nothing is downloaded.  The built-in network ``faces``
 (:mod:`restorekit.builtins.networks`) trains it on first use and keeps it
 in memory for the rest of the process.
 """
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..learn.loop import fit
 
 #: (C, H, W) of the images the network takes
 SHAPE = (1, 25, 25)
@@ -76,12 +78,8 @@ def train_faces(seed: int = 0, steps: int = 300, lr: float = 0.01) -> Trained:
         net = _module_class()()
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     xt, yt = x[train_idx], y[train_idx]
-    net.train()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(net(xt), yt)
-        loss.backward()
-        opt.step()
+    # full batch: every step sees the same 160 images; no schedule, no hooks (restorekit/learn/loop.py)
+    fit(net, opt, lambda: ((xt,), yt), torch.nn.functional.cross_entropy, total=steps)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -15,7 +15,9 @@ images (two folders matched by name).  Three ways to degrade clean images:
 The network is any registered generator (``--net``): ``resunet``, ``dncnn``,
 ``conv-autoencoder[:skips=true]``, ``dense-autoencoder:code=64``, ``skip``,
 ``unet``...  Adam minimises the loss (mse, l1, bce or ssim), the learning
-rate decaying on a cosine to 1/100 of its start.  After every epoch the model
+rate decaying on a cosine to 1/100 of its start (the steps are
+:func:`restorekit.learn.loop.fit`'s, the loop the ``faces`` network is
+trained by too).  After every epoch the model
 is scored on the validation images (fixed degradations, the same every time);
 the best one by validation PSNR is ``model.safetensors`` and the checkpoint
 (weights, optimiser state, epoch, random state: one ``checkpoint.safetensors``,
@@ -40,6 +42,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .data import ArraySet, ImageFolder, PairFolder, centre_crops, dataset, digest, draw, list_images, match_pairs, split
+from .loop import NonFiniteLoss, cosine, fit
 from .model import CARD, WEIGHTS, save, save_code_stats
 
 #: the weights, Adam's moments (tensors) and the rest of the state (JSON, in the file's metadata): one
@@ -118,6 +121,68 @@ def check(s: TrainSettings) -> None:
         raise UsageError(f"--split must be three fractions that sum to 1, validation > 0 (got {s.split})")
     if s.precision not in ("auto", "fp32", "bf16"):
         raise UsageError(f"unknown precision {s.precision!r} (valid: auto, fp32, bf16)")
+
+
+# -- the output folder ---------------------------------------------------------------------------------
+def reserve_output(s: TrainSettings):
+    """Check ``--out`` before anything is built: train's own rules, then those of every command's output
+    folder (restorekit/run/outdir.py).  Returns the reservation that :func:`release_output` ends.
+
+    Train's own rules: the folder is not inside a training folder (the model's files would become
+    training images); a folder that holds files is continued with ``--resume`` (which needs its
+    checkpoint), never replaced.  The shared rules, for a new training: the folder neither is nor holds
+    an input (the training folders, ``--init``'s model), is not a file or a broken link, can be created,
+    and carries a lock naming this process while it trains, so that a second training aimed at it is
+    refused.  Unlike run's results, a model folder is written in place, not staged: its checkpoint must
+    outlive a killed training for ``--resume`` to continue it."""
+    import shutil
+
+    from ..run.outdir import LOCK_NAME, prepare_output
+
+    out = Path(s.out)
+    for src in (s.folder, *(s.pairs or ())):
+        if src is not None and Path(src).resolve() in (out.resolve(), *out.resolve().parents):
+            raise UsageError(f"--out '{out}' is inside the training folder '{src}'; choose another --out")
+    if not s.resume and out.is_dir() and any(name != LOCK_NAME for name in os.listdir(out)):
+        raise UsageError(f"'{out}' already holds files; pass --resume to continue a training there, "
+                         "or choose another --out")
+    if s.resume:
+        if not (out / CHECKPOINT).is_file():
+            raise UsageError(f"--resume: '{out}' has no {CHECKPOINT} to continue from")
+        _check_lock(out)
+        return None
+    inputs = [Path(p) for p in (s.folder, *(s.pairs or ()), s.init) if p is not None]
+    folder = prepare_output(out, inputs=inputs)
+    shutil.rmtree(folder.staging, ignore_errors=True)  # in place: see above
+    folder.staging = None
+    return folder
+
+
+def _check_lock(out: Path) -> None:
+    """A training resumed in a folder that a running training holds is refused; a lock left by one that
+    no longer runs is removed."""
+    import contextlib
+
+    from ..run.outdir import LOCK_NAME, pid_alive
+
+    lock = out / LOCK_NAME
+    if not os.path.lexists(lock):
+        return
+    try:
+        pid = int(json.loads(lock.read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pid = None
+    if pid is not None and pid_alive(pid):
+        raise UsageError(f"output folder '{out}' is in use by another restorekit run (process {pid}); "
+                         "choose another --out")
+    with contextlib.suppress(OSError):
+        os.unlink(lock)
+
+
+def release_output(folder) -> None:
+    """The lock of :func:`reserve_output` removed (and the folder, when the training wrote nothing)."""
+    if folder is not None:
+        folder.abandon()
 
 
 # -- losses and scores --------------------------------------------------------------------------------
@@ -419,35 +484,12 @@ def build_network(s: TrainSettings, registry: Any, noise_map: bool, canvas: tupl
     return net, fields, stride
 
 
-def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
-          progress: Callable[..., Any] | None = None) -> TrainReport:
-    """Train into ``s.out`` (see the module docstring); returns what happened."""
+def seeded_network(s: TrainSettings, registry: Any, noise_map: bool, canvas: tuple[int, int], device):
+    """The network's starting weights (from the seed, or --init's model), on the device."""
     import torch
 
-    from ..plugins import get_host
-    from ..run.plan import cpu_has_native_bf16, pick_device
-    from ..run.signals import deferred_signals
     from .model import load, resolve
 
-    check(s)
-    log = log or (lambda _m: None)
-    registry = get_host().registry
-    out = Path(s.out)
-    for src in (s.folder, *(s.pairs or ())):
-        if src is not None and Path(src).resolve() in (out.resolve(), *out.resolve().parents):
-            raise UsageError(f"--out '{out}' is inside the training folder '{src}'; choose another --out")
-    if out.exists() and any(out.iterdir()) and not s.resume:
-        raise UsageError(f"'{out}' already holds files; pass --resume to continue a training there, "
-                         "or choose another --out")
-    if s.resume and not (out / CHECKPOINT).is_file():
-        raise UsageError(f"--resume: '{out}' has no {CHECKPOINT} to continue from")
-    degrader = Degrader(s, registry)
-    data = examples(s)
-    gen_name = registry.create("generator", s.net).name
-    noise_map = not s.degrade and s.pairs is None and gen_name == "resunet"
-    first_clean, _ = data.train.item(0)
-    canvas = (data.patch, data.patch) if data.patch else tuple(first_clean.shape[-2:])
-    device = pick_device(s.device)
     torch.manual_seed(s.seed)
     net, net_fields, stride = build_network(s, registry, noise_map, canvas)
     if s.init is not None:
@@ -460,57 +502,87 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
             raise UsageError(f"--init: the model in '{s.init}' is {was}; its weights do not fit {now} "
                              "(pass the same --net, and --channels)") from None
     net.to(device)
-    if s.steps_per_epoch:
-        spe = s.steps_per_epoch
-    else:
-        crops = 1 if data.patch is None else max(1, (first_clean.shape[-2] * first_clean.shape[-1]) // data.patch**2)
-        spe = max(1, math.ceil(len(data.train) * crops / s.batch))
-    total = s.steps if s.steps is not None else s.epochs * spe
-    epochs = math.ceil(total / spe)
-    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
-    rng = np.random.default_rng(s.seed)
-    report = TrainReport(steps_per_epoch=spe)
-    precision = s.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
-    criterion = loss_fn(s.loss)
+    return net, net_fields, stride
 
-    def forward(x, sig):
+
+@dataclass
+class Run:
+    """One training, set up: the examples, the degradation, the network and its optimiser."""
+
+    s: TrainSettings
+    data: Examples
+    degrader: Degrader
+    noise_map: bool  #: the network is told the noise level (an extra input)
+    net: Any
+    net_fields: dict[str, Any]
+    stride: int
+    device: Any
+    spe: int  #: steps per epoch
+    total: int  #: steps in all
+    epochs: int
+    opt: Any
+    sched: Any
+    rng: np.random.Generator  #: the patches and their noise
+    precision: str
+    criterion: Callable[[Any, Any], Any]
+
+    @property
+    def crop(self) -> int | None:
+        """The side of the validation and test crops (None: the data set's images whole)."""
+        patch = self.data.patch
+        return None if patch is None else patch if self.net_fields.get("canvas") else max(patch, 128)
+
+    def forward(self, x, sig):
+        """The network on a batch padded to its stride, cut back to the batch's size."""
         h, w = x.shape[-2:]
-        xp = _pad_to(x, stride)
-        y = net(xp, sig) if noise_map else net(xp)
+        xp = _pad_to(x, self.stride)
+        y = self.net(xp, sig) if self.noise_map else self.net(xp)
         return y[..., :h, :w]
 
-    # the validation and test batches: fixed degradations, the same every epoch
-    crop = None if data.patch is None else data.patch if net_fields.get("canvas") else max(data.patch, 128)
+    def next_batch(self):
+        """((degraded, sigmas), clean): a batch of training patches, degraded afresh."""
+        import torch
 
-    def fixed_batch(source, seed: int):
-        clean, low = centre_crops(source, crop)
+        clean_np, low_np = draw(self.data.train, self.rng, self.s.batch, self.data.patch)
+        if low_np is None:
+            low_np, sig_np = self.degrader.batch(clean_np, self.rng)
+        else:
+            sig_np = None
+        clean = torch.from_numpy(clean_np).to(self.device)
+        low = torch.from_numpy(np.ascontiguousarray(low_np, dtype=np.float32)).to(self.device)
+        sig = None if sig_np is None else torch.from_numpy(sig_np).to(self.device)
+        return (low, sig), clean
+
+    def fixed_batch(self, source, seed: int):
+        """The validation or test batches: fixed degradations, the same every epoch."""
+        import torch
+
+        clean, low = centre_crops(source, self.crop)
         if low is not None:
             return [(None, torch.from_numpy(low), torch.from_numpy(clean))]
-        if noise_map or not degrader.specs:
+        degrader = self.degrader
+        if self.noise_map or not degrader.specs:
             g = torch.Generator().manual_seed(seed)
             c = torch.from_numpy(clean)
-            sigmas = VAL_SIGMAS if noise_map else (0.5 * sum(s.sigma_range),)
+            sigmas = VAL_SIGMAS if self.noise_map else (0.5 * sum(self.s.sigma_range),)
             return [(sig / 255.0, c + torch.randn(c.shape, generator=g) * sig / 255.0, c) for sig in sigmas]
         lows = np.stack([degrader.one(clean[i], i % len(degrader.specs), seed * 100_003 + i) for i in range(len(clean))])
         return [(None, torch.from_numpy(lows.astype(np.float32)), torch.from_numpy(clean))]
 
-    val_sets = fixed_batch(data.val, 12345)
-
-    def score(sets) -> tuple[float, float, float, float]:
+    def score(self, sets) -> tuple[float, float, float, float]:
         """(loss, PSNR, SSIM, input PSNR), means over the images of the sets."""
+        import torch
+
+        net, device = self.net, self.device
         net.eval()
         losses, ps, ss, ins = [], [], [], []
         with torch.no_grad():
             for sig, low, clean in sets:
                 low, clean = low.to(device), clean.to(device)
                 sv = None if sig is None else torch.full((low.shape[0],), float(sig), device=device)
-                pred = torch.cat([forward(low[i:i + 16], None if sv is None else sv[i:i + 16])
+                pred = torch.cat([self.forward(low[i:i + 16], None if sv is None else sv[i:i + 16])
                                   for i in range(0, len(low), 16)]).float()
-                losses.append(float(criterion(pred.clamp(0, 1), clean)))
+                losses.append(float(self.criterion(pred.clamp(0, 1), clean)))
                 ps.append(psnr_each(pred, clean).cpu())
                 ss.append(ssim(pred.clamp(0, 1), clean).cpu())
                 ins.append(psnr_each(low.clamp(0, 1), clean).cpu())
@@ -518,27 +590,94 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
         return (float(np.mean(losses)), float(torch.cat(ps).mean()), float(torch.cat(ss).mean()),
                 float(torch.cat(ins).mean()))
 
-    card: dict[str, Any] = {
-        **net_fields, "task": "denoise" if (noise_map or not (degrader.specs or s.pairs)) else "restore",
+
+def set_up(s: TrainSettings, registry: Any) -> Run:
+    """The examples, the network, the optimiser, the schedule and the random generator of the settings
+    (in this order: the weights and the draws come from the seed)."""
+    import torch
+
+    from ..run.plan import cpu_has_native_bf16, pick_device
+
+    degrader = Degrader(s, registry)
+    data = examples(s)
+    gen_name = registry.create("generator", s.net).name
+    noise_map = not s.degrade and s.pairs is None and gen_name == "resunet"
+    first_clean, _ = data.train.item(0)
+    canvas = (data.patch, data.patch) if data.patch else tuple(first_clean.shape[-2:])
+    device = pick_device(s.device)
+    net, net_fields, stride = seeded_network(s, registry, noise_map, canvas, device)
+    if s.steps_per_epoch:
+        spe = s.steps_per_epoch
+    else:
+        crops = 1 if data.patch is None else max(1, (first_clean.shape[-2] * first_clean.shape[-1]) // data.patch**2)
+        spe = max(1, math.ceil(len(data.train) * crops / s.batch))
+    total = s.steps if s.steps is not None else s.epochs * spe
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    sched = cosine(opt, total)
+    rng = np.random.default_rng(s.seed)
+    precision = s.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    return Run(s, data, degrader, noise_map, net, net_fields, stride, device, spe, total, math.ceil(total / spe),
+               opt, sched, rng, precision, loss_fn(s.loss))
+
+
+def model_card(run: Run) -> dict[str, Any]:
+    """model.json's fields that do not change from epoch to epoch."""
+    s, degrader = run.s, run.degrader
+    return {
+        **run.net_fields, "task": "denoise" if (run.noise_map or not (degrader.specs or s.pairs)) else "restore",
         "degrade": degrader.canonical() or None,
         "sigma_range": list(s.sigma_range) if not (degrader.specs or s.pairs) else None,
-        "noise_map": noise_map, "loss": s.loss, "data": data.description,
-        "parameters": int(sum(p.numel() for p in net.parameters())),
-        "trained": {"seed": s.seed, "batch": s.batch, "patch": data.patch, "lr": s.lr, "precision": precision,
-                    "steps_per_epoch": spe, "device": device.type,
+        "noise_map": run.noise_map, "loss": s.loss, "data": run.data.description,
+        "parameters": int(sum(p.numel() for p in run.net.parameters())),
+        "trained": {"seed": s.seed, "batch": s.batch, "patch": run.data.patch, "lr": s.lr,
+                    "precision": run.precision, "steps_per_epoch": run.spe, "device": run.device.type,
                     "init": None if s.init is None else str(s.init)},
     }
-    settings = resume_settings(s, net=registry.create("generator", s.net).spec, degrade=degrader.canonical(),
-                               data=data.description)
-    if s.resume:  # nothing is written before the checkpoint is known to be this training's
-        report, _ = _load_checkpoint(out, net, opt, sched, rng, settings=settings, card=card, spe=spe)
-        log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
-            f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter() - report.seconds
+
+
+def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
+          progress: Callable[..., Any] | None = None) -> TrainReport:
+    """Train into ``s.out`` (see the module docstring); returns what happened."""
+    from ..plugins import get_host
+
+    check(s)
+    log = log or (lambda _m: None)
+    registry = get_host().registry
+    out = Path(s.out)
+    folder = reserve_output(s)  # before anything is built
+    try:
+        run = set_up(s, registry)
+        val_sets = run.fixed_batch(run.data.val, 12345)
+        card = model_card(run)
+        settings = resume_settings(s, net=registry.create("generator", s.net).spec,
+                                   degrade=run.degrader.canonical(), data=run.data.description)
+        report = TrainReport(steps_per_epoch=run.spe)
+        if s.resume:  # nothing is written before the checkpoint is known to be this training's
+            report, _ = _load_checkpoint(out, run.net, run.opt, run.sched, run.rng, settings=settings, card=card,
+                                         spe=run.spe)
+            log(f"resuming after epoch {report.epochs_run} (step {report.steps_run}; best validation PSNR "
+                f"{report.best_val_psnr:.2f} dB at epoch {report.best_epoch})")
+        t0 = time.perf_counter() - report.seconds
+        end_epoch = epoch_hook(run, out, report, card, settings, val_sets, t0, log)
+        step, loss_v = run_steps(run, report, end_epoch, t0, progress)
+        if not (out / WEIGHTS).exists():
+            end_epoch(max(1, math.ceil(step / run.spe)), step, loss_v)  # stopped before the first epoch ended
+        report.seconds = time.perf_counter() - t0
+        finish(out, run.data, run.fixed_batch, run.score, run.net, card, report, log)
+    finally:
+        release_output(folder)
+    return report
+
+
+def epoch_hook(run: Run, out: Path, report: TrainReport, card: dict[str, Any], settings: dict[str, Any],
+               val_sets, t0: float, log: Callable[[str], Any]) -> Callable[[int, int, float], None]:
+    """What ends an epoch: the validation score, the history, the best model and the checkpoint."""
+    from ..run.signals import deferred_signals
 
     def end_epoch(epoch: int, step: int, loss_v: float) -> None:
-        vl, vp, vs, vin = score(val_sets)
+        vl, vp, vs, vin = run.score(val_sets)
         report.steps_run, report.epochs_run, report.seconds = step, epoch, time.perf_counter() - t0
         h = report.history
         for key, val in (("epoch", epoch), ("step", step), ("loss", loss_v), ("val_loss", vl), ("val_psnr", vp),
@@ -548,54 +687,36 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
         with deferred_signals():
             if vp > report.best_val_psnr:
                 report.best_val_psnr, report.best_step, report.best_epoch = vp, step, epoch
-                save(net, {**card, "epoch": epoch, "step": step,
-                           "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl,
-                                   "input_psnr": round(vin, 3)}}, out)
-            _save_checkpoint(out, net, opt, sched, rng, report, epoch, settings)
-        log(f"epoch {epoch}/{epochs}: loss {loss_v:.5f}, validation loss {vl:.5f}, PSNR {vp:.2f} dB "
+                save(run.net, {**card, "epoch": epoch, "step": step,
+                               "val": {"psnr": round(vp, 3), "ssim": round(vs, 4), "loss": vl,
+                                       "input_psnr": round(vin, 3)}}, out)
+            _save_checkpoint(out, run.net, run.opt, run.sched, run.rng, report, epoch, settings)
+        log(f"epoch {epoch}/{run.epochs}: loss {loss_v:.5f}, validation loss {vl:.5f}, PSNR {vp:.2f} dB "
             f"(input {vin:.2f}; best {report.best_val_psnr:.2f} at epoch {report.best_epoch}), {report.seconds:.0f} s")
 
-    net.train()
-    step = report.steps_run
-    loss_v = report.history["loss"][-1] if report.history["loss"] else float("nan")
-    report.stopped_by = "epochs" if s.steps is None else "steps"
+    return end_epoch
+
+
+def run_steps(run: Run, report: TrainReport, end_epoch, t0: float, progress) -> tuple[int, float]:
+    """The steps from the report's to the last (restorekit/learn/loop.py); (step reached, last loss)."""
+    def shown(step: int, loss_v: float) -> None:
+        if progress is not None:
+            progress(step=step, total=run.total, epoch=math.ceil(step / run.spe), epochs=run.epochs, loss=loss_v,
+                     best=report.best_val_psnr if report.best_epoch else None)
+
+    autocast = run.device.type if run.precision == "bf16" else None
+    report.stopped_by = "epochs" if run.s.steps is None else "steps"
     try:
-        while step < total:
-            if s.time_limit is not None and time.perf_counter() - t0 > s.time_limit:
-                report.stopped_by = "time limit"
-                break
-            clean_np, low_np = draw(data.train, rng, s.batch, data.patch)
-            if low_np is None:
-                low_np, sig_np = degrader.batch(clean_np, rng)
-            else:
-                sig_np = None
-            clean = torch.from_numpy(clean_np).to(device)
-            low = torch.from_numpy(np.ascontiguousarray(low_np, dtype=np.float32)).to(device)
-            sig = None if sig_np is None else torch.from_numpy(sig_np).to(device)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                pred = forward(low, sig)
-            loss = criterion(pred.float(), clean)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            loss_v = float(loss.detach())
-            if not math.isfinite(loss_v):
-                raise UsageError(f"the training loss became {loss_v} at step {step}; try a lower --lr")
-            if step % spe == 0 or step == total:
-                end_epoch(math.ceil(step / spe), step, loss_v)
-            if progress is not None:
-                progress(step=step, total=total, epoch=math.ceil(step / spe), epochs=epochs, loss=loss_v,
-                         best=report.best_val_psnr if report.best_epoch else None)
-    except KeyboardInterrupt:
-        report.stopped_by = "interrupted"
-        # the steps since the last checkpoint are dropped: --resume continues from that epoch
-    if not (out / WEIGHTS).exists():
-        end_epoch(max(1, math.ceil(step / spe)), step, loss_v)  # stopped before the first epoch ended
-    report.seconds = time.perf_counter() - t0
-    finish(out, data, fixed_batch, score, net, card, report, log)
-    return report
+        done = fit(run.net, run.opt, run.next_batch, lambda pred, clean: run.criterion(pred.float(), clean),
+                   forward=run.forward, total=run.total, start=report.steps_run, schedule=run.sched,
+                   autocast=autocast, epoch=run.spe, on_epoch=end_epoch, on_step=shown,
+                   time_limit=run.s.time_limit, started=t0, interruptible=True,
+                   last_loss=report.history["loss"][-1] if report.history["loss"] else float("nan"))
+    except NonFiniteLoss as exc:
+        raise UsageError(f"the training loss became {exc.value} at step {exc.step}; try a lower --lr") from None
+    # interrupted: the steps since the last checkpoint are dropped; --resume continues from that epoch
+    report.stopped_by = done.stopped_by or report.stopped_by
+    return done.step, done.loss
 
 
 def finish(out: Path, data: Examples, fixed_batch, score, net, card, report: TrainReport, log) -> None:
