@@ -4,7 +4,9 @@ Every hook is a registration hook: restorekit calls it once when the plugin
 manager is built, passing a :class:`~restorekit.registry.ComponentRegistry`
 (or the CLI app).  Implement only the hooks you need, with
 ``@restorekit.hookimpl``; pluggy lets an implementation take fewer
-arguments than the spec.
+arguments than the spec.  The classes registered subclass the kinds in
+:mod:`restorekit.core` (one module per kind; :data:`restorekit.core.KINDS`
+maps each kind to its base class and so to its hook).
 """
 
 from __future__ import annotations

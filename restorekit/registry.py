@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from .components import KINDS, Component
+from .core import KINDS, Component
 from .errors import RegistryError
 from .spec import Spec, parse_spec
 from .suggest import did_you_mean

@@ -12,7 +12,7 @@
   scribbles) — scikit-image and NumPy (:mod:`restorekit.segment.baselines`).
 * ``dark-channel`` — dehazing by the dark channel prior with a guided
   filter (He, Sun, Tang 2009/2010): the classical baseline for
-  ``--task dehaze`` (:mod:`restorekit.segment.dehaze`).
+  ``--task dehaze`` (:mod:`restorekit.decompose.dehaze`).
 
 A two-way split names the object by the hint (inside the box, the object
 scribbles) or, without one, as the side that touches the image border less
@@ -213,7 +213,7 @@ class DarkChannel(Decomposition):
         refine: bool = Field(True, description="refine the transmission with the guided filter (false: the coarse, patchy one)")
 
     def decompose(self, image, task="dehaze", *, hint=None, seed=0, budget=None):
-        from restorekit.segment.dehaze import dark_channel_dehaze
+        from restorekit.decompose.dehaze import dark_channel_dehaze
 
         if task != "dehaze":
             raise UsageError(f"dark-channel does not do task '{task}' (valid: dehaze)")

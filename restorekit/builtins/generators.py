@@ -1,4 +1,4 @@
-"""Built-in generators: the DIP skip network and its relatives, and identity.
+"""Built-in generators: the DIP skip network and its relatives, identity, and the networks of learned restoration.
 
 The networks themselves live in :mod:`restorekit.nets` and are imported only
 when a network is built, so listing components does not import torch.
@@ -198,7 +198,7 @@ class ResUNetGen(Generator):
         return 4
 
     def build(self, in_channels, out_channels, *, init=None):
-        from restorekit.learn.nets import ResUNet
+        from restorekit.nets.learned import ResUNet
 
         return ResUNet(image_channels=in_channels, channels=self.params.channels, noise_map=False,
                        out_channels=out_channels)

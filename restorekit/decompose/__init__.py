@@ -1,0 +1,10 @@
+"""Layer decompositions of one image (``restorekit decompose --task``): the methods that split an image into
+layers rather than segments.
+
+dehaze.py     the dark channel prior's dehazing (He, Sun, Tang 2009/2010): scene, transmission, airlight
+              (NumPy and SciPy only; the ``dark-channel`` decomposition, and double-dip's start for ``dehaze``)
+
+The ``restorekit segment`` / ``decompose`` pipeline, the segmentation methods
+and Double-DIP are in :mod:`restorekit.segment`; the decompositions are
+registered in :mod:`restorekit.builtins.decompositions`.
+"""
