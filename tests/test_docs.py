@@ -195,3 +195,46 @@ def test_run_record_schema_doc_is_current():
     r = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_record_schema.py"), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 0, (r.stderr or r.stdout) + " (run: python docs/gen_record_schema.py)"
+
+
+# -- docs/plugins/prior-tutorial.md: its code is a package, and its tests pass -------------
+PRIOR_TUTORIAL = ROOT / "docs" / "plugins" / "prior-tutorial.md"
+
+
+def _tutorial_blocks() -> tuple[str, str, str]:
+    """(pyproject.toml, the package's __init__.py, tests/test_priors.py) as the page lays them out."""
+    text = PRIOR_TUTORIAL.read_text(encoding="utf-8")
+    toml = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    tests = [b for b in blocks if b.startswith("# tests/test_priors.py")]
+    package = [b for b in blocks if not b.startswith("# tests/")]
+    assert len(toml) == 1 and len(tests) == 1 and len(package) >= 3, "prior-tutorial.md lost a code block"
+    return toml[0], "\n\n".join(package), tests[0]
+
+
+def test_prior_tutorial_package_is_what_its_pyproject_declares():
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is 3.11+")
+    import tomllib
+
+    toml, package, _ = _tutorial_blocks()
+    project = tomllib.loads(toml)["project"]
+    assert project["entry-points"]["restorekit"] == {"huber": "restorekit_huber"}
+    assert f'__version__ = "{project["version"]}"' in package
+
+
+def test_prior_tutorial_code_runs_and_its_tests_pass(tmp_path):
+    """The tutorial's blocks, written where the page says, pass the page's own tests (contract kit included)."""
+    import os
+
+    _, package, tests = _tutorial_blocks()
+    (tmp_path / "restorekit_huber").mkdir()
+    (tmp_path / "restorekit_huber" / "__init__.py").write_text(package, encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_priors.py").write_text(tests, encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "4 passed" in r.stdout, r.stdout[-1000:]
