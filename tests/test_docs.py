@@ -238,3 +238,37 @@ def test_prior_tutorial_code_runs_and_its_tests_pass(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "4 passed" in r.stdout, r.stdout[-1000:]
+
+
+# -- links and the vocabulary of the pages a user reads -----------------------------------
+def _user_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+@pytest.mark.parametrize("page", _user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page):
+    """Every relative link and image of a page names a file or folder that exists."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
+
+
+OLD_OPTIONS = [r"--truth\b", r"--baseline\b", r"\beval\b[^\n`]*\s-b\b", r"--steps\b", r"--steps-per-epoch\b",
+               r"restorekit compare\b[^\n`]*--method\b"]
+
+
+@pytest.mark.parametrize("page", ["docs/glossary.md", "docs/real-data.md", "docs/gallery.md",
+                                  "docs/plugins/prior-tutorial.md"])
+def test_new_pages_use_the_new_option_names(page):
+    """Issue 23's vocabulary (docs/glossary.md): the old names appear only in the glossary's table of them."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if page == "docs/glossary.md":
+        text = text.split("## Old names", 1)[0]
+    for pattern in OLD_OPTIONS:
+        assert not re.search(pattern, text), f"{page} uses an old option name ({pattern})"
