@@ -482,3 +482,15 @@ def test_gallery_page_quotes_the_gallery_json():
             if value is not None:
                 assert re.search(rf"(?<![\d.]){re.escape(str(value))}(?![\d])", page), (task["name"], value)
     assert shown >= 8
+
+
+def test_benchmarks_md_step_tables_are_their_json():
+    """The two 512x512 step times benchmarks.md shows, each beside the JSON it was measured into."""
+    text = _doc("docs/benchmarks.md")
+    step = json.loads(_doc("benchmarks/results/step-time.json"))
+    row = next(c for c in step["configs"] if c["size"] == 512)
+    assert (f"| 512x512 | 128 (the paper's denoising net) | {row['fp32_median_s'] * 1000:.0f} | "
+            f"{row['bf16_median_s'] * 1000:.0f} |") in text
+    speed = json.loads(_doc("benchmarks/results/speed.json"))["sizes"]["512"]
+    for config in ("reference", "paper-fp32", "paper-bf16"):
+        assert re.search(rf"512x512\s+{config}\s+{speed[config]['median_s'] * 1000:.1f}\s", text), config
