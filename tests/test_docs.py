@@ -195,3 +195,93 @@ def test_run_record_schema_doc_is_current():
     r = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_record_schema.py"), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 0, (r.stderr or r.stdout) + " (run: python docs/gen_record_schema.py)"
+
+
+# -- docs/plugins/prior-tutorial.md: its code is a package, and its tests pass -------------
+PRIOR_TUTORIAL = ROOT / "docs" / "plugins" / "prior-tutorial.md"
+
+
+def _tutorial_blocks() -> tuple[str, str, str]:
+    """(pyproject.toml, the package's __init__.py, tests/test_priors.py) as the page lays them out."""
+    text = PRIOR_TUTORIAL.read_text(encoding="utf-8")
+    toml = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    tests = [b for b in blocks if b.startswith("# tests/test_priors.py")]
+    package = [b for b in blocks if not b.startswith("# tests/")]
+    assert len(toml) == 1 and len(tests) == 1 and len(package) >= 3, "prior-tutorial.md lost a code block"
+    return toml[0], "\n\n".join(package), tests[0]
+
+
+def test_prior_tutorial_package_is_what_its_pyproject_declares():
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is 3.11+")
+    import tomllib
+
+    toml, package, _ = _tutorial_blocks()
+    project = tomllib.loads(toml)["project"]
+    assert project["entry-points"]["restorekit"] == {"huber": "restorekit_huber"}
+    assert f'__version__ = "{project["version"]}"' in package
+
+
+def test_prior_tutorial_code_runs_and_its_tests_pass(tmp_path):
+    """The tutorial's blocks, written where the page says, pass the page's own tests (contract kit included)."""
+    import os
+
+    _, package, tests = _tutorial_blocks()
+    (tmp_path / "restorekit_huber").mkdir()
+    (tmp_path / "restorekit_huber" / "__init__.py").write_text(package, encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_priors.py").write_text(tests, encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "4 passed" in r.stdout, r.stdout[-1000:]
+
+
+# -- links and the vocabulary of the pages a user reads -----------------------------------
+def _user_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors of a page as GitHub makes them: each heading's slug (-1, -2 for repeats) and <a id>s."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    found = set(re.findall(r'<a id="([^"]+)"', text))
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} +(.*)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("page", _user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page):
+    """Every relative link and image of a page names a file or folder that exists, and an anchor it has."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path)):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
+
+
+OLD_OPTIONS = [r"--truth\b", r"--baseline\b", r"\beval\b[^\n`]*\s-b\b", r"--steps\b", r"--steps-per-epoch\b",
+               r"restorekit compare\b[^\n`]*--method\b"]
+
+
+@pytest.mark.parametrize("page", ["docs/glossary.md", "docs/real-data.md", "docs/gallery.md",
+                                  "docs/plugins/prior-tutorial.md"])
+def test_new_pages_use_the_new_option_names(page):
+    """Issue 23's vocabulary (docs/glossary.md): the old names appear only in the glossary's table of them."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if page == "docs/glossary.md":
+        text = text.split("## Old names", 1)[0]
+    for pattern in OLD_OPTIONS:
+        assert not re.search(pattern, text), f"{page} uses an old option name ({pattern})"

@@ -386,3 +386,111 @@ def test_listing_imports_no_torch(args):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+# -- facts the docs quote: each from one source (a benchmark JSON, the registry, the code) -------------
+def _doc(path: str) -> str:
+    return (ROOT / path).read_text(encoding="utf-8")
+
+
+def _step_time_512() -> tuple[str, str]:
+    """The 512x512 step of the paper's denoising net on 2 CPU cores, fp32 and bf16, as the docs write it."""
+    data = json.loads(_doc("benchmarks/results/step-time.json"))
+    row = next(c for c in data["configs"] if c["size"] == 512)
+    return f"{row['fp32_median_s']:.2f} s", f"{row['bf16_median_s']:.2f} s"
+
+
+@pytest.mark.parametrize("path", ["README.md", "docs/usage.md"])
+def test_512_step_time_is_the_measured_one(path):
+    fp32, bf16 = _step_time_512()
+    text = re.sub(r"\s+", " ", _doc(path))
+    assert f"takes {fp32} on 2 CPU cores" in text or f"takes {fp32} on two CPU cores" in text, (
+        f"{path}: the 512x512 step time is {fp32} in benchmarks/results/step-time.json")
+    assert f"({bf16} in bfloat16" in text, f"{path}: the bf16 512x512 step is {bf16} (step-time.json)"
+    assert not re.search(r"512x512[^.]*about \d+ s per", text), f"{path}: an unmeasured 'about N s' step time"
+
+
+def _decompose_seconds(task: str) -> str:
+    data = json.loads(_doc("benchmarks/results/decompose.json"))
+    rows = [r["seconds"] for r in data[task] if r["method"] == "double-dip"]
+    return f"{sum(rows) / len(rows):.1f}"
+
+
+def test_double_dip_decompose_seconds_are_the_measured_ones():
+    dehaze, watermark = _decompose_seconds("dehaze"), _decompose_seconds("watermark")
+    seg = re.sub(r"\s+", " ", _doc("docs/segmentation.md"))
+    assert f"dehazing: double-dip {dehaze}," in seg and f"watermark: double-dip {watermark}," in seg
+    assert f"in about 3 ms against {dehaze} s" in seg
+    assert f"| double-dip | 16.15 / 0.699 | {dehaze} |" in _doc("docs/benchmarks.md")
+    assert "double-dip 18.8" not in seg  # the mean over both tasks, once quoted as dehazing's
+
+
+def test_docs_list_every_prior_of_the_classic_plugin():
+    pytest.importorskip("restorekit_classic", reason="pip install ./plugins/restorekit-classic")
+    from restorekit.plugins import PluginHost
+
+    registry = PluginHost().load().registry
+    # in the order the plugin registers them, which `restorekit plugins` keeps
+    import restorekit_classic
+
+    classic = [cls.name for cls in restorekit_classic.PRIORS]
+    assert set(classic) == {n for n in registry.names("prior") if registry.get("prior", n).plugin == "classic"}
+    row = next(l for l in _doc("docs/plugins/README.md").splitlines() if l.startswith("| [`plugins/restorekit-classic`"))
+    assert re.findall(r"`([a-z0-9-]+)`", row.split("|")[3]) == classic, "docs/plugins/README.md: classic's priors"
+    for path in ("docs/plugins/using.md", "docs/plugins/tutorial.md"):
+        table = _doc(path).split("│ classic", 1)[1].split("│ example", 1)[0]
+        assert re.findall(r"prior:([a-z0-9-]+)", table) == classic, f"{path}: `restorekit plugins` lists {classic}"
+
+
+def test_what_fills_the_holes_of_input_observation_is_said_once_and_right():
+    """usage.md describes the initial estimate as restorekit.run.problem.initial_estimate makes it."""
+    from restorekit.run.problem import BIHARMONIC_MAX_MISSING, initial_estimate
+
+    assert "biharmonic" in initial_estimate.__doc__ and "bicubic" in initial_estimate.__doc__
+    usage = re.sub(r"\s+", " ", _doc("docs/usage.md"))
+    limit = f"{BIHARMONIC_MAX_MISSING:,}"
+    assert f"missing pixels filled by biharmonic inpainting (for holes of over {limit} pixels" in usage
+    assert (f"`dip:input=observation` feeds the initial estimate: the degraded image with its missing pixels "
+            f"filled by biharmonic inpainting (above {limit} missing pixels") in usage
+    for path in ("README.md", "docs/usage.md", "docs/benchmarks.md", "docs/real-data.md", "docs/glossary.md"):
+        assert not re.search(r"input=observation[^.]*filled with the mean", re.sub(r"\s+", " ", _doc(path))), path
+
+
+def test_restore_docstring_says_the_prior_default_is_auto():
+    import inspect
+
+    from restorekit.api import restore
+
+    doc = " ".join(restore.__doc__.split())
+    assert inspect.signature(restore).parameters["prior"].default is None
+    assert "``prior`` defaults to ``auto``" in doc and "``prior`` ``None`` is ``auto``" in doc
+    assert "defaults to ``dip``" not in doc
+
+
+def test_gallery_page_quotes_the_gallery_json():
+    """docs/gallery.md: every picture exists, and each task's command and numbers are benchmarks/results/gallery.json's."""
+    data = json.loads(_doc("benchmarks/results/gallery.json"))
+    page = _doc("docs/gallery.md")
+    shown = 0
+    for task in data["tasks"]:
+        for image in task["images"]:
+            assert (ROOT / "docs" / "images" / "gallery" / image).is_file(), image
+            shown += f"images/gallery/{image}" in page
+        assert task["command"] in page, f"docs/gallery.md lacks the command of {task['name']}: {task['command']}"
+        after = task["after"] if isinstance(task["after"], dict) else {"": task["after"]}
+        for value in [task["before"], *after.values()]:
+            if value is not None:
+                assert re.search(rf"(?<![\d.]){re.escape(str(value))}(?![\d])", page), (task["name"], value)
+    assert shown >= 8
+
+
+def test_benchmarks_md_step_tables_are_their_json():
+    """The two 512x512 step times benchmarks.md shows, each beside the JSON it was measured into."""
+    text = _doc("docs/benchmarks.md")
+    step = json.loads(_doc("benchmarks/results/step-time.json"))
+    row = next(c for c in step["configs"] if c["size"] == 512)
+    assert (f"| 512x512 | 128 (the paper's denoising net) | {row['fp32_median_s'] * 1000:.0f} | "
+            f"{row['bf16_median_s'] * 1000:.0f} |") in text
+    speed = json.loads(_doc("benchmarks/results/speed.json"))["sizes"]["512"]
+    for config in ("reference", "paper-fp32", "paper-bf16"):
+        assert re.search(rf"512x512\s+{config}\s+{speed[config]['median_s'] * 1000:.1f}\s", text), config
