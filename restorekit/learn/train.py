@@ -425,8 +425,8 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
     import torch
 
     from ..plugins import get_host
-    from ..run.plan import cpu_has_native_bf16, pick_device
-    from ..run.signals import deferred_signals
+    from ..session.device import cpu_has_native_bf16, pick_device
+    from ..session.signals import deferred_signals
     from .model import load, resolve
 
     check(s)
