@@ -66,7 +66,7 @@ def eval_model(
         if out is None:
             result, kept = fit()
         else:
-            # the output folder by run's rules (run/outdir.py), reserved before the work: missing or empty, or
+            # the output folder by run's rules (session/outdir.py), reserved before the work: missing or empty, or
             # with --overwrite an earlier eval's; never the inputs; written whole or not at all
             _check_eval_out(out, folder, Path(model))
             done = reserve_fit_write(out=out, source=None, inputs=[p for p in (folder, Path(model)) if p.exists()],
@@ -125,7 +125,7 @@ def _stop_if_signalled(signals) -> None:
 
 def _check_eval_out(out: Path, folder: Path, model: Path) -> None:
     """--out is never the test folder or the model folder, nor inside them (the output folder rules,
-    run/outdir.py, then refuse a folder holding them)."""
+    session/outdir.py, then refuse a folder holding them)."""
     from ..errors import UsageError
 
     target = out.resolve()

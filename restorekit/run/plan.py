@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..components import Generator, Metric, Prior, Problem
 from ..errors import UsageError
 from ..registry import Registry
-from ..session.device import cpu_has_native_bf16, pick_device  # noqa: F401 - also their old home
+from ..session.device import cpu_has_native_bf16, pick_device  # called through these names here (tests patch them)
 from .settings import DEFAULTS, RunSettings
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
