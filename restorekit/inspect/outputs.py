@@ -22,7 +22,7 @@ import numpy as np
 from ..io import write_image
 from ..session import record as _record
 from ..session.commit import committing
-from ..session.figures import figure, to_rgb
+from ..session.figures import figure, pyplot, to_rgb
 from ..session.outdir import OutputFolder
 from .record import FORMAT, check  # noqa: F401 - FORMAT's old home
 
@@ -42,10 +42,7 @@ def _displayable(image: np.ndarray) -> np.ndarray:
 
 
 def _side_by_side(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h, w = panels[0][1].shape[1:]
     n = len(panels)
@@ -62,10 +59,7 @@ def _side_by_side(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
 def _curves(path: Path, recs, ylabel: str, log: bool) -> bool:
     if not any(len(r.history["iteration"]) >= 2 for r in recs):
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     for r in recs:

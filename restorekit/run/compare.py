@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UsageError, error_line
 from ..registry import Registry
-from ..session.figures import to_rgb
+from ..session.figures import pyplot, to_rgb
 
 #: the compare.json format version
 COMPARE_VERSION = 1
@@ -208,10 +208,7 @@ def panels(rows: list[Outcome], metric: str | None) -> list[tuple[str, np.ndarra
 
 def draw_grid(path: Path, tiles: list[tuple[str, np.ndarray | None]], columns: int = 6) -> None:
     """compare.png: the panels side by side (rows of at most ``columns``), each titled."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shape = next(img.shape for _, img in tiles if img is not None)
     h, w = shape[1:]

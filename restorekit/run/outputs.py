@@ -25,7 +25,7 @@ import numpy as np
 
 from ..io import output_suffix, to_array, write_image, write_stack
 from ..session.commit import committing
-from ..session.figures import figure, to_rgb
+from ..session.figures import figure, pyplot, to_rgb
 from ..session.outdir import OutputFolder
 from ..session.record import record_json
 
@@ -33,10 +33,7 @@ _figure, _to_rgb = figure, to_rgb  # their old names here, kept for compatibilit
 
 
 def _compare_figure(path: Path, result) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = _panels(result, result.reference is not None)
     h, w = result.restored.shape[1:]
@@ -51,10 +48,7 @@ def _curves_figure(path: Path, history: dict[str, list]) -> bool:
     it = history.get("iteration") or []
     if len(it) < 2:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     has_psnr = any(v is not None for v in history.get("psnr", []))
     fig, axes = plt.subplots(1, 2 if has_psnr else 1, figsize=(9 if has_psnr else 4.5, 3.2), squeeze=False)
@@ -191,10 +185,7 @@ def _draw_panels(row, panels: list, w: int, h: int, prefix: str, fontsize: int) 
 
 
 def _stack_compare_figure(path: Path, result) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(result.image)
     rows = _shown_pages(len(result.pages))
@@ -214,10 +205,7 @@ def _stack_curves_figure(path: Path, result) -> bool:
                  if len(page.history.get("iteration") or []) >= 2]
     if not histories:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(result.image)
     fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.2))

@@ -2,8 +2,8 @@
 
 A picture is never essential: :func:`figure` draws one and turns a failure into a note for the
 record, so a plotting problem costs the picture, not the results.  :func:`to_rgb` makes a
-``(C, H, W)`` image in [0, 1] displayable.  matplotlib is imported by the drawing functions
-themselves, not here.
+``(C, H, W)`` image in [0, 1] displayable; :func:`pyplot` is matplotlib's pyplot on the Agg
+backend (files, no display), imported when a drawing function asks for it, not here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,17 @@ import numpy as np
 
 from ..errors import one_line
 
-__all__ = ["figure", "to_rgb"]
+__all__ = ["figure", "to_rgb", "pyplot"]
+
+
+def pyplot():
+    """matplotlib.pyplot, drawing into files (the Agg backend, forced: no display is needed or used)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def to_rgb(a: np.ndarray) -> np.ndarray:
