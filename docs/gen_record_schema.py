@@ -43,7 +43,7 @@ def render() -> str:
         model = queue.pop(0)
         for f in model.model_fields.values():
             for cand in vars(R).values():
-                if (isinstance(cand, type) and issubclass(cand, R._Section) and cand not in seen
+                if (isinstance(cand, type) and issubclass(cand, R.Section) and cand not in seen
                         and cand.__name__ in repr(f.annotation)):
                     seen.add(cand)
                     queue.append(cand)

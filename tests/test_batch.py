@@ -813,7 +813,7 @@ def test_interrupt_says_what_is_done_and_left_and_resume_continues(tmp_path, sig
 def test_a_signal_while_an_images_folder_is_reserved_leaves_nothing(tmp_path, monkeypatch, sig, code, stack):
     """The signal lands inside the reservation of the second image's folder (a CI run once caught this
     window with SIGTERM and found the folder, its lock and the staging folder left behind)."""
-    from restorekit.run import outdir
+    from restorekit.session import outdir
 
     tree(tmp_path / "in", ["a.png", "b.png", "c.png"])
     real = outdir._write_lock

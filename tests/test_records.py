@@ -95,6 +95,21 @@ def test_a_non_finite_number_is_written_as_null(images, tmp_path):
     SegmentRecord.model_validate_json(text)
 
 
+def test_a_segment_record_names_its_non_finite_numbers(images, tmp_path):
+    """One record_json for every record (restorekit.session.record): a non-finite number is null and named,
+    by path, in a top-level ``nonfinite`` object, as in run's run.json (segment's wrote the null alone);
+    the model accepts that object and drops it, and refuses one that names no inf, -inf or nan."""
+    out = tmp_path / "inf"
+    rec = _run_json(["segment", images["gray"], "--method", "otsu", "--time-limit", "inf", "--out", out])
+    assert rec["time_limit"] is None and rec["nonfinite"] == {"time_limit": "inf"}
+    assert json.loads((out / "run.json").read_text()) == rec
+    model = SegmentRecord.load(out / "run.json")
+    assert model.time_limit is None and "nonfinite" not in model.model_dump()
+    _refused(SegmentRecord.model_validate, rec, lambda r: r.update(nonfinite={"time_limit": "big"}))
+    finite = _run_json(["segment", images["gray"], "--method", "otsu", "--out", tmp_path / "fin"])
+    assert "nonfinite" not in finite
+
+
 @pytest.mark.parametrize("change", [
     lambda r: r.update(colour="red"),                       # an unknown key
     lambda r: r["history"].update(loss=["0.5"]),            # a string for a number
@@ -195,6 +210,34 @@ def test_a_wrong_invert_record_is_refused(invert_record, change):
 def test_a_wrong_visualize_record_is_refused(visualize_record, change):
     rec, _ = visualize_record
     _refused(inspect_record.validate, rec, change)
+
+
+def test_every_record_is_written_by_one_record_json():
+    from restorekit.run import outputs, record
+    from restorekit.segment import pipeline
+    from restorekit.session.record import record_json
+
+    assert pipeline.record_json is record.record_json is outputs.record_json is record_json
+
+
+def test_an_inspect_record_names_its_non_finite_numbers(visualize_record):
+    """inspect.json is written by the one record_json (indent 1): a non-finite number is null and named, by
+    path, in ``nonfinite`` (it was written as null alone); the models accept that object and drop it."""
+    from restorekit.inspect.outputs import record_json
+    from restorekit.session import record as session_record
+
+    rec, _ = visualize_record
+    assert "nonfinite" not in rec
+    rec["results"][0]["activation"] = float("nan")
+    rec["history"]["tv"]["activation"][1] = float("inf")
+    text = record_json(rec)
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"inspect.json holds {c}"))
+    assert data["nonfinite"] == {"results[0].activation": "nan", "history.tv.activation[1]": "inf"}
+    assert data["results"][0]["activation"] is None and text.startswith('{\n "restorekit"')  # indent 1
+    model = inspect_record.from_json(text)
+    assert model.results[0].activation is None and model.history["tv"].activation[1] is None
+    inspect_record.check(session_record.json_data(rec))  # what write_inspection checks before writing
+    assert text == session_record.record_json(rec, indent=1)
 
 
 def test_inspect_records_are_checked_before_they_are_written(tmp_path, monkeypatch):

@@ -197,7 +197,7 @@ def test_interrupt_before_the_fit_leaves_nothing(rgb8, tmp_path, monkeypatch):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("out", [None, "given/res"])
 def test_a_signal_while_the_folder_is_reserved_leaves_nothing(rgb8, tmp_path, monkeypatch, sig, code, out):
-    from restorekit.run import outdir
+    from restorekit.session import outdir
 
     real = outdir._write_lock
 
@@ -361,7 +361,7 @@ def test_a_long_folder_name_works(rgb8, tmp_path):
 def test_read_only_file_system_is_a_usage_error(tmp_path, monkeypatch):
     import errno
 
-    from restorekit.run import outdir
+    from restorekit.session import outdir
 
     def erofs(path, *a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
@@ -499,7 +499,7 @@ def test_a_failed_replace_puts_the_earlier_result_back(rgb8, tmp_path, monkeypat
     out = tmp_path / "o"
     assert invoke(["run", rgb8, *TINY, "--out", out]).exit_code == 0
     before = snapshot(out)
-    from restorekit.run import outdir
+    from restorekit.session import outdir
 
     real = outdir.os.replace
 
@@ -517,7 +517,7 @@ def test_a_failed_replace_puts_the_earlier_result_back(rgb8, tmp_path, monkeypat
 
 def test_a_signal_during_the_commit_waits_for_it(tmp_path, monkeypatch):
     """Ctrl-C between the commit's renames is delivered only once the folder is in place."""
-    from restorekit.run import outdir
+    from restorekit.session import outdir
 
     folder = outdir.prepare_output(tmp_path / "o")
     (folder.staging / "restored.png").write_bytes(b"x")

@@ -66,7 +66,7 @@ Event = Callable[[str, Item, dict[str, Any] | None], Any]
 def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any], attempts: int,
               summary: Summary) -> list[Item]:
     """The items this run must compute; the rest are skipped or adopted (and recorded)."""
-    from ..run.outdir import clean_stale
+    from ..session.outdir import clean_stale
 
     for parent in sorted({os.path.dirname(item.out) for item in items}):
         clean_stale(Path(parent))  # staging folders of processes that no longer run (a killed batch's)

@@ -52,7 +52,9 @@ def auto_workers(images: int, device: str = "auto") -> int:
     """Workers sized to the machine: one per GPU when the run uses CUDA, else one per core; never more
     than there are images.  Measured on 2 cores: 2 processes of 1 thread give 1.79x one process of 1
     thread, and 1.76x one of 2 threads (docs/benchmarks.md, "restorekit batch")."""
-    gpus = local_gpus() if device in ("auto", "cuda") or device.startswith("cuda") else None
+    from ..session.device import may_use_cuda
+
+    gpus = local_gpus() if may_use_cuda(device) else None
     n = len(gpus) if gpus else cpu_count()
     return max(1, min(n, images))
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import error_line
 from ..io.files import file_digest
-from ..run.signals import deferred_signals
+from ..session.signals import deferred_signals
 from .inputs import Item
 from .manifest import output_checksum
 
@@ -48,10 +48,10 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     ``threads``: torch's thread count for this worker.
     """
     from ..plugins import get_registry
-    from ..run.outdir import prepare_output
     from ..run.outputs import write_outputs
     from ..run.pipeline import run
     from ..run.settings import make_settings
+    from ..session.outdir import prepare_output
 
     t0 = time.perf_counter()
     base = {"key": item.key, "worker": worker_name(), "seed": options.get("seed", 0)}

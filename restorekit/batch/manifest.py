@@ -302,7 +302,7 @@ def batch_running(out_dir: Path) -> bool:
         return False
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine's batch (a shared disk): it cannot be told from here
-    from ..run.outdir import pid_alive
+    from ..session.outdir import pid_alive
 
     return pid_alive(int(pid))
 
@@ -356,7 +356,7 @@ def check_can_start(out_dir: Path, resume: bool, items: Iterable[Any] = ()) -> N
             continue
         if not any(os.scandir(out)):
             continue
-        from ..run.outdir import not_replaceable
+        from ..session.outdir import not_replaceable
 
         row = rows.get(item.key)
         if row is None or row.attempts == 0:  # never handed out: whatever is there, this batch did not write

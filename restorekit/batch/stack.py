@@ -112,10 +112,10 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
     if len(items) == 1:
         return [run_item(items[0], options)]
     from ..plugins import get_registry
-    from ..run.outdir import prepare_output
     from ..run.pipeline import prepare
-    from ..run.signals import deferred_signals
     from ..run.solve import stack_key as solve_key
+    from ..session.outdir import prepare_output
+    from ..session.signals import deferred_signals
 
     t0 = time.perf_counter()
     worker = worker_name()
@@ -169,9 +169,9 @@ def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tup
                      bases: list[dict[str, Any]], results: list, failed: Any, t0: float) -> None:
     """Solve the prepared runs ``members`` (together when more than one) and write each one's folder."""
     from ..run.pipeline import finish
-    from ..run.signals import deferred_signals
-    from ..run.signals import hold as hold_signals
     from ..run.solve import solve, solve_many
+    from ..session.signals import deferred_signals
+    from ..session.signals import hold as hold_signals
 
     preps = [ready[n][0] for n in members]
     solutions: list[Any] = []

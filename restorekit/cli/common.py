@@ -102,8 +102,8 @@ def reserve_fit_write(*, out: Path | None, source: Path | None, inputs: Sequence
     130 (143 for SIGTERM).  With ``json_out`` anything printed to stdout goes to stderr, so stdout carries
     only the record the caller prints.
     """
-    from ..run.outdir import prepare_output
-    from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+    from ..session.outdir import prepare_output
+    from ..session.signals import deferred_signals, exit_code_for, hold, run_signals
 
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     folder = None

@@ -67,9 +67,9 @@ def compare(
         from ..io import check_input_file
         from ..run.compare import compare as run_methods
         from ..run.compare import default_methods, method_settings, sort_rows
-        from ..run.outdir import default_stem, prepare_output
         from ..run.settings import make_settings
-        from ..run.signals import deferred_signals, exit_code_for, hold, run_signals
+        from ..session.outdir import default_stem, prepare_output
+        from ..session.signals import deferred_signals, exit_code_for, hold, run_signals
 
         host = _host()
         registry = host.registry

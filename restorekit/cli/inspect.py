@@ -139,7 +139,7 @@ def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net
 def _search_and_write(*, out, source, inputs, json_out, search, finish):
     """Reserve the folder, search (Ctrl-C keeps the best so far), write, print; exit 130/143 when interrupted
     (:func:`~restorekit.cli.common.reserve_fit_write`)."""
-    from ..run.signals import exit_code_for
+    from ..session.signals import exit_code_for
 
     cb, progress = _progress_cb(not json_out and err_console.is_terminal)
     done = reserve_fit_write(out=out, source=source, inputs=inputs, bar=progress, json_out=json_out,

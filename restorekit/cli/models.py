@@ -66,7 +66,7 @@ def eval_model(
         if out is None:
             result, kept = fit()
         else:
-            # the output folder by run's rules (run/outdir.py), reserved before the work: missing or empty, or
+            # the output folder by run's rules (session/outdir.py), reserved before the work: missing or empty, or
             # with --overwrite an earlier eval's; never the inputs; written whole or not at all
             _check_eval_out(out, folder, Path(model))
             done = reserve_fit_write(out=out, source=None, inputs=[p for p in (folder, Path(model)) if p.exists()],
@@ -107,7 +107,7 @@ def eval_model(
 def _write_eval(folder, result, kept) -> None:
     """eval.json and compare.png into the reserved folder's staging folder, then moved into place."""
     from ..learn.evaluate import write_picture
-    from ..run.outputs import committing
+    from ..session.commit import committing
 
     with committing(folder) as tmp:
         (tmp / "eval.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
@@ -117,7 +117,7 @@ def _write_eval(folder, result, kept) -> None:
 def _stop_if_signalled(signals) -> None:
     """A Ctrl-C or SIGTERM that came while the results were written: they are written; exit 130 or 143."""
     if signals is not None and signals.held:
-        from ..run.signals import exit_code_for
+        from ..session.signals import exit_code_for
 
         err_console.print("interrupted: the evaluation had finished; wrote the results", highlight=False)
         raise typer.Exit(exit_code_for(signals.signum))
@@ -125,7 +125,7 @@ def _stop_if_signalled(signals) -> None:
 
 def _check_eval_out(out: Path, folder: Path, model: Path) -> None:
     """--out is never the test folder or the model folder, nor inside them (the output folder rules,
-    run/outdir.py, then refuse a folder holding them)."""
+    session/outdir.py, then refuse a folder holding them)."""
     from ..errors import UsageError
 
     target = out.resolve()

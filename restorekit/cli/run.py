@@ -71,8 +71,9 @@ def run(
     page on its own with the same settings, into a TIFF of as many pages.
     """
     with guard(debug):
-        from ..run.outputs import record_json, write_outputs
-        from ..run.signals import exit_code_for
+        from ..run.outputs import write_outputs
+        from ..session.record import record_json
+        from ..session.signals import exit_code_for
 
         host = _host()
         from ..run.settings import make_settings

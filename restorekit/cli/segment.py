@@ -62,7 +62,7 @@ def _progress(show: bool):
 def _execute(request, json_out: bool, debug: bool) -> None:
     with guard(debug):
         from ..io import check_input_file
-        from ..run.signals import exit_code_for
+        from ..session.signals import exit_code_for
         from ..segment.pipeline import decompose, prepare, record_json, write
 
         check_input_file(request.image, "image")

@@ -79,7 +79,7 @@ def train(
         from ..errors import UsageError
         from ..learn.train import TrainSettings
         from ..learn.train import train as run_training
-        from ..run.signals import exit_code_for, run_signals
+        from ..session.signals import exit_code_for, run_signals
 
         if out is None:
             raise UsageError("--out is required: the model folder to write")

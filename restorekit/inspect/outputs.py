@@ -1,26 +1,29 @@
 """What ``invert`` and ``visualize`` write: one image per prior, two pictures and the record, all or nothing.
 
-The folder is reserved before the search (:func:`restorekit.run.outdir.prepare_output`,
+The folder is reserved before the search (:func:`restorekit.session.outdir.prepare_output`,
 as ``run`` does); everything is written into its staging folder and moved
-into place at once.  A picture that fails to draw costs the picture (a note
-in the record), not the results.  The record (``inspect.json``) is
+into place at once (:func:`restorekit.session.commit.committing`).  A picture
+that fails to draw costs the picture (a note in the record), not the results
+(:func:`restorekit.session.figures.figure`).  The record (``inspect.json``) is
 printed by ``--json``; it is checked against its published layout
 (restorekit/inspect/record.py, docs/inspect-record.md) before it is written.
+Like every record it is written by :func:`restorekit.session.record.record_json`
+(here with an indent of 1): a non-finite number is ``null`` and named in
+``nonfinite``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..io import write_image
-from ..run.outdir import OutputFolder
-from ..run.outputs import _figure, _to_rgb, committing
-
+from ..session import record as _record
+from ..session.commit import committing
+from ..session.figures import figure, pyplot, to_rgb
+from ..session.outdir import OutputFolder
 from .record import FORMAT, check  # noqa: F401 - FORMAT's old home
 
 RECORD = "inspect.json"
@@ -39,16 +42,13 @@ def _displayable(image: np.ndarray) -> np.ndarray:
 
 
 def _side_by_side(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h, w = panels[0][1].shape[1:]
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * h / w + 0.6), squeeze=False)
     for ax, (title, img) in zip(axes[0], panels):
-        ax.imshow(_to_rgb(_displayable(img)), interpolation="nearest", extent=(0, w, h, 0))
+        ax.imshow(to_rgb(_displayable(img)), interpolation="nearest", extent=(0, w, h, 0))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
@@ -59,10 +59,7 @@ def _side_by_side(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
 def _curves(path: Path, recs, ylabel: str, log: bool) -> bool:
     if not any(len(r.history["iteration"]) >= 2 for r in recs):
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     for r in recs:
@@ -81,17 +78,11 @@ def _curves(path: Path, recs, ylabel: str, log: bool) -> bool:
     return True
 
 
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, picture: str,
                      panels: list[tuple[str, np.ndarray]], ylabel: str, log: bool,
                      input_image: np.ndarray | None = None) -> dict[str, Any]:
     """Write ``input.png`` (when given), one image per prior, ``picture`` (side by side), ``curves.png``
-    and the record into ``folder``, then move it into place (run/outputs.py's ``committing``)."""
+    and the record into ``folder``, then move it into place (``committing``)."""
     with committing(folder) as tmp:
         files: dict[str, str] = {}
         notes = record.setdefault("notes", [])
@@ -102,12 +93,12 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
             name = f"{r.label}.png"
             write_image(tmp / name, _u8(_displayable(r.image)))
             files[r.label] = name
-        drawn, note = _figure(picture, _side_by_side, tmp / picture, panels)
+        drawn, note = figure(picture, _side_by_side, tmp / picture, panels)
         if drawn:
             files["compare"] = picture
         if note:
             notes.append(note)
-        drawn, note = _figure("curves.png", _curves, tmp / "curves.png", recs, ylabel, log)
+        drawn, note = figure("curves.png", _curves, tmp / "curves.png", recs, ylabel, log)
         if drawn:
             files["curves"] = "curves.png"
         if note:
@@ -115,20 +106,11 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
         files["record"] = RECORD
         record["files"] = files
         record["out"] = str(folder.path)
-        check(_clean(record))  # the layout of what is written (docs/inspect-record.md)
+        check(_record.json_data(record))  # the layout of what is written (docs/inspect-record.md)
         (tmp / RECORD).write_text(record_json(record), encoding="utf-8")
     return record
 
 
 def record_json(record: dict[str, Any]) -> str:
-    return json.dumps(_clean(record), indent=1) + "\n"
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        v = v.item()
-    return _finite(v)
+    """inspect.json's text: :func:`restorekit.session.record.record_json`, with an indent of 1."""
+    return _record.record_json(record, indent=1)

@@ -9,7 +9,9 @@ inspect.json is written, so the layout published in docs/inspect-record.md
 meaning or is removed (adding one does not).
 
 JSON has no infinity: a non-finite number (the PSNR of an exact match is
-+inf) is written as ``null``; the fields that can hold one say ``| None``.
++inf) is written as ``null`` and named, by path, in ``nonfinite``
+(:func:`restorekit.session.record.record_json`, as for every record); the
+fields that can hold one say ``| None``.
 
 Read a record back with ``load("runs/invert-face-001/inspect.json")``.
 """
@@ -19,18 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-from ..run.record import _Section
+from ..session.record import StrictSection as _Strict
+from ..session.record import StrictRecord
 
 #: the version of inspect.json's layout (``format``)
 FORMAT = 1
-
-
-class _Strict(_Section):
-    """A section checked strictly: no unknown key, no string for a number, no tuple for a list."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
 
 
 class ModelRecord(_Strict):
@@ -118,7 +115,7 @@ class VisualizeHistory(_Strict):
     activation: list[float | None] = Field(description="the unit's activation at each")
 
 
-class InvertRecord(_Strict):
+class InvertRecord(StrictRecord):
     """Everything inspect.json holds about one ``restorekit invert``."""
 
     restorekit: _Version
@@ -139,7 +136,7 @@ class InvertRecord(_Strict):
     out: _Out
 
 
-class VisualizeRecord(_Strict):
+class VisualizeRecord(StrictRecord):
     """Everything inspect.json holds about one ``restorekit visualize``."""
 
     restorekit: _Version
@@ -178,7 +175,7 @@ def check(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_json(text: str | bytes) -> InvertRecord | VisualizeRecord:
-    """Read inspect.json (numbers that were not finite are ``None``)."""
+    """Read inspect.json (numbers that were not finite are ``None``; ``nonfinite``, which names them, is dropped)."""
     return _adapter.validate_json(text)
 
 

@@ -40,7 +40,7 @@ class EvalResult:
     def as_dict(self) -> dict[str, Any]:
         from .. import __version__
 
-        # "restorekit": the mark of a folder eval wrote (run/outdir.py: --overwrite replaces only those)
+        # "restorekit": the mark of a folder eval wrote (session/outdir.py: --overwrite replaces only those)
         return {"restorekit": __version__, "model": self.model, "degrade": self.degrade, "images": self.images, "methods": self.methods,
                 "per_image": self.scores,
                 "mean": {m: {k: self.mean(m, k) for k in METRICS} for m in self.methods},

@@ -126,7 +126,7 @@ def check(s: TrainSettings) -> None:
 # -- the output folder ---------------------------------------------------------------------------------
 def reserve_output(s: TrainSettings):
     """Check ``--out`` before anything is built: train's own rules, then those of every command's output
-    folder (restorekit/run/outdir.py).  Returns the reservation that :func:`release_output` ends.
+    folder (restorekit/session/outdir.py).  Returns the reservation that :func:`release_output` ends.
 
     Train's own rules: the folder is not inside a training folder (the model's files would become
     training images); a folder that holds files is continued with ``--resume`` (which needs its
@@ -137,7 +137,7 @@ def reserve_output(s: TrainSettings):
     outlive a killed training for ``--resume`` to continue it."""
     import shutil
 
-    from ..run.outdir import LOCK_NAME, prepare_output
+    from ..session.outdir import LOCK_NAME, prepare_output
 
     out = Path(s.out)
     for src in (s.folder, *(s.pairs or ())):
@@ -163,7 +163,7 @@ def _check_lock(out: Path) -> None:
     no longer runs is removed."""
     import contextlib
 
-    from ..run.outdir import LOCK_NAME, pid_alive
+    from ..session.outdir import LOCK_NAME, pid_alive
 
     lock = out / LOCK_NAME
     if not os.path.lexists(lock):
@@ -596,7 +596,7 @@ def set_up(s: TrainSettings, registry: Any) -> Run:
     (in this order: the weights and the draws come from the seed)."""
     import torch
 
-    from ..run.plan import cpu_has_native_bf16, pick_device
+    from ..session.device import cpu_has_native_bf16, pick_device
 
     degrader = Degrader(s, registry)
     data = examples(s)
@@ -674,7 +674,7 @@ def train(s: TrainSettings, *, log: Callable[[str], Any] | None = None,
 def epoch_hook(run: Run, out: Path, report: TrainReport, card: dict[str, Any], settings: dict[str, Any],
                val_sets, t0: float, log: Callable[[str], Any]) -> Callable[[int, int, float], None]:
     """What ends an epoch: the validation score, the history, the best model and the checkpoint."""
-    from ..run.signals import deferred_signals
+    from ..session.signals import deferred_signals
 
     def end_epoch(epoch: int, step: int, loss_v: float) -> None:
         vl, vp, vs, vin = run.score(val_sets)

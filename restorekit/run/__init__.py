@@ -12,8 +12,14 @@ settings -> plan -> problem -> solve -> record -> outputs
   ensembles;
 * :mod:`.record` — the typed, versioned :class:`~.record.RunRecord`;
 * :mod:`.outputs` — the files, into a folder checked and reserved by
-  :mod:`.outdir` before the fit, with :mod:`.signals` holding Ctrl-C back
-  while a result is written.
+  :mod:`restorekit.session.outdir` before the fit, with
+  :mod:`restorekit.session.signals` holding Ctrl-C back while a result is
+  written.
+
+The toolkit every command shares (output folders, signals, the commit of
+results, the record base and ``record_json``, device choice, figures) is
+:mod:`restorekit.session`; ``run.outdir`` and ``run.signals`` are kept as
+re-exports of it for compatibility.
 
 :func:`.pipeline.run` runs the stages in order; :func:`restorekit.restore`,
 the CLI and the benchmarks call it.

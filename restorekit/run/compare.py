@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UsageError, error_line
 from ..registry import Registry
+from ..session.figures import pyplot, to_rgb
 
 #: the compare.json format version
 COMPARE_VERSION = 1
@@ -113,7 +114,7 @@ def run_method(method: str, shared: dict[str, Any], registry: Registry, target: 
     With ``skip_refusal`` a :class:`UsageError` (a default solver that
     refuses the task, such as inpainting without a mask) is ``skipped``.
     """
-    from .outdir import prepare_output
+    from ..session.outdir import prepare_output
     from .outputs import write_outputs
     from .pipeline import run as run_pipeline
 
@@ -181,13 +182,6 @@ def write_json(path: Path, record: dict[str, Any]) -> str:
     return text
 
 
-def _to_rgb(a: np.ndarray) -> np.ndarray:
-    a = np.clip(a, 0, 1)
-    if a.shape[0] == 1:
-        a = np.repeat(a, 3, axis=0)
-    return np.moveaxis(a[:3], 0, -1)
-
-
 def panels(rows: list[Outcome], metric: str | None) -> list[tuple[str, np.ndarray | None]]:
     """The grid's panels: degraded | each method that ran or failed | reference (when known)."""
     first = next((r.result for r in rows if r.result is not None), None)
@@ -214,10 +208,7 @@ def panels(rows: list[Outcome], metric: str | None) -> list[tuple[str, np.ndarra
 
 def draw_grid(path: Path, tiles: list[tuple[str, np.ndarray | None]], columns: int = 6) -> None:
     """compare.png: the panels side by side (rows of at most ``columns``), each titled."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shape = next(img.shape for _, img in tiles if img is not None)
     h, w = shape[1:]
@@ -231,7 +222,7 @@ def draw_grid(path: Path, tiles: list[tuple[str, np.ndarray | None]], columns: i
         if img is None:
             ax.imshow(np.full((h, w, 3), 0.85), extent=(0, w, h, 0))
         else:
-            ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
+            ax.imshow(to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
         ax.set_title(title, fontsize=9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -251,7 +242,7 @@ def compare(methods: Sequence[str], shared: dict[str, Any], registry: Registry, 
     the methods after it do not run.  The signal's number is returned (None
     when none came) for the exit code.
     """
-    from .signals import run_signals
+    from ..session.signals import run_signals
 
     rows: list[Outcome] = []
     notes: list[str] = []

@@ -1,43 +1,39 @@
 """Write a run's outputs: images, run.json and pictures, all or nothing.
 
 The output folder is checked and reserved before the fit
-(:mod:`restorekit.outdir`); everything is written into its hidden staging
-folder, which is moved into place only when complete (a stack's images, a
-multi-page TIFF each, the same way).  A failure while
-writing leaves no partial output and keeps the restored image in a rescue
-folder; the CLI holds Ctrl-C back while it writes (:mod:`restorekit.signals`).
+(:mod:`restorekit.session.outdir`); everything is written into its hidden
+staging folder (:func:`restorekit.session.commit.committing`), which is moved
+into place only when complete (a stack's images, a multi-page TIFF each, the
+same way).  A failure while writing leaves no partial output and keeps the
+restored image in a rescue folder; the CLI holds Ctrl-C back while it writes
+(:mod:`restorekit.session.signals`).  The pictures are drawn through
+:func:`restorekit.session.figures.figure`.
+
+``committing``, ``record_json`` and the old private ``_figure`` and ``_to_rgb``
+are still importable from here, for compatibility; they live in
+:mod:`restorekit.session`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ..errors import RestoreError, RestoreKitError, one_line
 from ..io import output_suffix, to_array, write_image, write_stack
-from .outdir import OutputFolder
-from .record import record_json
+from ..session.commit import committing
+from ..session.figures import figure, pyplot, to_rgb
+from ..session.outdir import OutputFolder
+from ..session.record import record_json
 
-
-def _to_rgb(a: np.ndarray) -> np.ndarray:
-    """(C, H, W) float -> (H, W, 3) for display."""
-    a = np.clip(a, 0, 1)
-    if a.shape[0] == 1:
-        a = np.repeat(a, 3, axis=0)
-    return np.moveaxis(a[:3], 0, -1)
+_figure, _to_rgb = figure, to_rgb  # their old names here, kept for compatibility
 
 
 def _compare_figure(path: Path, result) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = _panels(result, result.reference is not None)
     h, w = result.restored.shape[1:]
@@ -52,10 +48,7 @@ def _curves_figure(path: Path, history: dict[str, list]) -> bool:
     it = history.get("iteration") or []
     if len(it) < 2:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     has_psnr = any(v is not None for v in history.get("psnr", []))
     fig, axes = plt.subplots(1, 2 if has_psnr else 1, figsize=(9 if has_psnr else 4.5, 3.2), squeeze=False)
@@ -77,46 +70,6 @@ def _curves_figure(path: Path, history: dict[str, list]) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
-
-
-def _figure(kind: str, draw, path: Path, *args) -> tuple[bool, str | None]:
-    """Draw one picture; a failure costs the picture, not the run (returns drawn?, note)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # matplotlib's layout warnings name its source files
-            drawn = draw(path, *args)
-        return drawn is not False, None
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - a plot must not lose the restored image
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return False, f"{kind} was not drawn: {one_line(exc)}"
-
-
-@contextlib.contextmanager
-def committing(folder: OutputFolder, rescue: Callable[[], str] | None = None) -> Iterator[Path]:
-    """Write into the reserved ``folder``'s staging folder inside the block; commit it at the end.
-
-    Any failure abandons the folder (nothing half-written stays): Ctrl-C is
-    raised again, anything else becomes one :class:`RestoreError` naming the
-    folder, with ``rescue()``'s text (where the essentials were saved) added.
-    Every command that writes results (run, segment, invert) writes through it.
-    """
-    tmp = folder.staging
-    if tmp is None:
-        raise ValueError("the output folder was committed or abandoned already")
-    try:
-        yield tmp
-        folder.commit()
-    except BaseException as exc:
-        folder.abandon()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else (
-            str(exc) if isinstance(exc, RestoreKitError) else one_line(exc))
-        where = rescue() if rescue is not None else ""
-        raise RestoreError(f"cannot write results to '{folder.path}': {reason}{where}") from exc
 
 
 def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
@@ -197,7 +150,7 @@ def _figures(tmp: Path, files: dict[str, str], notes: list[str], compare: tuple,
     """compare.png and curves.png, each ``(draw, what it draws)``: the files drawn go into ``files``, the
     note of a figure that could not be drawn into ``notes``."""
     for role, (draw, data) in (("compare", compare), ("curves", curves)):
-        drawn, note = _figure(f"{role}.png", draw, tmp / f"{role}.png", data)
+        drawn, note = figure(f"{role}.png", draw, tmp / f"{role}.png", data)
         if drawn:
             files[role] = f"{role}.png"
         if note:
@@ -223,7 +176,7 @@ def _panels(result, reference: bool) -> list[tuple[str, Any, float | None]]:
 def _draw_panels(row, panels: list, w: int, h: int, prefix: str, fontsize: int) -> None:
     for ax, (title, img, psnr) in zip(row, panels):
         if img is not None:
-            ax.imshow(_to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
+            ax.imshow(to_rgb(img), interpolation="nearest", extent=(0, w, h, 0))
         title = f"{prefix}{title}"
         if psnr is not None and math.isfinite(psnr):
             title = f"{title}  {psnr:.2f} dB"
@@ -232,10 +185,7 @@ def _draw_panels(row, panels: list, w: int, h: int, prefix: str, fontsize: int) 
 
 
 def _stack_compare_figure(path: Path, result) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(result.image)
     rows = _shown_pages(len(result.pages))
@@ -255,10 +205,7 @@ def _stack_curves_figure(path: Path, result) -> bool:
                  if len(page.history.get("iteration") or []) >= 2]
     if not histories:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(result.image)
     fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.2))

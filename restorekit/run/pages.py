@@ -30,10 +30,10 @@ import numpy as np
 from ..errors import UsageError
 from ..io import Image, native_scale, read_pages, to_array
 from ..registry import Registry
+from ..session.signals import deferred_signals
+from ..session.signals import hold as hold_signals
 from .pipeline import Result, finish, prepare
 from .settings import RunSettings
-from .signals import deferred_signals
-from .signals import hold as hold_signals
 from .solve import solve
 
 __all__ = ["run_pages", "stack_record", "native_scale"]

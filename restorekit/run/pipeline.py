@@ -25,12 +25,12 @@ import numpy as np
 from ..errors import ComponentFailure, UsageError
 from ..io import Image, image_from_array, native_scale, read_image, to_array
 from ..registry import Registry
+from ..session.signals import hold as hold_signals
 from .auto import fit_image
 from .plan import Plan, make_plan, schedule
 from .problem import ForwardModel, build_problem
 from .record import RunRecord, build_record, score
 from .settings import RunSettings, default_image_path
-from .signals import hold as hold_signals
 from .solve import solve
 
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ..components import Generator, Metric, Prior, Problem
 from ..errors import UsageError
 from ..registry import Registry
+from ..session.device import cpu_has_native_bf16, pick_device  # called through these names here (tests patch them)
 from .settings import DEFAULTS, RunSettings
 
 #: the paper's iteration counts per task (REFERENCE.md section 3)
@@ -72,31 +73,6 @@ class Plan:
         """The priors in the record's order: network, penalties, solver."""
         return (([self.network] if self.network else []) + self.penalties + ([self.solver] if self.solver else [])
                 + self.more_solvers + ([self.guide] if self.guide else []))
-
-
-def pick_device(name: str = "auto"):
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    import torch
-
-    name = (name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UsageError(f"device {name!r} does not exist (this machine has {torch.cuda.device_count()} GPU(s))")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("device 'mps' asked for, but Apple MPS is not available here; use --device cpu or auto")
-    return dev
 
 
 def resolve_components(
@@ -204,19 +180,6 @@ def check_precision(precision: str, dev: Any) -> None:
             raise UsageError(f"--precision bf16: {dev} has no bfloat16 support; use --precision fp32")
     elif dev.type != "cpu":
         raise UsageError(f"--precision bf16 runs on CPUs and CUDA GPUs, not on {dev.type}; use --precision fp32")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo on Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def make_plan(settings: RunSettings, registry: Registry) -> Plan:

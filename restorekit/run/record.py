@@ -8,50 +8,33 @@ changes whenever a field changes meaning or is removed (adding one does
 not).  Sections read like the dict run.json holds (``record["result"]``), so
 code written against the JSON keeps working.
 
-JSON has no infinity: :func:`record_json` writes non-finite numbers as
-``null`` and names them, by path, in ``nonfinite``.
+JSON has no infinity: :func:`~restorekit.session.record.record_json` (the
+one every record is written with) writes non-finite numbers as ``null`` and
+names them, by path, in ``nonfinite``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import RestoreKitError, one_line
 from ..io.files import file_digest
+from ..session.record import Section, record_json  # noqa: F401 - record_json's old home
+
+_Section = Section  # the base's old name here (docs/gen_record_schema.py and older code use it)
 
 #: bump when a field changes meaning or disappears
 SCHEMA_VERSION = 1
 
 
-class _Section(BaseModel):
-    """A record section: typed fields, and read access by key like the JSON's dict."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in type(self).model_fields
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default) if key in type(self).model_fields else default
-
-    def keys(self):
-        return type(self).model_fields.keys()
-
-
-class InputRecord(_Section):
+class InputRecord(Section):
     path: str | None = Field(description="the image file, or null for an array or the embedded image")
     default_image: bool = Field(description="the embedded default image was used")
     width: int
@@ -65,11 +48,11 @@ class InputRecord(_Section):
                               "count (absent for one image)")
 
 
-class ReferenceRecord(_Section):
+class ReferenceRecord(Section):
     path: str | None
 
 
-class ComponentRecord(_Section):
+class ComponentRecord(Section):
     name: str
     spec: str = Field(description="canonical spec, every parameter filled in: NAME:key=value,...")
     params: dict[str, Any]
@@ -80,14 +63,14 @@ class ComponentRecord(_Section):
     )
 
 
-class ComponentsRecord(_Section):
+class ComponentsRecord(Section):
     degradations: list[ComponentRecord]
     priors: list[ComponentRecord]
     generator: ComponentRecord | None
     metrics: list[ComponentRecord]
 
 
-class SettingsRecord(_Section):
+class SettingsRecord(Section):
     iterations: int = Field(description="the iteration budget (0 for a direct solver)")
     lr: float | None
     seed: int
@@ -101,7 +84,7 @@ class SettingsRecord(_Section):
     known_noise_sigma: float | None = Field(description="Gaussian sigma in [0, 1] units where known")
 
 
-class AutoRecord(_Section):
+class AutoRecord(Section):
     task: str = Field(description="the task class auto decided by: inpaint, hole, impulse, sr, gaussian, poisson, periodic, other")
     prior: list[str] = Field(description="the priors it chose")
     net: str = Field(description="the generator it chose ('auto' for a direct solver)")
@@ -110,7 +93,7 @@ class AutoRecord(_Section):
     why: str = Field(description="the reason, from the measurements behind the choice")
 
 
-class NoiseRecord(_Section):
+class NoiseRecord(Section):
     """The noise model estimated from the image (degradation ``noise``; levels in 0-255 units)."""
 
     model: str = Field(description="what was estimated")
@@ -125,7 +108,7 @@ class NoiseRecord(_Section):
     blocks: int = Field(description="how many image blocks the estimate rests on")
 
 
-class SafeguardRecord(_Section):
+class SafeguardRecord(Section):
     """A ground-truth-free check that the result is not worse than what it started from (the input, or a
     budgeted fit's classical start), and what it did."""
 
@@ -141,7 +124,7 @@ class SafeguardRecord(_Section):
     why: str
 
 
-class PageRecord(_Section):
+class PageRecord(Section):
     """One page of a stack (a multi-page TIFF restored page by page): its own estimate, check and result."""
 
     page: int = Field(description="1 for the first page")
@@ -159,7 +142,7 @@ class PageRecord(_Section):
     seconds: float | None = Field(default=None, description="the page's run, in all")
 
 
-class EnvironmentRecord(_Section):
+class EnvironmentRecord(Section):
     python: str
     platform: str
     torch: str
@@ -169,13 +152,13 @@ class EnvironmentRecord(_Section):
     device_name: str | None = None
 
 
-class TimingsRecord(_Section):
+class TimingsRecord(Section):
     total_s: float
     fit_s: float
     per_iteration_s: float | None
 
 
-class MemberRecord(_Section):
+class MemberRecord(Section):
     seed: int
     iteration: int
     iterations_run: int
@@ -185,7 +168,7 @@ class MemberRecord(_Section):
     seconds: float | None = None
 
 
-class ResultRecord(_Section):
+class ResultRecord(Section):
     iteration: int = Field(description="the iteration the output comes from (0 for a direct solver)")
     iterations_run: int
     output: str = Field(description="ema, last, solver, or 'mean of K runs (...)' for an ensemble")
@@ -199,7 +182,7 @@ class ResultRecord(_Section):
     baseline_kind: str | None = Field(description="degraded or bicubic; null without a reference")
 
 
-class HistoryRecord(_Section):
+class HistoryRecord(Section):
     iteration: list[int] = Field(default_factory=list)
     loss: list[float | None] = Field(default_factory=list)
     psnr: list[float | None] = Field(default_factory=list)
@@ -207,7 +190,7 @@ class HistoryRecord(_Section):
     time: list[float] = Field(default_factory=list)
 
 
-class RunRecord(_Section):
+class RunRecord(Section):
     """Everything run.json holds about one run."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="version of this record's layout")
@@ -266,45 +249,6 @@ class RunRecord(_Section):
 
 def json_schema() -> dict[str, Any]:
     return RunRecord.model_json_schema()
-
-
-# ---------------------------------------------------------------------------
-# JSON
-# ---------------------------------------------------------------------------
-def _json_default(o: Any):
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def _clean_floats(o: Any, path: str = "", found: dict[str, str] | None = None) -> Any:
-    """JSON has no inf/nan: write them as null and list them, by path, in ``found``."""
-    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
-        if found is not None:
-            found[path] = "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
-        return None
-    if isinstance(o, dict):
-        return {k: _clean_floats(v, f"{path}.{k}" if path else str(k), found) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean_floats(v, f"{path}[{i}]", found) for i, v in enumerate(o)]
-    return o
-
-
-def record_json(record: RunRecord | dict[str, Any]) -> str:
-    """run.json's text.  Non-finite numbers (a PSNR of an exact match is +inf) are written as
-    ``null`` and named in ``"nonfinite"``: ``{"result.metrics.psnr": "inf"}``."""
-    data = record.to_dict() if isinstance(record, RunRecord) else record
-    found: dict[str, str] = {}
-    clean = _clean_floats({k: v for k, v in data.items() if k != "nonfinite"}, "", found)
-    if found:
-        clean["nonfinite"] = found
-    return json.dumps(clean, indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
 # ---------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 The stages follow ``run``'s: every input is read and checked first (the
 method and task, the image, the hints, the truth mask, a second mixture);
-the output folder is reserved (:func:`restorekit.run.outdir.prepare_output`,
+the output folder is reserved (:func:`restorekit.session.outdir.prepare_output`,
 same rules as ``run``: ``runs/<stem>-NNN`` by default, ``--overwrite``
 replaces only a folder restorekit wrote); the decomposition runs; the files
 are written into the hidden staging folder and moved into place together
-(:meth:`OutputFolder.commit`).  Ctrl-C during the fit ends it and keeps the
+(:func:`restorekit.session.commit.committing`).  Ctrl-C during the fit ends it and keeps the
 result so far (the record says ``"stopped": "interrupted"``).
 
 Files: ``mask.png`` (the object's share, 0-255), ``labels.png`` (segment
@@ -19,8 +19,6 @@ published in docs/segment-record.md, and every record is checked against it).
 
 from __future__ import annotations
 
-import json
-import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ import numpy as np
 
 from ..components import Budget, Decomposed, Hint
 from ..errors import RestoreError, RestoreKitError, UsageError
+from ..session.record import json_data, record_json
 from .masks import scores
 from .record import RECORD_VERSION
 
@@ -215,28 +214,13 @@ def _checked(rec: dict[str, Any], o: Outcome) -> dict[str, Any]:
     from .record import check
 
     try:
-        check(_clean(rec))  # what run.json will hold
+        check(json_data(rec))  # what run.json will hold
         return rec
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise RestoreError(f"decomposition '{o.method.name}' from plugin '{o.plugin}' gave a result whose record "
                            f"does not fit run.json's layout: {where}: {first['msg']}") from None
-
-
-def _clean(v: Any) -> Any:
-    """JSON has no inf/nan: a non-finite number is written as null."""
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def record_json(record: dict[str, Any]) -> str:
-    return json.dumps(_clean(record), indent=2, default=str) + "\n"
 
 
 def _u8(a: np.ndarray) -> np.ndarray:
@@ -268,7 +252,7 @@ def overlay(image: np.ndarray, mask: np.ndarray | None, labels: np.ndarray | Non
 def write(outcome: Outcome, folder) -> dict[str, str]:
     """Write every file into ``folder``'s staging folder and move it into place, all or nothing."""
     from ..io import write_image
-    from ..run.outputs import committing
+    from ..session.commit import committing
 
     r = outcome.result
     assert r is not None

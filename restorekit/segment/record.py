@@ -9,7 +9,9 @@ is the layout written.  :data:`RECORD_VERSION` (the record's
 (adding one does not).
 
 JSON has no infinity: a non-finite number (a diverged loss, ``--time-limit
-inf``) is written as ``null``; the fields that can hold one say ``| None``.
+inf``) is written as ``null`` and named, by path, in ``nonfinite``
+(:func:`restorekit.session.record.record_json`, as for every record); the
+fields that can hold one say ``| None``.
 
 Read a record back with ``SegmentRecord.load("runs/photo-001/run.json")``;
 sections read like the JSON's dicts (``record["history"]["loss"]``).
@@ -22,16 +24,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field
 
-from ..run.record import _Section
+from ..session.record import StrictSection as _Strict
+from ..session.record import StrictRecord
 
 #: the version of run.json's layout for segment and decompose records (``record_version``)
 RECORD_VERSION = 1
-
-
-class _Strict(_Section):
-    """A section checked strictly: no unknown key, no string for a number, no tuple for a list."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
 
 
 class MaskScores(_Strict):
@@ -60,7 +57,7 @@ class LossHistory(_Strict):
         return extra[key] if key in extra else super().__getitem__(key)
 
 
-class SegmentRecord(_Strict):
+class SegmentRecord(StrictRecord):
     """Everything run.json holds about one ``restorekit segment`` or ``restorekit decompose``."""
 
     restorekit: str = Field(description="restorekit's version")
@@ -99,10 +96,9 @@ class SegmentRecord(_Strict):
     files: dict[str, str] = Field(
         description="the files written, by role: mask, labels, layer-NAME, overlay, record (empty before they are written)"
     )
-
     @classmethod
     def from_json(cls, text: str | bytes) -> "SegmentRecord":
-        """Read run.json (numbers that were not finite are ``None``)."""
+        """Read run.json (numbers that were not finite are ``None``; ``nonfinite``, which names them, is dropped)."""
         return cls.model_validate_json(text)
 
     @classmethod
