@@ -12,7 +12,7 @@ The loop owns the order of a step and how a fit ends; the fit supplies hooks::
 
     for i in 1..iterations:
         loss = forward(i)          # zero the gradients, compute the loss
-        loss.backward()            # the loop's own, the one backward pass of a step
+        backward pass of loss      # the loop's own, the one of a step
         update(i)                  # optimiser step, backtracking, averaging, projections
         if reporting(i): report(i) # history: values read from the device only here
         progress(i)                # the progress callback
