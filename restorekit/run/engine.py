@@ -6,6 +6,10 @@ Each step: ``z' = perturb(z)``, ``out = G(z')``, ``loss = mean((A(out) - y)^2
 happen only on reporting iterations, every ``report_every`` steps;
 backtracking is decided on the device (:class:`Backtracker`).  Ctrl-C stops the loop and returns what
 it has, marked interrupted.
+
+The steps are driven by :func:`restorekit.fit.run_loop`; :class:`MemberFit` holds what a fit of K
+members keeps between steps (the members, the optimiser, the average, backtracking), shared with
+the stacked fits of :mod:`restorekit.run.multi`.
 """
 
 from __future__ import annotations
