@@ -413,15 +413,16 @@ class _Segment(_Task):
 
         f = self.fit
         self.m0 = torch.from_numpy(initial_split(f.image, f.hint, seed=f.seed))[None, None]
-        f.notes.append("started from a k-means split of colour and texture" + (" and the hint" if f.hint is not None else "")
-                       + ", refined by per-region texture models")
+        f.notes.append("started from a k-means split of colour and texture"
+                       + (" and the hint" if f.hint is not None else "") + ", refined by per-region texture models")
         self.weight = None
         if f.params.features > 0:
             # the layers explain the pixels and their texture statistics: two textures become two nearly
             # uniform feature layers, which the coupled priors split as they split two flat colours
             feats = torch.from_numpy(feature_image(f.image))[None]
             c = f.image.shape[0]
-            self.weight = torch.cat([torch.ones(c), torch.full((feats.shape[1],), math.sqrt(f.params.features))])[None, :, None, None]
+            weight = torch.cat([torch.ones(c), torch.full((feats.shape[1],), math.sqrt(f.params.features))])
+            self.weight = weight[None, :, None, None]
             f.x = torch.cat([f.x, feats], 1) * self.weight
 
     def setup(self, layers: "_Layers") -> None:
@@ -505,12 +506,15 @@ class _Transparency(_Task):
             if est is not None and abs(est[0] - est[1]) > 0.02:
                 start = [min(max(v, 0.01), 0.99) for v in est]
                 a0, b0 = (np.clip(v, 0, 1).astype(np.float32) for v in unmix(f.image, f.second, *est))
-                f.notes.append("mixing weights estimated from the gradients' kurtosis: " + ", ".join(f"{v:.4f}" for v in est))
+                f.notes.append("mixing weights estimated from the gradients' kurtosis: "
+                               + ", ".join(f"{v:.4f}" for v in est))
                 if getattr(f.params, "unmix", True):
                     # the layers that explain both mixtures exactly: a DIP fit could only blur them
-                    f.notes.append("layers: the linear unmixing with those weights (no fit; unmix=false fits the priors from it)")
+                    f.notes.append("layers: the linear unmixing with those weights "
+                                   "(no fit; unmix=false fits the priors from it)")
                     f.notes.append("mixing weights of layer 1: " + ", ".join(str(round(v, 4)) for v in est))
-                    return self.decomposed({"iteration": [], "loss": []}, 0, "done", layers={"layer1": a0, "layer2": b0})
+                    return self.decomposed({"iteration": [], "loss": []}, 0, "done",
+                                           layers={"layer1": a0, "layer2": b0})
                 self.unmixed = [torch.from_numpy(v)[None] for v in (a0, b0)]
         alpha = torch.tensor(start, dtype=torch.float32)
         self.logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
@@ -606,7 +610,8 @@ class _Dehaze(_Task):
                       torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None])
         f.notes.append("started from the dark channel prior's dehazing (airlight "
                        + ", ".join(f"{v:.3f}" for v in a0) + ")")
-        self.air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))[None, :, None, None].clone().requires_grad_(True)
+        air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))
+        self.air_logit = air_logit[None, :, None, None].clone().requires_grad_(True)
         self.extra.append(self.air_logit)
 
     def warmup(self, iters: int) -> int:
