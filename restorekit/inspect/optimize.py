@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UsageError
+from ..fit import every, run_loop
 
 #: the generator of ``--prior dip`` unless ``--net`` says otherwise: the skip network, narrow enough for a CPU
 DEFAULT_NET = "skip:levels=3,channels=32,skip=4"
@@ -133,34 +134,38 @@ def _search(objective, prior, *, shape, iters, seed, registry, net_spec, lr, ini
     with torch.no_grad():
         best_x = make_x(False).detach().clone()
         start_value = float(objective(best_x))
-    best_total = None
-    best_it = 0
-    stopped = "done"
+    best: dict[str, Any] = {"total": None, "x": best_x, "it": 0, "done": 0}
     start = time.perf_counter()
-    done = 0
-    every = max(1, iters // 200)
-    try:
-        for it in range(1, iters + 1):
-            opt.zero_grad(set_to_none=True)
-            x = make_x(True)
-            value = objective(x)
-            total = value + penalty(x) if penalty is not None else value
-            total.backward()
+    every_value = max(1, iters // 200)
+    now: dict[str, Any] = {}
+
+    def forward(it: int):
+        opt.zero_grad(set_to_none=True)
+        x = now["x"] = make_x(True)
+        value = now["value"] = objective(x)
+        total = now["total"] = value + penalty(x) if penalty is not None else value
+        return total
+
+    def update(it: int) -> None:
+        with torch.no_grad():
+            t = now["total"].detach()
+            if best["total"] is None or bool(t < best["total"]):
+                best.update(total=t, x=now["x"].detach().clone(), it=it)
+            if it % every_value == 0 or it == 1:
+                values.append((it, now["value"].detach()))
+        opt.step()
+        if pixels:
             with torch.no_grad():
-                t = total.detach()
-                if best_total is None or bool(t < best_total):
-                    best_total, best_x, best_it = t, x.detach().clone(), it
-                if it % every == 0 or it == 1:
-                    values.append((it, value.detach()))
-            opt.step()
-            if pixels:
-                with torch.no_grad():
-                    params[0].clamp_(0.0, 1.0)
-            done = it
-            if progress is not None and (it % 10 == 0 or it == iters):
-                progress(label, it, iters, float(value.detach()))
-    except KeyboardInterrupt:
-        stopped = "interrupted"
+                params[0].clamp_(0.0, 1.0)
+        best["done"] = it
+
+    def report(it: int) -> None:
+        progress(label, it, iters, float(now["value"].detach()))
+
+    ended = run_loop(forward, iters, update=update, reporting=every(10, iters),
+                     report=report if progress is not None else None)
+    stopped = "interrupted" if ended.interrupted else "done"
+    best_x, best_it, done = best["x"], best["it"], best["done"]
     seconds = time.perf_counter() - start
     with torch.no_grad():
         final = float(objective(best_x))

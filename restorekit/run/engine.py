@@ -4,8 +4,12 @@ Each step: ``z' = perturb(z)``, ``out = G(z')``, ``loss = mean((A(out) - y)^2
 * mask) + sum(penalties(out))``, one Adam step, then the output average
 (EMA) is updated.  Host synchronisations (``.item()``, copies to the CPU)
 happen only on reporting iterations, every ``report_every`` steps;
-backtracking is decided on the device (:class:`_Backtracker`).  Ctrl-C stops the loop and returns what
+backtracking is decided on the device (:class:`Backtracker`).  Ctrl-C stops the loop and returns what
 it has, marked interrupted.
+
+The steps are driven by :func:`restorekit.fit.run_loop`; :class:`MemberFit` holds what a fit of K
+members keeps between steps (the members, the optimiser, the average, backtracking), shared with
+the stacked fits of :mod:`restorekit.run.multi`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..components import Generator, LoopOptions, Prior, Problem
+from ..fit import ExponentialAverage, every, predicted_time_limit, run_loop
 from ..registry import call_accepting
 from .settings import PRECISIONS  # the one list (users' values are checked in the settings)
 
@@ -87,9 +92,8 @@ def nonfinite_loss(lv: float, step: int) -> FloatingPointError:
     return FloatingPointError(f"the loss became {lv} at iteration {step}; try a lower --lr")
 
 
-def _autocast(precision: str, device: torch.device):
-    import contextlib
-
+def autocast(precision: str, device: torch.device):
+    """The network's forward pass context: ``torch.autocast`` in bfloat16 for ``"bf16"``, else nothing."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -133,7 +137,8 @@ def code_seed(seed: int) -> int:
     return (int(seed) * 0x9E3779B1 + 0x5EED) % (2**63)
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """PSNR (dB, a 0-d tensor on the device) of ``a`` against ``b`` in [0, 1]; ``weight`` weights the pixels."""
     d = (a - b) ** 2
     if weight is None:
         mse = d.mean()
@@ -142,7 +147,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) 
     return -10 * torch.log10(mse.clamp_min(1e-12))
 
 
-class _Members:
+class Members:
     """K networks stepped together: one module (K = 1), or K stacked with torch.func.
 
     With K > 1 the networks' parameters are stacked along a new first
@@ -180,12 +185,12 @@ class _Members:
         return self._vmapped(dict(zip(self.names, self.params)), z)
 
 
-def _per_member(flags: torch.Tensor, like: torch.Tensor, k: int) -> torch.Tensor:
+def per_member(flags: torch.Tensor, like: torch.Tensor, k: int) -> torch.Tensor:
     """(K,) member flags shaped to broadcast against a parameter or output of ``k`` members."""
     return flags.reshape(()) if k == 1 else flags.view((-1,) + (1,) * (like.dim() - 1))
 
 
-class _Backtracker:
+class Backtracker:
     """Backtracking (REFERENCE.md section 1), decided on the device for K members.
 
     On a check step the fit of each member's ``A(out)`` to the observation
@@ -225,7 +230,7 @@ class _Backtracker:
             collapsed = fit < self.last - self.db
             self.last = torch.where(collapsed, self.last, fit)
             for s, p in zip(self.saved, self.params):
-                s.copy_(torch.where(_per_member(collapsed, p, self.k), s, p))
+                s.copy_(torch.where(per_member(collapsed, p, self.k), s, p))
             self.count += collapsed.sum()
             return collapsed
 
@@ -233,7 +238,7 @@ class _Backtracker:
         """After the optimiser step: collapsed members get their checkpoint back."""
         with torch.no_grad():
             for s, p in zip(self.saved, self.params):
-                p.copy_(torch.where(_per_member(collapsed, p, self.k), s, p))
+                p.copy_(torch.where(per_member(collapsed, p, self.k), s, p))
 
     def total(self) -> int:
         return 0 if self.count is None else int(self.count.item())
@@ -304,51 +309,123 @@ def build_member(generator: Generator, prior: Prior | None, geo: Any, init: torc
     return net, z
 
 
-class _Loop:
-    """One fit: the members and their optimiser (set up in ``__init__``), the step, the reports,
-    and the choice of output; :func:`fit` is its front door."""
-
-    def __init__(self, problem: Problem, generator: Generator, network_prior: Prior | None,
-                 penalties: Sequence[Prior], seeds: list[int], lr: float, device: torch.device, precision: str):
-        self.options = network_prior.loop_options() if network_prior is not None else LoopOptions()
-        self.sure = self.options.sure
-        if self.sure and (problem.sigma is None or not problem.sigma > 0 or problem.mask is not None):
+def check_options(options: LoopOptions, problems: Sequence[Problem], precision: str) -> None:
+    """Refuse a data term the problems cannot have: SURE needs a known sigma, no mask, and fp32."""
+    for p in problems:
+        if options.sure and (p.sigma is None or not p.sigma > 0 or p.mask is not None):
             raise ValueError("the SURE data term needs a known noise sigma and no mask")
-        if self.sure and precision != "fp32":
-            raise ValueError(
-                "the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)"
-            )
-        self.problem, self.geo, self.prior, self.penalties = problem, problem.geometry, network_prior, penalties
-        self.device, self.precision = device, precision
-        self.members, self.z = self._build(generator, seeds)
-        self.k = self.members.k
-        self.opt = torch.optim.Adam(self.members.params, lr=lr)
-        self.y = problem.observation.to(device)
-        self.m = problem.mask.to(device) if problem.mask is not None else None
-        self.ref = problem.reference.to(device) if problem.reference is not None else None
-        self.ym = self.y * self.m if self.m is not None else self.y
-        self.avg: torch.Tensor | None = None
-        self.history = History()
-        self.backtracker = _Backtracker(self.members.params, self.k, self.options.backtrack_db,
-                                        self.options.backtrack_every)
+    if options.sure and precision != "fp32":
+        raise ValueError(
+            "the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)"
+        )
 
-    def _build(self, generator: Generator, seeds: list[int]) -> tuple[_Members, torch.Tensor | None]:
-        """Each member's network and input code, seeded apart (see :func:`code_seed`)."""
-        init = self.geo.pad_to_canvas(self.problem.init)
-        built = [build_member(generator, self.prior, self.geo, init, s, self.device) for s in seeds]
-        codes = [z for _, z in built if z is not None]
-        return _Members([net for net, _ in built]), (torch.cat(codes).to(self.device) if codes else None)
+
+class MemberFit:
+    """What a fit of K members holds and does besides its step: the members and their optimiser,
+    the observation (``y``, mask ``m``, ``ym = y * m``), the output average (:attr:`ema`, an
+    :class:`~restorekit.fit.ExponentialAverage`) and backtracking.
+
+    :func:`fit`'s loop (one problem) and :func:`~.multi.fit_many`'s (K problems) build on it; each
+    gives its own step (the loss), reports and output, and drives :func:`restorekit.fit.run_loop`.
+    Subclasses set ``y`` and ``m`` and then call :meth:`observe`.
+    """
+
+    def __init__(self, network_prior: Prior | None, penalties: Sequence[Prior], problems: Sequence[Problem],
+                 members: Members, z: torch.Tensor | None, lr: float, device: torch.device, precision: str,
+                 options: LoopOptions) -> None:
+        self.options, self.sure = options, options.sure
+        self.geo, self.prior, self.penalties = problems[0].geometry, network_prior, penalties
+        self.device, self.precision, self.lr = device, precision, lr
+        self.members, self.z = members, z
+        self.k = members.k
+        self.opt = torch.optim.Adam(members.params, lr=lr)
+        self.ema = ExponentialAverage(options.ema)
+        self.backtracker = Backtracker(members.params, self.k, options.backtrack_db, options.backtrack_every)
+
+    @property
+    def avg(self) -> torch.Tensor | None:
+        """The members' averaged outputs ``(K, C, H, W)`` (None before the first step, or without an average)."""
+        return self.ema.value
+
+    def observe(self, y: torch.Tensor, m: torch.Tensor | None) -> None:
+        """The observation(s) on the device, one per member, and the mask (or None)."""
+        self.y, self.m = y, m
+        self.ym = self.y * self.m if self.m is not None else self.y
 
     def fit_db(self, pred: torch.Tensor) -> torch.Tensor:
         """PSNR of each member's A(out) against the observation, (K,)."""
         d = (pred * self.m if self.m is not None else pred) - self.ym
         return -10 * torch.log10(d.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12))
 
+    def optimise(self, i: int, pred: torch.Tensor) -> torch.Tensor | None:
+        """After the backward pass: backtracking's check (on its steps), the optimiser step, and the
+        collapsed members put back; returns the (K,) collapsed flags, or None."""
+        due = self.backtracker.due(i)
+        collapsed = self.backtracker.check(self.fit_db(pred.detach())) if due else None
+        self.opt.step()
+        if collapsed is not None:
+            self.backtracker.undo(collapsed)
+        return collapsed
+
+    def average(self, o: torch.Tensor, collapsed: torch.Tensor | None) -> None:
+        """The exponential moving average of the outputs; a collapsed member's output is not averaged."""
+        self.ema.update(o, None if collapsed is None else per_member(collapsed, o, self.k))
+
+    def penalised(self, loss: torch.Tensor, x: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
+        """``loss`` plus every penalty prior's term on each member's image ``x[j]`` (added to
+        ``losses[j]`` too, when given)."""
+        for p in self.penalties:
+            for j in range(self.k):
+                term = p.penalty(x[j : j + 1])
+                if term is not None:
+                    loss = loss + term
+                    if losses is not None:
+                        losses[j] += term.detach().reshape(())
+        return loss
+
+    def unperturbed(self) -> torch.Tensor:
+        """Every member's output from its unperturbed code ``(K, C, H, W)``, float, detached."""
+        with autocast(self.precision, self.device):
+            return self.members(self.z).detach().float()
+
+
+def build_members(generator: Generator, prior: Prior | None, geo: Any, inits: Sequence[torch.Tensor],
+                  seeds: Sequence[int], device: torch.device, after: Callable[[], Any] | None = None,
+                  ) -> tuple[Members, torch.Tensor | None, list]:
+    """The members (:func:`build_member` for each of ``inits`` and ``seeds``), their input codes
+    stacked, and what ``after()`` returned after each was built (e.g. the random state)."""
+    codes, nets, marks = [], [], []
+    for init, s in zip(inits, seeds):
+        net, z = build_member(generator, prior, geo, init, s, device)
+        if z is not None:
+            codes.append(z)
+        nets.append(net)
+        if after is not None:
+            marks.append(after())
+    return Members(nets), (torch.cat(codes).to(device) if codes else None), marks
+
+
+class _Loop(MemberFit):
+    """One fit: :class:`MemberFit` for one problem, its step, reports and the choice of output;
+    :func:`fit` is its front door."""
+
+    def __init__(self, problem: Problem, generator: Generator, network_prior: Prior | None,
+                 penalties: Sequence[Prior], seeds: list[int], lr: float, device: torch.device, precision: str):
+        options = network_prior.loop_options() if network_prior is not None else LoopOptions()
+        check_options(options, [problem], precision)
+        init = problem.geometry.pad_to_canvas(problem.init)
+        members, z, _ = build_members(generator, network_prior, problem.geometry, [init] * len(seeds), seeds, device)
+        super().__init__(network_prior, penalties, [problem], members, z, lr, device, precision, options)
+        self.problem = problem
+        self.observe(problem.observation.to(device), problem.mask.to(device) if problem.mask is not None else None)
+        self.ref = problem.reference.to(device) if problem.reference is not None else None
+        self.history = History()
+
     def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One forward and backward pass: (loss, A(x) per member, the canvas output)."""
+        """One forward pass: (loss, A(x) per member, the canvas output); the loop runs the backward pass."""
         self.opt.zero_grad(set_to_none=True)
         zin = self.prior.perturb(self.z) if self.z is not None else None
-        with _autocast(self.precision, self.device):
+        with autocast(self.precision, self.device):
             out = self.members(zin)
         out = out.float()
         x = self.geo.to_image(out)  # the forward model sees the image it was prepared for, never the canvas
@@ -361,24 +438,7 @@ class _Loop:
             loss = sure_loss(self.members, zin, out, diff, self.problem.sigma, crop=self.geo.to_image).sum()
         else:
             loss = diff.pow(2).mean(dim=(1, 2, 3)).sum()
-        for p in self.penalties:
-            for j in range(self.k):
-                term = p.penalty(x[j : j + 1])
-                if term is not None:
-                    loss = loss + term
-        loss.backward()
-        return loss, pred, out
-
-    def average(self, o: torch.Tensor, collapsed: torch.Tensor | None) -> None:
-        """The exponential moving average of the outputs; a collapsed member's output is not averaged."""
-        ema_w = self.options.ema
-        if ema_w <= 0:
-            return
-        if self.avg is None:
-            self.avg = o.clone()
-            return
-        new = self.avg * ema_w + o * (1 - ema_w)
-        self.avg = new if collapsed is None else torch.where(_per_member(collapsed, o, self.k), self.avg, new)
+        return self.penalised(loss, x), pred, out
 
     def _result(self, canvas: torch.Tensor) -> torch.Tensor:
         return self.geo.to_result(self.geo.to_image(canvas.mean(0, keepdim=True).clamp(0, 1)))
@@ -389,9 +449,9 @@ class _Loop:
             lv = float(loss.item()) / self.k
             ps = pa = None
             if self.ref is not None:
-                ps = float(_psnr(self._result(o), self.ref).item())
+                ps = float(psnr(self._result(o), self.ref).item())
                 if self.avg is not None:
-                    pa = float(_psnr(self._result(self.avg), self.ref).item())
+                    pa = float(psnr(self._result(self.avg), self.ref).item())
         elapsed = time.perf_counter() - start
         h = self.history
         h.iteration.append(step)
@@ -405,62 +465,63 @@ class _Loop:
 
     def run(self, iterations: int, report_every: int, callback: Callable[[Progress], Any] | None,
             stopper: Any, time_limit: float | None) -> FitResult:
-        stopped_early, stop_reason, interrupted = False, "iterations", False
         last = Progress(0, iterations, float("nan"))
         start = time.perf_counter()
-        i, out, loss = 0, None, None
-        try:
-            for i in range(1, iterations + 1):
-                loss, pred, out = self.step()
-                reporting = i % report_every == 0 or i == iterations or i == 1
-                due = self.backtracker.due(i)
-                collapsed = self.backtracker.check(self.fit_db(pred.detach())) if due else None
-                self.opt.step()
-                if collapsed is not None:
-                    self.backtracker.undo(collapsed)
-                with torch.no_grad():
-                    o = out.detach()
-                    self.average(o, collapsed)
-                    if stopper is not None:
-                        avg = None if self.avg is None else self.avg.mean(0, keepdim=True)
-                        stopper.update(o.mean(0, keepdim=True), i, avg)
-                if reporting:
-                    last = self.report(i, iterations, loss, o, start)
-                if callback is not None:
-                    last.iteration = i
-                    last.elapsed = time.perf_counter() - start
-                    last.time_limit = time_limit
-                    callback(last)
-                if reporting and stopper is not None and stopper.should_stop(i):
-                    stopped_early, stop_reason = True, "rule"
-                    break
-                if time_limit is not None and i < iterations:
-                    # stop before a step that would end past the limit (steps take about the mean so far)
-                    if (time.perf_counter() - start) * (i + 1) / i > time_limit:
-                        stopped_early, stop_reason = True, "time limit"
-                        break
-        except KeyboardInterrupt:
-            interrupted, stop_reason = True, "interrupted"
+        now: dict[str, Any] = {"out": None, "loss": None}  # the latest finished step's
+        pending: list = []
+
+        def forward(i: int) -> torch.Tensor:
+            pending[:] = self.step()
+            return pending[0]
+
+        def update(i: int) -> None:
+            loss, pred, out = pending
+            now.update(out=out, loss=loss)
+            collapsed = self.optimise(i, pred)
+            with torch.no_grad():
+                o = now["o"] = out.detach()
+                self.average(o, collapsed)
+                if stopper is not None:
+                    avg = None if self.avg is None else self.avg.mean(0, keepdim=True)
+                    stopper.update(o.mean(0, keepdim=True), i, avg)
+
+        def report(i: int) -> None:
+            nonlocal last
+            last = self.report(i, iterations, now["loss"], now["o"], start)
+
+        def progress(i: int) -> None:
+            last.iteration = i
+            last.elapsed = time.perf_counter() - start
+            last.time_limit = time_limit
+            callback(last)
+
+        def stop(i: int, reporting: bool) -> str | None:
+            return "rule" if reporting and stopper is not None and stopper.should_stop(i) else None
+
+        ended = run_loop(forward, iterations, update=update, reporting=every(report_every, iterations, first=True),
+                         report=report, progress=progress if callback is not None else None, stop=stop,
+                         out_of_time=predicted_time_limit(time_limit, start, iterations))
+        i, interrupted = ended.iteration, ended.interrupted
         iterations_run = i if not interrupted else max(0, i - 1)
         reported = self.history.iteration[-1] if self.history.iteration else 0
-        if out is not None and reported != i and not interrupted:
+        if now["out"] is not None and reported != i and not interrupted:
             # the loop ended between reports (a stopping rule, the time limit): record where it ended,
             # so the history (and curves.png) reaches the output's iteration
             with contextlib.suppress(FloatingPointError):
-                self.report(i, iterations, loss, out.detach(), start)
+                self.report(i, iterations, now["loss"], now["out"].detach(), start)
         result, kind, chosen = self.output(stopper, iterations_run)
         return FitResult(
             variance_minimum=stopper.chosen_iteration() if stopper is not None else None,
             output=result.clamp(0, 1).float().cpu(),
             iteration=chosen if chosen is not None else iterations_run,
             iterations_run=iterations_run,
-            stopped_early=stopped_early,
+            stopped_early=ended.reason in ("rule", "time limit"),
             history=self.history,
             interrupted=interrupted,
             backtracks=self.backtracker.total(),
             output_kind=kind,
             seconds=time.perf_counter() - start,
-            stop_reason=stop_reason,
+            stop_reason=ended.reason,
         )
 
     def output(self, stopper: Any, iterations_run: int) -> tuple[torch.Tensor, str, int | None]:
@@ -478,5 +539,8 @@ class _Loop:
             if self.avg is not None:
                 return self.avg.mean(0, keepdim=True), "ema", None
             # the unperturbed code, as the authors show their final output
-            with _autocast(self.precision, self.device):
-                return self.members(self.z).detach().float().mean(0, keepdim=True), "last", None
+            return self.unperturbed().mean(0, keepdim=True), "last", None
+
+
+#: the name tests and older code use
+_Backtracker = Backtracker

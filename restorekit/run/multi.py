@@ -35,9 +35,10 @@ from typing import Any, Sequence
 import torch
 
 from ..components import Generator, LoopOptions, Prior, Problem
+from ..fit import every, predicted_time_limit, run_loop
 from .engine import (
-    SURE_EPSILON, FitResult, History, _autocast, _Backtracker, _Loop, _Members, _psnr, build_member,
-    nonfinite_loss, sure_loss,
+    SURE_EPSILON, FitResult, History, MemberFit, autocast, build_members, check_options, nonfinite_loss, psnr,
+    sure_loss,
 )
 from .settings import PRECISIONS
 
@@ -115,60 +116,39 @@ def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
         torch.set_rng_state(state)
 
 
-class _Stack(_Loop):
-    """The loop of :func:`fit_many`: :class:`~.engine._Loop`'s step, averaging and backtracking over
+class _Stack(MemberFit):
+    """The loop of :func:`fit_many`: :class:`~.engine.MemberFit`'s averaging and backtracking over
     K problems, with a slot per member still running (``ids[slot]`` is its problem's index)."""
 
     def __init__(self, problems: list[Problem], generator: Generator, network_prior: Prior | None,
                  penalties: Sequence[Prior], seeds: list[int], stoppers: list[Any], lr: float,
                  device: torch.device, precision: str) -> None:
-        self.options = network_prior.loop_options() if network_prior is not None else LoopOptions()
-        self.sure = self.options.sure
-        for p in problems:
-            if self.sure and (p.sigma is None or not p.sigma > 0 or p.mask is not None):
-                raise ValueError("the SURE data term needs a known noise sigma and no mask")
-        if self.sure and precision != "fp32":
-            raise ValueError(
-                "the SURE data term needs precision fp32 (its finite difference drowns in bf16 rounding)"
-            )
+        options = network_prior.loop_options() if network_prior is not None else LoopOptions()
+        check_options(options, problems, precision)
+        geo = problems[0].geometry
+        # each member's network and input code as its fit alone builds them, and the random state its fit
+        # alone would go on from
+        members, z, self.rng = build_members(generator, network_prior, geo,
+                                             [geo.pad_to_canvas(p.init) for p in problems], seeds, device,
+                                             after=lambda: _rng_state(device))
+        super().__init__(network_prior, penalties, problems, members, z, lr, device, precision, options)
         self.problems, self.problem = problems, problems[0]
-        self.geo, self.prior, self.penalties = problems[0].geometry, network_prior, penalties
-        self.device, self.precision, self.lr = device, precision, lr
         self.stoppers = stoppers
-        self.members, self.z, self.rng = self._build_all(generator, seeds)
-        self.k = self.members.k
         #: with one member from the start the global random stream is left alone, exactly as in fit()
         self.swap = self.k > 1
         self.ids = list(range(self.k))
-        self.opt = torch.optim.Adam(self.members.params, lr=lr)
-        self.y = torch.cat([p.observation for p in problems]).to(device)
+        y = torch.cat([p.observation for p in problems]).to(device)
         if any(p.mask is not None for p in problems):
             ones = torch.ones((1, 1) + tuple(problems[0].observation.shape[-2:]))
-            self.m = torch.cat([ones if p.mask is None else p.mask for p in problems]).to(device)
+            m = torch.cat([ones if p.mask is None else p.mask for p in problems]).to(device)
         else:
-            self.m = None
+            m = None
+        self.observe(y, m)
         self.refs = [None if p.reference is None else p.reference.to(device) for p in problems]
-        self.ym = self.y * self.m if self.m is not None else self.y
-        self.avg: torch.Tensor | None = None
         self.histories = [History() for _ in problems]
-        self.backtracker = _Backtracker(self.members.params, self.k, self.options.backtrack_db,
-                                        self.options.backtrack_every)
         self.backtracks = torch.zeros(self.k, dtype=torch.long, device=device)
         self.results: list[MemberResult | None] = [None] * self.k
         self.start = time.perf_counter()
-
-    def _build_all(self, generator: Generator, seeds: list[int]) -> tuple[_Members, torch.Tensor | None, list]:
-        """Each member's network and input code as its fit alone builds them (:meth:`_Loop._build`),
-        and the random state its fit alone would go on from."""
-        codes, nets, states = [], [], []
-        for problem, s in zip(self.problems, seeds):
-            init = self.geo.pad_to_canvas(problem.init)
-            net, z = build_member(generator, self.prior, self.geo, init, s, self.device)
-            if z is not None:
-                codes.append(z)
-            nets.append(net)
-            states.append(_rng_state(self.device))
-        return _Members(nets), (torch.cat(codes).to(self.device) if codes else None), states
 
     # -- one step ------------------------------------------------------------------------------
     def _inputs(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -193,11 +173,12 @@ class _Stack(_Loop):
         s2 = torch.tensor([self.problems[j].sigma ** 2 for j in self.ids], dtype=diff.dtype, device=diff.device)
         return diff.pow(2).mean(dim=(1, 2, 3)) - s2 + 2 * s2 * div
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        """One forward and backward pass: (each member's loss, A(x) per member, the canvas outputs)."""
+    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward pass: (the loss to differentiate, each member's loss, A(x) per member, the canvas
+        outputs); the loop runs the backward pass."""
         self.opt.zero_grad(set_to_none=True)
         zin, probes = self._inputs()
-        with _autocast(self.precision, self.device):
+        with autocast(self.precision, self.device):
             out = self.members(zin)
         out = out.float()
         x = self.geo.to_image(out)
@@ -213,19 +194,11 @@ class _Stack(_Loop):
                    sure_loss(self.members, zin, out, diff, self.problem.sigma, crop=self.geo.to_image))
         else:
             per = diff.pow(2).mean(dim=(1, 2, 3))
-        loss = per.sum()
         losses = per.detach().clone()
-        for p in self.penalties:
-            for s in range(self.k):
-                term = p.penalty(x[s : s + 1])
-                if term is not None:
-                    loss = loss + term
-                    losses[s] += term.detach().reshape(())
-        loss.backward()
-        return losses, pred, out
+        loss = self.penalised(per.sum(), x, losses)
+        return loss, losses, pred, out
 
-    def report(self, step: int, iterations: int, losses: torch.Tensor, o: torch.Tensor,  # type: ignore[override]
-               start: float) -> dict[int, str]:
+    def report(self, step: int, losses: torch.Tensor, o: torch.Tensor) -> dict[int, str]:
         """Each running member's loss and PSNRs into its history (one host sync); returns the slots
         whose loss is not finite, with the error a fit alone would raise."""
         with torch.no_grad():
@@ -234,13 +207,13 @@ class _Stack(_Loop):
                 ref = self.refs[j]
                 if ref is None:
                     continue
-                values.append(_psnr(self._member_output(o, s), ref).reshape(1))
+                values.append(psnr(self._member_output(o, s), ref).reshape(1))
                 where.append((s, "psnr"))
                 if self.avg is not None:
-                    values.append(_psnr(self._member_output(self.avg, s), ref).reshape(1))
+                    values.append(psnr(self._member_output(self.avg, s), ref).reshape(1))
                     where.append((s, "psnr_avg"))
             read = torch.cat(values).tolist()
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - self.start
         found: dict[tuple[int, str], float] = {key: v for key, v in zip(where, read[self.k :])}
         bad: dict[int, str] = {}
         for s, j in enumerate(self.ids):
@@ -256,55 +229,65 @@ class _Stack(_Loop):
         return bad
 
     def _member_output(self, canvas: torch.Tensor, s: int) -> torch.Tensor:
-        """Slot ``s``'s image at the result's size (as :meth:`_Loop._result` for a fit of one member)."""
+        """Slot ``s``'s image at the result's size (as a fit of one member takes its result)."""
         return self.geo.to_result(self.geo.to_image(canvas[s : s + 1].mean(0, keepdim=True).clamp(0, 1)))
 
     # -- the loop ------------------------------------------------------------------------------
-    def run(self, iterations: int, report_every: int, time_limit: float | None) -> list[MemberResult]:  # type: ignore[override]
-        start = self.start = time.perf_counter()
-        i, out, losses = 0, None, None
-        try:
-            for i in range(1, iterations + 1):
-                losses, pred, out = self.step()
-                reporting = i % report_every == 0 or i == iterations or i == 1
-                due = self.backtracker.due(i)
-                collapsed = self.backtracker.check(self.fit_db(pred.detach())) if due else None
-                self.opt.step()
-                if collapsed is not None:
-                    self.backtracker.undo(collapsed)
-                    self.backtracks += collapsed.long()
-                with torch.no_grad():
-                    o = out.detach()
-                    self.average(o, collapsed)
-                    for s, j in enumerate(self.ids):
-                        rule = self.stoppers[j]
-                        if rule is not None:
-                            avg = None if self.avg is None else self.avg[s : s + 1].mean(0, keepdim=True)
-                            rule.update(o[s : s + 1].mean(0, keepdim=True), i, avg)
-                finished: dict[int, str] = {}
-                if reporting:
-                    for s, message in self.report(i, iterations, losses, o, start).items():
-                        self._fail(s, message, i)
-                        finished[s] = "error"
-                    for s, j in enumerate(self.ids):
-                        rule = self.stoppers[j]
-                        if s not in finished and rule is not None and rule.should_stop(i):
-                            self._finish(s, i, "rule", o, losses)
-                            finished[s] = "rule"
-                if len(finished) == self.k:
-                    break
-                if time_limit is not None and i < iterations:
-                    # stop before a step that would end past the limit (steps take about the mean so far)
-                    if (time.perf_counter() - start) * (i + 1) / i > time_limit:
-                        self._finish_all(i, "time limit", out, losses, finished)
-                        break
-                if finished:
-                    self._drop(sorted(finished))
-        except KeyboardInterrupt:
+    def run(self, iterations: int, report_every: int, time_limit: float | None) -> list[MemberResult]:
+        """Drive :func:`restorekit.fit.run_loop`; a member's rule or non-finite loss finishes it alone."""
+        self.start = time.perf_counter()
+        now: dict[str, Any] = {"out": None, "losses": None}  # the latest finished step's
+        pending: list = []
+        finished: dict[int, str] = {}  # the slots finished in this step
+
+        def forward(i: int) -> torch.Tensor:
+            pending[:] = self.step()
+            return pending[0]
+
+        def update(i: int) -> None:
+            _, losses, pred, out = pending
+            now.update(out=out, losses=losses)
+            collapsed = self.optimise(i, pred)
+            if collapsed is not None:
+                self.backtracks += collapsed.long()
+            with torch.no_grad():
+                o = now["o"] = out.detach()
+                self.average(o, collapsed)
+                for s, j in enumerate(self.ids):
+                    rule = self.stoppers[j]
+                    if rule is not None:
+                        avg = None if self.avg is None else self.avg[s : s + 1].mean(0, keepdim=True)
+                        rule.update(o[s : s + 1].mean(0, keepdim=True), i, avg)
+            finished.clear()
+
+        def report(i: int) -> None:
+            for s, message in self.report(i, now["losses"], now["o"]).items():
+                self._fail(s, message, i)
+                finished[s] = "error"
+
+        def stop(i: int, reporting: bool) -> str | None:
+            if reporting:
+                for s, j in enumerate(self.ids):
+                    rule = self.stoppers[j]
+                    if s not in finished and rule is not None and rule.should_stop(i):
+                        self._finish(s, i, "rule", now["o"], now["losses"])
+                        finished[s] = "rule"
+            return "finished" if len(finished) == self.k else None
+
+        def after(i: int) -> None:
+            if finished:
+                self._drop(sorted(finished))
+
+        ended = run_loop(forward, iterations, update=update, reporting=every(report_every, iterations, first=True),
+                         report=report, stop=stop, after=after,
+                         out_of_time=predicted_time_limit(time_limit, self.start, iterations))
+        i, out, losses = ended.iteration, now["out"], now["losses"]
+        if ended.interrupted:
             self._finish_all(max(0, i - 1), "interrupted", out, losses, {}, interrupted=True)
-        else:
-            if any(r is None for r in self.results):
-                self._finish_all(i, "iterations", out, losses, {})
+        elif ended.reason == "time limit":
+            self._finish_all(i, "time limit", out, losses, finished)
+        elif any(r is None for r in self.results):
+            self._finish_all(i, "iterations", out, losses, {})
         return [r for r in self.results if r is not None]
 
     def _finish_all(self, i: int, reason: str, out: torch.Tensor | None, losses: torch.Tensor | None,
@@ -317,19 +300,19 @@ class _Stack(_Loop):
         if any(self.stoppers[self.ids[s]] is None or self.stoppers[self.ids[s]].chosen_iteration() is None
                for s in left) and self.avg is None and out is not None:
             # the unperturbed code, as the authors show their final output (computed once for all)
-            with torch.no_grad(), _autocast(self.precision, self.device):
-                last = self.members(self.z).detach().float()
+            with torch.no_grad():
+                last = self.unperturbed()
         if out is not None and not interrupted:
             # the loop ended between reports (the time limit): record where it ended, so each history
             # (and curves.png) reaches the output's iteration; a non-finite loss there is only recorded
             if any((self.histories[self.ids[s]].iteration or [0])[-1] != i for s in left):
-                self.report(i, 0, losses, out.detach(), self.start)
+                self.report(i, losses, out.detach())
         for s in left:
             self._finish(s, i, reason, out, losses, last=last, interrupted=interrupted)
 
     def _finish(self, s: int, i: int, reason: str, out: torch.Tensor | None, losses: torch.Tensor | None,
                 last: torch.Tensor | None = None, interrupted: bool = False) -> None:
-        """Slot ``s``'s result, as :meth:`_Loop.run` and :meth:`_Loop.output` make a fit's."""
+        """Slot ``s``'s result, as :func:`~.engine.fit` makes a fit's."""
         j = self.ids[s]
         rule = self.stoppers[j]
         chosen = rule.chosen_iteration() if rule is not None else None
@@ -342,8 +325,7 @@ class _Stack(_Loop):
                 result, kind = self.avg[s : s + 1].mean(0, keepdim=True), "ema"
             else:
                 if last is None:
-                    with _autocast(self.precision, self.device):
-                        last = self.members(self.z).detach().float()
+                    last = self.unperturbed()
                 result, kind = last[s : s + 1].mean(0, keepdim=True), "last"
         self.results[j] = MemberResult(
             variance_minimum=rule.chosen_iteration() if rule is not None else None,
@@ -394,7 +376,7 @@ class _Stack(_Loop):
         self.y = self.y.index_select(0, idx)
         self.m = None if self.m is None else self.m.index_select(0, idx)
         self.ym = self.ym.index_select(0, idx)
-        self.avg = None if self.avg is None else self.avg.index_select(0, idx)
+        self.ema.value = None if self.avg is None else self.avg.index_select(0, idx)
         self.backtracks = self.backtracks.index_select(0, idx)
         self.rng = [self.rng[s] for s in keep]
         self.ids = [self.ids[s] for s in keep]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..components import Budget, Decomposed, Hint
 from ..errors import UsageError
+from ..fit import every, run_loop
 from .masks import object_segments
 
 __all__ = ["cluster", "continuity_loss"]
@@ -71,36 +72,37 @@ def cluster(
         marked = (s > 0).view(-1)
         target_marked = (s.view(-1)[marked] - 1)  # object -> response 0, background -> response 1
     history: dict[str, list] = {"iteration": [], "loss": []}
-    stopped = "done"
-    labels = None
-    it = 0
-    report_every = max(1, min(10, iters // 20 or 1))
+    state: dict[str, Any] = {"labels": None, "segments": None}
     net.train()
-    try:
-        for it in range(1, iters + 1):
-            opt.zero_grad(set_to_none=True)
-            r = net(x)
-            flat = r[0].permute(1, 2, 0).reshape(-1, params.k)
-            target = flat.argmax(1).detach()
-            loss = F.cross_entropy(flat, target) + params.continuity * continuity_loss(r)
-            if marked is not None and bool(marked.any()):
-                loss = loss + params.scribble_weight * F.cross_entropy(flat[marked], target_marked)
-            loss.backward()
-            opt.step()
-            labels = target
-            n = int(torch.unique(target).numel())
-            if it % report_every == 0 or it == iters:
-                value = float(loss.detach())
-                history["iteration"].append(it)
-                history["loss"].append(value)
-                budget.report(it, iters, value)
-            if n <= params.min_segments:
-                break
-            if budget.out_of_time():
-                stopped = "time limit"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
+
+    def forward(it: int):
+        opt.zero_grad(set_to_none=True)
+        r = net(x)
+        flat = r[0].permute(1, 2, 0).reshape(-1, params.k)
+        target = state["target"] = flat.argmax(1).detach()
+        loss = state["loss"] = F.cross_entropy(flat, target) + params.continuity * continuity_loss(r)
+        if marked is not None and bool(marked.any()):
+            loss = state["loss"] = loss + params.scribble_weight * F.cross_entropy(flat[marked], target_marked)
+        return loss
+
+    def update(it: int) -> None:
+        opt.step()
+        state["labels"] = state["target"]
+        state["segments"] = int(torch.unique(state["target"]).numel())
+
+    def report(it: int) -> None:
+        value = float(state["loss"].detach())
+        history["iteration"].append(it)
+        history["loss"].append(value)
+        budget.report(it, iters, value)
+
+    def few_segments(it: int, reporting: bool) -> str | None:
+        return "done" if state["segments"] <= params.min_segments else None
+
+    ended = run_loop(forward, iters, update=update, reporting=every(max(1, min(10, iters // 20 or 1)), iters),
+                     report=report, stop=few_segments, out_of_time=lambda it: budget.out_of_time())
+    it, labels = ended.iteration, state["labels"]
+    stopped = "done" if ended.reason == "iterations" else ended.reason
     if labels is None:
         with torch.no_grad():
             labels = net(x)[0].argmax(0).view(-1)

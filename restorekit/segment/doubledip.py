@@ -13,6 +13,9 @@ of a third.  The loss is the fit to the image, plus
 * the hint: the mask is held to 0 outside a box and to the scribbles.
 
 The default number of steps depends on the task (:data:`TASK_ITERS`).
+One fit serves every task (:func:`double_dip`, driving :func:`restorekit.fit.run_loop`); what a
+task adds (its checks, its start, how the layers compose the image, its loss and its result) is
+its piece in :data:`TASKS`.
 
 Tasks:
 
@@ -57,6 +60,7 @@ import numpy as np
 
 from ..components import Budget, Decomposed, Hint
 from ..errors import UsageError
+from ..fit import every, run_loop
 from .dehaze import T0, dark_channel_dehaze, recover_scene
 from .masks import object_segments
 
@@ -335,22 +339,336 @@ class _Layers:
         return outs
 
 
-def _check(image: np.ndarray, task: str, hint: Hint | None, second: np.ndarray | None) -> None:
-    c, h, w = image.shape
-    if min(h, w) < 8:
-        raise UsageError(f"double-dip needs an image of at least 8x8 pixels (got {w}x{h})")
-    if task == "watermark" and (hint is None or hint.box is None):
-        raise UsageError("double-dip's watermark removal needs the watermark's box: --hint box:x,y,w,h")
-    if second is not None and (task != "transparency" or second.shape != image.shape):
-        if task != "transparency":
-            raise UsageError("a second mixture is for --task transparency only")
-        raise UsageError(f"the second mixture is {second.shape[2]}x{second.shape[1]}x{second.shape[0]}, "
-                         f"the image {w}x{h}x{c}: give two mixtures of the same size")
-
-
 def _steps(task: str, params: Any, budget: Budget) -> int:
     """The steps of one fit: the budget's (--iters), else the spec's, else the task's default."""
     return int(budget.iterations or params.iters or TASK_ITERS[task])
+
+
+# ---------------------------------------------------------------------------
+# the tasks: what each one adds to the shared fit (double_dip)
+# ---------------------------------------------------------------------------
+class _Task:
+    """One task of :func:`double_dip`: its checks, its start, how the layers compose the image, its
+    loss and its result.  The shared fit calls, in order: :meth:`check`; :meth:`prepare` (before the
+    generators are built); :meth:`setup` (after; a result here ends the task without a fit);
+    :meth:`warmup`; then each step :meth:`compose` and :meth:`loss`; at the end :meth:`finish` and
+    :meth:`result`.  ``fit`` is the :class:`_Fit` the task belongs to."""
+
+    name = ""
+    #: whether the third generator (the mask's, one channel) is built
+    mask_net = True
+
+    def __init__(self, fit: "_Fit") -> None:
+        self.fit = fit
+        #: parameters fitted besides the generators' (a mixing weight, an airlight)
+        self.extra: list = []
+
+    @classmethod
+    def check(cls, image: np.ndarray, hint: Hint | None, second: np.ndarray | None) -> None:
+        """Refuse, before any work, what the task cannot take."""
+        if second is not None:
+            raise UsageError("a second mixture is for --task transparency only")
+
+    def prepare(self) -> None:
+        """Before the generators are built."""
+
+    def setup(self, layers: "_Layers") -> Decomposed | None:
+        """After the generators are built; a :class:`Decomposed` is the result, with no fit."""
+        return None
+
+    def warmup(self, iters: int) -> int:
+        """The steps at the start that learn the task's start rather than the image."""
+        return 0
+
+    def compose(self, outs: list) -> dict:
+        """The generators' outputs as ``y1``, ``y2``, ``m`` and ``fit`` (pairs of observation and model)."""
+        raise NotImplementedError
+
+    def loss(self, it: int, out: dict):
+        raise NotImplementedError
+
+    def finish(self, best: dict, stopped: str) -> None:
+        """The kept outputs (``best``, changed in place) once the fit has ended."""
+
+    def result(self, best: dict, history: dict, iterations: int, stopped: str) -> Decomposed:
+        raise NotImplementedError
+
+    def fit_loss(self, out: dict):
+        """The mean squared error of each composite against its observation, summed."""
+        import torch.nn.functional as F
+
+        return sum(F.mse_loss(pred, obs) for obs, pred in out["fit"])
+
+    def decomposed(self, history: dict, iterations: int, stopped: str, **parts) -> Decomposed:
+        return Decomposed(**parts, iterations=iterations, history=history, stopped=stopped, notes=self.fit.notes)
+
+
+class _Segment(_Task):
+    """``y1`` the object, ``y2`` the background, ``m`` the mask; from :func:`initial_split`."""
+
+    name = "segment"
+
+    def prepare(self) -> None:
+        import torch
+
+        f = self.fit
+        self.m0 = torch.from_numpy(initial_split(f.image, f.hint, seed=f.seed))[None, None]
+        f.notes.append("started from a k-means split of colour and texture"
+                       + (" and the hint" if f.hint is not None else "") + ", refined by per-region texture models")
+        self.weight = None
+        if f.params.features > 0:
+            # the layers explain the pixels and their texture statistics: two textures become two nearly
+            # uniform feature layers, which the coupled priors split as they split two flat colours
+            feats = torch.from_numpy(feature_image(f.image))[None]
+            c = f.image.shape[0]
+            weight = torch.cat([torch.ones(c), torch.full((feats.shape[1],), math.sqrt(f.params.features))])
+            self.weight = weight[None, :, None, None]
+            f.x = torch.cat([f.x, feats], 1) * self.weight
+
+    def setup(self, layers: "_Layers") -> None:
+        if self.fit.params.guide:
+            # the mask network sees the start and the image in its input code (the DIP's guided input): it
+            # can keep a sharp boundary where the start has one and move it where the layers say
+            layers.guide(2, [self.m0[0, 0].numpy(), *self.fit.image])
+
+    def warmup(self, iters: int) -> int:
+        return min(self.fit.params.warmup, iters // 2)
+
+    def compose(self, outs: list) -> dict:
+        y1, y2, m = outs[0], outs[1], outs[2]
+        if self.weight is not None:
+            y1, y2 = y1 * self.weight, y2 * self.weight
+        return {"y1": y1, "y2": y2, "m": m, "fit": [(self.fit.x, m * y1 + (1 - m) * y2)]}
+
+    def loss(self, it: int, out: dict):
+        import torch.nn.functional as F
+
+        x, m0, params, seeds = self.fit.x, self.m0, self.fit.params, self.fit.seeds
+        y1, y2, m = out["y1"], out["y2"], out["m"]
+        if it <= self.fit.warm:
+            # each layer learns its own region; the mask learns the start
+            loss = ((m0 * (y1 - x)) ** 2).mean() + (((1 - m0) * (y2 - x)) ** 2).mean()
+            return loss + F.binary_cross_entropy(m, m0)
+        # each layer is fitted where the mask gives it the pixel (the composite's fit once the mask
+        # is binary): a pixel goes to the layer that explains it better, and a layer only ever
+        # learns its own region, so it cannot take over the other's
+        e1, e2 = (y1 - x) ** 2, (y2 - x) ** 2
+        md = m.detach()
+        loss = (md * e1).mean() + ((1 - md) * e2).mean()  # each layer: its own pixels
+        loss = loss + (m * e1.detach() + (1 - m) * e2.detach()).mean()  # the mask: the better layer
+        loss = loss + params.exclusion * exclusion_loss(m * y1, (1 - m) * y2)
+        loss = loss + params.binary * 0.01 * binary_loss(m)
+        if seeds is not None and params.hint_weight > 0 and bool((seeds > 0).any()):
+            known = seeds > 0
+            target = (seeds == 1).float()
+            loss = loss + params.hint_weight * F.binary_cross_entropy(m[known], target[known])
+        return loss
+
+    def finish(self, best: dict, stopped: str) -> None:
+        import torch
+
+        if stopped != "interrupted":
+            f = self.fit
+            snapped = _snap(f.image, _np(best["m"])[0], f.params, f.hint, f.notes)
+            if snapped is not None:
+                best["m"] = torch.from_numpy(snapped.astype(np.float32))[None, None]
+
+    def result(self, best: dict, history: dict, iterations: int, stopped: str) -> Decomposed:
+        c = self.fit.image.shape[0]
+        mask = _np(best["m"])[0]
+        return self.decomposed(history, iterations, stopped, mask=mask, labels=(mask >= 0.5).astype(np.int64),
+                               layers={"foreground": _np(best["y1"][:, :c]), "background": _np(best["y2"][:, :c])})
+
+
+class _Transparency(_Task):
+    """Two images mixed with a uniform weight: ``m`` is one learned number per mixture."""
+
+    name = "transparency"
+    mask_net = False
+
+    @classmethod
+    def check(cls, image: np.ndarray, hint: Hint | None, second: np.ndarray | None) -> None:
+        if second is not None and second.shape != image.shape:
+            c, h, w = image.shape
+            raise UsageError(f"the second mixture is {second.shape[2]}x{second.shape[1]}x{second.shape[0]}, "
+                             f"the image {w}x{h}x{c}: give two mixtures of the same size")
+
+    def setup(self, layers: "_Layers") -> Decomposed | None:
+        import torch
+
+        f = self.fit
+        self.unmixed = None
+        # two mixtures: the weights from the gradients' kurtosis (mixing_weights) and the layers they give
+        # as the layers' start; one mixture: a neutral start that tells the layers apart
+        start = [0.7] + ([0.3] if f.x2 is not None else [])
+        if f.second is not None:
+            est = mixing_weights(f.image, f.second)
+            if est is not None and abs(est[0] - est[1]) > 0.02:
+                start = [min(max(v, 0.01), 0.99) for v in est]
+                a0, b0 = (np.clip(v, 0, 1).astype(np.float32) for v in unmix(f.image, f.second, *est))
+                f.notes.append("mixing weights estimated from the gradients' kurtosis: "
+                               + ", ".join(f"{v:.4f}" for v in est))
+                if getattr(f.params, "unmix", True):
+                    # the layers that explain both mixtures exactly: a DIP fit could only blur them
+                    f.notes.append("layers: the linear unmixing with those weights "
+                                   "(no fit; unmix=false fits the priors from it)")
+                    f.notes.append("mixing weights of layer 1: " + ", ".join(str(round(v, 4)) for v in est))
+                    return self.decomposed({"iteration": [], "loss": []}, 0, "done",
+                                           layers={"layer1": a0, "layer2": b0})
+                self.unmixed = [torch.from_numpy(v)[None] for v in (a0, b0)]
+        alpha = torch.tensor(start, dtype=torch.float32)
+        self.logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
+        self.extra.append(self.logit)
+        return None
+
+    def warmup(self, iters: int) -> int:
+        return iters // 3 if self.unmixed is not None else 0
+
+    def compose(self, outs: list) -> dict:
+        import torch
+
+        y1, y2 = outs[0], outs[1]
+        a = torch.sigmoid(self.logit)
+        fits = [(self.fit.x, a[0] * y1 + (1 - a[0]) * y2)]
+        if self.fit.x2 is not None:
+            fits.append((self.fit.x2, a[1] * y1 + (1 - a[1]) * y2))
+        return {"y1": y1, "y2": y2, "m": a, "fit": fits}
+
+    def loss(self, it: int, out: dict):
+        import torch.nn.functional as F
+
+        y1, y2 = out["y1"], out["y2"]
+        if self.unmixed is not None and it <= self.fit.warm:
+            # the layers first learn the linear unmixing, then fit the mixtures with the exclusion loss
+            return F.mse_loss(y1, self.unmixed[0]) + F.mse_loss(y2, self.unmixed[1])
+        return self.fit_loss(out) + self.fit.params.exclusion * exclusion_loss(y1, y2)
+
+    def result(self, best: dict, history: dict, iterations: int, stopped: str) -> Decomposed:
+        c = self.fit.image.shape[0]
+        a = [round(float(v), 4) for v in best["m"].detach().cpu().numpy().ravel()]
+        self.fit.notes.append("mixing weights of layer 1: " + ", ".join(map(str, a)))
+        return self.decomposed(history, iterations, stopped,
+                               layers={"layer1": _np(best["y1"][:, :c]), "layer2": _np(best["y2"][:, :c])})
+
+
+class _Watermark(_Task):
+    """``y1`` the clean image, ``y2`` the watermark, ``m`` its opacity, zero outside the box."""
+
+    name = "watermark"
+
+    @classmethod
+    def check(cls, image: np.ndarray, hint: Hint | None, second: np.ndarray | None) -> None:
+        if hint is None or hint.box is None:
+            raise UsageError("double-dip's watermark removal needs the watermark's box: --hint box:x,y,w,h")
+        super().check(image, hint, second)
+
+    def setup(self, layers: "_Layers") -> None:
+        import torch
+
+        h, w = self.fit.image.shape[1:]
+        bx, by, bw, bh = self.fit.hint.box
+        self.box_out = torch.ones((1, 1, h, w))
+        self.box_out[..., max(by, 0): by + bh, max(bx, 0): bx + bw] = 0
+
+    def compose(self, outs: list) -> dict:
+        y1, y2 = outs[0], outs[1]
+        m = outs[2] * (1 - self.box_out)
+        return {"y1": y1, "y2": y2, "m": m, "fit": [(self.fit.x, (1 - m) * y1 + m * y2)]}
+
+    def loss(self, it: int, out: dict):
+        params = self.fit.params
+        loss = self.fit_loss(out)
+        loss = loss + params.exclusion * exclusion_loss(out["y1"], out["m"] * out["y2"])
+        return loss + params.binary * 0.01 * out["m"].mean()
+
+    def finish(self, best: dict, stopped: str) -> None:
+        # outside the box the opacity is 0 and the image is the clean layer itself: keep the input there, not
+        # the generator's reconstruction of it
+        best["y1"] = self.box_out * self.fit.x + (1 - self.box_out) * best["y1"]
+
+    def result(self, best: dict, history: dict, iterations: int, stopped: str) -> Decomposed:
+        c = self.fit.image.shape[0]
+        return self.decomposed(history, iterations, stopped, mask=_np(best["m"])[0],
+                               layers={"clean": _np(best["y1"][:, :c]), "watermark": _np(best["y2"][:, :c])})
+
+
+class _Dehaze(_Task):
+    """``y1`` the haze-free image, ``m`` the transmission map, ``y2`` a uniform airlight; from the dark
+    channel prior's dehazing."""
+
+    name = "dehaze"
+
+    def setup(self, layers: "_Layers") -> None:
+        import torch
+
+        f = self.fit
+        # the fit starts from the dark channel prior's dehazing (restorekit.segment.dehaze): its airlight, and
+        # for the warm-up steps its scene and transmission as the layers' targets
+        dcp = dark_channel_dehaze(f.image)
+        a0 = np.clip(dcp.airlight, 0.05, 0.999).astype(np.float32)
+        self.haze0 = (torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None],
+                      torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None])
+        f.notes.append("started from the dark channel prior's dehazing (airlight "
+                       + ", ".join(f"{v:.3f}" for v in a0) + ")")
+        air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))
+        self.air_logit = air_logit[None, :, None, None].clone().requires_grad_(True)
+        self.extra.append(self.air_logit)
+
+    def warmup(self, iters: int) -> int:
+        return min(self.fit.params.warmup, iters // 2)
+
+    def compose(self, outs: list) -> dict:
+        import torch
+
+        y1 = outs[0]
+        t = T_FLOOR + (1 - T_FLOOR) * outs[2]  # a floor: where t -> 0 the scene would be unconstrained
+        air = torch.sigmoid(self.air_logit).expand_as(y1)
+        return {"y1": y1, "y2": air, "m": t, "fit": [(self.fit.x, t * y1 + (1 - t) * air)]}
+
+    def loss(self, it: int, out: dict):
+        import torch.nn.functional as F
+
+        y1, m, params = out["y1"], out["m"], self.fit.params
+        if it <= self.fit.warm:
+            # the scene and the transmission learn the dark channel's
+            return F.mse_loss(y1, self.haze0[0]) + F.mse_loss(m, self.haze0[1])
+        loss = self.fit_loss(out)
+        dark = -F.max_pool2d(-y1.min(1, keepdim=True)[0], 7, 1, 3)  # the dark channel prior
+        loss = loss + params.exclusion * 0.1 * dark.mean()
+        tv = (m[..., 1:, :] - m[..., :-1, :]).abs().mean() + (m[..., :, 1:] - m[..., :, :-1]).abs().mean()
+        return loss + params.binary * 0.01 * tv
+
+    def result(self, best: dict, history: dict, iterations: int, stopped: str) -> Decomposed:
+        image, notes = self.fit.image, self.fit.notes
+        c = image.shape[0]
+        y2, mask = _np(best["y2"][:, :c]), _np(best["m"])[0]
+        air = y2[:, :1, :1]
+        notes.append("airlight: " + ", ".join(f"{v:.3f}" for v in air.ravel()))
+        # the scene from the image through the fitted model, I = t J + (1 - t) A, as the dark channel prior does:
+        # the generator's own y1 is a smoothed copy (benchmark: 14.70 dB / SSIM 0.443 against 16.15 / 0.699)
+        y1 = recover_scene(image, mask, air, T_FLOOR)
+        return self.decomposed(history, iterations, stopped, mask=mask,
+                               layers={"dehazed": y1, "airlight": air, "transmission": mask[None]})
+
+
+#: each task's piece of the fit
+TASKS: dict[str, type[_Task]] = {t.name: t for t in (_Segment, _Transparency, _Watermark, _Dehaze)}
+
+
+class _Fit:
+    """What one :func:`double_dip` fit works on: the image (``x``, and ``x2`` for a second mixture), the
+    hint's seeds, the spec, the notes, and ``warm`` (the warm-up steps, set once the task has said)."""
+
+    def __init__(self, image: np.ndarray, params: Any, hint: Hint | None, seed: int, second: np.ndarray | None) -> None:
+        import torch
+
+        h, w = image.shape[1:]
+        self.image, self.params, self.hint, self.seed, self.second = image, params, hint, seed, second
+        self.x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+        self.x2 = None if second is None else torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))[None]
+        self.seeds = None if hint is None else torch.from_numpy(hint.seeds(h, w).astype(np.int64))[None, None]
+        self.notes: list[str] = []
+        self.warm = 0
 
 
 def double_dip(
@@ -364,182 +682,64 @@ def double_dip(
     second: np.ndarray | None = None,
 ) -> Decomposed:
     """Fit the coupled priors to ``image`` ``(C, H, W)`` for ``task``; see the module's docstring."""
-    import torch
-    import torch.nn.functional as F
-
-    if task not in ("segment", "transparency", "watermark", "dehaze"):
+    if task not in TASKS:
         raise UsageError(f"double-dip does not do task '{task}' (valid: segment, transparency, watermark, dehaze)")
-    _check(image, task, hint, second)
+    c, h, w = image.shape
+    if min(h, w) < 8:
+        raise UsageError(f"double-dip needs an image of at least 8x8 pixels (got {w}x{h})")
+    TASKS[task].check(image, hint, second)
+    fit = _Fit(image, params, hint, seed, second)
+    piece = TASKS[task](fit)
     budget = budget or Budget()
     iters = _steps(task, params, budget)
-    c, h, w = image.shape
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-    x2 = None if second is None else torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))[None]
-    seeds = None if hint is None else torch.from_numpy(hint.seeds(h, w).astype(np.int64))[None, None]
-    notes: list[str] = []
+    piece.prepare()
+    layers = _Layers(params, fit.x.shape[1], (h, w), mask=piece.mask_net, seed=seed)
+    done = piece.setup(layers)
+    if done is not None:
+        return done
+    fit.warm = piece.warmup(iters)
+    return _coupled_fit(piece, layers, iters, budget)
 
-    m0 = None
-    if task == "segment":
-        m0 = torch.from_numpy(initial_split(image, hint, seed=seed))[None, None]
-        notes.append("started from a k-means split of colour and texture" + (" and the hint" if hint is not None else "")
-                     + ", refined by per-region texture models")
-    if task == "segment" and params.features > 0:
-        # the layers explain the pixels and their texture statistics: two textures become two nearly
-        # uniform feature layers, which the coupled priors split as they split two flat colours
-        feats = torch.from_numpy(feature_image(image))[None]
-        weight = torch.cat([torch.ones(c), torch.full((feats.shape[1],), math.sqrt(params.features))])[None, :, None, None]
-        x = torch.cat([x, feats], 1) * weight
-    else:
-        weight = None
-    layers = _Layers(params, x.shape[1], (h, w), mask=task in ("segment", "watermark", "dehaze"), seed=seed)
-    if task == "segment" and params.guide:
-        # the mask network sees the start and the image in its input code (the DIP's guided input): it
-        # can keep a sharp boundary where the start has one and move it where the layers say
-        layers.guide(2, [m0[0, 0].numpy(), *image])
-    extra: list[torch.Tensor] = []
-    unmixed = None
-    if task == "transparency":
-        # two mixtures: the weights from the gradients' kurtosis (mixing_weights) and the layers they give
-        # as the layers' start; one mixture: a neutral start that tells the layers apart
-        start = [0.7] + ([0.3] if x2 is not None else [])
-        if second is not None:
-            est = mixing_weights(image, second)
-            if est is not None and abs(est[0] - est[1]) > 0.02:
-                start = [min(max(v, 0.01), 0.99) for v in est]
-                a0, b0 = (np.clip(v, 0, 1).astype(np.float32) for v in unmix(image, second, *est))
-                notes.append("mixing weights estimated from the gradients' kurtosis: " + ", ".join(f"{v:.4f}" for v in est))
-                if getattr(params, "unmix", True):
-                    # the layers that explain both mixtures exactly: a DIP fit could only blur them
-                    notes.append("layers: the linear unmixing with those weights (no fit; unmix=false fits the priors from it)")
-                    notes.append("mixing weights of layer 1: " + ", ".join(str(round(v, 4)) for v in est))
-                    return Decomposed(layers={"layer1": a0, "layer2": b0}, iterations=0,
-                                      history={"iteration": [], "loss": []}, stopped="done", notes=notes)
-                unmixed = [torch.from_numpy(v)[None] for v in (a0, b0)]
-        alpha = torch.tensor(start, dtype=torch.float32)
-        logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
-        extra.append(logit)
-    haze0 = None
-    if task == "dehaze":
-        # the fit starts from the dark channel prior's dehazing (restorekit.segment.dehaze): its airlight, and
-        # for the warm-up steps its scene and transmission as the layers' targets
-        dcp = dark_channel_dehaze(image)
-        a0 = np.clip(dcp.airlight, 0.05, 0.999).astype(np.float32)
-        haze0 = (torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None],
-                 torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None])
-        notes.append("started from the dark channel prior's dehazing (airlight "
-                     + ", ".join(f"{v:.3f}" for v in a0) + ")")
-        air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))[None, :, None, None].clone().requires_grad_(True)
-        extra.append(air_logit)
-    box_out = None
-    if task == "watermark":
-        bx, by, bw, bh = hint.box
-        box_out = torch.ones((1, 1, h, w))
-        box_out[..., max(by, 0): by + bh, max(bx, 0): bx + bw] = 0
 
-    opt = torch.optim.Adam(layers.parameters() + extra, lr=params.lr)
+def _coupled_fit(piece: _Task, layers: "_Layers", iters: int, budget: Budget) -> Decomposed:
+    """Fit ``layers`` (and the task's extra parameters) by :func:`restorekit.fit.run_loop`; the kept
+    outputs are those of the reported step with the lowest loss after the warm-up."""
+    import torch
+
+    opt = torch.optim.Adam(layers.parameters() + piece.extra, lr=piece.fit.params.lr)
     history: dict[str, list] = {"iteration": [], "loss": []}
-    best = None
-    best_loss = math.inf
-    stopped = "done"
-    report_every = max(1, min(25, iters // 20 or 1))
-    warmup = min(params.warmup, iters // 2) if task in ("segment", "dehaze") else 0
-    if unmixed is not None:
-        warmup = iters // 3
+    kept: dict[str, Any] = {"best": None, "loss": math.inf}
+    now: dict[str, Any] = {}
 
-    def compose(outs):
-        y1, y2 = outs[0], outs[1]
-        if task == "segment":
-            m = outs[2]
-            if weight is not None:
-                y1, y2 = y1 * weight, y2 * weight
-            return {"y1": y1, "y2": y2, "m": m, "fit": [(x, m * y1 + (1 - m) * y2)]}
-        if task == "watermark":
-            m = outs[2] * (1 - box_out)
-            return {"y1": y1, "y2": y2, "m": m, "fit": [(x, (1 - m) * y1 + m * y2)]}
-        if task == "dehaze":
-            t = T_FLOOR + (1 - T_FLOOR) * outs[2]  # a floor: where t -> 0 the scene would be unconstrained
-            air = torch.sigmoid(air_logit).expand_as(y1)
-            return {"y1": y1, "y2": air, "m": t, "fit": [(x, t * y1 + (1 - t) * air)]}
-        a = torch.sigmoid(logit)
-        fits = [(x, a[0] * y1 + (1 - a[0]) * y2)]
-        if x2 is not None:
-            fits.append((x2, a[1] * y1 + (1 - a[1]) * y2))
-        return {"y1": y1, "y2": y2, "m": a, "fit": fits}
+    def forward(it: int):
+        opt.zero_grad(set_to_none=True)
+        out = now["out"] = piece.compose(layers())
+        loss = now["loss"] = piece.loss(it, out)
+        return loss
 
-    it = 0
-    try:
-        for it in range(1, iters + 1):
-            opt.zero_grad(set_to_none=True)
-            out = compose(layers())
-            y1, y2, m = out["y1"], out["y2"], out["m"]
-            if unmixed is not None and it <= warmup:
-                # the layers first learn the linear unmixing, then fit the mixtures with the exclusion loss
-                loss = F.mse_loss(y1, unmixed[0]) + F.mse_loss(y2, unmixed[1])
-            elif task == "dehaze" and it <= warmup:
-                # the scene and the transmission learn the dark channel's
-                loss = F.mse_loss(y1, haze0[0]) + F.mse_loss(m, haze0[1])
-            elif task == "segment" and it <= warmup:
-                # each layer learns its own region; the mask learns the start
-                loss = ((m0 * (y1 - x)) ** 2).mean() + (((1 - m0) * (y2 - x)) ** 2).mean()
-                loss = loss + F.binary_cross_entropy(m, m0)
-            elif task == "segment":
-                # each layer is fitted where the mask gives it the pixel (the composite's fit once the mask
-                # is binary): a pixel goes to the layer that explains it better, and a layer only ever
-                # learns its own region, so it cannot take over the other's
-                e1, e2 = (y1 - x) ** 2, (y2 - x) ** 2
-                md = m.detach()
-                loss = (md * e1).mean() + ((1 - md) * e2).mean()  # each layer: its own pixels
-                loss = loss + (m * e1.detach() + (1 - m) * e2.detach()).mean()  # the mask: the better layer
-                loss = loss + params.exclusion * exclusion_loss(m * y1, (1 - m) * y2)
-                loss = loss + params.binary * 0.01 * binary_loss(m)
-                if seeds is not None and params.hint_weight > 0 and bool((seeds > 0).any()):
-                    known = seeds > 0
-                    target = (seeds == 1).float()
-                    loss = loss + params.hint_weight * F.binary_cross_entropy(m[known], target[known])
-            else:
-                loss = sum(F.mse_loss(pred, obs) for obs, pred in out["fit"])
-                if task == "transparency":
-                    loss = loss + params.exclusion * exclusion_loss(y1, y2)
-                elif task == "watermark":
-                    loss = loss + params.exclusion * exclusion_loss(y1, m * y2)
-                    loss = loss + params.binary * 0.01 * m.mean()
-                elif task == "dehaze":
-                    from torch.nn.functional import max_pool2d
+    def report(it: int) -> None:
+        value = float(now["loss"].detach())
+        history["iteration"].append(it)
+        history["loss"].append(value)
+        budget.report(it, iters, value)
+        if it > piece.fit.warm and value < kept["loss"]:
+            kept["loss"] = value
+            kept["best"] = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v)
+                            for k, v in now["out"].items() if k != "fit"}
 
-                    dark = -max_pool2d(-y1.min(1, keepdim=True)[0], 7, 1, 3)  # the dark channel prior
-                    loss = loss + params.exclusion * 0.1 * dark.mean()
-                    tv = (m[..., 1:, :] - m[..., :-1, :]).abs().mean() + (m[..., :, 1:] - m[..., :, :-1]).abs().mean()
-                    loss = loss + params.binary * 0.01 * tv
-            loss.backward()
-            opt.step()
-            if it % report_every == 0 or it == iters:
-                value = float(loss.detach())
-                history["iteration"].append(it)
-                history["loss"].append(value)
-                budget.report(it, iters, value)
-                if it > warmup and value < best_loss:
-                    best_loss = value
-                    best = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in out.items() if k != "fit"}
-            if budget.out_of_time():
-                stopped = "time limit"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
+    ended = run_loop(forward, iters, update=lambda it: opt.step(),
+                     reporting=every(max(1, min(25, iters // 20 or 1)), iters), report=report,
+                     out_of_time=lambda it: budget.out_of_time())
+    it, best = ended.iteration, kept["best"]
+    stopped = "done" if ended.reason == "iterations" else ended.reason
     if best is None:  # stopped before the first report after the warm-up: the current outputs
         with torch.no_grad():
-            out = compose(layers(jitter=False))
+            out = piece.compose(layers(jitter=False))
         best = {k: v for k, v in out.items() if k != "fit"}
     if stopped != "done":
-        notes.append(f"stopped after {it} of {iters} iterations ({stopped}); the best result so far is kept")
-    if task == "watermark":
-        # outside the box the opacity is 0 and the image is the clean layer itself: keep the input there, not
-        # the generator's reconstruction of it
-        best["y1"] = box_out * x + (1 - box_out) * best["y1"]
-    if task == "segment" and stopped != "interrupted":
-        snapped = _snap(image, _np(best["m"])[0], params, hint, notes)
-        if snapped is not None:
-            best["m"] = torch.from_numpy(snapped.astype(np.float32))[None, None]
-    return _result(task, best, image, history, it, stopped, notes)
+        piece.fit.notes.append(f"stopped after {it} of {iters} iterations ({stopped}); the best result so far is kept")
+    piece.finish(best, stopped)
+    return piece.result(best, history, it, stopped)
 
 
 def _snap(image: np.ndarray, mask: np.ndarray, params: Any, hint: Hint | None, notes: list[str]) -> np.ndarray | None:
@@ -604,28 +804,3 @@ def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None
 
 def _np(t) -> np.ndarray:
     return np.clip(t.detach().cpu().numpy()[0].astype(np.float32), 0, 1)
-
-
-def _result(task: str, best: dict, image: np.ndarray, history, iterations: int, stopped: str, notes: list[str]) -> Decomposed:
-    c = image.shape[0]
-    y1, y2, m = _np(best["y1"][:, :c]), _np(best["y2"][:, :c]), best["m"]
-    if task == "transparency":
-        a = [round(float(v), 4) for v in m.detach().cpu().numpy().ravel()]
-        notes.append("mixing weights of layer 1: " + ", ".join(map(str, a)))
-        return Decomposed(layers={"layer1": y1, "layer2": y2}, iterations=iterations, history=history,
-                          stopped=stopped, notes=notes)
-    mask = _np(m)[0]
-    if task == "segment":
-        return Decomposed(mask=mask, labels=(mask >= 0.5).astype(np.int64),
-                          layers={"foreground": y1, "background": y2},
-                          iterations=iterations, history=history, stopped=stopped, notes=notes)
-    if task == "watermark":
-        return Decomposed(mask=mask, layers={"clean": y1, "watermark": y2},
-                          iterations=iterations, history=history, stopped=stopped, notes=notes)
-    air = y2[:, :1, :1]
-    notes.append("airlight: " + ", ".join(f"{v:.3f}" for v in air.ravel()))
-    # the scene from the image through the fitted model, I = t J + (1 - t) A, as the dark channel prior does:
-    # the generator's own y1 is a smoothed copy (benchmark: 14.70 dB / SSIM 0.443 against 16.15 / 0.699)
-    y1 = recover_scene(image, mask, air, T_FLOOR)
-    return Decomposed(mask=mask, layers={"dehazed": y1, "airlight": air, "transmission": mask[None]},
-                      iterations=iterations, history=history, stopped=stopped, notes=notes)
