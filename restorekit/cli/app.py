@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +20,7 @@ from .segment import DECOMPOSE_EXAMPLES, SEGMENT_EXAMPLES, decompose, segment
 from .inspect import INVERT_EXAMPLES, VISUALIZE_EXAMPLES, invert, visualize
 from .models import EVAL_EXAMPLES, SAMPLE_EXAMPLES, eval_model, models, sample
 from .train import TRAIN_EXAMPLES, train
+from .install import INSTALL_EXAMPLES, install
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -110,6 +113,7 @@ def get_app() -> typer.Typer:
     @app.callback()
     def _root(
         version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")] = False,
+        plugins_dir: Annotated[Optional[list[Path]], typer.Option("--plugins-dir", metavar="DIR", help="Load every *.py in this folder as a plugin (repeatable; also $RESTOREKIT_PLUGINS_DIR).", show_default=False)] = None,  # noqa: ARG001 - read from argv by main(), before the plugins load
     ) -> None:
         """Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins."""
 
@@ -126,6 +130,7 @@ def get_app() -> typer.Typer:
     app.command("eval", epilog=EVAL_EXAMPLES)(eval_model)
     app.command("models")(models)
     app.command("sample", epilog=SAMPLE_EXAMPLES)(sample)
+    app.command("install", epilog=INSTALL_EXAMPLES)(install)
     try:
         host = _host()
         seen = len(host.warnings)
@@ -138,7 +143,28 @@ def get_app() -> typer.Typer:
     return app
 
 
+def plugins_dirs_from_argv(argv: list[str]) -> list[str]:
+    """The ``--plugins-dir`` folders given before the command (the plugins load before typer parses)."""
+    dirs: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "--plugins-dir" and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+            i += 1
+        elif arg.startswith("--plugins-dir="):
+            dirs.append(arg.partition("=")[2])
+        i += 1
+    return dirs
+
+
 def main() -> None:
     """The ``restorekit`` console script (pyproject) and ``python -m restorekit.cli``."""
+    dirs = plugins_dirs_from_argv(sys.argv[1:])
+    if dirs:  # through the environment: batch's worker processes load the same plugins
+        from ..plugins import PLUGINS_DIR_ENV
+
+        given = os.environ.get(PLUGINS_DIR_ENV)
+        os.environ[PLUGINS_DIR_ENV] = os.pathsep.join(dirs + ([given] if given else []))
     app = get_app()
     app()
