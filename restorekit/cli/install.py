@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, err_console, guard, out_console
+from .common import _error, guard, out_console
 
 INSTALL_EXAMPLES = """
 [bold]Examples[/bold]
@@ -78,7 +78,6 @@ def install(
             raise UsageError("name a plugin package to install: restorekit install NAME (or -e PATH)")
         before = {(r["name"], r.get("version")) for r in _plugin_rows()}
         argv = pip_argv(names, upgrade=upgrade, editable=editable)
-        err_console.print(f"[dim]{' '.join(argv[1:])}[/dim]", markup=True, highlight=False, soft_wrap=True)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True)
         except OSError as exc:
