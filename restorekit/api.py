@@ -1,4 +1,6 @@
-"""The Python API: :func:`restore` runs one restoration, no CLI needed.
+"""The Python API: :func:`restore` runs one restoration, no CLI needed; :func:`compare`,
+:func:`segment`, :func:`decompose`, :func:`batch`, :func:`train` and :func:`evaluate` are the other
+commands as functions, each calling what its command calls and returning a dataclass (docs/api.md).
 
 >>> from restorekit import restore
 >>> r = restore("noisy.png")                          # a real noisy photo, restored      # doctest: +SKIP

@@ -419,7 +419,7 @@ class PluginHost:
         if allow is not None and path.stem not in allow:
             self._block(info, "not in RESTOREKIT_LOAD_PLUGINS")
             return
-        module_name = f"restorekit_plugins_dir.{path.stem}"
+        module_name = f"restorekit_plugins_dir_{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}"  # importable: picklable
         try:
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
@@ -658,7 +658,15 @@ def register_plugin(plugin: Any, name: str | None = None, version: str | None = 
     if host.plugin(name) is not None and host.plugin(name).status == "loaded":
         raise RegistryError(f"a plugin named '{name}' is registered already; pass another name=")
     info = PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)), version=version)
-    if not host.register(plugin, info):
+    warned = len(host.warnings)
+    try:
+        ok = host.register(plugin, info)
+    except PluginError as exc:  # RESTOREKIT_STRICT_PLUGINS is set
+        ok, info.error = False, str(exc)
+    if not ok:  # nothing changes: no failed row, no warning (the exception says it)
+        if info in host.plugins:
+            host.plugins.remove(info)
+        del host.warnings[warned:]
         raise RegistryError(f"plugin '{name}' failed to load: {info.error}")
     return info
 

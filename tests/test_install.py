@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import restorekit
+import restorekit.plugins
 from restorekit.errors import RegistryError
 from tests.helpers import invoke, one_line_error
 
@@ -166,6 +167,14 @@ def test_the_plugins_dir_option_of_the_console_script(tmp_path):
     assert plugins_dirs_from_argv(["--plugins-dir", "a", "--plugins-dir=b", "run", "--plugins-dir", "c"]) == ["a", "b"]
 
 
+def test_the_plugins_dir_option_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESTOREKIT_PLUGINS_DIR", "")  # so that it is restored after the test: the option sets it
+    r = invoke(["--plugins-dir", plugins_dir(tmp_path), "list", "priors", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "folder-keep" in r.stdout
+    assert os.environ["RESTOREKIT_PLUGINS_DIR"] == str(tmp_path / "myplugins")  # batch's workers see it
+
+
 def test_register_plugin_in_process(tmp_path):
     import types
 
@@ -180,5 +189,8 @@ def test_register_plugin_in_process(tmp_path):
         restorekit.register_plugin(module)
     clash = types.ModuleType("clash")
     exec(ONE_FILE_PLUGIN, clash.__dict__)
+    host = restorekit.plugins.get_host()
+    rows, warnings = list(host.plugins), list(host.warnings)
     with pytest.raises(RegistryError, match="clash"):
         restorekit.register_plugin(clash)
+    assert host.plugins == rows and host.warnings == warnings  # a refused plugin changes nothing

@@ -113,9 +113,11 @@ def get_app() -> typer.Typer:
     @app.callback()
     def _root(
         version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")] = False,
-        plugins_dir: Annotated[Optional[list[Path]], typer.Option("--plugins-dir", metavar="DIR", help="Load every *.py in this folder as a plugin (repeatable; also $RESTOREKIT_PLUGINS_DIR).", show_default=False)] = None,  # noqa: ARG001 - read from argv by main(), before the plugins load
+        plugins_dir: Annotated[Optional[list[Path]], typer.Option("--plugins-dir", metavar="DIR", help="Load every *.py in this folder as a plugin (repeatable; also $RESTOREKIT_PLUGINS_DIR).", show_default=False)] = None,
     ) -> None:
         """Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins."""
+        if plugins_dir:  # main() applied them before the plugins loaded; an app built otherwise loads again
+            _use_plugins_dirs([str(d) for d in plugins_dir])
 
     app.command("run", epilog=EXAMPLES)(run)
     app.command("list")(list_components)
@@ -158,13 +160,22 @@ def plugins_dirs_from_argv(argv: list[str]) -> list[str]:
     return dirs
 
 
+def _use_plugins_dirs(dirs: list[str]) -> None:
+    """Add plugins folders to $RESTOREKIT_PLUGINS_DIR (so batch's worker processes load them too); a plugin
+    host built without them is dropped, and the next one loads them."""
+    from ..plugins import PLUGINS_DIR_ENV, reset_host
+
+    given = [d for d in os.environ.get(PLUGINS_DIR_ENV, "").split(os.pathsep) if d]
+    new = [d for d in dirs if d not in given]
+    if new:
+        os.environ[PLUGINS_DIR_ENV] = os.pathsep.join(new + given)
+        reset_host()
+
+
 def main() -> None:
     """The ``restorekit`` console script (pyproject) and ``python -m restorekit.cli``."""
     dirs = plugins_dirs_from_argv(sys.argv[1:])
-    if dirs:  # through the environment: batch's worker processes load the same plugins
-        from ..plugins import PLUGINS_DIR_ENV
-
-        given = os.environ.get(PLUGINS_DIR_ENV)
-        os.environ[PLUGINS_DIR_ENV] = os.pathsep.join(dirs + ([given] if given else []))
+    if dirs:  # before the app is built: the folders' plugins can add commands too
+        _use_plugins_dirs(dirs)
     app = get_app()
     app()

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, guard, out_console
+from .common import _error, err_console, guard, out_console
 
 INSTALL_EXAMPLES = """
 [bold]Examples[/bold]
@@ -63,6 +63,15 @@ def _plugin_rows() -> list[dict]:
         return []
 
 
+def _status(text: str):
+    """A spinner on a terminal while pip works (nothing when stderr is a file or a pipe)."""
+    import contextlib
+
+    if not err_console.is_terminal:
+        return contextlib.nullcontext()
+    return err_console.status(text)
+
+
 def install(
     names: Annotated[Optional[list[str]], typer.Argument(help="Plugin packages: names on PyPI, paths, URLs (anything pip install takes).", show_default=False)] = None,
     upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Upgrade the packages to their newest versions.")] = False,
@@ -79,7 +88,8 @@ def install(
         before = {(r["name"], r.get("version")) for r in _plugin_rows()}
         argv = pip_argv(names, upgrade=upgrade, editable=editable)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True)
+            with _status(f"installing {' '.join(argv[4:])} with pip ..."):
+                proc = subprocess.run(argv, capture_output=True, text=True)
         except OSError as exc:
             _error(f"could not run pip: {exc.strerror or exc}")
             raise typer.Exit(1) from None
