@@ -242,6 +242,8 @@ def compare(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     record = json.loads(text)
+    if out is None:
+        record["out"] = None  # the folder was a scratch one, removed
     ran = next((r.result for r in rows if r.result is not None), None)
     return CompareResult(
         rows=[CompareRow(prior=r.method, status=r.status, error=r.error, metrics=dict(r.metrics), seconds=r.wall_s,
@@ -477,8 +479,14 @@ def batch(
                 if on_event is not None:
                     on_event(kind, item, result)
 
-            summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
-                                attempts=attempts, on_event=event, stack=stack)
+            try:
+                summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
+                                    attempts=attempts, on_event=event, stack=stack)
+            except KeyboardInterrupt:  # as the command does: the images in flight are pending again
+                close_executor(executor, cancel=True)
+                manifest.reset_running()
+                report.update(force=True)
+                raise
             report.update(force=True)
             counts, rows = manifest.counts(), manifest.rows()
         finally:

@@ -153,3 +153,26 @@ def test_the_functions_are_exported_and_segment_batch_stay_packages():
 
     for name in ("compare", "segment", "decompose", "batch", "train", "evaluate", "register_plugin"):
         assert callable(getattr(restorekit, name)) and name in restorekit.__all__
+
+
+def test_batch_interrupted_leaves_the_images_in_flight_pending(tmp_path, monkeypatch):
+    from restorekit.batch import driver
+    from restorekit.batch.manifest import Manifest
+
+    def interrupted(items, manifest, executor, options, **kwargs):
+        manifest.start(items[0].key)
+        raise KeyboardInterrupt
+
+    src = write_images(tmp_path / "in", 2, 16)
+    original = driver.run_batch
+    monkeypatch.setattr(driver, "run_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        restorekit.batch(src, tmp_path / "out", mode="benchmark", prior="median")
+    m = Manifest.open(tmp_path / "out", readonly=True)
+    try:
+        assert m.counts()["running"] == 0 and m.counts()["pending"] == 2
+    finally:
+        m.close()
+    monkeypatch.setattr(driver, "run_batch", original)
+    r = restorekit.batch(src, tmp_path / "out", mode="benchmark", prior="median", resume=True)
+    assert r.counts["done"] == 2
