@@ -41,12 +41,12 @@ __all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json",
 class Request:
     """What the user asked for, as given on the command line."""
 
-    image: Path
+    image: Path | np.ndarray  #: a file, or an array (the Python API: HxW or HxWxC, as restore() takes)
     task: str = "segment"
     method: str = "double-dip"
     hints: list[str] = field(default_factory=list)
-    truth: Path | None = None
-    second: Path | None = None
+    truth: Path | np.ndarray | None = None  #: an array: white (>= half the range) = object
+    second: Path | np.ndarray | None = None
     out: Path | None = None
     overwrite: bool = False
     seed: int = 0
