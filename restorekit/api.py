@@ -435,9 +435,8 @@ def batch(
     >>> r = restorekit.batch("scans/", "restored/", degrade="gaussian:25", iters=300)  # doctest: +SKIP
     >>> r.counts["done"], r.failed                                                    # doctest: +SKIP
     """
-    from .batch.driver import DEFAULT_ATTEMPTS, run_batch
-    from .batch.manifest import BatchLock, open_or_create, sweep_temporary
-    from .batch.report import ReportWriter
+    from .batch.driver import DEFAULT_ATTEMPTS
+    from .batch.manifest import BatchLock
     from .batch.start import check_batch, close_executor, make_executor, recorded_settings
     from .run.settings import DEFAULTS
     from .run.settings import default_degrade
@@ -459,42 +458,55 @@ def batch(
     executor = make_executor(workers, threads)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        lock = BatchLock(out_dir)
     except OSError as exc:
         close_executor(executor, cancel=True)
         raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
+    try:
+        lock = BatchLock(out_dir)  # another batch running in out_dir: UsageError
     except BaseException:
         close_executor(executor, cancel=True)
         raise
     try:
-        manifest = open_or_create(out_dir, recorded_settings(src, **given), resume)
-        try:
-            sweep_temporary(out_dir)
-            manifest.add(items)
-            report = ReportWriter(out_dir, manifest)
-
-            def event(kind: str, item: Any, result: Any) -> None:
-                if kind in ("finished", "planned"):
-                    report.update(force=kind == "planned")
-                if on_event is not None:
-                    on_event(kind, item, result)
-
-            try:
-                summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
-                                    attempts=attempts, on_event=event, stack=stack)
-            except KeyboardInterrupt:  # as the command does: the images in flight are pending again
-                close_executor(executor, cancel=True)
-                manifest.reset_running()
-                report.update(force=True)
-                raise
-            report.update(force=True)
-            counts, rows = manifest.counts(), manifest.rows()
-        finally:
-            manifest.close()
+        summary, counts, rows = _drive_batch(items, out_dir, executor, recorded_settings(src, **given), options,
+                                             resume=resume, attempts=attempts, stack=stack, on_event=on_event)
     finally:
         close_executor(executor)
         lock.release()
     return BatchResult(out=out_dir, counts=counts, rows=rows, summary=summary)
+
+
+def _drive_batch(items: list[Any], out_dir: Path, executor: Any, recorded: dict[str, Any], options: dict[str, Any], *,
+                 resume: bool, attempts: int, stack: int, on_event: Callable[[str, Any, Any], Any] | None):
+    """The manifest opened (or resumed), the items run, index.html kept up to date: (summary, counts, rows)."""
+    from .batch.driver import run_batch
+    from .batch.manifest import open_or_create, sweep_temporary
+    from .batch.report import ReportWriter
+    from .batch.start import close_executor
+
+    manifest = open_or_create(out_dir, recorded, resume)
+    try:
+        sweep_temporary(out_dir)
+        manifest.add(items)
+        report = ReportWriter(out_dir, manifest)
+
+        def event(kind: str, item: Any, result: Any) -> None:
+            if kind in ("finished", "planned"):
+                report.update(force=kind == "planned")
+            if on_event is not None:
+                on_event(kind, item, result)
+
+        try:
+            summary = run_batch(items, manifest, executor, {k: v for k, v in options.items() if v is not None},
+                                attempts=attempts, on_event=event, stack=stack)
+        except KeyboardInterrupt:  # as the command does: the images in flight are pending again
+            close_executor(executor, cancel=True)
+            manifest.reset_running()
+            report.update(force=True)
+            raise
+        report.update(force=True)
+        return summary, manifest.counts(), manifest.rows()
+    finally:
+        manifest.close()
 
 
 @dataclass
