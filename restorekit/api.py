@@ -231,7 +231,8 @@ def compare(
     scratch = Path(tempfile.mkdtemp(prefix="restorekit-compare-")) if out is None else None
     try:
         target = Path(out) if out is not None else scratch / "compare"
-        folder = prepare_output(target, overwrite=overwrite)
+        given = [p for p in (shared["image"], shared["reference"]) if isinstance(p, Path)]
+        folder = prepare_output(target, overwrite=overwrite, inputs=given)  # never over an input
         try:
             rows, notes, _ = run_priors(plan.methods, shared, registry, folder.staging, defaults=plan.defaults, log=log)
             rows, text = finish_compare(folder, rows, notes, plan)
@@ -275,7 +276,7 @@ def _split(request: Any, registry: Registry | None, progress: Callable[[int, int
            ) -> SegmentResult:
     """prepare, decompose and (with ``out``) write: what the segment and decompose commands run."""
     from .segment.pipeline import decompose as run_method
-    from .segment.pipeline import prepare, write
+    from .segment.pipeline import input_paths, prepare, write
 
     outcome = prepare(request, _registry(registry))
     folder = None
@@ -283,8 +284,7 @@ def _split(request: Any, registry: Registry | None, progress: Callable[[int, int
         from .run.outdir import prepare_output
 
         source = request.image if isinstance(request.image, Path) else None
-        inputs = [p for p in (request.image, request.truth, request.second) if isinstance(p, Path)]
-        folder = prepare_output(request.out, source=source, overwrite=request.overwrite, inputs=inputs)
+        folder = prepare_output(request.out, source=source, overwrite=request.overwrite, inputs=input_paths(request))
     try:
         run_method(outcome, progress=progress)
         if folder is not None:

@@ -34,7 +34,8 @@ from ..errors import RestoreError, RestoreKitError, UsageError
 from .masks import scores
 from .record import RECORD_VERSION
 
-__all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "RECORD_VERSION"]
+__all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "input_paths",
+           "RECORD_VERSION"]
 
 
 @dataclass
@@ -131,6 +132,13 @@ def prepare(request: Request, registry) -> Outcome:
                              f"the image is {w}x{h} with {image.shape[0]}: give two mixtures of the same size")
         others = (np.ascontiguousarray(sec.data, dtype=np.float32),)
     return Outcome(request, method, entry.plugin, entry.version, image, hint, truth, others)
+
+
+def input_paths(request: Request) -> list[Path]:
+    """Every file the request reads (the output folder may be none of them): the image, the true mask, the
+    second mixture and scribbles files (arrays read nothing)."""
+    paths = [Path(p) for p in (request.image, request.truth, request.second) if isinstance(p, (str, Path))]
+    return paths + [Path(h.partition(":")[2]) for h in request.hints if h.lower().startswith("scribbles:")]
 
 
 def _read(source: Any):
