@@ -33,13 +33,14 @@ class FakeRun:
     def __init__(self, pip: subprocess.CompletedProcess, rows_after: list[dict]) -> None:
         self.calls: list[list[str]] = []
         self.pip, self.rows_after = pip, rows_after
+        self.rows_before: list[dict] = []
 
     def __call__(self, argv, **kwargs):
         self.calls.append(list(argv))
         if argv[1:4] == ["-m", "pip", "install"]:
             return self.pip
         pip_ran = any(c[1:4] == ["-m", "pip", "install"] for c in self.calls)
-        rows = self.rows_after if pip_ran else []
+        rows = self.rows_after if pip_ran else self.rows_before
         return subprocess.CompletedProcess(argv, 0, stdout=json.dumps(rows), stderr="")
 
 
@@ -194,3 +195,13 @@ def test_register_plugin_in_process(tmp_path):
     with pytest.raises(RegistryError, match="clash"):
         restorekit.register_plugin(clash)
     assert host.plugins == rows and host.warnings == warnings  # a refused plugin changes nothing
+
+
+def test_reinstalling_a_project_folder_shows_its_plugin(monkeypatch):
+    """A folder is matched by its pyproject.toml's name: reinstalling the same version still shows its row."""
+    run = fake(monkeypatch, rows_after=[EXAMPLE_ROW])
+    run.rows_before = [EXAMPLE_ROW]
+    folder = str(Path(__file__).resolve().parents[1] / "plugins" / "restorekit-example")
+    r = invoke(["install", "-e", folder])
+    assert r.exit_code == 0, r.output
+    assert "example 0.1.0: loaded" in r.stdout

@@ -45,6 +45,21 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _project_name(target: str) -> str | None:
+    """The distribution name of a project folder (its pyproject.toml's [project] name), else None."""
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        return None
+    pyproject = Path(target) / "pyproject.toml"
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("name")
+    except (OSError, ValueError):
+        return None
+
+
 def _last_line(text: str) -> str:
     """pip's message, in one line: its last ``ERROR:`` line, else its last line."""
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
@@ -97,7 +112,8 @@ def install(
             what = ", ".join(names + [f"-e {p}" for p in editable])
             _error(f"pip could not install {what}: {_last_line(proc.stderr or proc.stdout)}")
             raise typer.Exit(1)
-        wanted = {_norm(n) for n in names}
+        # the plugins of what was named (a folder by its project's name), and any plugin new since
+        wanted = {_norm(_project_name(n) or n) for n in names + editable}
         rows = [r for r in _plugin_rows() if not r.get("builtin") and (
             (r["name"], r.get("version")) not in before or _norm(r.get("dist") or "") in wanted
             or _norm(r["name"]) in wanted)]
