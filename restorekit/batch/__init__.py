@@ -21,3 +21,4 @@ files; the batch adds one manifest for all of them.
 from ..callable_module import make_callable  # noqa: E402
 
 make_callable(__name__, "batch")
+del make_callable

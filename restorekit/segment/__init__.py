@@ -14,3 +14,4 @@ record.py     run.json's layout (SegmentRecord), published in docs/segment-recor
 from ..callable_module import make_callable  # noqa: E402
 
 make_callable(__name__, "segment")
+del make_callable
