@@ -88,7 +88,7 @@ def _status(text: str):
 
 
 def install(
-    names: Annotated[Optional[list[str]], typer.Argument(metavar="NAME...", help="Plugin packages: names on PyPI, paths, URLs (anything pip install takes).", show_default=False)] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="NAME", help="Plugin packages: names on PyPI, paths, URLs (anything pip install takes).", show_default=False)] = None,
     upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Upgrade the packages to their newest versions.")] = False,
     editable: Annotated[Optional[list[str]], typer.Option("--editable", "-e", metavar="PATH", help="Install the plugin project in this folder in editable mode (its source is used in place); repeatable.", show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
