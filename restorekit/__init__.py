@@ -34,7 +34,26 @@ from .hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Result, restore
+    from .api import (
+        BatchResult,
+        CompareResult,
+        EvaluateResult,
+        Result,
+        SegmentResult,
+        TrainResult,
+        batch,
+        compare,
+        decompose,
+        evaluate,
+        restore,
+        segment,
+        train,
+    )
+    from .plugins import register_plugin
+
+#: the Python API (restorekit/api.py), imported on first use: importing restorekit imports no torch
+_API = ("restore", "Result", "compare", "CompareResult", "segment", "decompose", "SegmentResult", "batch",
+        "BatchResult", "train", "TrainResult", "evaluate", "EvaluateResult")
 
 __all__ = [
     "__version__",
@@ -55,6 +74,18 @@ __all__ = [
     "Geometry",
     "restore",
     "Result",
+    "compare",
+    "CompareResult",
+    "segment",
+    "decompose",
+    "SegmentResult",
+    "batch",
+    "BatchResult",
+    "train",
+    "TrainResult",
+    "evaluate",
+    "EvaluateResult",
+    "register_plugin",
     "RestoreKitError",
     "UsageError",
     "RestoreError",
@@ -64,8 +95,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("restore", "Result"):
+    if name in ("segment", "batch"):  # also packages (restorekit/segment/, restorekit/batch/): callable ones
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _API:
         from . import api
 
         return getattr(api, name)
+    if name == "register_plugin":
+        from .plugins import register_plugin
+
+        return register_plugin
     raise AttributeError(f"module 'restorekit' has no attribute {name!r}")

@@ -18,6 +18,14 @@ Environment, read when the manager is built:
 ``RESTOREKIT_DISABLE_PLUGINS``  comma-separated plugins not to load
 ``RESTOREKIT_STRICT_PLUGINS``   ``1``: a broken plugin is an error
 ``RESTOREKIT_TRACE_HOOKS``      ``1``: print every hook call to stderr
+``RESTOREKIT_PLUGINS_DIR``      folders (separated by ``os.pathsep``) whose
+                                ``*.py`` files are loaded as one-file plugins
+                                (``restorekit --plugins-dir DIR`` sets it)
+
+A one-file plugin is a module with ``@hookimpl`` functions, named after its
+file (``blur.py`` is plugin ``blur``); it is loaded after the installed
+plugins and isolated the same way.  :func:`register_plugin` registers a
+plugin object in this process (a notebook, a script).
 
 A name in either list that no installed plugin has (entry-point or
 distribution name) gets a warning naming the closest installed one.
@@ -396,7 +404,37 @@ class PluginHost:
                 self._fail(info, _one_line(exc))
                 continue
             self.register(obj, info)
+        for path in plugin_files():
+            self._load_file(path, deny, allow)
         return self
+
+    def _load_file(self, path: Path, deny: set[str], allow: list[str] | None) -> None:
+        """One ``*.py`` of a plugins folder, imported under its own module name and registered."""
+        import importlib.util
+
+        info = PluginInfo(name=path.stem, module=str(path))
+        if path.stem in deny:
+            self._block(info, "RESTOREKIT_DISABLE_PLUGINS")
+            return
+        if allow is not None and path.stem not in allow:
+            self._block(info, "not in RESTOREKIT_LOAD_PLUGINS")
+            return
+        module_name = f"restorekit_plugins_dir_{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}"  # importable: picklable
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import '{path}'")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken file is a failed row, like a broken entry point
+            sys.modules.pop(module_name, None)
+            self.plugins.append(info)
+            self._fail(info, _one_line(exc))
+            return
+        self.register(module, info)
 
     def _load_builtins(self) -> None:
         """restorekit's own entry points, in the order of the kinds they register (KINDS)."""
@@ -541,6 +579,20 @@ def _version() -> str:
     return __version__
 
 
+#: the environment variable naming the plugins folders (os.pathsep-separated)
+PLUGINS_DIR_ENV = "RESTOREKIT_PLUGINS_DIR"
+
+
+def plugin_files() -> list[Path]:
+    """The ``*.py`` files of the folders in ``$RESTOREKIT_PLUGINS_DIR``, each folder's sorted by name
+    (files starting with ``_`` left out; a folder that does not exist is skipped)."""
+    files: list[Path] = []
+    for folder in os.environ.get(PLUGINS_DIR_ENV, "").split(os.pathsep):
+        if folder.strip() and Path(folder).is_dir():
+            files += sorted(p for p in Path(folder).glob("*.py") if not p.name.startswith("_") and p.is_file())
+    return files
+
+
 _HOST: PluginHost | None = None
 
 
@@ -588,6 +640,37 @@ def get_registry() -> Registry:
     return get_host().registry
 
 
+def register_plugin(plugin: Any, name: str | None = None, version: str | None = None) -> PluginInfo:
+    """Register ``plugin`` (a module, class or object with ``@hookimpl`` functions) in this process.
+
+    From then on :func:`restorekit.restore`, the other API functions and
+    ``restorekit list`` in this process see its components, as if it were
+    installed.  ``name`` defaults to its module name.  A plugin that fails
+    (an unknown hook, a component name another plugin has) raises
+    :class:`~restorekit.errors.RegistryError` and leaves the others as they were.
+
+    >>> import restorekit, my_priors
+    >>> restorekit.register_plugin(my_priors)                       # doctest: +SKIP
+    >>> restorekit.restore("noisy.png", prior="my-prior")           # doctest: +SKIP
+    """
+    name = name or str(getattr(plugin, "__name__", None) or type(plugin).__name__).split(".")[0]
+    host = get_host()
+    if host.plugin(name) is not None and host.plugin(name).status == "loaded":
+        raise RegistryError(f"a plugin named '{name}' is registered already; pass another name=")
+    info = PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)), version=version)
+    warned = len(host.warnings)
+    try:
+        ok = host.register(plugin, info)
+    except PluginError as exc:  # RESTOREKIT_STRICT_PLUGINS is set
+        ok, info.error = False, str(exc)
+    if not ok:  # nothing changes: no failed row, no warning (the exception says it)
+        if info in host.plugins:
+            host.plugins.remove(info)
+        del host.warnings[warned:]
+        raise RegistryError(f"plugin '{name}' failed to load: {info.error}")
+    return info
+
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "BUILTIN_PLUGINS",
@@ -598,5 +681,8 @@ __all__ = [
     "get_registry",
     "reset_host",
     "use_host",
+    "register_plugin",
+    "plugin_files",
+    "PLUGINS_DIR_ENV",
     "KINDS",
 ]

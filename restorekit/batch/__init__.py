@@ -16,3 +16,9 @@ files; the batch adds one manifest for all of them.
   retries and reports progress;
 * :mod:`.report` — ``OUT_DIR/index.html``, a static page to watch and sort.
 """
+
+# restorekit.batch(source, out, ...) calls restorekit.api.batch (the Python API of ``restorekit batch``).
+from ..callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "batch")
+del make_callable

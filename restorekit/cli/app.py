@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +20,7 @@ from .segment import DECOMPOSE_EXAMPLES, SEGMENT_EXAMPLES, decompose, segment
 from .inspect import INVERT_EXAMPLES, VISUALIZE_EXAMPLES, invert, visualize
 from .models import EVAL_EXAMPLES, SAMPLE_EXAMPLES, eval_model, models, sample
 from .train import TRAIN_EXAMPLES, train
+from .install import INSTALL_EXAMPLES, install
 
 EXAMPLES = """
 [bold]Examples[/bold]
@@ -110,8 +113,11 @@ def get_app() -> typer.Typer:
     @app.callback()
     def _root(
         version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")] = False,
+        plugins_dir: Annotated[Optional[list[Path]], typer.Option("--plugins-dir", metavar="DIR", help="Load every *.py in this folder as a plugin (repeatable; also $RESTOREKIT_PLUGINS_DIR).", show_default=False)] = None,
     ) -> None:
         """Restore a single image by optimisation (Deep Image Prior, TV, ...), with plugins."""
+        if plugins_dir:  # main() applied them before the plugins loaded; an app built otherwise loads again
+            _use_plugins_dirs([str(d) for d in plugins_dir])
 
     app.command("run", epilog=EXAMPLES)(run)
     app.command("list")(list_components)
@@ -126,6 +132,7 @@ def get_app() -> typer.Typer:
     app.command("eval", epilog=EVAL_EXAMPLES)(eval_model)
     app.command("models")(models)
     app.command("sample", epilog=SAMPLE_EXAMPLES)(sample)
+    app.command("install", epilog=INSTALL_EXAMPLES)(install)
     try:
         host = _host()
         seen = len(host.warnings)
@@ -138,7 +145,37 @@ def get_app() -> typer.Typer:
     return app
 
 
+def plugins_dirs_from_argv(argv: list[str]) -> list[str]:
+    """The ``--plugins-dir`` folders given before the command (the plugins load before typer parses)."""
+    dirs: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "--plugins-dir" and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+            i += 1
+        elif arg.startswith("--plugins-dir="):
+            dirs.append(arg.partition("=")[2])
+        i += 1
+    return dirs
+
+
+def _use_plugins_dirs(dirs: list[str]) -> None:
+    """Add plugins folders to $RESTOREKIT_PLUGINS_DIR (so batch's worker processes load them too); a plugin
+    host built without them is dropped, and the next one loads them."""
+    from ..plugins import PLUGINS_DIR_ENV, reset_host
+
+    given = [d for d in os.environ.get(PLUGINS_DIR_ENV, "").split(os.pathsep) if d]
+    new = [d for d in dirs if d not in given]
+    if new:
+        os.environ[PLUGINS_DIR_ENV] = os.pathsep.join(new + given)
+        reset_host()
+
+
 def main() -> None:
     """The ``restorekit`` console script (pyproject) and ``python -m restorekit.cli``."""
+    dirs = plugins_dirs_from_argv(sys.argv[1:])
+    if dirs:  # before the app is built: the folders' plugins can add commands too
+        _use_plugins_dirs(dirs)
     app = get_app()
     app()

@@ -10,7 +10,6 @@ the manifest.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -138,38 +137,16 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
                workers: int | None, threads: int | None, dask: bool, scheduler: str | None, resume: bool,
                attempts: int,
                json_out: bool, stack: int = 1) -> None:
-    from ..batch.inputs import discover, make_items
-    from ..batch.manifest import BatchLock, check_can_start, open_or_create, sweep_temporary
+    from ..batch.manifest import BatchLock, open_or_create, sweep_temporary
+    from ..batch.start import check_batch, recorded_settings
     from ..errors import UsageError
-    from ..run.plan import make_plan
-    from ..run.settings import make_settings
-    from ..spec import parse_spec
 
     host = _host()
     # everything is checked before anything is written: the inputs, where they go, every side input, and
     # the options (on the first image's specs, patterns filled in)
-    root, found = discover([in_src], include=include, exclude=exclude)
     out_dir = Path(out_dir)
-    real_out = Path(os.path.realpath(out_dir))
-    listed = in_src == "-" or in_src.startswith("@")
-    if listed:
-        # a list may name files anywhere (``ls *.png | restorekit batch - out``): none may be in OUT
-        inside = next((p for _, p in found if real_out in Path(os.path.realpath(p)).parents), None)
-        if inside is not None:
-            raise UsageError(f"the input '{inside}' is inside the output folder '{out_dir}'; choose another one")
-    else:
-        real_in = Path(os.path.realpath(root))
-        if real_out == real_in or real_in in real_out.parents or real_out in real_in.parents:
-            raise UsageError(f"the output folder '{out_dir}' and the input '{in_src}' must not contain each other")
-    for text in (*degrade, *prior, *([net] if net else [])):
-        parse_spec(text)  # a syntax error is the user's, whatever the image
-    items = make_items(root, found, out_dir, degrade=degrade, prior=prior, net=net, reference=reference)
-    first = items[0]
-    # the components valid together, the loop's options valid for them: the first image's plan
-    make_plan(make_settings(host.registry, image=first.input, degrade=first.degrade, prior=first.prior,
-                            net=first.net, reference=first.reference,
-                            **{k: v for k, v in options.items() if v is not None}), host.registry)
-    check_can_start(out_dir, resume, items)  # and no file it did not write in the way of its results
+    items = check_batch(in_src, out_dir, degrade=degrade, prior=prior, net=net, reference=reference, include=include,
+                        exclude=exclude, options=options, registry=host.registry, resume=resume)
     # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
     # leaves no batch behind (a rerun needs no --resume)
     if workers is None and not scheduler:
@@ -188,11 +165,8 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
         _close(executor, cancel=True)
         raise
     try:
-        # the input as an absolute path: a resume from another folder is the same batch
-        recorded = {"input": in_src if in_src == "-" else (
-                        "@" + os.path.abspath(in_src[1:]) if listed else os.path.abspath(in_src)),
-                    "degrade": degrade, "prior": prior, "net": net, "reference": reference, "include": include,
-                    "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
+        recorded = recorded_settings(in_src, degrade=degrade, prior=prior, net=net, reference=reference,
+                                     include=include, exclude=exclude, options=options)
         manifest = open_or_create(out_dir, recorded, resume)
         try:
             sweep_temporary(out_dir)
@@ -287,28 +261,15 @@ def _drive(items, manifest, make_executor, options: dict[str, Any], out_dir: Pat
 
 
 def _close(executor, cancel: bool = False) -> None:
-    """Close an executor; ``cancel`` drops queued items where the executor can (the in-process one has
-    nothing queued, and its close() takes no argument)."""
-    import inspect
+    from ..batch.start import close_executor
 
-    try:
-        takes_cancel = "cancel" in inspect.signature(executor.close).parameters
-    except (TypeError, ValueError):
-        takes_cancel = False
-    if cancel and takes_cancel:
-        executor.close(cancel=True)
-    else:
-        executor.close()
+    close_executor(executor, cancel=cancel)
 
 
 def _executor(workers: int, threads: int | None, dask: bool, scheduler: str | None):
-    from ..batch import executors
+    from ..batch.start import make_executor
 
-    if scheduler or dask:
-        return executors.DaskExecutor(workers=workers, scheduler=scheduler, threads=threads)
-    if workers == 1:
-        return executors.InProcess(threads)
-    return executors.LocalPool(workers, threads, gpus=executors.local_gpus())
+    return make_executor(workers, threads, dask=dask, scheduler=scheduler)
 
 
 class _BatchProgress:

@@ -64,10 +64,8 @@ def compare(
     and every installed solver prior; those that refuse the task are listed as skipped.
     """
     with guard(debug):
-        from ..io import check_input_file
         from ..run.compare import compare as run_methods
-        from ..run.compare import default_methods, method_settings, sort_rows
-        from ..run.settings import make_settings
+        from ..run.compare import finish_compare, plan_compare
         from ..session.outdir import default_stem, prepare_output
         from ..session.signals import deferred_signals, exit_code_for, hold, run_signals
 
@@ -77,18 +75,10 @@ def compare(
             image=image, degrade=degrade, net=net, metrics=metric, mode=mode.value if mode else None,
             reference=reference, iters=iters, lr=lr, seed=seed, device=device, time_limit=time_limit,
         )
-        defaults = not method
-        methods = default_methods(registry) if defaults else list(method)
-        # every value that does not depend on the method is checked once, before any work
-        checked = make_settings(registry, prior=("dip",), **shared)
-        metric_objs = [registry.create("metric", s) for s in checked.metrics]
-        first = metric_objs[0] if metric_objs else None
-        # a misspelt method is the user's mistake: refused (exit 2) before any method runs
-        per_method = [method_settings(spec, shared, registry) for spec in methods]
-        if checked.image is not None:
-            check_input_file(checked.image, "image")
-        if reference is not None:
-            check_input_file(reference, "reference")
+        # every value is checked before any work; a misspelt method is refused (exit 2) before any method runs
+        plan = plan_compare(method, shared, registry)
+        methods, checked, metric_objs = plan.methods, plan.settings, plan.metrics
+        per_method = plan.per_method
         stem = default_stem(Path(checked.image) if checked.image is not None else None)
         paths = [p for s in per_method for p in _input_paths(s)]
         log = None if json_out else (
@@ -100,12 +90,11 @@ def compare(
             with deferred_signals():  # reserved whole: a signal during it arrives once it can be undone
                 folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
             with quiet_stdout:
-                rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=defaults,
+                rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=plan.defaults,
                                                   log=log)
             with run_signals() as late:
                 hold()  # results exist: Ctrl-C and SIGTERM now wait until they are written
-                rows = sort_rows(rows, first.label if first else None, first.higher_is_better if first else True)
-                text = _write_summary(folder, rows, notes, checked, first.label if first else None)
+                rows, text = finish_compare(folder, rows, notes, plan)
             signum = signum if signum is not None else late.signum
         except BaseException:
             if folder is not None:
@@ -127,33 +116,6 @@ def compare(
         if not any(r.status == "complete" for r in rows):
             _error("no method applies to this task (see compare.json); name one with --method")
             raise typer.Exit(1)
-
-
-def _write_summary(folder, rows, notes: list[str], settings, metric: str | None) -> str:
-    """degraded.*, compare.png and compare.json into the staging folder, then the folder into place."""
-    from ..io import output_suffix, to_array, write_image
-    from ..run.compare import compare_record, draw_grid, panels, write_json
-
-    files: dict[str, str] = {}
-    ran = next((r.result for r in rows if r.result is not None), None)
-    if ran is not None:
-        name = f"degraded{output_suffix(ran.source)}"
-        write_image(folder.staging / name, to_array(ran.degraded, None, ran.source.dtype))
-        files["degraded"] = name
-        try:
-            draw_grid(folder.staging / "compare.png", panels(rows, metric))
-            files["compare"] = "compare.png"
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the picture must not lose the results
-            notes.append(f"compare.png was not drawn: {type(exc).__name__}: {exc}")
-    files["record"] = "compare.json"
-    record = compare_record(rows, settings=settings, metric=metric, baseline=ran.baseline if ran is not None else {},
-                            files=files, out=folder.path)
-    record["notes"] = notes
-    text = write_json(folder.staging / "compare.json", record)
-    folder.commit()
-    return text
 
 
 def _fmt(v) -> str:

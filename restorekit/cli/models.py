@@ -53,6 +53,8 @@ def eval_model(
 
         from ..errors import UsageError
         from ..learn.evaluate import METRICS, evaluate
+        from ..learn.evaluate import check_out as _check_eval_out
+        from ..learn.evaluate import write_results as _write_eval
 
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
@@ -104,16 +106,6 @@ def eval_model(
         _stop_if_signalled(held)
 
 
-def _write_eval(folder, result, kept) -> None:
-    """eval.json and compare.png into the reserved folder's staging folder, then moved into place."""
-    from ..learn.evaluate import write_picture
-    from ..session.commit import committing
-
-    with committing(folder) as tmp:
-        (tmp / "eval.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
-        write_picture(tmp / "compare.png", result, kept)
-
-
 def _stop_if_signalled(signals) -> None:
     """A Ctrl-C or SIGTERM that came while the results were written: they are written; exit 130 or 143."""
     if signals is not None and signals.held:
@@ -121,17 +113,6 @@ def _stop_if_signalled(signals) -> None:
 
         err_console.print("interrupted: the evaluation had finished; wrote the results", highlight=False)
         raise typer.Exit(exit_code_for(signals.signum))
-
-
-def _check_eval_out(out: Path, folder: Path, model: Path) -> None:
-    """--out is never the test folder or the model folder, nor inside them (the output folder rules,
-    session/outdir.py, then refuse a folder holding them)."""
-    from ..errors import UsageError
-
-    target = out.resolve()
-    for what, src in (("the test images' folder", folder), ("the model folder", model)):
-        if src.exists() and src.resolve() in (target, *target.parents):
-            raise UsageError(f"--out '{out}' is inside {what} '{src}'; choose another --out")
 
 
 def models(

@@ -63,12 +63,11 @@ def _execute(request, json_out: bool, debug: bool) -> None:
     with guard(debug):
         from ..io import check_input_file
         from ..session.signals import exit_code_for
-        from ..segment.pipeline import decompose, prepare, record_json, write
+        from ..segment.pipeline import decompose, input_paths, prepare, record_json, write
 
         check_input_file(request.image, "image")
         outcome = prepare(request, _host().registry)
-        inputs = [p for p in (request.image, request.truth, request.second) if p is not None]
-        inputs += [Path(h.partition(":")[2]) for h in request.hints if h.lower().startswith("scribbles:")]
+        inputs = input_paths(request)
         cb, bar = _progress(not json_out and err_console.is_terminal)
         done = reserve_fit_write(out=request.out, source=request.image, inputs=inputs, overwrite=request.overwrite,
                                  bar=bar, json_out=json_out, fit=lambda: decompose(outcome, progress=cb),

@@ -31,7 +31,7 @@ output) is the fit's own choice.  Helpers for the usual hooks:
   kind (stop once past it);
 * :class:`ExponentialAverage`: the EMA of the outputs (a fit's ``update`` feeds it).
 
-Interruption: SIGINT and SIGTERM inside :func:`restorekit.run.signals.run_signals` raise
+Interruption: SIGINT and SIGTERM inside :func:`restorekit.session.signals.run_signals` raise
 ``KeyboardInterrupt``, so ``kill`` ends a fit as Ctrl-C does, and the fit returns what it has.
 
 Nothing here draws random numbers or reads the device: a fit driven by the loop consumes its

@@ -16,7 +16,7 @@ class Ended:
     ``iteration``: the last step begun (0 when none was; with ``reason ==
     "interrupted"`` that step may not have finished); ``reason``:
     ``"iterations"`` (all of them ran), ``"time limit"``, ``"interrupted"``
-    (Ctrl-C, or SIGTERM inside :func:`restorekit.run.signals.run_signals`),
+    (Ctrl-C, or SIGTERM inside :func:`restorekit.session.signals.run_signals`),
     or the string the ``stop`` hook returned.
     """
 

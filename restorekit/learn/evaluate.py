@@ -179,3 +179,23 @@ def write_picture(path: Path, result: EvalResult, kept: list[dict[str, np.ndarra
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def check_out(out: Path, folder: Path, model: Path) -> None:
+    """``out`` is never the test folder or the model folder, nor inside them (the output folder rules,
+    run/outdir.py, then refuse a folder holding them)."""
+    target = Path(out).resolve()
+    for what, src in (("the test images' folder", Path(folder)), ("the model folder", Path(model))):
+        if src.exists() and src.resolve() in (target, *target.parents):
+            raise UsageError(f"--out '{out}' is inside {what} '{src}'; choose another --out")
+
+
+def write_results(folder: Any, result: EvalResult, kept: list[dict[str, np.ndarray]]) -> None:
+    """eval.json and compare.png into a reserved folder's staging folder, then moved into place."""
+    import json
+
+    from ..session.commit import committing
+
+    with committing(folder) as tmp:
+        (tmp / "eval.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")
+        write_picture(tmp / "compare.png", result, kept)

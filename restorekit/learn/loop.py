@@ -32,7 +32,7 @@ repeats it exactly, so keep it):
    loss)`` after every step (train's progress bar).
 
 With ``interruptible``, Ctrl-C (or SIGTERM turned into KeyboardInterrupt by
-:mod:`restorekit.run.signals`) ends the loop with ``stopped_by``
+:mod:`restorekit.session.signals`) ends the loop with ``stopped_by``
 "interrupted": the steps since the last ``on_epoch`` are the caller's to
 drop (train's ``--resume`` continues from its last checkpoint).  Without it
 the interrupt goes on up to the caller.

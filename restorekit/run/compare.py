@@ -268,3 +268,71 @@ def compare(methods: Sequence[str], shared: dict[str, Any], registry: Registry, 
     if len(digests) > 1:  # the pipeline draws the observation from the seed alone; this would be a bug
         notes.append("the methods did not all see the same observation (see observation_sha256)")
     return rows, notes, signum
+
+
+@dataclass
+class ComparePlan:
+    """A compare checked before any work: the methods, the shared settings, the metrics, each method's settings."""
+
+    methods: list[str]
+    defaults: bool  #: no method was named: the default ones (a refusing solver is skipped, not failed)
+    settings: Any  #: the shared settings (checked with prior dip)
+    metrics: list[Any]  #: the metric objects; the table is sorted by the first
+    per_method: list[Any]  #: each method's RunSettings
+
+    @property
+    def metric(self) -> str | None:
+        return self.metrics[0].label if self.metrics else None
+
+
+def plan_compare(methods: Sequence[str] | None, shared: dict[str, Any], registry: Registry) -> ComparePlan:
+    """Check every value before any work: the shared ones once, then each method (a misspelt one is the
+    user's mistake, :class:`UsageError`), and the input files (paths; arrays are read already)."""
+    import os
+
+    from ..io import check_input_file
+    from .settings import make_settings
+
+    defaults = not methods
+    names = default_methods(registry) if defaults else list(methods or ())
+    checked = make_settings(registry, prior=("dip",), **shared)
+    metric_objs = [registry.create("metric", s) for s in checked.metrics]
+    per_method = [method_settings(spec, shared, registry) for spec in names]
+    if isinstance(checked.image, (str, os.PathLike)):
+        check_input_file(checked.image, "image")
+    if isinstance(shared.get("reference"), (str, os.PathLike)):
+        check_input_file(shared["reference"], "reference")
+    return ComparePlan(names, defaults, checked, metric_objs, per_method)
+
+
+def finish_compare(folder: Any, rows: list[Outcome], notes: list[str], plan: ComparePlan) -> tuple[list[Outcome], str]:
+    """The rows in table order, and compare.json's text once the folder is written and committed."""
+    first = plan.metrics[0] if plan.metrics else None
+    rows = sort_rows(rows, plan.metric, first.higher_is_better if first else True)
+    return rows, write_summary(folder, rows, notes, plan.settings, plan.metric)
+
+
+def write_summary(folder: Any, rows: list[Outcome], notes: list[str], settings: Any, metric: str | None) -> str:
+    """degraded.*, compare.png and compare.json into the staging folder, then the folder into place."""
+    from ..io import output_suffix, to_array, write_image
+
+    files: dict[str, str] = {}
+    ran = next((r.result for r in rows if r.result is not None), None)
+    if ran is not None:
+        name = f"degraded{output_suffix(ran.source)}"
+        write_image(folder.staging / name, to_array(ran.degraded, None, ran.source.dtype))
+        files["degraded"] = name
+        try:
+            draw_grid(folder.staging / "compare.png", panels(rows, metric))
+            files["compare"] = "compare.png"
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the picture must not lose the results
+            notes.append(f"compare.png was not drawn: {type(exc).__name__}: {exc}")
+    files["record"] = "compare.json"
+    record = compare_record(rows, settings=settings, metric=metric, baseline=ran.baseline if ran is not None else {},
+                            files=files, out=folder.path)
+    record["notes"] = notes
+    text = write_json(folder.staging / "compare.json", record)
+    folder.commit()
+    return text

@@ -9,3 +9,9 @@ clustering.py per-image CNN clustering (Kanezaki 2018; Kim, Kanezaki, Tanaka 202
 pipeline.py   one command's work: read, reserve the output folder, decompose, score, write
 record.py     run.json's layout (SegmentRecord), published in docs/segment-record.md
 """
+
+# restorekit.segment(image, ...) calls restorekit.api.segment (the Python API of ``restorekit segment``).
+from ..callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "segment")
+del make_callable

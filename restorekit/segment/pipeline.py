@@ -33,19 +33,20 @@ from ..session.record import json_data, record_json
 from .masks import scores
 from .record import RECORD_VERSION
 
-__all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "RECORD_VERSION"]
+__all__ = ["Request", "Outcome", "prepare", "decompose", "write", "record_json", "overlay", "input_paths",
+           "RECORD_VERSION"]
 
 
 @dataclass
 class Request:
     """What the user asked for, as given on the command line."""
 
-    image: Path
+    image: Path | np.ndarray  #: a file, or an array (the Python API: HxW or HxWxC, as restore() takes)
     task: str = "segment"
     method: str = "double-dip"
     hints: list[str] = field(default_factory=list)
-    truth: Path | None = None
-    second: Path | None = None
+    truth: Path | np.ndarray | None = None  #: an array: white (>= half the range) = object
+    second: Path | np.ndarray | None = None
     out: Path | None = None
     overwrite: bool = False
     seed: int = 0
@@ -76,7 +77,7 @@ class Outcome:
 def prepare(request: Request, registry) -> Outcome:
     """Check everything that can be checked before the output folder is reserved (UsageError, one line)."""
     from ..components import DECOMPOSITION_TASKS
-    from ..io import read_image, read_mask
+    from ..io import read_mask
 
     task = request.task
     entry = None
@@ -97,7 +98,7 @@ def prepare(request: Request, registry) -> Outcome:
         raise UsageError(f"method '{cls.name}' does not do task '{task}' (it does: {', '.join(cls.tasks)}; "
                          f"'{task}' is done by: {', '.join(able) or 'no installed method'})")
     method = registry.create("decomposition", request.method)
-    img = read_image(request.image)
+    img = _read(request.image)
     image = np.ascontiguousarray(img.data, dtype=np.float32)
     h, w = image.shape[1:]
     hint = None
@@ -114,18 +115,45 @@ def prepare(request: Request, registry) -> Outcome:
         kinds = " or ".join(f"--hint {k}:" + ("x,y,w,h" if k == "box" else "FILE") for k in cls.hints) or "--hint"
         raise UsageError(f"method '{cls.name}' needs a hint for task '{task}': {kinds}")
     truth = None
-    if request.truth is not None:
+    if isinstance(request.truth, np.ndarray):  # the Python API: an array, white (>= half the range) = object
+        truth = _read(request.truth).data.mean(axis=0) >= 0.5
+        if truth.shape != (h, w):
+            raise UsageError(f"the reference mask is {truth.shape[1]}x{truth.shape[0]}; the image is {w}x{h}")
+    elif request.truth is not None:
         truth = read_mask(request.truth, (h, w))
     others: tuple[np.ndarray, ...] = ()
     if request.second is not None:
         if task != "transparency":
             raise UsageError("--second is a second mixture for --task transparency")
-        sec = read_image(request.second)
+        sec = _read(request.second)
         if sec.data.shape != image.shape:
             raise UsageError(f"--second '{request.second}' is {sec.width}x{sec.height} with {sec.channels} channel(s); "
                              f"the image is {w}x{h} with {image.shape[0]}: give two mixtures of the same size")
         others = (np.ascontiguousarray(sec.data, dtype=np.float32),)
     return Outcome(request, method, entry.plugin, entry.version, image, hint, truth, others)
+
+
+def input_paths(request: Request) -> list[Path]:
+    """Every file the request reads (the output folder may be none of them): the image, the true mask, the
+    second mixture and scribbles files (arrays read nothing)."""
+    paths = [Path(p) for p in (request.image, request.truth, request.second) if isinstance(p, (str, Path))]
+    return paths + [Path(h.partition(":")[2]) for h in request.hints if h.lower().startswith("scribbles:")]
+
+
+def _read(source: Any):
+    """A path is read; an array (the Python API: HxW or HxWxC, uint8, uint16 or float in [0, 1]) converted."""
+    from ..io import image_from_array, read_image
+
+    return image_from_array(source) if isinstance(source, np.ndarray) else read_image(source)
+
+
+def _named(source: Any) -> str | None:
+    """What the record says for an input: the path as given, or ``<array HxW...>`` for an array."""
+    if source is None:
+        return None
+    if isinstance(source, np.ndarray):
+        return f"<array {'x'.join(map(str, source.shape))} {source.dtype}>"
+    return str(source)
 
 
 def decompose(outcome: Outcome, progress: Callable[[int, int, float], None] | None = None) -> Outcome:
@@ -172,11 +200,11 @@ def build_record(o: Outcome) -> dict[str, Any]:
         "method": _spec_that_ran(o),
         "plugin": o.plugin,
         "plugin_version": o.plugin_version,
-        "image": str(req.image),
+        "image": _named(req.image),
         "image_shape": list(o.image.shape),
-        "second": None if req.second is None else str(req.second),
+        "second": _named(req.second),
         "hint": None if o.hint is None else o.hint.describe(),
-        "truth": None if req.truth is None else str(req.truth),
+        "truth": _named(req.truth),
         "seed": req.seed,
         "iterations": int(r.iterations),
         "time_limit": req.time_limit,

@@ -1,0 +1,91 @@
+"""What a batch checks before anything is written, for ``restorekit batch`` and :func:`restorekit.batch`.
+
+The inputs, where their outputs go, every side input, and the options (on
+the first image's specs, patterns filled in) are checked here; only then
+does the caller pick an executor, take the lock and open the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .inputs import Item
+
+
+def check_batch(in_src: str, out_dir: Path, *, degrade: list[str], prior: list[str], net: str | None,
+                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any],
+                registry: Any, resume: bool) -> list[Item]:
+    """The batch's items, once everything checkable is checked (:class:`UsageError`, one line)."""
+    from ..run.plan import make_plan
+    from ..run.settings import make_settings
+    from ..spec import parse_spec
+    from .inputs import discover, make_items
+    from .manifest import check_can_start
+
+    root, found = discover([in_src], include=include, exclude=exclude)
+    out_dir = Path(out_dir)
+    real_out = Path(os.path.realpath(out_dir))
+    if is_listed(in_src):
+        # a list may name files anywhere (``ls *.png | restorekit batch - out``): none may be in OUT
+        inside = next((p for _, p in found if real_out in Path(os.path.realpath(p)).parents), None)
+        if inside is not None:
+            raise UsageError(f"the input '{inside}' is inside the output folder '{out_dir}'; choose another one")
+    else:
+        real_in = Path(os.path.realpath(root))
+        if real_out == real_in or real_in in real_out.parents or real_out in real_in.parents:
+            raise UsageError(f"the output folder '{out_dir}' and the input '{in_src}' must not contain each other")
+    for text in (*degrade, *prior, *([net] if net else [])):
+        parse_spec(text)  # a syntax error is the user's, whatever the image
+    items = make_items(root, found, out_dir, degrade=degrade, prior=prior, net=net, reference=reference)
+    first = items[0]
+    # the components valid together, the loop's options valid for them: the first image's plan
+    make_plan(make_settings(registry, image=first.input, degrade=first.degrade, prior=first.prior,
+                            net=first.net, reference=first.reference,
+                            **{k: v for k, v in options.items() if v is not None}), registry)
+    check_can_start(out_dir, resume, items)  # and no file it did not write in the way of its results
+    return items
+
+
+def is_listed(in_src: str) -> bool:
+    """Whether the input is a list of paths (``-`` for stdin, ``@FILE``) rather than a folder."""
+    return in_src == "-" or in_src.startswith("@")
+
+
+def recorded_settings(in_src: str, *, degrade: list[str], prior: list[str], net: str | None, reference: str | None,
+                      include: list[str], exclude: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest records of the batch (a ``--resume`` must match it); the input as an absolute path,
+    so that a resume from another folder is the same batch."""
+    source = in_src if in_src == "-" else ("@" + os.path.abspath(in_src[1:]) if is_listed(in_src)
+                                           else os.path.abspath(in_src))
+    return {"input": source, "degrade": degrade, "prior": prior, "net": net, "reference": reference,
+            "include": include, "exclude": exclude, **{k: v for k, v in options.items() if k != "device"}}
+
+
+def make_executor(workers: int, threads: int | None = None, *, dask: bool = False, scheduler: str | None = None):
+    """Where the items run: this process (one worker), a local process pool (a GPU each where there are
+    GPUs), or a Dask cluster (``dask``: a LocalCluster of ``workers``; ``scheduler``: that cluster's)."""
+    from . import executors
+
+    if scheduler or dask:
+        return executors.DaskExecutor(workers=workers, scheduler=scheduler, threads=threads)
+    if workers == 1:
+        return executors.InProcess(threads)
+    return executors.LocalPool(workers, threads, gpus=executors.local_gpus())
+
+
+def close_executor(executor: Any, cancel: bool = False) -> None:
+    """Close an executor; ``cancel`` drops queued items where the executor can (the in-process one has
+    nothing queued, and its close() takes no argument)."""
+    import inspect
+
+    try:
+        takes_cancel = "cancel" in inspect.signature(executor.close).parameters
+    except (TypeError, ValueError):
+        takes_cancel = False
+    if cancel and takes_cancel:
+        executor.close(cancel=True)
+    else:
+        executor.close()
