@@ -146,9 +146,10 @@ def _search_and_write(*, out, source, inputs, json_out, search, finish):
                              fit=lambda: search(cb), write=finish)
     record = done.files  # finish() returns the record it wrote
     if json_out:
-        from ..inspect.outputs import record_json
+        from ..inspect.outputs import INDENT
+        from ..session.record import record_json
 
-        sys.stdout.write(record_json(record))
+        sys.stdout.write(record_json(record, indent=INDENT))
     else:
         _summary(record, done.folder.path)
     if record["stopped"] == "interrupted" or done.signals.held:

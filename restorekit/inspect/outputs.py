@@ -26,6 +26,8 @@ from ..session.figures import figure, pyplot, to_rgb
 from ..session.outdir import OutputFolder
 from .record import FORMAT, check  # noqa: F401 - FORMAT's old home
 
+#: inspect.json is indented by one space (its layout since version 1)
+INDENT = 1
 RECORD = "inspect.json"
 
 
@@ -107,10 +109,5 @@ def write_inspection(folder: OutputFolder, record: dict[str, Any], recs, *, pict
         record["files"] = files
         record["out"] = str(folder.path)
         check(_record.json_data(record))  # the layout of what is written (docs/inspect-record.md)
-        (tmp / RECORD).write_text(record_json(record), encoding="utf-8")
+        (tmp / RECORD).write_text(_record.record_json(record, indent=INDENT), encoding="utf-8")
     return record
-
-
-def record_json(record: dict[str, Any]) -> str:
-    """inspect.json's text: :func:`restorekit.session.record.record_json`, with an indent of 1."""
-    return _record.record_json(record, indent=1)
