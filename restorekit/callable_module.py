@@ -1,4 +1,4 @@
-"""Packages that are also API functions: ``restorekit.segment`` and ``restorekit.batch``.
+"""Packages that are also API functions: ``restorekit.segment``, ``restorekit.decompose`` and ``restorekit.batch``.
 
 ``restorekit.segment`` is the package restorekit/segment/ (importing
 ``restorekit.segment.pipeline`` makes it the attribute, whatever was there)

@@ -150,6 +150,7 @@ def test_batch_restores_a_folder_with_a_manifest(tmp_path):
 def test_the_functions_are_exported_and_segment_batch_stay_packages():
     import restorekit.batch.driver  # noqa: F401 - the packages keep working beside the functions
     import restorekit.segment.pipeline  # noqa: F401
+    import restorekit.decompose.dehaze  # noqa: F401
 
     for name in ("compare", "segment", "decompose", "batch", "train", "evaluate", "register_plugin"):
         assert callable(getattr(restorekit, name)) and name in restorekit.__all__

@@ -8,3 +8,9 @@ The ``restorekit segment`` / ``decompose`` pipeline, the segmentation methods
 and Double-DIP are in :mod:`restorekit.segment`; the decompositions are
 registered in :mod:`restorekit.builtins.decompositions`.
 """
+
+# restorekit.decompose(image, ...) calls restorekit.api.decompose (the Python API of ``restorekit decompose``).
+from ..callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "decompose")
+del make_callable
