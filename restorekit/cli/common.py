@@ -128,3 +128,59 @@ def reserve_fit_write(*, out: Path | None, source: Path | None, inputs: Sequence
             raise typer.Exit(exit_code_for(signals.stopped_by)) from None
         raise
     return Written(folder, result, files, signals)
+
+
+def deprecated(old: str, new: str) -> None:
+    """The one-line note an old option name prints (it still works, for one release)."""
+    err_console.print(f"note: {old} is deprecated; use {new}", highlight=False, markup=False, soft_wrap=True)
+
+
+def pick_device_checked(name: str):
+    """``--device`` resolved (auto: CUDA, MPS, CPU); an unknown or absent device is one line and exit 2."""
+    from ..run.plan import pick_device
+
+    return pick_device(name)
+
+
+#: what an option's value is called in the help, by its long name (the rest: by type)
+METAVARS = {
+    "--degrade": "SPEC", "--prior": "SPEC", "--net": "SPEC", "--metric": "SPEC", "--method": "SPEC",
+    "--stop": "SPEC", "--hint": "HINT", "--include": "GLOB", "--exclude": "GLOB", "--out": "PATH",
+    "--reference": "FILE", "--second": "FILE", "--device": "DEVICE", "--seed": "N", "--iters": "N",
+    "--iters-per-epoch": "N", "--time-limit": "SECONDS", "--lr": "RATE", "--layer": "NAME", "--unit": "K",
+    "--shape": "C,H,W", "--count": "N", "--limit": "N", "--workers": "N", "--threads": "N", "--stack": "N",
+    "--attempts": "N", "--ensemble": "N", "--report-every": "N", "--epochs": "N", "--batch": "N",
+    "--patch": "N", "--channels": "N", "--scheduler": "ADDRESS", "--dataset": "NAME", "--preset": "NAME",
+    "--data": "DIR", "--pairs": "LOW HIGH", "--init": "DIR", "--task": "TASK", "--sigma-range": "LO,HI",
+    "--split": "A,B,C", "--loss": "NAME", "--shard": "K/N",
+}
+
+#: options that must carry [required] in the help although the command checks them itself (one-line error)
+REQUIRED_IN_HELP = {("train", "--out")}
+
+
+def _tidy_params(command_name: str, params) -> None:
+    """Help that reads like a mature CLI: flags with no value shown, values named (SPEC, N, PATH), lists
+    marked (repeatable), nothing typed as <bool> or <list[str]>."""
+    for p in params:
+        if getattr(p, "_tidied", False):
+            continue
+        p._tidied = True
+        if type(p).__name__ == "TyperArgument":
+            if p.metavar is None:
+                p.metavar = p.name.upper()
+            continue
+        if getattr(p, "is_flag", False):
+            p.metavar = ""
+            continue
+        longs = [o for o in p.opts if o.startswith("--")]
+        name = longs[0] if longs else p.opts[0]
+        desc = getattr(p, "type_descriptor", None)
+        if p.metavar is None and not getattr(desc, "is_choice", False):
+            bare = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+            typed = {int: "N", float: "X", str: "TEXT"}.get(bare if isinstance(bare, type) else None, "VALUE")
+            p.metavar = METAVARS.get(name, typed)
+        if getattr(p, "multiple", False) and p.help and "repeat" not in p.help.lower():
+            p.help = p.help.rstrip() + " (repeatable)"
+        if (command_name, name) in REQUIRED_IN_HELP and p.help and "[required]" not in p.help:
+            p.help = p.help.rstrip() + " [required]"
