@@ -42,17 +42,31 @@ def _error(msg: str) -> None:
     err_console.print(f"[bold red]error:[/bold red] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
 
 
+#: deprecation notes of the command being run (old option names): printed when it ends, or folded into its
+#: one error line when it fails (stderr keeps one line for a mistake)
+_DEPRECATIONS: list[str] = []
+
+
+def _pending_notes() -> str:
+    notes = "; ".join(_DEPRECATIONS)
+    _DEPRECATIONS.clear()
+    return notes
+
+
 @contextmanager
 def guard(debug: bool = False) -> Iterator[None]:
     """User mistakes: one line and exit 2; runtime failures: exit 1; Ctrl-C: 130."""
     try:
         yield
     except typer.Exit:
+        _flush_notes()
         raise
     except RestoreKitError as exc:
         if _debug_enabled(debug):
             traceback.print_exc()
-        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        notes = _pending_notes()
+        _error(f"{line} (note: {notes})" if notes else line)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         # a fit that had started returns its result and never gets here
@@ -62,8 +76,16 @@ def guard(debug: bool = False) -> Iterator[None]:
         if _debug_enabled(debug):
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
+        _pending_notes()
         _error(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
+    _flush_notes()
+
+
+def _flush_notes() -> None:
+    notes = _pending_notes()
+    if notes:
+        err_console.print(f"note: {notes}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _host():
@@ -131,8 +153,9 @@ def reserve_fit_write(*, out: Path | None, source: Path | None, inputs: Sequence
 
 
 def deprecated(old: str, new: str) -> None:
-    """The one-line note an old option name prints (it still works, for one release)."""
-    err_console.print(f"note: {old} is deprecated; use {new}", highlight=False, markup=False, soft_wrap=True)
+    """The one-line note an old option name prints on stderr (it still works, for one release): when the
+    command ends, or inside its error line when it fails."""
+    _DEPRECATIONS.append(f"{old} is deprecated, use {new}")
 
 
 def pick_device_checked(name: str):
@@ -169,6 +192,7 @@ def _tidy_params(command_name: str, params) -> None:
         if type(p).__name__ == "TyperArgument":
             if p.metavar is None:
                 p.metavar = p.name.upper()
+            p.display_type_rich = lambda ctx: None  # the name says it: IMAGE, FOLDER, MODEL
             continue
         if getattr(p, "is_flag", False):
             p.metavar = ""
@@ -182,5 +206,5 @@ def _tidy_params(command_name: str, params) -> None:
             p.metavar = METAVARS.get(name, typed)
         if getattr(p, "multiple", False) and p.help and "repeat" not in p.help.lower():
             p.help = p.help.rstrip() + " (repeatable)"
-        if (command_name, name) in REQUIRED_IN_HELP and p.help and "[required]" not in p.help:
-            p.help = p.help.rstrip() + " [required]"
+        if (command_name, name) in REQUIRED_IN_HELP and p.help and "required]" not in p.help:
+            p.help = p.help.rstrip() + " \\[required]"  # escaped: the help is rich markup

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, err_console, guard, out_console
+from .common import _error, deprecated, err_console, guard, out_console
 
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
@@ -51,8 +51,8 @@ def train(
     sigma_range: Annotated[str, typer.Option("--sigma-range", help="Without --degrade: Gaussian noise levels LO,HI in 0-255 units, drawn per patch.")] = "0,55",
     channels: Annotated[int, typer.Option("--channels", help="1: a gray model (it restores colour images channel by channel); 3: a colour model.")] = 1,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (each about one pass over the training pixels; validated, checkpointed and the best kept after each).")] = 20,
-    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", help="Adam steps per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Total Adam steps, instead of --epochs.", show_default=False)] = None,
+    iters_per_epoch: Annotated[Optional[int], typer.Option("--iters-per-epoch", help="Iterations (Adam steps) per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Total iterations (Adam steps), instead of --epochs.", show_default=False)] = None,
     batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 32,
     patch: Annotated[Optional[int], typer.Option("--patch", help="Patch side in pixels (default: 64; a data set's images whole).", show_default=False)] = None,
     loss: Annotated[str, typer.Option("--loss", help="mse, l1, bce (binary cross-entropy) or ssim (1 - SSIM).")] = "mse",
@@ -66,6 +66,8 @@ def train(
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", hidden=True)] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", hidden=True)] = None,
 ) -> None:
     """Train a network on examples: the model folder is for --prior learned:model=OUT, eval and sample.
 
@@ -81,6 +83,12 @@ def train(
         from ..learn.train import train as run_training
         from ..run.signals import exit_code_for, run_signals
 
+        if steps is not None:
+            deprecated("--steps", "--iters")
+            iters = iters if iters is not None else steps
+        if steps_per_epoch is not None:
+            deprecated("--steps-per-epoch", "--iters-per-epoch")
+            iters_per_epoch = iters_per_epoch if iters_per_epoch is not None else steps_per_epoch
         if out is None:
             raise UsageError("--out is required: the model folder to write")
         try:
@@ -90,7 +98,7 @@ def train(
             raise UsageError(str(exc)) from None
         settings = TrainSettings(
             folder=folder, out=out, pairs=pairs, dataset=dataset, degrade=tuple(degrade or ()), net=net,
-            sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=steps_per_epoch, steps=steps,
+            sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=iters_per_epoch, steps=iters,
             batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
             precision=precision, device=device, resume=resume, init=init,
         )
@@ -101,7 +109,7 @@ def train(
             sys.stdout.write(json.dumps({"out": str(out), **report.__dict__}, indent=1) + "\n")
         else:
             out_console.print(f"model: {out}/model.safetensors  [best validation PSNR {report.best_val_psnr:.2f} dB "
-                              f"at epoch {report.best_epoch}; {report.epochs_run} epochs, {report.steps_run} steps, "
+                              f"at epoch {report.best_epoch}; {report.epochs_run} epochs, {report.steps_run} iterations, "
                               f"{report.seconds:.0f} s, stopped by {report.stopped_by}]", highlight=False, markup=False)
         if signals.stopped_by is not None:
             _error(f"interrupted: the best model so far is in {out}; rerun with --resume to continue")
