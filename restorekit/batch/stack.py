@@ -209,7 +209,7 @@ def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tup
                 raise solution
             result = finish(prep, solution, registry)
             with deferred_signals():  # as run_item: a signal stops the batch after this image's write
-                write_outputs(result, folder)
+                write_outputs(result, folder, save=options.get("save") or "all")
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001

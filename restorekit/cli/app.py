@@ -43,7 +43,7 @@ restorekit run small.png --degrade downsample:4
 [dim]# the paper's F16 denoising settings (restorekit list presets shows them all)[/dim]
 restorekit run --preset denoise --data ../shared/data/dip
 
-[dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
+[dim]# the ES-WMV stopping rule (needs no reference), average 3 independent fits[/dim]
 restorekit run noisy.png --stop eswmv --ensemble 3
 
 [dim]# the deep image prior against every installed classical method, side by side, on one synthetic noisy draw[/dim]
