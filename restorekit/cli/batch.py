@@ -23,7 +23,7 @@ from rich.table import Table
 from ..batch.driver import DEFAULT_ATTEMPTS
 from ..run.settings import DEFAULTS, default_degrade, describe_default
 from .common import _error, _host, err_console, guard, out_console
-from .run import Mode, Precision
+from .run import Mode, Precision, Save
 
 BATCH_EXAMPLES = """
 [bold]Examples[/bold]
@@ -34,10 +34,13 @@ restorekit batch scans/ restored/ --degrade "mask:masks/{relpath}.png"
 [dim]# denoise a folder of real noisy micrographs (each image's noise estimated from it) with 2 worker processes[/dim]
 restorekit batch tiles/ out/ --workers 2
 
-[dim]# after a crash or Ctrl-C: finished images are kept, the rest run[/dim]
+[dim]# after a crash or Ctrl-C: finished images are kept, the rest run (an OUT with no batch yet: it starts one)[/dim]
 restorekit batch tiles/ out/ --workers 2 --resume
 
-[dim]# benchmark the clean PNGs of a folder tree but its drafts (noise sigma 25 added), 500 steps each, seed 1[/dim]
+[dim]# a Slurm job array of 8 tasks (--array=1-8), each its share of the sorted inputs into its own OUT, resumable[/dim]
+restorekit batch tiles/ "out/part-$SLURM_ARRAY_TASK_ID" --shard "$SLURM_ARRAY_TASK_ID/8" --resume --save restored
+
+[dim]# benchmark the clean PNGs of a folder tree but its drafts (noise sigma 25 added), 500 iterations each, seed 1[/dim]
 restorekit batch photos/ bench/ --mode benchmark --include "*.png" --exclude "drafts/*" --iters 500 --seed 1
 
 [dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
@@ -53,7 +56,7 @@ restorekit batch --status out/
 
 
 def batch(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="IN OUT: the input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(metavar="IN OUT", help="The input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec, as for run; {stem}, {name}, {relpath}, {relname} stand for each image (mask:masks/{stem}.png).", show_default=describe_default("degrade"))] = None,
     prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec, as for run; patterns as for --degrade.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec, as for run.", show_default=DEFAULTS["net"])] = None,
@@ -62,7 +65,7 @@ def batch(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Clean image to score against in --mode restore: one file, or one per image by pattern (refs/{stem}.png).", show_default=False)] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps per image.", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Iterations per image.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every image's run (the same for all, so a rerun gives the same outputs).")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (local workers with GPUs get one GPU each).")] = DEFAULTS["device"],
@@ -75,7 +78,9 @@ def batch(
     stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run. An OUT with no batch yet starts one, so one command serves every run of a job script.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Only the K-th of N deterministic shares of the sorted inputs (every N-th from the K-th; 1 <= K <= N), e.g. a Slurm job array's task; give each share its own OUT.", show_default=False)] = None,
+    save: Annotated[Save, typer.Option("--save", help="all: every output file of each image, as run writes them; restored: only the restored image and run.json.")] = Save("all"),
     attempts: Annotated[int, typer.Option("--attempts", help="Attempts per image over every run of the batch (each time it is handed out counts one): a failed image is tried again on --resume until it has had this many.")] = DEFAULT_ATTEMPTS,
     status: Annotated[bool, typer.Option("--status", help="Print what is done, failed and left in OUT, and start nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary (or the status) as JSON on stdout.")] = False,
@@ -120,6 +125,11 @@ def batch(
             if scheduler and workers not in (None, 1):
                 raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
                                  "workers run the images")
+        share = None
+        if shard is not None:
+            from ..batch.inputs import parse_shard
+
+            share = parse_shard(shard)
         in_src, out_dir = paths[0], Path(paths[1])
         # every input is an image: each is already degraded unless --mode benchmark says it is clean
         mode_value = mode.value if mode else DEFAULTS["mode"]["image"]
@@ -128,18 +138,23 @@ def batch(
             "device": device, "stop": stop, "ensemble": ensemble, "precision": precision.value,
             "time_limit": time_limit,
         }
+        if save.value != "all":  # recorded only when asked: a batch started before --save resumes as it was
+            options["save"] = save.value
+        if share is not None:
+            options["shard"] = f"{share[0]}/{share[1]}"
         _run_batch(in_src, out_dir, degrade or list(default_degrade(mode_value)), prior or list(DEFAULTS["prior"]), net,
                    reference, include or [], exclude or [], options, workers=workers, threads=threads, dask=dask,
-                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack)
+                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack,
+                   share=share)
 
 
 def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str], net: str | None,
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int | None, threads: int | None, dask: bool, scheduler: str | None, resume: bool,
                attempts: int,
-               json_out: bool, stack: int = 1) -> None:
-    from ..batch.inputs import discover, make_items
-    from ..batch.manifest import BatchLock, check_can_start, open_or_create, sweep_temporary
+               json_out: bool, stack: int = 1, share: tuple[int, int] | None = None) -> None:
+    from ..batch.inputs import discover, make_items, take_share
+    from ..batch.manifest import MANIFEST_NAME, BatchLock, check_can_start, open_or_create, sweep_temporary
     from ..errors import UsageError
     from ..run.plan import make_plan
     from ..run.settings import make_settings
@@ -149,7 +164,18 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     # everything is checked before anything is written: the inputs, where they go, every side input, and
     # the options (on the first image's specs, patterns filled in)
     root, found = discover([in_src], include=include, exclude=exclude)
+    if share is not None:
+        total = len(found)
+        found = take_share(found, *share)
+        if not found:
+            raise UsageError(f"--shard {share[0]}/{share[1]}: that share of the {total} input(s) is empty "
+                             f"(use at most {total} shares)")
     out_dir = Path(out_dir)
+    if resume and not (out_dir / MANIFEST_NAME).exists():
+        resume = False  # --resume on an OUT with no batch starts one: the same command for every run
+        if not json_out:
+            err_console.print(f"note: '{out_dir}' holds no batch yet; starting one", highlight=False,
+                              markup=False, soft_wrap=True)
     real_out = Path(os.path.realpath(out_dir))
     listed = in_src == "-" or in_src.startswith("@")
     if listed:
@@ -168,7 +194,8 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
     # the components valid together, the loop's options valid for them: the first image's plan
     make_plan(make_settings(host.registry, image=first.input, degrade=first.degrade, prior=first.prior,
                             net=first.net, reference=first.reference,
-                            **{k: v for k, v in options.items() if v is not None}), host.registry)
+                            **{k: v for k, v in options.items() if v is not None and k not in _NOT_SETTINGS}),
+              host.registry)
     check_can_start(out_dir, resume, items)  # and no file it did not write in the way of its results
     # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
     # leaves no batch behind (a rerun needs no --resume)
@@ -206,6 +233,9 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
         _close(executor)  # idempotent: after Ctrl-C it was closed with cancel=True already
         lock.release()
 
+
+#: batch options that are not a run's settings (how the batch writes and which share it takes)
+_NOT_SETTINGS = ("save", "shard")
 
 #: the signal that stopped the batch (SIGINT unless SIGTERM came)
 _STOPPED_BY: list[int] = []

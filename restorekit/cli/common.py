@@ -193,6 +193,8 @@ def _tidy_params(command_name: str, params) -> None:
             if p.metavar is None:
                 p.metavar = p.name.upper()
             p.display_type_rich = lambda ctx: None  # the name says it: IMAGE, FOLDER, MODEL
+            if " " in p.metavar:  # several values under one name (batch's IN OUT): the usage shows them so
+                p._usage_display_name = lambda p=p: p.metavar
             continue
         if getattr(p, "is_flag", False):
             p.metavar = ""

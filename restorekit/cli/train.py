@@ -62,6 +62,7 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop after this many seconds, keeping the best model.", show_default=False)] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with bfloat16 instructions), fp32 or bf16.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start a new training in an --out that holds an earlier model (only a folder train wrote; its files are removed first).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state), with the options it was started with (only --time-limit and --device may change).")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
@@ -91,6 +92,8 @@ def train(
             iters_per_epoch = iters_per_epoch if iters_per_epoch is not None else steps_per_epoch
         if out is None:
             raise UsageError("--out is required: the model folder to write")
+        if overwrite and resume:
+            raise UsageError("--overwrite starts a new training and --resume continues one: give one of them")
         try:
             lo_hi = _pair(sigma_range, "--sigma-range", 2)
             fractions = _pair(split, "--split", 3)
@@ -102,6 +105,8 @@ def train(
             batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
             precision=precision, device=device, resume=resume, init=init,
         )
+        if overwrite:
+            _clear_model_folder(out, settings)
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
         with run_signals() as signals, _progress(not json_out) as progress:
             report = run_training(settings, log=log, progress=progress)
@@ -114,6 +119,37 @@ def train(
         if signals.stopped_by is not None:
             _error(f"interrupted: the best model so far is in {out}; rerun with --resume to continue")
             raise typer.Exit(exit_code_for(signals.stopped_by))
+
+
+#: what train writes into its --out: a folder holding only these, with a model.json, may be overwritten
+MODEL_FILES = ("model.safetensors", "model.json", "curves.png", "train.json", "checkpoint.safetensors",
+               "code.safetensors")
+
+
+def _clear_model_folder(out: Path, settings) -> None:
+    """``--overwrite``: remove an earlier training's files from ``out`` (the run rules: only a folder restorekit
+    wrote, nothing else in it, never a folder holding the training images), so the new training starts
+    there.  Checked whole before anything is removed."""
+    import os
+
+    from ..errors import UsageError
+    from ..learn.train import check
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    check(settings)  # the options are right before the earlier model goes
+    for src in (settings.folder, *(settings.pairs or ())):
+        if src is not None and out.resolve() in (Path(src).resolve(), *Path(src).resolve().parents):
+            raise UsageError(f"--overwrite: '{out}' holds the training images '{src}'; choose another --out")
+    names = sorted(os.listdir(out))
+    foreign = [n for n in names if n not in MODEL_FILES]
+    if foreign or "model.json" not in names:
+        why = f"it holds '{foreign[0]}', which train did not write" if foreign else "it has no model.json"
+        raise UsageError(f"--overwrite only replaces a model folder restorekit wrote, and '{out}' is not one: "
+                         f"{why}; choose another --out")
+    for n in names:
+        if n in MODEL_FILES:
+            (out / n).unlink()
 
 
 class _progress:
