@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -452,11 +453,13 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert snapshot(tmp_path / "out") == before
 
 
-def test_an_existing_batch_needs_resume_and_resume_needs_a_batch(tmp_path):
+def test_an_existing_batch_needs_resume_and_resume_on_none_starts_one(tmp_path):
+    # issue 23: --resume where OUT holds no batch starts one (one idempotent command for a job script)
     tree(tmp_path / "in", ["a.png"])
     r = invoke(["batch", "in", "out", *TINY, "--resume"])
-    assert r.exit_code == 2 and "holds no batch to resume" in r.stderr
-    assert not (tmp_path / "out").exists()
+    assert r.exit_code == 0 and "holds no batch yet; starting one" in r.stderr
+    assert (tmp_path / "out" / "manifest.sqlite").is_file()
+    shutil.rmtree(tmp_path / "out")
     assert invoke(["batch", "in", "out", *TINY]).exit_code == 0
     before = snapshot(tmp_path / "out")
     r = invoke(["batch", "in", "out", *TINY])

@@ -176,7 +176,7 @@ def test_default_methods_skip_solvers_that_refuse_the_task(rgb8, tmp_path):
 def test_help_lists_compare_with_examples():
     r = invoke(["compare", "--help"])
     assert r.exit_code == 0
-    assert "--method" in r.stdout and "restorekit compare photo.png" in r.stdout
+    assert "--prior" in r.stdout and "restorekit compare photo.png" in r.stdout
     assert "compare" in invoke(["--help"]).stdout
 
 

@@ -266,3 +266,22 @@ def make_items(
         )
     check_outputs(items)
     return items
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard K/N`` as ``(K, N)``, 1 <= K <= N (one line, exit 2, otherwise)."""
+    k, sep, n = (text or "").strip().partition("/")
+    try:
+        kk, nn = int(k), int(n)
+    except ValueError:
+        kk = nn = 0
+    if not sep or nn < 1 or not 1 <= kk <= nn:
+        raise UsageError(f"--shard takes K/N with 1 <= K <= N (the K-th of N shares), got '{text}'")
+    return kk, nn
+
+
+def take_share(found: Sequence[tuple[str, Path]], k: int, n: int) -> list[tuple[str, Path]]:
+    """The K-th of N deterministic shares of the inputs, sorted by key: every N-th from the K-th (the same
+    inputs give the same shares on every machine, and the shares' sizes differ by one at most)."""
+    ordered = sorted(found, key=lambda kp: kp[0])
+    return [kp for i, kp in enumerate(ordered) if i % n == k - 1]

@@ -79,7 +79,7 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
                 raise KeyboardInterrupt
             with deferred_signals():  # a signal now stops the batch after the write: resume adopts the folder
-                write_outputs(result, folder)
+                write_outputs(result, folder, save=options.get("save") or "all")
         except BaseException:
             if folder is not None:
                 folder.abandon()

@@ -156,7 +156,8 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
             key = solve_key(prep.plan, prep.problem)
             together.setdefault(key if key is not None else ("alone", n), []).append(n)
         for members in together.values():
-            _solve_and_write(items, members, ready, registry, bases, results, failed, t0)
+            _solve_and_write(items, members, ready, registry, bases, results, failed, t0,
+                             save=options.get("save") or "all")
     except BaseException:
         for n, (_, folder) in ready.items():
             if results[n] is None:
@@ -166,7 +167,7 @@ def run_group(items: Sequence[Item], options: dict[str, Any]) -> list[dict[str, 
 
 
 def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tuple[Any, Any]], registry: Any,
-                     bases: list[dict[str, Any]], results: list, failed: Any, t0: float) -> None:
+                     bases: list[dict[str, Any]], results: list, failed: Any, t0: float, save: str = "all") -> None:
     """Solve the prepared runs ``members`` (together when more than one) and write each one's folder."""
     from ..run.pipeline import finish
     from ..run.solve import solve, solve_many
@@ -209,7 +210,7 @@ def _solve_and_write(items: list[Item], members: list[int], ready: dict[int, tup
                 raise solution
             result = finish(prep, solution, registry)
             with deferred_signals():  # as run_item: a signal stops the batch after this image's write
-                write_outputs(result, folder)
+                write_outputs(result, folder, save=save)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001

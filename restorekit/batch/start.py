@@ -17,15 +17,22 @@ from .inputs import Item
 
 def check_batch(in_src: str, out_dir: Path, *, degrade: list[str], prior: list[str], net: str | None,
                 reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any],
-                registry: Any, resume: bool) -> list[Item]:
-    """The batch's items, once everything checkable is checked (:class:`UsageError`, one line)."""
+                registry: Any, resume: bool, share: tuple[int, int] | None = None) -> list[Item]:
+    """The batch's items, once everything checkable is checked (:class:`UsageError`, one line); ``share``
+    (K, N): only the K-th of N shares of the sorted inputs (``--shard K/N``)."""
     from ..run.plan import make_plan
     from ..run.settings import make_settings
     from ..spec import parse_spec
-    from .inputs import discover, make_items
+    from .inputs import discover, make_items, take_share
     from .manifest import check_can_start
 
     root, found = discover([in_src], include=include, exclude=exclude)
+    if share is not None:
+        total = len(found)
+        found = take_share(found, *share)
+        if not found:
+            raise UsageError(f"--shard {share[0]}/{share[1]}: that share of the {total} input(s) is empty "
+                             f"(use at most {total} shares)")
     out_dir = Path(out_dir)
     real_out = Path(os.path.realpath(out_dir))
     if is_listed(in_src):
@@ -44,9 +51,21 @@ def check_batch(in_src: str, out_dir: Path, *, degrade: list[str], prior: list[s
     # the components valid together, the loop's options valid for them: the first image's plan
     make_plan(make_settings(registry, image=first.input, degrade=first.degrade, prior=first.prior,
                             net=first.net, reference=first.reference,
-                            **{k: v for k, v in options.items() if v is not None}), registry)
+                            **{k: v for k, v in options.items() if v is not None and k not in NOT_SETTINGS}), registry)
     check_can_start(out_dir, resume, items)  # and no file it did not write in the way of its results
     return items
+
+
+#: batch options that are not a run's settings (how the batch writes and which share it takes)
+NOT_SETTINGS = ("save", "shard")
+
+
+def starts_fresh(out_dir: Path, resume: bool) -> bool:
+    """Whether a ``--resume`` finds no batch in ``out_dir`` and so starts one (one command for every run of
+    a job script)."""
+    from .manifest import MANIFEST_NAME
+
+    return resume and not (Path(out_dir) / MANIFEST_NAME).exists()
 
 
 def is_listed(in_src: str) -> bool:

@@ -10,6 +10,9 @@
 * the baselines: ``otsu``, ``chan-vese``, ``kmeans`` (on colours), ``slic``
   (superpixels merged by colour), ``random-walker`` (from a box or
   scribbles) — scikit-image and NumPy (:mod:`restorekit.segment.baselines`).
+* ``texture-split`` — double-dip's starting split without the fit
+  (:func:`restorekit.segment.doubledip.initial_split`): ``segment``'s
+  default without a hint, measured better than the fit from it.
 * ``dark-channel`` — dehazing by the dark channel prior with a guided
   filter (He, Sun, Tang 2009/2010): the classical baseline for
   ``--task dehaze`` (:mod:`restorekit.decompose.dehaze`).
@@ -197,6 +200,21 @@ class Clustering(Decomposition):
         return cluster(image, self.params, hint=hint, seed=seed, budget=budget)
 
 
+class TextureSplit(_Baseline):
+    name = "texture-split"
+    summary = ("Double-DIP's starting split alone: k-means of texture features refined GrabCut-like (a random "
+               "walker from scribbles); no fit. segment's default without a hint (mean IoU 0.613 vs "
+               "double-dip's 0.550 on the held-out cases).")
+
+    def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None):
+        import numpy as np
+
+        from restorekit.segment.doubledip import initial_split
+
+        mask = np.asarray(initial_split(image, hint, seed=seed), dtype=np.float32)
+        return Decomposed(mask=mask, labels=(mask >= 0.5).astype(np.int64))
+
+
 class DarkChannel(Decomposition):
     name = "dark-channel"
     summary = "Dehazing by the dark channel prior, transmission refined by a guided filter (He-Sun-Tang)."
@@ -232,5 +250,5 @@ class DarkChannel(Decomposition):
 
 @hookimpl
 def restorekit_register_decompositions(registry):
-    for cls in (DoubleDip, Clustering, Otsu, ChanVese, KMeansColours, SlicMerge, RandomWalker, DarkChannel):
+    for cls in (DoubleDip, Clustering, Otsu, ChanVese, KMeansColours, SlicMerge, RandomWalker, TextureSplit, DarkChannel):
         registry.add(cls)

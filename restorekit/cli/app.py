@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import RestoreKitError
-from .common import _error, _host, err_console, out_console
+from .common import _error, _host, _tidy_params, err_console, out_console
 from .listing import list_components, plugins
 from .batch import BATCH_EXAMPLES, batch
 from .compare import COMPARE_EXAMPLES, compare
@@ -46,7 +46,7 @@ restorekit run small.png --degrade downsample:4
 [dim]# the paper's F16 denoising settings (restorekit list presets shows them all)[/dim]
 restorekit run --preset denoise --data ../shared/data/dip
 
-[dim]# stop without ground truth (ES-WMV), average 3 independent fits[/dim]
+[dim]# the ES-WMV stopping rule (needs no reference), average 3 independent fits[/dim]
 restorekit run noisy.png --stop eswmv --ensemble 3
 
 [dim]# the deep image prior against every installed classical method, side by side, on one synthetic noisy draw[/dim]
@@ -70,12 +70,30 @@ def _is_click_error(exc: BaseException) -> bool:
     return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "format_message")
 
 
+#: short flags that were dropped because they meant two things: (command, flag) -> what to use instead
+_DROPPED_SHORT = {("segment", "-m"): "--method", ("decompose", "-m"): "--method"}
+
+
 def _click_error_line(exc: BaseException) -> str:
     """One line for a wrong option, wrong value or wrong command, with where to look."""
     msg = " ".join(str(exc.format_message()).split()).replace("Value error, ", "")
     ctx = getattr(exc, "ctx", None)
     path = getattr(ctx, "command_path", None) or "restorekit"
+    command = getattr(getattr(ctx, "command", None), "name", None)
+    flag = getattr(exc, "option_name", None)
+    if flag and (command, flag) in _DROPPED_SHORT:
+        use = _DROPPED_SHORT[(command, flag)]
+        return f"{command} has no {flag}: use {use} (-m means --metric in every command)"
     return f"{msg[:1].lower() + msg[1:]} (see: {path} --help)"
+
+
+class _Command(TyperCommand):
+    """A command whose help names values (SPEC, N, PATH) instead of types, and flags with none."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _tidy_params(self.name, params)
+        return params
 
 
 class _OneLineErrors(TyperGroup):
@@ -106,6 +124,7 @@ def get_app() -> typer.Typer:
         epilog=EXAMPLES,
         rich_markup_mode="rich",
         no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
         add_completion=False,
     )
@@ -119,20 +138,20 @@ def get_app() -> typer.Typer:
         if plugins_dir:  # main() applied them before the plugins loaded; an app built otherwise loads again
             _use_plugins_dirs([str(d) for d in plugins_dir])
 
-    app.command("run", epilog=EXAMPLES)(run)
-    app.command("list")(list_components)
-    app.command("plugins")(plugins)
-    app.command("batch", epilog=BATCH_EXAMPLES)(batch)
-    app.command("compare", epilog=COMPARE_EXAMPLES)(compare)
-    app.command("train", epilog=TRAIN_EXAMPLES)(train)
-    app.command("segment", epilog=SEGMENT_EXAMPLES)(segment)
-    app.command("decompose", epilog=DECOMPOSE_EXAMPLES)(decompose)
-    app.command("invert", epilog=INVERT_EXAMPLES)(invert)
-    app.command("visualize", epilog=VISUALIZE_EXAMPLES)(visualize)
-    app.command("eval", epilog=EVAL_EXAMPLES)(eval_model)
-    app.command("models")(models)
-    app.command("sample", epilog=SAMPLE_EXAMPLES)(sample)
-    app.command("install", epilog=INSTALL_EXAMPLES)(install)
+    app.command("run", epilog=EXAMPLES, cls=_Command)(run)
+    app.command("list", cls=_Command)(list_components)
+    app.command("plugins", cls=_Command)(plugins)
+    app.command("batch", epilog=BATCH_EXAMPLES, cls=_Command)(batch)
+    app.command("compare", epilog=COMPARE_EXAMPLES, cls=_Command)(compare)
+    app.command("train", epilog=TRAIN_EXAMPLES, cls=_Command)(train)
+    app.command("segment", epilog=SEGMENT_EXAMPLES, cls=_Command)(segment)
+    app.command("decompose", epilog=DECOMPOSE_EXAMPLES, cls=_Command)(decompose)
+    app.command("invert", epilog=INVERT_EXAMPLES, cls=_Command)(invert)
+    app.command("visualize", epilog=VISUALIZE_EXAMPLES, cls=_Command)(visualize)
+    app.command("eval", epilog=EVAL_EXAMPLES, cls=_Command)(eval_model)
+    app.command("models", cls=_Command)(models)
+    app.command("sample", epilog=SAMPLE_EXAMPLES, cls=_Command)(sample)
+    app.command("install", epilog=INSTALL_EXAMPLES, cls=_Command)(install)
     try:
         host = _host()
         seen = len(host.warnings)

@@ -22,7 +22,7 @@ from rich.table import Table
 from ..batch.driver import DEFAULT_ATTEMPTS
 from ..run.settings import DEFAULTS, default_degrade, describe_default
 from .common import _error, _host, err_console, guard, out_console
-from .run import Mode, Precision
+from .run import Mode, Precision, Save
 
 BATCH_EXAMPLES = """
 [bold]Examples[/bold]
@@ -33,10 +33,13 @@ restorekit batch scans/ restored/ --degrade "mask:masks/{relpath}.png"
 [dim]# denoise a folder of real noisy micrographs (each image's noise estimated from it) with 2 worker processes[/dim]
 restorekit batch tiles/ out/ --workers 2
 
-[dim]# after a crash or Ctrl-C: finished images are kept, the rest run[/dim]
+[dim]# after a crash or Ctrl-C: finished images are kept, the rest run (an OUT with no batch yet: it starts one)[/dim]
 restorekit batch tiles/ out/ --workers 2 --resume
 
-[dim]# benchmark the clean PNGs of a folder tree but its drafts (noise sigma 25 added), 500 steps each, seed 1[/dim]
+[dim]# a Slurm job array of 8 tasks (--array=1-8), each its share of the sorted inputs into its own OUT, resumable[/dim]
+restorekit batch tiles/ "out/part-$SLURM_ARRAY_TASK_ID" --shard "$SLURM_ARRAY_TASK_ID/8" --resume --save restored
+
+[dim]# benchmark the clean PNGs of a folder tree but its drafts (noise sigma 25 added), 500 iterations each, seed 1[/dim]
 restorekit batch photos/ bench/ --mode benchmark --include "*.png" --exclude "drafts/*" --iters 500 --seed 1
 
 [dim]# on a Dask cluster (pip install 'restorekit\\[dask]')[/dim]
@@ -52,7 +55,7 @@ restorekit batch --status out/
 
 
 def batch(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="IN OUT: the input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(metavar="IN OUT", help="The input (a folder, @LIST.txt, or - for paths on stdin) and the output folder; with --status, only OUT.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec, as for run; {stem}, {name}, {relpath}, {relname} stand for each image (mask:masks/{stem}.png).", show_default=describe_default("degrade"))] = None,
     prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec, as for run; patterns as for --degrade.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec, as for run.", show_default=DEFAULTS["net"])] = None,
@@ -61,7 +64,7 @@ def batch(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Clean image to score against in --mode restore: one file, or one per image by pattern (refs/{stem}.png).", show_default=False)] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip inputs whose relative path matches this glob; repeatable.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps per image.", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Iterations per image.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every image's run (the same for all, so a rerun gives the same outputs).")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (local workers with GPUs get one GPU each).")] = DEFAULTS["device"],
@@ -74,7 +77,9 @@ def batch(
     stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run. An OUT with no batch yet starts one, so one command serves every run of a job script.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Only the K-th of N deterministic shares of the sorted inputs (every N-th from the K-th; 1 <= K <= N), e.g. a Slurm job array's task; give each share its own OUT.", show_default=False)] = None,
+    save: Annotated[Save, typer.Option("--save", help="all: every output file of each image, as run writes them; restored: only the restored image and run.json.")] = Save("all"),
     attempts: Annotated[int, typer.Option("--attempts", help="Attempts per image over every run of the batch (each time it is handed out counts one): a failed image is tried again on --resume until it has had this many.")] = DEFAULT_ATTEMPTS,
     status: Annotated[bool, typer.Option("--status", help="Print what is done, failed and left in OUT, and start nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary (or the status) as JSON on stdout.")] = False,
@@ -119,6 +124,11 @@ def batch(
             if scheduler and workers not in (None, 1):
                 raise UsageError("--workers sizes a LocalCluster (--dask); with --scheduler the cluster's own "
                                  "workers run the images")
+        share = None
+        if shard is not None:
+            from ..batch.inputs import parse_shard
+
+            share = parse_shard(shard)
         in_src, out_dir = paths[0], Path(paths[1])
         # every input is an image: each is already degraded unless --mode benchmark says it is clean
         mode_value = mode.value if mode else DEFAULTS["mode"]["image"]
@@ -127,26 +137,36 @@ def batch(
             "device": device, "stop": stop, "ensemble": ensemble, "precision": precision.value,
             "time_limit": time_limit,
         }
+        if save.value != "all":  # recorded only when asked: a batch started before --save resumes as it was
+            options["save"] = save.value
+        if share is not None:
+            options["shard"] = f"{share[0]}/{share[1]}"
         _run_batch(in_src, out_dir, degrade or list(default_degrade(mode_value)), prior or list(DEFAULTS["prior"]), net,
                    reference, include or [], exclude or [], options, workers=workers, threads=threads, dask=dask,
-                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack)
+                   scheduler=scheduler, resume=resume, attempts=attempts, json_out=json_out, stack=stack,
+                   share=share)
 
 
 def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str], net: str | None,
                reference: str | None, include: list[str], exclude: list[str], options: dict[str, Any], *,
                workers: int | None, threads: int | None, dask: bool, scheduler: str | None, resume: bool,
                attempts: int,
-               json_out: bool, stack: int = 1) -> None:
+               json_out: bool, stack: int = 1, share: tuple[int, int] | None = None) -> None:
     from ..batch.manifest import BatchLock, open_or_create, sweep_temporary
-    from ..batch.start import check_batch, recorded_settings
+    from ..batch.start import check_batch, recorded_settings, starts_fresh
     from ..errors import UsageError
 
     host = _host()
     # everything is checked before anything is written: the inputs, where they go, every side input, and
     # the options (on the first image's specs, patterns filled in)
     out_dir = Path(out_dir)
+    if starts_fresh(out_dir, resume):
+        resume = False  # --resume on an OUT with no batch starts one: the same command for every run
+        if not json_out:
+            err_console.print(f"note: '{out_dir}' holds no batch yet; starting one", highlight=False,
+                              markup=False, soft_wrap=True)
     items = check_batch(in_src, out_dir, degrade=degrade, prior=prior, net=net, reference=reference, include=include,
-                        exclude=exclude, options=options, registry=host.registry, resume=resume)
+                        exclude=exclude, options=options, registry=host.registry, resume=resume, share=share)
     # the executor before anything is written: a cluster that cannot start or a scheduler out of reach
     # leaves no batch behind (a rerun needs no --resume)
     if workers is None and not scheduler:

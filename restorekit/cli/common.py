@@ -42,17 +42,31 @@ def _error(msg: str) -> None:
     err_console.print(f"[bold red]error:[/bold red] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
 
 
+#: deprecation notes of the command being run (old option names): printed when it ends, or folded into its
+#: one error line when it fails (stderr keeps one line for a mistake)
+_DEPRECATIONS: list[str] = []
+
+
+def _pending_notes() -> str:
+    notes = "; ".join(_DEPRECATIONS)
+    _DEPRECATIONS.clear()
+    return notes
+
+
 @contextmanager
 def guard(debug: bool = False) -> Iterator[None]:
     """User mistakes: one line and exit 2; runtime failures: exit 1; Ctrl-C: 130."""
     try:
         yield
     except typer.Exit:
+        _flush_notes()
         raise
     except RestoreKitError as exc:
         if _debug_enabled(debug):
             traceback.print_exc()
-        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        notes = _pending_notes()
+        _error(f"{line} (note: {notes})" if notes else line)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         # a fit that had started returns its result and never gets here
@@ -62,8 +76,16 @@ def guard(debug: bool = False) -> Iterator[None]:
         if _debug_enabled(debug):
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
+        _pending_notes()
         _error(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
+    _flush_notes()
+
+
+def _flush_notes() -> None:
+    notes = _pending_notes()
+    if notes:
+        err_console.print(f"note: {notes}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _host():
@@ -128,3 +150,63 @@ def reserve_fit_write(*, out: Path | None, source: Path | None, inputs: Sequence
             raise typer.Exit(exit_code_for(signals.stopped_by)) from None
         raise
     return Written(folder, result, files, signals)
+
+
+def deprecated(old: str, new: str) -> None:
+    """The one-line note an old option name prints on stderr (it still works, for one release): when the
+    command ends, or inside its error line when it fails."""
+    _DEPRECATIONS.append(f"{old} is deprecated, use {new}")
+
+
+def pick_device_checked(name: str):
+    """``--device`` resolved (auto: CUDA, MPS, CPU); an unknown or absent device is one line and exit 2."""
+    from ..run.plan import pick_device
+
+    return pick_device(name)
+
+
+#: what an option's value is called in the help, by its long name (the rest: by type)
+METAVARS = {
+    "--degrade": "SPEC", "--prior": "SPEC", "--net": "SPEC", "--metric": "SPEC", "--method": "SPEC",
+    "--stop": "SPEC", "--hint": "HINT", "--include": "GLOB", "--exclude": "GLOB", "--out": "PATH",
+    "--reference": "FILE", "--second": "FILE", "--device": "DEVICE", "--seed": "N", "--iters": "N",
+    "--iters-per-epoch": "N", "--time-limit": "SECONDS", "--lr": "RATE", "--layer": "NAME", "--unit": "K",
+    "--shape": "C,H,W", "--count": "N", "--limit": "N", "--workers": "N", "--threads": "N", "--stack": "N",
+    "--attempts": "N", "--ensemble": "N", "--report-every": "N", "--epochs": "N", "--batch": "N",
+    "--patch": "N", "--channels": "N", "--scheduler": "ADDRESS", "--dataset": "NAME", "--preset": "NAME",
+    "--data": "DIR", "--pairs": "LOW HIGH", "--init": "DIR", "--task": "TASK", "--sigma-range": "LO,HI",
+    "--split": "A,B,C", "--loss": "NAME", "--shard": "K/N",
+}
+
+#: options that must carry [required] in the help although the command checks them itself (one-line error)
+REQUIRED_IN_HELP = {("train", "--out")}
+
+
+def _tidy_params(command_name: str, params) -> None:
+    """Help that reads like a mature CLI: flags with no value shown, values named (SPEC, N, PATH), lists
+    marked (repeatable), nothing typed as <bool> or <list[str]>."""
+    for p in params:
+        if getattr(p, "_tidied", False):
+            continue
+        p._tidied = True
+        if type(p).__name__ == "TyperArgument":
+            if p.metavar is None:
+                p.metavar = p.name.upper()
+            p.display_type_rich = lambda ctx: None  # the name says it: IMAGE, FOLDER, MODEL
+            if " " in p.metavar:  # several values under one name (batch's IN OUT): the usage shows them so
+                p._usage_display_name = lambda p=p: p.metavar
+            continue
+        if getattr(p, "is_flag", False):
+            p.metavar = ""
+            continue
+        longs = [o for o in p.opts if o.startswith("--")]
+        name = longs[0] if longs else p.opts[0]
+        desc = getattr(p, "type_descriptor", None)
+        if p.metavar is None and not getattr(desc, "is_choice", False):
+            bare = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+            typed = {int: "N", float: "X", str: "TEXT"}.get(bare if isinstance(bare, type) else None, "VALUE")
+            p.metavar = METAVARS.get(name, typed)
+        if getattr(p, "multiple", False) and p.help and "repeat" not in p.help.lower():
+            p.help = p.help.rstrip() + " (repeatable)"
+        if (command_name, name) in REQUIRED_IN_HELP and p.help and "required]" not in p.help:
+            p.help = p.help.rstrip() + " \\[required]"  # escaped: the help is rich markup

@@ -1,4 +1,4 @@
-"""The ``compare`` command: several methods on one image, side by side, into one reserved folder.
+"""The ``compare`` command: several priors on one image, side by side, into one reserved folder.
 
 Each method is one run of :func:`restorekit.run.pipeline.run`
 (:mod:`restorekit.run.compare`); this module turns options into the shared
@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ..run.settings import DEFAULTS, describe_default
-from .common import _error, _host, err_console, guard, out_console
+from .common import _error, _host, deprecated, err_console, guard, out_console
 from .run import Mode, _input_paths
 
 COMPARE_EXAMPLES = """
@@ -27,42 +27,47 @@ COMPARE_EXAMPLES = """
 [dim]# a real noisy photo: the default (auto), the deep image prior and every installed classical solver on it[/dim]
 restorekit compare noisy.png
 
-[dim]# benchmark: one noisy draw (sigma 25) of a clean photo, three chosen methods, the fit capped at 60 seconds[/dim]
-restorekit compare photo.png --mode benchmark --degrade gaussian:25 --method dip --method bm3d --method "nlm:h=0.8" --time-limit 60
+[dim]# benchmark: one noisy draw (sigma 25) of a clean photo, three chosen priors, the fit capped at 60 seconds[/dim]
+restorekit compare photo.png --mode benchmark --degrade gaussian:25 --prior dip --prior bm3d --prior "nlm:h=0.8" --time-limit 60
 
 [dim]# inpainting benchmark: DIP against biharmonic inpainting, compare.json on stdout[/dim]
-restorekit compare photo.png --mode benchmark --degrade bernoulli:0.5 --method dip --method biharmonic --json
+restorekit compare photo.png --mode benchmark --degrade bernoulli:0.5 --prior dip --prior biharmonic --json
 """
 
 
 def compare(
     image: Annotated[Optional[Path], typer.Argument(help="Image (observed in restore mode, the default; clean in benchmark mode). Omit for the embedded default image (a benchmark).", show_default=False)] = None,
-    method: Annotated[Optional[list[str]], typer.Option("--method", help="One method = one --prior spec (dip, nlm, bm3d:sigma=25, tv:0.1, ...); repeat for each method. Default: auto (what run does by default), dip and every installed solver prior that applies to the task.", show_default=False)] = None,
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every method sees the same observation.", show_default=describe_default("degrade"))] = None,
-    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator for the methods that fit (auto: skip for dip, identity for penalties).", show_default=DEFAULTS["net"])] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="One prior spec per contender (dip, nlm, bm3d:sigma=25, tv:0.1, ...); repeat for each. Default: auto (what run does by default), dip and every installed solver prior that applies to the task.", show_default=False)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec; repeat to chain. Every prior sees the same observation.", show_default=describe_default("degrade"))] = None,
+    net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator for the priors that fit (auto: skip for dip, identity for penalties).", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. The table is sorted by the first.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="restore: IMAGE is the observation (already degraded). benchmark: IMAGE is clean and degraded once with --seed.", show_default=describe_default("mode"))] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps of the methods that fit.", show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate of the methods that fit.", show_default=str(DEFAULTS["lr"]))] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Iterations of the priors that fit.", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate of the priors that fit.", show_default=str(DEFAULTS["lr"]))] = None,
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop each fit after this many seconds.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw (shared by all methods) and the fits.")] = DEFAULTS["seed"],
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw (shared by all priors) and the fits.")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/<image>-compare-NNN, never reused).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty, or --overwrite for an earlier compare (default: runs/<image>-compare-NNN, never reused).", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier compare's results in --out (only a folder compare wrote).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    method: Annotated[Optional[list[str]], typer.Option("--method", hidden=True)] = None,
 ) -> None:
-    """Run several methods on one image and show them side by side: quality and cost.
+    """Run several priors on one image and show them side by side: quality and cost.
 
-    Each --method is one restorekit run (same degradation draw, same seed)
+    Each --prior is one restorekit run (same degradation draw, same seed)
     whose outputs go into its own subfolder; as for run, IMAGE is taken as
     already degraded unless --mode benchmark (without IMAGE, the embedded
     image is a benchmark); the folder also gets
-    compare.png (degraded | each method | reference), compare.json and
-    degraded.*.  A method that fails gets a row with its error and the
-    others still run (exit 1).  Without --method: auto (run's default), dip
+    compare.png (degraded | each prior | reference), compare.json and
+    degraded.*.  A prior that fails gets a row with its error and the
+    others still run (exit 1).  Without --prior: auto (run's default), dip
     and every installed solver prior; those that refuse the task are listed as skipped.
     """
+    if method:
+        deprecated("--method", "--prior")
+    method = list(prior or []) + list(method or [])
     with guard(debug):
         from ..run.compare import compare as run_methods
         from ..run.compare import finish_compare, plan_compare
@@ -88,7 +93,7 @@ def compare(
         folder = None
         try:
             with deferred_signals():  # reserved whole: a signal during it arrives once it can be undone
-                folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths)
+                folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths, overwrite=overwrite)
             with quiet_stdout:
                 rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=plan.defaults,
                                                   log=log)
@@ -114,7 +119,7 @@ def compare(
             _error(f"{len(failed)} of {len(rows)} method(s) failed: {', '.join(r.method for r in failed)}")
             raise typer.Exit(1)
         if not any(r.status == "complete" for r in rows):
-            _error("no method applies to this task (see compare.json); name one with --method")
+            _error("no method applies to this task (see compare.json); name one with --prior")
             raise typer.Exit(1)
 
 

@@ -136,14 +136,25 @@ def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net
             "iterations": iters, "seed": seed, "lr": lr, "net": net, "notes": list(model.notes)}
 
 
-def _search_and_write(*, out, source, inputs, json_out, search, finish):
+def _device_note(device: str) -> str | None:
+    """``--device`` checked (an unknown or absent device is one line, exit 2); the search runs on the CPU
+    (restorekit/inspect/optimize.py builds its tensors there), and the record says so when another was asked."""
+    from .common import pick_device_checked
+
+    dev = pick_device_checked(device)
+    if dev.type == "cpu":
+        return None
+    return f"the search ran on the CPU: invert and visualize do not use --device {device} yet"
+
+
+def _search_and_write(*, out, source, inputs, json_out, search, finish, overwrite=False):
     """Reserve the folder, search (Ctrl-C keeps the best so far), write, print; exit 130/143 when interrupted
     (:func:`~restorekit.cli.common.reserve_fit_write`)."""
     from ..session.signals import exit_code_for
 
     cb, progress = _progress_cb(not json_out and err_console.is_terminal)
     done = reserve_fit_write(out=out, source=source, inputs=inputs, bar=progress, json_out=json_out,
-                             fit=lambda: search(cb), write=finish)
+                             fit=lambda: search(cb), write=finish, overwrite=overwrite)
     record = done.files  # finish() returns the record it wrote
     if json_out:
         from ..inspect.outputs import INDENT
@@ -167,7 +178,7 @@ def _summary(record: dict[str, Any], out: Path) -> None:
             table.add_column(c, justify="right")
     else:
         table.add_column("activation (start -> end)", justify="right")
-    table.add_column("steps", justify="right")
+    table.add_column("iterations", justify="right")
     table.add_column("seconds", justify="right")
     for r in record["results"]:
         f = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
@@ -222,11 +233,13 @@ def _reason(exc: BaseException) -> str:
 # the options invert and visualize share
 _Prior = Annotated[Optional[list[str]], typer.Option("--prior", "-p", help=_PRIOR, show_default=False)]
 _Net = Annotated[Optional[str], typer.Option("--net", "-n", help=_NET, show_default=False)]
-_Iters = Annotated[int, typer.Option("--iters", "-i", min=1, help="Adam steps per prior.")]
+_Iters = Annotated[int, typer.Option("--iters", "-i", min=1, help="Iterations (Adam steps) per prior.")]
 _Lr = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.01 for a generator's weights, 0.02 for pixels).", show_default=False)]
 _Seed = Annotated[int, typer.Option("--seed", help="Seed for the start image, the input code and the generator's weights.")]
 _ListLayers = Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an earlier invert or visualize result in --out (only a folder restorekit wrote).")]
+_Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps: checked and recorded; the search itself runs on the CPU for now.")]
 _Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
@@ -240,6 +253,8 @@ def invert(
     lr: _Lr = None,
     seed: _Seed = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/invert-<image>-NNN).", show_default=False)] = None,
+    overwrite: _Overwrite = False,
+    device: _Device = "auto",
     list_layers: _ListLayers = False,
     json_out: _Json = False,
     debug: _Debug = False,
@@ -258,6 +273,7 @@ def invert(
         host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
         if layer_fn is None:
             return
+        device_note = _device_note(device)
         if image is None:
             raise UsageError("give the image to invert: restorekit invert MODEL IMG --layer NAME")
         from ..io import check_input_file, read_image
@@ -287,6 +303,7 @@ def invert(
             metrics = [host.registry.create("metric", m) for m in ("psnr", "ssim")]
             ref = data.transpose(1, 2, 0).astype("float64")
             record = _base_record("invert", model, layer, iters, seed, lr, net or optimize.DEFAULT_NET)
+            record["notes"] += [device_note] if device_note else []
             record["image"] = str(image)
             record["results"] = []
             record["history"] = {}
@@ -307,7 +324,7 @@ def invert(
                                     ylabel=f"feature loss at {layer}", log=True, input_image=data)
 
         _search_and_write(out=out, source=Path(f"invert-{image.stem}"), inputs=_inputs(model_arg, image),
-                          json_out=json_out, search=search, finish=finish)
+                          json_out=json_out, search=search, finish=finish, overwrite=overwrite)
 
 
 def visualize(
@@ -321,6 +338,8 @@ def visualize(
     lr: _Lr = None,
     seed: _Seed = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder, missing or empty (default: runs/visualize-<layer>-unitK-NNN).", show_default=False)] = None,
+    overwrite: _Overwrite = False,
+    device: _Device = "auto",
     list_layers: _ListLayers = False,
     json_out: _Json = False,
     debug: _Debug = False,
@@ -339,6 +358,7 @@ def visualize(
         host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
         if layer_fn is None:
             return
+        device_note = _device_note(device)
         if unit is None:
             raise UsageError("give the unit to excite: --unit K (a channel of the layer's output, from 0)")
         if dims is None:
@@ -362,6 +382,7 @@ def visualize(
 
         def finish(folder, recs):
             record = _base_record("visualize", model, layer, iters, seed, lr, net or optimize.DEFAULT_NET)
+            record["notes"] += [device_note] if device_note else []
             record["unit"] = unit
             record["shape"] = list(dims)
             record["results"] = [{
@@ -378,7 +399,8 @@ def visualize(
 
         stem = f"visualize-{layer}-unit{unit}".replace(".", "_")
         _search_and_write(out=out, source=Path(stem),
-                          inputs=_inputs(model_arg, None), json_out=json_out, search=search, finish=finish)
+                          inputs=_inputs(model_arg, None), json_out=json_out, search=search, finish=finish,
+                          overwrite=overwrite)
 
 
 def _inputs(model_arg: str, image: Path | None) -> list[Path]:

@@ -45,7 +45,7 @@ def _param_summary(params: list[dict]) -> str:
 
 
 def list_components(
-    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets), metrics, stopping (--stop rules), decompositions (segment/decompose methods), networks (invert/visualize) or presets; all components if omitted.", show_default=False)] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="degradations, priors, generators (nets), metrics, stopping (the stopping rules of --stop), decompositions (segment/decompose methods), networks (invert/visualize) or presets; all components if omitted.", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Argument(help="One component: show its parameters in full.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import err_console, guard, out_console, reserve_fit_write
+from .common import deprecated, err_console, guard, out_console, reserve_fit_write
 
 EVAL_EXAMPLES = """
 [bold]Examples[/bold]
@@ -18,7 +18,10 @@ EVAL_EXAMPLES = """
 restorekit eval model/ test_dir/ --degrade gaussian:25
 
 [dim]# against BM3D only; per-image rows; the table and a comparison picture into eval/[/dim]
-restorekit eval model/ test_dir/ --degrade gaussian:25 --baseline bm3d --per-image --out eval/
+restorekit eval model/ test_dir/ --degrade gaussian:25 --prior bm3d --per-image --out eval/
+
+[dim]# a model trained on a bundled data set, scored on that set's test part (the model's own split)[/dim]
+restorekit eval faces-ae/ --dataset faces --degrade gaussian:10
 """
 
 SAMPLE_EXAMPLES = """
@@ -32,21 +35,24 @@ restorekit sample faces-ae/ --count 16 --out samples.png
 
 def eval_model(
     model: Annotated[str, typer.Argument(help="Model folder (restorekit train --out), or a shipped model's name.", show_default=False)],
-    folder: Annotated[Path, typer.Argument(help="Folder of clean test images (searched recursively).", show_default=False)],
+    folder: Annotated[Optional[Path], typer.Argument(help="Folder of clean test images (searched recursively). Or --dataset.", show_default=False)] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="A bundled data set instead of FOLDER, as for train: faces, photos, digits (its test part when the model was trained on it, else all of it).", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation to test against (repeat to chain, as in run). Default: the one the model was trained on.", show_default=False)] = None,
-    baseline: Annotated[Optional[list[str]], typer.Option("--baseline", "-b", help="Solver prior to compare with; repeatable. Default: every installed one (restorekit list priors).", show_default=False)] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Solver prior to compare the model with; repeatable. Default: every installed one (restorekit list priors).", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the degradation (image i gets seed + i).")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N images (sorted by name).", show_default=False)] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's PSNR per method.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write eval.json and compare.png into: missing or empty (see --overwrite).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the results of an earlier eval in --out (only a folder eval wrote).")] = False,
+    device: Annotated[Optional[str], typer.Option("--device", help="Where the model runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. Default: cpu.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    baseline: Annotated[Optional[list[str]], typer.Option("--baseline", "-b", hidden=True)] = None,
 ) -> None:
-    """Score a trained model against the degraded input and the classical methods on the same images.
+    """Score a trained model against the degraded input and the classical priors on the same images.
 
     PSNR, SSIM, MSE and MAE per image and their means; the model runs through
-    --prior learned, the baselines on the same observations.
+    --prior learned, the other priors on the same observations.
     """
     with guard(debug):
         from rich.table import Table
@@ -56,13 +62,29 @@ def eval_model(
         from ..learn.evaluate import check_out as _check_eval_out
         from ..learn.evaluate import write_results as _write_eval
 
+        priors = None
+        if baseline:
+            deprecated("--baseline/-b", "--prior/-p")
+        if prior or baseline:
+            priors = list(prior or []) + list(baseline or [])
+        if (folder is None) == (dataset is None):
+            raise UsageError("give the test images: a FOLDER or --dataset NAME (not both)")
+        if dataset is not None:
+            from ..learn.data import DATASETS
+
+            if dataset not in DATASETS:
+                raise UsageError(f"unknown data set '{dataset}' (valid: {', '.join(DATASETS)})")
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
+        if device is not None:
+            from .common import pick_device_checked
+
+            pick_device_checked(device)
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
 
         def fit():
-            return evaluate(Path(model), folder, degrade=degrade, baselines=baseline, seed=seed, limit=limit,
-                            log=log, keep=4 if out is not None else 0)
+            return evaluate(Path(model), folder, degrade=degrade, baselines=priors, seed=seed, limit=limit,
+                            log=log, keep=4 if out is not None else 0, dataset=dataset, device=device)
 
         held = None
         if out is None:
@@ -71,7 +93,8 @@ def eval_model(
             # the output folder by run's rules (session/outdir.py), reserved before the work: missing or empty, or
             # with --overwrite an earlier eval's; never the inputs; written whole or not at all
             _check_eval_out(out, folder, Path(model))
-            done = reserve_fit_write(out=out, source=None, inputs=[p for p in (folder, Path(model)) if p.exists()],
+            done = reserve_fit_write(out=out, source=None,
+                                     inputs=[p for p in (folder, Path(model)) if p is not None and p.exists()],
                                      overwrite=overwrite, json_out=json_out, fit=fit,
                                      write=lambda f, res: _write_eval(f, *res))
             (result, kept), held = done.result, done.signals
@@ -171,6 +194,8 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random codes.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write: the samples in a grid (never overwrites; see --overwrite).")] = Path("samples.png"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+    device: Annotated[Optional[str], typer.Option("--device", help="Where the decoder runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. Default: cpu.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print what was written as JSON (out, count, seed, model).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Decode random codes of an autoencoder into images (drawn from its training codes' mean and spread)."""
@@ -184,5 +209,9 @@ def sample(
             raise UsageError(f"--out must name a .png file (got '{out}')")
         if out.exists() and not overwrite:
             raise UsageError(f"'{out}' exists; pass --overwrite to replace it, or choose another --out")
-        sample_grid(model, count, seed, out, overwrite=overwrite)
+        sample_grid(model, count, seed, out, overwrite=overwrite, device=device)
+        if json_out:
+            sys.stdout.write(json.dumps({"out": str(out), "count": count, "seed": seed, "model": str(model),
+                                         "device": device or "cpu"}, indent=1) + "\n")
+            return
         out_console.print(f"written: {out} ({count} samples)", highlight=False, markup=False)

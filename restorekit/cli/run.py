@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..run.outputs import SAVE_CHOICES
 from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES, describe_default
 from .common import _host, err_console, guard, out_console, reserve_fit_write
 
@@ -28,29 +29,31 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 Mode = _choices("Mode", MODES)
 Precision = _choices("Precision", PRECISION_CHOICES)
+Save = _choices("Save", SAVE_CHOICES)
 
 
 def run(
     image: Annotated[Optional[Path], typer.Argument(help="Image to restore (PNG, TIFF, JPEG; 8/16-bit; gray, RGB, RGBA). Omit for the embedded default image.", show_default=False)] = None,
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", "-d", help="Degradation spec NAME[:VALUE|:key=value,...]; repeat to chain. In restore mode it describes the image's damage (noise: real noise of unknown level, estimated from the image); in benchmark mode it is applied. none: no degradation. See: restorekit list degradations.", show_default=describe_default("degrade"))] = None,
-    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). auto: the method measured best for the task on this device (BM3D for Gaussian noise on a CPU, a CPU-sized deep image prior for missing pixels; run.json says what and why). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", "-p", help="Prior spec; repeat to combine (e.g. --prior dip --prior tv:0.01). auto: the prior measured best for the task on this device (for Gaussian noise: BM3D and the shipped learned denoiser, combined with weights from SURE, an error estimate that needs no reference; a CPU-sized deep image prior for missing pixels; run.json says what and why). See: restorekit list priors.", show_default=", ".join(DEFAULTS["prior"]))] = None,
     net: Annotated[Optional[str], typer.Option("--net", "-n", help="Generator spec; 'auto' is skip for dip, identity otherwise. See: restorekit list generators.", show_default=DEFAULTS["net"])] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric spec; repeatable. See: restorekit list metrics.", show_default=", ".join(DEFAULTS["metrics"]))] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="restore: IMAGE is already degraded (a real photo or micrograph), --degrade only describes the forward model, nothing is added. benchmark: IMAGE is clean, the degradation is synthesised with --seed and metrics use IMAGE as reference.", show_default=describe_default("mode"))] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="One of the paper's task configurations (restorekit list presets); other options override it.", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of the paper's images, for --preset without IMAGE (default: $RESTOREKIT_DATA, ./shared/data/dip, ../shared/data/dip).", show_default=False)] = None,
-    stop: Annotated[str, typer.Option("--stop", help="Ground-truth-free stopping: eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling).")] = DEFAULTS["stop"],
+    stop: Annotated[str, typer.Option("--stop", help="Stopping rule (needs no reference): eswmv[:patience=N,window=W], esemv[:alpha=A], none. auto: eswmv when --iters is not given and the degradation adds noise (not for pure pixel loss or downsampling). See: restorekit list stopping.")] = DEFAULTS["stop"],
     ensemble: Annotated[int, typer.Option("--ensemble", help="Average this many independent fits (different network seeds).")] = DEFAULTS["ensemble"],
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop fitting after this many seconds and keep the result so far (the average, when kept).", show_default=False)] = None,
     precision: Annotated[Precision, typer.Option("--precision", help="Network arithmetic: fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16/AMX and on Ampere+ GPUs, slower where emulated). auto: bf16 when --prior auto fits on a CPU with bfloat16 instructions, else fp32.")] = Precision(DEFAULTS["precision"]),
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Clean image to score against in --mode restore.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Optimisation steps (default: the paper's for the task, capped on a CPU; --prior auto fits for a time budget instead).", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Iterations (default: the paper's for the task, capped on a CPU; --prior auto fits for a time budget instead).", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out (never a folder holding other files or an input).")] = False,
-    report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N steps.", show_default=False)] = None,
+    report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N iterations.", show_default=False)] = None,
+    save: Annotated[Save, typer.Option("--save", help="all: every output file; restored: only the restored image and run.json.")] = Save("all"),
     json_out: Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -99,7 +102,7 @@ def run(
         done = reserve_fit_write(out=out, source=settings.image, inputs=_input_paths(settings), overwrite=overwrite,
                                  bar=progress, json_out=json_out,
                                  fit=lambda: run_pipeline(settings, host.registry, callback=progress_cb, log=log),
-                                 write=lambda folder, result: write_outputs(result, folder))
+                                 write=lambda folder, result: write_outputs(result, folder, save=save.value))
         result = done.result
         if json_out:
             sys.stdout.write(record_json(result.record))

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, err_console, guard, out_console
+from .common import _error, deprecated, err_console, guard, out_console
 
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
@@ -51,8 +51,8 @@ def train(
     sigma_range: Annotated[str, typer.Option("--sigma-range", help="Without --degrade: Gaussian noise levels LO,HI in 0-255 units, drawn per patch.")] = "0,55",
     channels: Annotated[int, typer.Option("--channels", help="1: a gray model (it restores colour images channel by channel); 3: a colour model.")] = 1,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (each about one pass over the training pixels; validated, checkpointed and the best kept after each).")] = 20,
-    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", help="Adam steps per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Total Adam steps, instead of --epochs.", show_default=False)] = None,
+    iters_per_epoch: Annotated[Optional[int], typer.Option("--iters-per-epoch", help="Iterations (Adam steps) per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Total iterations (Adam steps), instead of --epochs.", show_default=False)] = None,
     batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 32,
     patch: Annotated[Optional[int], typer.Option("--patch", help="Patch side in pixels (default: 64; a data set's images whole).", show_default=False)] = None,
     loss: Annotated[str, typer.Option("--loss", help="mse, l1, bce (binary cross-entropy) or ssim (1 - SSIM).")] = "mse",
@@ -62,10 +62,13 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop after this many seconds, keeping the best model.", show_default=False)] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with bfloat16 instructions), fp32 or bf16.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start a new training in an --out that holds an earlier model (only a folder train wrote; its files are removed first).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state), with the options it was started with (only --time-limit and --device may change).")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", hidden=True)] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", hidden=True)] = None,
 ) -> None:
     """Train a network on examples: the model folder is for --prior learned:model=OUT, eval and sample.
 
@@ -81,8 +84,16 @@ def train(
         from ..learn.train import train as run_training
         from ..session.signals import exit_code_for, run_signals
 
+        if steps is not None:
+            deprecated("--steps", "--iters")
+            iters = iters if iters is not None else steps
+        if steps_per_epoch is not None:
+            deprecated("--steps-per-epoch", "--iters-per-epoch")
+            iters_per_epoch = iters_per_epoch if iters_per_epoch is not None else steps_per_epoch
         if out is None:
             raise UsageError("--out is required: the model folder to write")
+        if overwrite and resume:
+            raise UsageError("--overwrite starts a new training and --resume continues one: give one of them")
         try:
             lo_hi = _pair(sigma_range, "--sigma-range", 2)
             fractions = _pair(split, "--split", 3)
@@ -90,10 +101,12 @@ def train(
             raise UsageError(str(exc)) from None
         settings = TrainSettings(
             folder=folder, out=out, pairs=pairs, dataset=dataset, degrade=tuple(degrade or ()), net=net,
-            sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=steps_per_epoch, steps=steps,
+            sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=iters_per_epoch, steps=iters,
             batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
             precision=precision, device=device, resume=resume, init=init,
         )
+        if overwrite:
+            _clear_model_folder(out, settings)
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
         with run_signals() as signals, _progress(not json_out) as progress:
             report = run_training(settings, log=log, progress=progress)
@@ -101,11 +114,42 @@ def train(
             sys.stdout.write(json.dumps({"out": str(out), **report.__dict__}, indent=1) + "\n")
         else:
             out_console.print(f"model: {out}/model.safetensors  [best validation PSNR {report.best_val_psnr:.2f} dB "
-                              f"at epoch {report.best_epoch}; {report.epochs_run} epochs, {report.steps_run} steps, "
+                              f"at epoch {report.best_epoch}; {report.epochs_run} epochs, {report.steps_run} iterations, "
                               f"{report.seconds:.0f} s, stopped by {report.stopped_by}]", highlight=False, markup=False)
         if signals.stopped_by is not None:
             _error(f"interrupted: the best model so far is in {out}; rerun with --resume to continue")
             raise typer.Exit(exit_code_for(signals.stopped_by))
+
+
+#: what train writes into its --out: a folder holding only these, with a model.json, may be overwritten
+MODEL_FILES = ("model.safetensors", "model.json", "curves.png", "train.json", "checkpoint.safetensors",
+               "code.safetensors")
+
+
+def _clear_model_folder(out: Path, settings) -> None:
+    """``--overwrite``: remove an earlier training's files from ``out`` (the run rules: only a folder restorekit
+    wrote, nothing else in it, never a folder holding the training images), so the new training starts
+    there.  Checked whole before anything is removed."""
+    import os
+
+    from ..errors import UsageError
+    from ..learn.train import check
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    check(settings)  # the options are right before the earlier model goes
+    for src in (settings.folder, *(settings.pairs or ())):
+        if src is not None and out.resolve() in (Path(src).resolve(), *Path(src).resolve().parents):
+            raise UsageError(f"--overwrite: '{out}' holds the training images '{src}'; choose another --out")
+    names = sorted(os.listdir(out))
+    foreign = [n for n in names if n not in MODEL_FILES]
+    if foreign or "model.json" not in names:
+        why = f"it holds '{foreign[0]}', which train did not write" if foreign else "it has no model.json"
+        raise UsageError(f"--overwrite only replaces a model folder restorekit wrote, and '{out}' is not one: "
+                         f"{why}; choose another --out")
+    for n in names:
+        if n in MODEL_FILES:
+            (out / n).unlink()
 
 
 class _progress:

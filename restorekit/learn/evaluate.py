@@ -65,11 +65,33 @@ def default_baselines(registry: Any) -> list[str]:
             if getattr(e.cls, "role", None) == "solver" and e.name not in NOT_BASELINES]
 
 
-def evaluate(model_path: Path, folder: Path, *, degrade: list[str] | None, baselines: list[str] | None,
+def dataset_images(name: str, card: dict[str, Any], channels: int) -> tuple[list[str], list[np.ndarray], str]:
+    """A bundled data set's images to score on: its test part when the model was trained on it (the same
+    seeded split, from the counts model.json records), else all of it; with their names and which part."""
+    from .data import dataset, split
+
+    full = dataset(name, channels)
+    n = len(full)
+    data = card.get("data") or {}
+    counts = data.get("split") or {}
+    seed = (card.get("trained") or {}).get("seed")
+    index = list(range(n))
+    part = "all"
+    if data.get("dataset") == name and data.get("items") == n and seed is not None and counts.get("test"):
+        order = np.random.default_rng(seed).permutation(n)
+        index = sorted(int(i) for i in order[n - int(counts["test"]):])
+        part = "test"
+    return [f"{name}[{i}]" for i in index], [np.asarray(full.images[i], dtype=np.float32) for i in index], part
+
+
+def evaluate(model_path: Path, folder: Path | None, *, degrade: list[str] | None, baselines: list[str] | None,
              seed: int = 0, limit: int | None = None, log: Callable[[str], Any] | None = None,
-             keep: int = 0) -> tuple[EvalResult, list[dict[str, np.ndarray]]]:
-    """Score the model and the baselines on the images in ``folder``; also returns the first ``keep``
-    images' arrays (clean, degraded, each method's result) for the comparison picture."""
+             keep: int = 0, dataset: str | None = None,
+             device: str | None = None) -> tuple[EvalResult, list[dict[str, np.ndarray]]]:
+    """Score the model and the baselines on the images in ``folder`` (or a bundled ``dataset``: its test
+    part when the model was trained on it); also returns the first ``keep`` images' arrays (clean,
+    degraded, each method's result) for the comparison picture.  ``device``: where the model runs (None:
+    the CPU, as before)."""
     import torch
 
     from ..plugins import get_host
@@ -93,24 +115,34 @@ def evaluate(model_path: Path, folder: Path, *, degrade: list[str] | None, basel
     names = default_baselines(registry) if baselines is None else list(baselines)
     for b in names:
         if b.split(":")[0] in NOT_BASELINES:
-            raise UsageError(f"--baseline {b}: not a baseline (the model is scored anyway)")
+            raise UsageError(f"--prior {b}: not a baseline (the model is scored anyway)")
         prior = registry.create("prior", b)
         if getattr(prior, "role", None) != "solver":
-            raise UsageError(f"--baseline {b}: a baseline must be a solver prior (one that needs no fit); "
+            raise UsageError(f"--prior {b}: a baseline must be a solver prior (one that needs no fit); "
                              "compare fitted priors with restorekit compare")
-    files = list_images(folder)[:limit]
-    reader = ImageFolder(files, model.image_channels)
+    if dataset is not None:
+        labels, arrays, part = dataset_images(dataset, card, model.image_channels)
+        labels, arrays = labels[:limit], arrays[:limit]
+        log(f"{dataset}: {len(labels)} images ({'the test part of the model' + chr(39) + 's split' if part == 'test' else 'all of it'})")
+        files: list[Any] = list(range(len(labels)))
+        load_clean = arrays.__getitem__
+    else:
+        files = list_images(folder)[:limit]
+        reader = ImageFolder(files, model.image_channels)
+        labels = [str(f.relative_to(folder)) for f in files]
+        load_clean = reader.image
+    run_on = torch.device("cpu") if device is None else _device(device)
     methods = ["input", "model", *names]
     result = EvalResult(model=str(path), degrade=[registry.create("degradation", d).spec for d in degrade],
-                        images=[str(f.relative_to(folder)) for f in files], methods=methods,
+                        images=labels, methods=methods,
                         scores={m: {k: [] for k in METRICS} for m in methods}, seconds={m: 0.0 for m in methods})
     learned = registry.create("prior", f"learned:model={_quoted(str(path))}")
     kept: list[dict[str, np.ndarray]] = []
     for i, f in enumerate(files):
-        clean = reader.image(f)
+        clean = load_clean(f)
         stages = [registry.create("degradation", d) for d in degrade]
         problem = build_problem(clean, ForwardModel(stages), mode="benchmark", seed=seed + i)
-        problem.device = torch.device("cpu")
+        problem.device = run_on
         problem.reference = None
         obs = problem.observation[0].numpy()
         if obs.shape != clean.shape:
@@ -134,7 +166,7 @@ def evaluate(model_path: Path, folder: Path, *, degrade: list[str] | None, basel
         for name, out in outputs.items():
             for k, v in scores(clean, out).items():
                 result.scores[name][k].append(v)
-        log(f"{f.name}: " + ", ".join(f"{n} {result.scores[n]['psnr'][-1]:.2f}" for n in outputs) + " dB")
+        log(f"{labels[i] if dataset is not None else f.name}: " + ", ".join(f"{n} {result.scores[n]['psnr'][-1]:.2f}" for n in outputs) + " dB")
         if i < keep:
             kept.append({"clean": clean, **outputs})
     for name in list(result.skipped):
@@ -142,6 +174,12 @@ def evaluate(model_path: Path, folder: Path, *, degrade: list[str] | None, basel
         del result.scores[name]
         del result.seconds[name]
     return result, kept
+
+
+def _device(name: str):
+    from ..run.plan import pick_device
+
+    return pick_device(name)
 
 
 def _quoted(text: str) -> str:
@@ -181,12 +219,12 @@ def write_picture(path: Path, result: EvalResult, kept: list[dict[str, np.ndarra
     os.replace(tmp, path)
 
 
-def check_out(out: Path, folder: Path, model: Path) -> None:
-    """``out`` is never the test folder or the model folder, nor inside them (the output folder rules,
-    run/outdir.py, then refuse a folder holding them)."""
+def check_out(out: Path, folder: Path | None, model: Path) -> None:
+    """``out`` is never the test folder (None with a bundled data set) or the model folder, nor inside them
+    (the output folder rules, session/outdir.py, then refuse a folder holding them)."""
     target = Path(out).resolve()
-    for what, src in (("the test images' folder", Path(folder)), ("the model folder", Path(model))):
-        if src.exists() and src.resolve() in (target, *target.parents):
+    for what, src in (("the test images' folder", folder), ("the model folder", model)):
+        if src is not None and Path(src).exists() and Path(src).resolve() in (target, *target.parents):
             raise UsageError(f"--out '{out}' is inside {what} '{src}'; choose another --out")
 
 

@@ -16,8 +16,9 @@ import numpy as np
 from ..errors import UsageError
 
 
-def sample_images(model_path: Path, count: int, seed: int) -> np.ndarray:
-    """(count, C, H, W) decoded samples in [0, 1]."""
+def sample_images(model_path: Path, count: int, seed: int, device: str | None = None) -> np.ndarray:
+    """(count, C, H, W) decoded samples in [0, 1]; ``device``: where the decoder runs (None: the CPU; the
+    codes are drawn on the CPU either way, so a seed gives the same codes everywhere)."""
     import torch
 
     from .model import code_stats, load, resolve
@@ -39,9 +40,17 @@ def sample_images(model_path: Path, count: int, seed: int) -> np.ndarray:
                          f"says {declared}: the folder's files do not belong together")
     g = torch.Generator().manual_seed(seed)
     codes = mean + std * torch.randn((count, *mean.shape), generator=g)
+    codes = codes.float()
+    if device is not None:
+        from ..run.plan import pick_device
+
+        dev = pick_device(device)
+        if dev.type != "cpu":
+            model.net.to(dev)
+            codes = codes.to(dev)
     try:
         with torch.no_grad():
-            imgs = decode(codes.float())
+            imgs = decode(codes).cpu()
     except RuntimeError as exc:  # codes of another network
         raise UsageError(f"the codes in '{path / 'code.safetensors'}' do not fit the network in '{path}' "
                          f"({str(exc).splitlines()[0][:160]})") from None
@@ -61,11 +70,12 @@ def grid(images: np.ndarray, gap: int = 1) -> np.ndarray:
     return out
 
 
-def sample_grid(model_path: Path, count: int, seed: int, out: Path, overwrite: bool = False) -> None:
+def sample_grid(model_path: Path, count: int, seed: int, out: Path, overwrite: bool = False,
+                device: str | None = None) -> None:
     """Write ``count`` samples as one PNG grid (atomically; magnified so small images stay visible)."""
     from ..io import write_image
 
-    g = grid(sample_images(model_path, count, seed))
+    g = grid(sample_images(model_path, count, seed, device=device))
     scale = max(1, 128 // max(g.shape[1:]) + 1) if max(g.shape[1:]) < 256 else 1
     if scale > 1:
         g = np.repeat(np.repeat(g, scale, axis=1), scale, axis=2)

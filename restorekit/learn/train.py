@@ -103,8 +103,8 @@ def check(s: TrainSettings) -> None:
     lo, hi = s.sigma_range
     if not (0 <= lo <= hi <= 255) or hi <= 0:
         raise UsageError(f"--sigma-range must be two levels 0 <= LO <= HI <= 255 with HI > 0 (got {lo},{hi})")
-    for name, v in (("--epochs", s.epochs), ("--batch", s.batch), ("--steps", s.steps),
-                    ("--steps-per-epoch", s.steps_per_epoch)):
+    for name, v in (("--epochs", s.epochs), ("--batch", s.batch), ("--iters", s.steps),
+                    ("--iters-per-epoch", s.steps_per_epoch)):
         if v is not None and v < 1:
             raise UsageError(f"{name} must be at least 1 (got {v})")
     if s.patch is not None and s.patch < 4:

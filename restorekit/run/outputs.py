@@ -72,8 +72,13 @@ def _curves_figure(path: Path, history: dict[str, list]) -> bool:
     return True
 
 
-def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
-    """Write every output of ``result`` into the reserved ``folder``, then move it into place.
+#: what ``--save`` may ask for: every file (the default), or the restored image and run.json only
+SAVE_CHOICES = ("all", "restored")
+
+
+def write_outputs(result, folder: OutputFolder, save: str = "all") -> dict[str, str]:
+    """Write every output of ``result`` into the reserved ``folder``, then move it into place
+    (``save="restored"``: only the restored image and run.json).
 
     The images and run.json are essential: if one cannot be written, the
     staging folder is removed, the restored image and run.json are saved in
@@ -88,8 +93,11 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         return f"; the restored image and run.json were saved in '{saved}'" if saved else ""
 
     with committing(folder, rescue) as tmp:
-        if result.pages:
+        if save == "restored":
+            files = _write_restored_only(result, tmp)
+        elif result.pages:
             files = _write_stack(result, tmp)
+        if save == "restored" or result.pages:
             files["record"] = "run.json"
             result.record.files = dict(files)
             result.record.out = str(out)
@@ -111,6 +119,16 @@ def write_outputs(result, folder: OutputFolder) -> dict[str, str]:
         result.record.out = str(out)
         (tmp / "run.json").write_text(record_json(result.record), encoding="utf-8")
     return files
+
+
+def _write_restored_only(result, tmp: Path) -> dict[str, str]:
+    """``--save restored``: the restored image (a page each for a stack) and nothing else but run.json."""
+    if result.pages:
+        write_stack(tmp / "restored.tif", result.image)
+        return {"restored": "restored.tif"}
+    name = f"restored{output_suffix(result.source)}"
+    write_image(tmp / name, result.image)
+    return {"restored": name}
 
 
 def _write_stack(result, tmp: Path) -> dict[str, str]:

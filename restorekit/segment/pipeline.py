@@ -53,6 +53,7 @@ class Request:
     iters: int | None = None
     time_limit: float | None = None
     command: str = "segment"
+    device: str | None = None  # --device: auto, cpu, cuda, cuda:N, mps (None: the CPU, as before)
 
 
 @dataclass
@@ -166,6 +167,7 @@ def decompose(outcome: Outcome, progress: Callable[[int, int, float], None] | No
     if outcome.others:
         kwargs["others"] = outcome.others
     image = outcome.image.copy()  # the method gets its own copy: the input stays as read
+    device_note = _device_kwarg(outcome, kwargs)
     start = time.perf_counter()
     try:
         result = outcome.method.decompose(image, req.task, **kwargs)
@@ -177,11 +179,36 @@ def decompose(outcome: Outcome, progress: Callable[[int, int, float], None] | No
     if not isinstance(result, Decomposed):
         raise RestoreError(f"decomposition '{outcome.method.name}' from plugin '{outcome.plugin}' returned "
                            f"{type(result).__name__}, not restorekit.Decomposed")
+    if device_note:
+        result.notes = [*(result.notes or []), device_note]
     outcome.result = result
     if outcome.truth is not None and result.mask is not None:
         outcome.metrics = scores(outcome.truth, np.asarray(result.mask) >= 0.5)
     outcome.record = build_record(outcome)
     return outcome
+
+
+def _device_kwarg(outcome: Outcome, kwargs: dict[str, Any]) -> str | None:
+    """``--device`` for a method that takes one (``decompose(..., device=)``): passed only when it is not the
+    CPU, so a CPU run is exactly as before; a method that takes none runs on the CPU, and the record says so."""
+    import inspect
+
+    name = outcome.request.device
+    if name is None:
+        return None
+    from ..run.plan import pick_device
+
+    dev = pick_device(name)
+    if dev.type == "cpu":
+        return None
+    try:
+        takes = "device" in inspect.signature(outcome.method.decompose).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if takes:
+        kwargs["device"] = dev
+        return None
+    return f"{outcome.method.name} takes no device: it ran on the CPU (--device {name})"
 
 
 def build_record(o: Outcome) -> dict[str, Any]:

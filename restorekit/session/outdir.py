@@ -231,11 +231,34 @@ def _check_inputs(out: Path, inputs: Iterable[Path]) -> None:
 
 
 def _foreign_entries(folder: Path) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if not RESULT_FILES.match(n) and n != LOCK_NAME)
+    listed = _listed_entries(folder)
+    return sorted(n for n in os.listdir(folder) if not RESULT_FILES.match(n) and n != LOCK_NAME and n not in listed)
 
 
-#: the records that mark a folder as restorekit's (run, segment, decompose: run.json; eval: eval.json)
-RECORDS = ("run.json", "eval.json")
+#: the records that mark a folder as restorekit's (run, segment, decompose: run.json; eval: eval.json;
+#: compare: compare.json; invert, visualize: inspect.json)
+RECORDS = ("run.json", "eval.json", "compare.json", "inspect.json")
+
+
+def _listed_entries(folder: Path) -> set[str]:
+    """What a compare.json or inspect.json in ``folder`` says restorekit wrote there: its files and (compare)
+    its methods' subfolders; plain names only."""
+    names: set[str] = set()
+    for record in ("compare.json", "inspect.json"):
+        try:
+            data = json.loads((folder / record).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or "restorekit" not in data:
+            continue
+        names.add(record)
+        files = data.get("files")
+        if isinstance(files, dict):
+            names.update(v for v in files.values() if isinstance(v, str))
+        for row in data.get("methods") or ():
+            if isinstance(row, dict) and isinstance(row.get("folder"), str):
+                names.add(row["folder"])
+    return {n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")}
 
 
 def _is_restorekit_result(folder: Path) -> bool:
