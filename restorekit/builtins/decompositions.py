@@ -1,5 +1,8 @@
 """Built-in decompositions: segmentation and layer separation from one image, no training data.
 
+``double-dip`` and ``clustering`` take ``device=`` (``--device``): their networks, codes, images and masks
+live there; the others are NumPy and run on the CPU (the record's notes say so when another device was asked).
+
 * ``double-dip`` — coupled deep image priors (Gandelsman, Shocher, Irani,
   CVPR 2019): the image as ``m * y1 + (1 - m) * y2``, each of ``y1``,
   ``y2``, ``m`` a generator; segmentation, transparency separation,
@@ -163,7 +166,7 @@ class DoubleDip(Decomposition):
     def requires_hint(self, task):
         return task == "watermark"
 
-    def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None, others=()):
+    def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None, others=(), device=None):
         from restorekit.segment.doubledip import double_dip
 
         if len(others) > 1:
@@ -172,8 +175,9 @@ class DoubleDip(Decomposition):
         if task == "segment" and self.params.restarts > 1:
             from restorekit.segment.doubledip import segment_restarts
 
-            return segment_restarts(image, self.params, hint=hint, seed=seed, budget=budget)
-        return double_dip(image, task, self.params, hint=hint, seed=seed, budget=budget, second=second)
+            return segment_restarts(image, self.params, hint=hint, seed=seed, budget=budget, device=device)
+        return double_dip(image, task, self.params, hint=hint, seed=seed, budget=budget, second=second,
+                          device=device)
 
 
 class Clustering(Decomposition):
@@ -194,10 +198,10 @@ class Clustering(Decomposition):
         min_segments: int = Field(2, ge=1, le=256, description="stop once this few segments remain")
         scribble_weight: float = Field(1.0, ge=0, le=100, description="weight of the scribbles' labels")
 
-    def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None):
+    def decompose(self, image, task="segment", *, hint=None, seed=0, budget=None, device=None):
         from restorekit.segment.clustering import cluster
 
-        return cluster(image, self.params, hint=hint, seed=seed, budget=budget)
+        return cluster(image, self.params, hint=hint, seed=seed, budget=budget, device=device)
 
 
 class TextureSplit(_Baseline):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -136,15 +137,31 @@ def _base_record(command: str, model, layer: str, iters: int, seed: int, lr, net
             "iterations": iters, "seed": seed, "lr": lr, "net": net, "notes": list(model.notes)}
 
 
-def _device_note(device: str) -> str | None:
-    """``--device`` checked (an unknown or absent device is one line, exit 2); the search runs on the CPU
-    (restorekit/inspect/optimize.py builds its tensors there), and the record says so when another was asked."""
+def _device_note(device: str):
+    """``--device`` checked (an unknown or absent device is one line, exit 2): ``(device, note)``, the torch
+    device the search runs on (None: the CPU, exactly as before) and the record's note saying where it ran
+    when that is not the CPU (restorekit/inspect/optimize.py puts the image, the generator, its code and the
+    pixels there; the network looked into is moved there by :func:`_on_device`)."""
     from .common import pick_device_checked
 
     dev = pick_device_checked(device)
     if dev.type == "cpu":
-        return None
-    return f"the search ran on the CPU: invert and visualize do not use --device {device} yet"
+        return None, None
+    return dev, f"the search ran on {dev} (--device {device})"
+
+
+@contextmanager
+def _on_device(model, dev):
+    """The network looked into on the search's device while the search runs (nothing moves for the CPU), and
+    back on the CPU after: a network cached in this process (the built-in ``faces``) stays as it was."""
+    if dev is None:
+        yield
+        return
+    model.to(dev)
+    try:
+        yield
+    finally:
+        model.to("cpu")
 
 
 def _search_and_write(*, out, source, inputs, json_out, search, finish, overwrite=False):
@@ -239,7 +256,7 @@ _Seed = Annotated[int, typer.Option("--seed", help="Seed for the start image, th
 _ListLayers = Annotated[bool, typer.Option("--list-layers", help="Print the network's layers and exit.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print the record (inspect.json) to stdout; no progress bar.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an earlier invert or visualize result in --out (only a folder restorekit wrote).")]
-_Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps: checked and recorded; the search itself runs on the CPU for now.")]
+_Device = Annotated[str, typer.Option("--device", help="Where the search runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. The network looked into, the image, the generator, its input code and the pixels go there; the record's notes name a device other than the CPU.")]
 _Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
@@ -273,7 +290,7 @@ def invert(
         host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
         if layer_fn is None:
             return
-        device_note = _device_note(device)
+        dev, device_note = _device_note(device)
         if image is None:
             raise UsageError("give the image to invert: restorekit invert MODEL IMG --layer NAME")
         from ..io import check_input_file, read_image
@@ -296,8 +313,9 @@ def invert(
         from ..inspect.outputs import write_inspection
 
         def search(cb):
-            return optimize.invert(layer_fn, data, priors, iters=iters, seed=seed, registry=host.registry,
-                                   net_spec=net, lr=lr, progress=cb)
+            with _on_device(model, dev):
+                return optimize.invert(layer_fn, data, priors, iters=iters, seed=seed, registry=host.registry,
+                                       net_spec=net, lr=lr, progress=cb, device=dev)
 
         def finish(folder, recs):
             metrics = [host.registry.create("metric", m) for m in ("psnr", "ssim")]
@@ -358,7 +376,7 @@ def visualize(
         host, model, layer_fn = _open(model_arg, layer, list_layers, json_out)
         if layer_fn is None:
             return
-        device_note = _device_note(device)
+        dev, device_note = _device_note(device)
         if unit is None:
             raise UsageError("give the unit to excite: --unit K (a channel of the layer's output, from 0)")
         if dims is None:
@@ -377,8 +395,9 @@ def visualize(
         from ..inspect.outputs import write_inspection
 
         def search(cb):
-            return optimize.visualize(layer_fn, unit, dims, priors, iters=iters, seed=seed, registry=host.registry,
-                                      net_spec=net, lr=lr, progress=cb)
+            with _on_device(model, dev):
+                return optimize.visualize(layer_fn, unit, dims, priors, iters=iters, seed=seed,
+                                          registry=host.registry, net_spec=net, lr=lr, progress=cb, device=dev)
 
         def finish(folder, recs):
             record = _base_record("visualize", model, layer, iters, seed, lr, net or optimize.DEFAULT_NET)

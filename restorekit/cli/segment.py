@@ -124,7 +124,7 @@ def _summary(rec: dict, out: Path, files: dict[str, str]) -> None:
 
 _Hint = Annotated[Optional[list[str]], typer.Option("--hint", help="box:x,y,w,h (the object inside; left, top, width, height in pixels) or scribbles:FILE (an image of the same size: red/white marks the object, blue/green/mid-gray the background). Repeat for both.", show_default=False)]
 _Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN); a missing or empty one, or --overwrite for an earlier result.", show_default=False)]
-_Device = Annotated[str, typer.Option("--device", help="Where the networks of a fitting method run: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. Methods without a network run on the CPU.")]
+_Device = Annotated[str, typer.Option("--device", help="Where a method with networks runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. double-dip and clustering put their networks, codes, image and masks there; the NumPy methods (texture-split, otsu, kmeans, dark-channel, ...) run on the CPU. The record's notes say which.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out.")]
 _Seed = Annotated[int, typer.Option("--seed", help="Seed of the networks' weights and inputs, and of k-means.")]
 _Iters = Annotated[Optional[int], typer.Option("--iters", min=1, help="Iterations of an iterative method (default: the method's own; see restorekit list decompositions NAME).", show_default=False)]

@@ -39,7 +39,8 @@ class _Reached(Exception):
 
 @dataclass
 class Inspected:
-    """A loaded network: ``module`` (eval mode, CPU, weights frozen), what it is, and its layers."""
+    """A loaded network: ``module`` (eval mode, on the CPU until :meth:`to`, weights frozen), what it is, and
+    its layers."""
 
     module: Any
     source: str  # "torchscript", "model folder" or "network"
@@ -72,6 +73,11 @@ class Inspected:
                 f"{self.describe()} has no layer '{layer}'{did_you_mean(layer, names, cutoff=0.5)} "
                 f"(layers: {valid or '(none)'}; see --list-layers)"
             )
+
+    def to(self, device) -> "Inspected":
+        """The network moved to ``device`` (a torch device; in place, as ``Module.to``); itself."""
+        self.module.to(device)
+        return self
 
     def describe(self) -> str:
         return f"network '{self.name}'" if self.source == "network" else f"model '{self.name}'"
@@ -241,7 +247,7 @@ def _load_folder(path: Path) -> Inspected:
         sigma = 25 / 255
 
         def call(x, _net=net):
-            return _net(x, torch.full((x.shape[0],), sigma, dtype=x.dtype))
+            return _net(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
 
         notes.append("the denoiser is told sigma 25 (its noise-level input)")
     return Inspected(net, "model folder", os.fspath(path), (loaded.image_channels, None, None), call, notes)

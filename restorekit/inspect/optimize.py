@@ -22,6 +22,14 @@ prior (``--prior``, the same registry ``run`` uses):
 Pixels stay in [0, 1] (projected after each step; a generator ends in a
 sigmoid).  The result kept is the iterate with the lowest objective; a
 Ctrl-C ends the current search with it and skips the priors not started.
+
+``device`` (a torch device; None: the CPU) is where the search runs: the
+image, the generator, its input code and the pixels live there (the
+network looked into must already be there: :meth:`Inspected.to
+<restorekit.inspect.model.Inspected.to>`).  Random numbers (the start
+image, the code, the generator's weights, the code's fresh noise each step)
+are drawn on the CPU as always and moved, so a seed gives the same search on
+every device up to float rounding; the images come back as NumPy.
 """
 
 from __future__ import annotations
@@ -74,9 +82,13 @@ def check_priors(priors, net_spec: str | None, registry) -> None:
                                  "restorekit list generators)")
 
 
-def _parameterisation(prior, net_spec: str | None, shape, registry, seed: int, lr: float | None, init):
-    """(parameters, make_x, penalty, lr, generator spec) for one prior."""
+def _parameterisation(prior, net_spec: str | None, shape, registry, seed: int, lr: float | None, init, device=None):
+    """(parameters, make_x, penalty, lr, generator spec) for one prior; ``init`` is on the CPU, and what is
+    fitted lives on ``device`` (None: the CPU)."""
     import torch
+
+    def on(t):
+        return t if device is None else t.to(device)
 
     c, h, w = shape
     role = getattr(prior, "role", None)
@@ -102,16 +114,19 @@ def _parameterisation(prior, net_spec: str | None, shape, registry, seed: int, l
                 module = gen.build(in_ch, c, init=None)
             except TypeError:
                 module = gen.build(in_ch, c)
+        module = on(module)
         module.train()
         perturb = prior.perturb
+        z_on = None if z is None else on(z)
 
         def make_x(train: bool = True):
-            out = module(perturb(z) if (train and z is not None) else z)
+            # the code's fresh noise is drawn on the CPU (the global generator, as always), then moved
+            out = module(on(perturb(z)) if (train and z is not None) else z_on)
             return out[..., top : top + h, left : left + w]
 
         return list(module.parameters()), make_x, None, lr or DEFAULT_LR["network"], gen.spec
     if role in ("penalty", "none"):
-        pixels = init.detach().clone().requires_grad_(True)
+        pixels = on(init.detach().clone()).requires_grad_(True)
 
         def make_x(train: bool = True):
             return pixels
@@ -122,11 +137,12 @@ def _parameterisation(prior, net_spec: str | None, shape, registry, seed: int, l
                      "activation maximisation take dip, a penalty prior such as tv, or none")
 
 
-def _search(objective, prior, *, shape, iters, seed, registry, net_spec, lr, init, label, progress=None):
+def _search(objective, prior, *, shape, iters, seed, registry, net_spec, lr, init, label, progress=None, device=None):
     """Minimise ``objective(x)`` under ``prior``; the lowest-objective iterate is kept."""
     import torch
 
-    params, make_x, penalty, lr, gen_spec = _parameterisation(prior, net_spec, shape, registry, seed, lr, init)
+    params, make_x, penalty, lr, gen_spec = _parameterisation(prior, net_spec, shape, registry, seed, lr, init,
+                                                              device)
     opt = torch.optim.Adam(params, lr=lr)
     pixels = gen_spec is None
     history: dict[str, list] = {"iteration": [], "value": []}
@@ -173,7 +189,7 @@ def _search(objective, prior, *, shape, iters, seed, registry, net_spec, lr, ini
         history["iteration"].append(it)
         history["value"].append(float(v))
     rec = Reconstruction(
-        label=label, prior=prior.spec, net=gen_spec, image=best_x[0].clamp(0, 1).numpy().astype(np.float32),
+        label=label, prior=prior.spec, net=gen_spec, image=best_x[0].clamp(0, 1).cpu().numpy().astype(np.float32),
         objective=final, iterations=done, best_iteration=best_it, seconds=seconds, stopped=stopped, history=history,
         start=start_value, lr=lr,
     )
@@ -198,11 +214,15 @@ def _init_image(shape, seed: int):
 
 
 def invert(layer_fn: Callable, image: np.ndarray, priors: list, *, iters: int, seed: int = 0, registry=None,
-           net_spec: str | None = None, lr: float | None = None, progress=None) -> list[Reconstruction]:
-    """Feature inversion of ``image`` ``(C, H, W)`` in [0, 1] at the layer, one reconstruction per prior."""
+           net_spec: str | None = None, lr: float | None = None, progress=None, device=None) -> list[Reconstruction]:
+    """Feature inversion of ``image`` ``(C, H, W)`` in [0, 1] at the layer, one reconstruction per prior, on
+    ``device`` (None: the CPU; the layer's network must be there)."""
     import torch
 
+    device = _device(device)
     x0 = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+    if device is not None:
+        x0 = x0.to(device)
     with torch.no_grad():
         target = _features(layer_fn, x0).detach()
     scale = float((target**2).sum())
@@ -212,7 +232,7 @@ def invert(layer_fn: Callable, image: np.ndarray, priors: list, *, iters: int, s
     def objective(x):
         return ((_features(layer_fn, x) - target) ** 2).sum() / scale
 
-    return _run_all(objective, priors, image.shape, iters, seed, registry, net_spec, lr, progress)
+    return _run_all(objective, priors, image.shape, iters, seed, registry, net_spec, lr, progress, device)
 
 
 def _features(layer_fn, x):
@@ -240,22 +260,34 @@ def activation(layer_fn: Callable, x, unit: int):
 
 
 def visualize(layer_fn: Callable, unit: int, shape, priors: list, *, iters: int, seed: int = 0, registry=None,
-              net_spec: str | None = None, lr: float | None = None, progress=None) -> list[Reconstruction]:
-    """Activation maximisation of ``unit`` at the layer for an input of ``shape`` (C, H, W), one per prior.
+              net_spec: str | None = None, lr: float | None = None, progress=None,
+              device=None) -> list[Reconstruction]:
+    """Activation maximisation of ``unit`` at the layer for an input of ``shape`` (C, H, W), one per prior, on
+    ``device`` (None: the CPU; the layer's network must be there).
 
     The recorded ``objective`` and history are the activation itself (higher is better).
     """
     def objective(x):
         return -activation(layer_fn, x, unit)
 
-    recs = _run_all(objective, priors, shape, iters, seed, registry, net_spec, lr, progress)
+    recs = _run_all(objective, priors, shape, iters, seed, registry, net_spec, lr, progress, _device(device))
     for r in recs:
         r.objective, r.start = -r.objective, -r.start
         r.history["value"] = [-v for v in r.history["value"]]
     return recs
 
 
-def _run_all(objective, priors, shape, iters, seed, registry, net_spec, lr, progress) -> list[Reconstruction]:
+def _device(device):
+    """``device`` as a torch device; None and the CPU as None, so that a CPU search moves nothing."""
+    if device is None:
+        return None
+    import torch
+
+    dev = torch.device(device)
+    return None if dev.type == "cpu" else dev
+
+
+def _run_all(objective, priors, shape, iters, seed, registry, net_spec, lr, progress, device=None) -> list[Reconstruction]:
     if registry is None:
         from ..plugins import get_host
 
@@ -269,7 +301,7 @@ def _run_all(objective, priors, shape, iters, seed, registry, net_spec, lr, prog
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rec = _search(objective, prior, shape=tuple(shape), iters=iters, seed=seed, registry=registry,
-                          net_spec=net_spec, lr=lr, init=init, label=label, progress=progress)
+                          net_spec=net_spec, lr=lr, init=init, label=label, progress=progress, device=device)
         out.append(rec)
         if rec.stopped == "interrupted":
             break

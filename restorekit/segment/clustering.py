@@ -42,6 +42,16 @@ def _net(in_channels: int, params: Any):
     return nn.Sequential(*layers)
 
 
+def _device(device: Any):
+    """``device`` as a torch device; None and the CPU as None, so that a CPU fit moves nothing."""
+    if device is None:
+        return None
+    import torch
+
+    dev = torch.device(device)
+    return None if dev.type == "cpu" else dev
+
+
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 0..n-1 in order of first appearance (row-major)."""
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
@@ -50,9 +60,12 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(
-    image: np.ndarray, params: Any, *, hint: Hint | None = None, seed: int = 0, budget: Budget | None = None
+    image: np.ndarray, params: Any, *, hint: Hint | None = None, seed: int = 0, budget: Budget | None = None,
+    device: Any = None,
 ) -> Decomposed:
-    """Fit the CNN to ``image`` ``(C, H, W)``; labels of the segments and the object's mask."""
+    """Fit the CNN to ``image`` ``(C, H, W)``; labels of the segments and the object's mask.  ``device`` (a
+    torch device or its text; None: the CPU) is where the CNN, the image and the scribbles live; the weights
+    are drawn on the CPU as always and moved, and the result is NumPy on the CPU."""
     import torch
     import torch.nn.functional as F
 
@@ -64,13 +77,20 @@ def cluster(
     torch.manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
     x = (x - x.mean(dim=(2, 3), keepdim=True)) / (x.std(dim=(2, 3), keepdim=True) + 1e-6)
+    dev = _device(device)
     net = _net(c, params)
+    if dev is not None:  # the CPU moves nothing: a CPU fit is exactly as before
+        x, net = x.to(dev), net.to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=params.lr, momentum=0.9)
     marked = None
+    has_marks = False
     if hint is not None and hint.scribbles is not None:
         s = torch.from_numpy(np.asarray(hint.scribbles, dtype=np.int64))
         marked = (s > 0).view(-1)
         target_marked = (s.view(-1)[marked] - 1)  # object -> response 0, background -> response 1
+        has_marks = bool(marked.any())  # told on the CPU, once
+        if dev is not None:
+            marked, target_marked = marked.to(dev), target_marked.to(dev)
     history: dict[str, list] = {"iteration": [], "loss": []}
     state: dict[str, Any] = {"labels": None, "segments": None}
     net.train()
@@ -81,7 +101,7 @@ def cluster(
         flat = r[0].permute(1, 2, 0).reshape(-1, params.k)
         target = state["target"] = flat.argmax(1).detach()
         loss = state["loss"] = F.cross_entropy(flat, target) + params.continuity * continuity_loss(r)
-        if marked is not None and bool(marked.any()):
+        if has_marks:
             loss = state["loss"] = loss + params.scribble_weight * F.cross_entropy(flat[marked], target_marked)
         return loss
 

@@ -296,7 +296,8 @@ def _generator(params: Any):
 class _Layers:
     """The three generators of one fit on a canvas padded to the generators' stride."""
 
-    def __init__(self, params: Any, channels: int, shape: tuple[int, int], *, mask: bool, seed: int) -> None:
+    def __init__(self, params: Any, channels: int, shape: tuple[int, int], *, mask: bool, seed: int,
+                 device: Any = None) -> None:
         import torch
 
         gen = _generator(params)
@@ -309,10 +310,12 @@ class _Layers:
         self.nets = []
         torch.manual_seed(seed)
         for out in (channels, channels) + ((1,) if mask else ()):
-            self.nets.append(gen.build(CODE_DEPTH, out))
-            self.codes.append(torch.rand((1, CODE_DEPTH, self.hc, self.wc), generator=g) * 0.1)
+            # built and drawn on the CPU as always (the same weights and codes on every device), then moved
+            self.nets.append(_on(gen.build(CODE_DEPTH, out), device))
+            self.codes.append(_on(torch.rand((1, CODE_DEPTH, self.hc, self.wc), generator=g) * 0.1, device))
         self.noise = params.noise
         self.g = g
+        self.device = device
 
     def guide(self, index: int, planes) -> None:
         """Put ``planes`` ((H, W) arrays, the image's size) first in net ``index``'s input code, reflected
@@ -334,7 +337,8 @@ class _Layers:
         outs = []
         for net, z in zip(self.nets, self.codes):
             if jitter and self.noise > 0:
-                z = z + self.noise * torch.randn(z.shape, generator=self.g)
+                # drawn from the CPU generator on every device, then moved: the same jitter everywhere
+                z = z + self.noise * _on(torch.randn(z.shape, generator=self.g), self.device)
             outs.append(net(z)[..., : self.h, : self.w])
         return outs
 
@@ -412,24 +416,25 @@ class _Segment(_Task):
         import torch
 
         f = self.fit
-        self.m0 = torch.from_numpy(initial_split(f.image, f.hint, seed=f.seed))[None, None]
+        self.start = initial_split(f.image, f.hint, seed=f.seed)  # (H, W) on the CPU, for the mask's code
+        self.m0 = f.on(torch.from_numpy(self.start)[None, None])
         f.notes.append("started from a k-means split of colour and texture"
                        + (" and the hint" if f.hint is not None else "") + ", refined by per-region texture models")
         self.weight = None
         if f.params.features > 0:
             # the layers explain the pixels and their texture statistics: two textures become two nearly
             # uniform feature layers, which the coupled priors split as they split two flat colours
-            feats = torch.from_numpy(feature_image(f.image))[None]
+            feats = f.on(torch.from_numpy(feature_image(f.image))[None])
             c = f.image.shape[0]
             weight = torch.cat([torch.ones(c), torch.full((feats.shape[1],), math.sqrt(f.params.features))])
-            self.weight = weight[None, :, None, None]
+            self.weight = f.on(weight[None, :, None, None])
             f.x = torch.cat([f.x, feats], 1) * self.weight
 
     def setup(self, layers: "_Layers") -> None:
         if self.fit.params.guide:
             # the mask network sees the start and the image in its input code (the DIP's guided input): it
             # can keep a sharp boundary where the start has one and move it where the layers say
-            layers.guide(2, [self.m0[0, 0].numpy(), *self.fit.image])
+            layers.guide(2, [self.start, *self.fit.image])
 
     def warmup(self, iters: int) -> int:
         return min(self.fit.params.warmup, iters // 2)
@@ -458,7 +463,7 @@ class _Segment(_Task):
         loss = loss + (m * e1.detach() + (1 - m) * e2.detach()).mean()  # the mask: the better layer
         loss = loss + params.exclusion * exclusion_loss(m * y1, (1 - m) * y2)
         loss = loss + params.binary * 0.01 * binary_loss(m)
-        if seeds is not None and params.hint_weight > 0 and bool((seeds > 0).any()):
+        if seeds is not None and params.hint_weight > 0 and self.fit.marked:
             known = seeds > 0
             target = (seeds == 1).float()
             loss = loss + params.hint_weight * F.binary_cross_entropy(m[known], target[known])
@@ -515,8 +520,8 @@ class _Transparency(_Task):
                     f.notes.append("mixing weights of layer 1: " + ", ".join(str(round(v, 4)) for v in est))
                     return self.decomposed({"iteration": [], "loss": []}, 0, "done",
                                            layers={"layer1": a0, "layer2": b0})
-                self.unmixed = [torch.from_numpy(v)[None] for v in (a0, b0)]
-        alpha = torch.tensor(start, dtype=torch.float32)
+                self.unmixed = [f.on(torch.from_numpy(v)[None]) for v in (a0, b0)]
+        alpha = f.on(torch.tensor(start, dtype=torch.float32))
         self.logit = torch.log(alpha / (1 - alpha)).requires_grad_(True)
         self.extra.append(self.logit)
         return None
@@ -567,8 +572,9 @@ class _Watermark(_Task):
 
         h, w = self.fit.image.shape[1:]
         bx, by, bw, bh = self.fit.hint.box
-        self.box_out = torch.ones((1, 1, h, w))
-        self.box_out[..., max(by, 0): by + bh, max(bx, 0): bx + bw] = 0
+        box_out = torch.ones((1, 1, h, w))
+        box_out[..., max(by, 0): by + bh, max(bx, 0): bx + bw] = 0
+        self.box_out = self.fit.on(box_out)
 
     def compose(self, outs: list) -> dict:
         y1, y2 = outs[0], outs[1]
@@ -606,12 +612,12 @@ class _Dehaze(_Task):
         # for the warm-up steps its scene and transmission as the layers' targets
         dcp = dark_channel_dehaze(f.image)
         a0 = np.clip(dcp.airlight, 0.05, 0.999).astype(np.float32)
-        self.haze0 = (torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None],
-                      torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None])
+        self.haze0 = (f.on(torch.from_numpy(np.ascontiguousarray(dcp.dehazed, dtype=np.float32))[None]),
+                      f.on(torch.from_numpy(np.clip(dcp.transmission, T_FLOOR, 1).astype(np.float32))[None, None]))
         f.notes.append("started from the dark channel prior's dehazing (airlight "
                        + ", ".join(f"{v:.3f}" for v in a0) + ")")
         air_logit = torch.log(torch.from_numpy(a0) / (1 - torch.from_numpy(a0)))
-        self.air_logit = air_logit[None, :, None, None].clone().requires_grad_(True)
+        self.air_logit = f.on(air_logit[None, :, None, None].clone()).requires_grad_(True)
         self.extra.append(self.air_logit)
 
     def warmup(self, iters: int) -> int:
@@ -657,18 +663,27 @@ TASKS: dict[str, type[_Task]] = {t.name: t for t in (_Segment, _Transparency, _W
 
 class _Fit:
     """What one :func:`double_dip` fit works on: the image (``x``, and ``x2`` for a second mixture), the
-    hint's seeds, the spec, the notes, and ``warm`` (the warm-up steps, set once the task has said)."""
+    hint's seeds (``marked``: whether it marks any pixel), the spec, the notes, ``warm`` (the warm-up steps,
+    set once the task has said) and ``device`` (None: the CPU), where every tensor of the fit lives."""
 
-    def __init__(self, image: np.ndarray, params: Any, hint: Hint | None, seed: int, second: np.ndarray | None) -> None:
+    def __init__(self, image: np.ndarray, params: Any, hint: Hint | None, seed: int, second: np.ndarray | None,
+                 device: Any = None) -> None:
         import torch
 
         h, w = image.shape[1:]
         self.image, self.params, self.hint, self.seed, self.second = image, params, hint, seed, second
-        self.x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-        self.x2 = None if second is None else torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))[None]
-        self.seeds = None if hint is None else torch.from_numpy(hint.seeds(h, w).astype(np.int64))[None, None]
+        self.device = device
+        self.x = self.on(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None])
+        self.x2 = None if second is None else self.on(torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))[None])
+        seeds = None if hint is None else torch.from_numpy(hint.seeds(h, w).astype(np.int64))[None, None]
+        self.marked = seeds is not None and bool((seeds > 0).any())  # told on the CPU: no sync each step
+        self.seeds = None if seeds is None else self.on(seeds)
         self.notes: list[str] = []
         self.warm = 0
+
+    def on(self, t):
+        """``t`` on the fit's device (itself on the CPU: a CPU fit is exactly as before)."""
+        return _on(t, self.device)
 
 
 def double_dip(
@@ -680,20 +695,23 @@ def double_dip(
     seed: int = 0,
     budget: Budget | None = None,
     second: np.ndarray | None = None,
+    device: Any = None,
 ) -> Decomposed:
-    """Fit the coupled priors to ``image`` ``(C, H, W)`` for ``task``; see the module's docstring."""
+    """Fit the coupled priors to ``image`` ``(C, H, W)`` for ``task``; see the module's docstring.  ``device``
+    (a torch device or its text; None: the CPU) is where the networks, their codes, the images and the masks
+    live; random numbers are drawn on the CPU as always and moved, and the result is NumPy on the CPU."""
     if task not in TASKS:
         raise UsageError(f"double-dip does not do task '{task}' (valid: segment, transparency, watermark, dehaze)")
     c, h, w = image.shape
     if min(h, w) < 8:
         raise UsageError(f"double-dip needs an image of at least 8x8 pixels (got {w}x{h})")
     TASKS[task].check(image, hint, second)
-    fit = _Fit(image, params, hint, seed, second)
+    fit = _Fit(image, params, hint, seed, second, _device(device))
     piece = TASKS[task](fit)
     budget = budget or Budget()
     iters = _steps(task, params, budget)
     piece.prepare()
-    layers = _Layers(params, fit.x.shape[1], (h, w), mask=piece.mask_net, seed=seed)
+    layers = _Layers(params, fit.x.shape[1], (h, w), mask=piece.mask_net, seed=seed, device=fit.device)
     done = piece.setup(layers)
     if done is not None:
         return done
@@ -757,7 +775,7 @@ def _snap(image: np.ndarray, mask: np.ndarray, params: Any, hint: Hint | None, n
 
 
 def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None, seed: int = 0,
-                     budget: Budget | None = None) -> Decomposed:
+                     budget: Budget | None = None, device: Any = None) -> Decomposed:
     """``params.restarts`` segmentations by :func:`double_dip` from seeds ``seed, seed + 1, ...``, their
     masks averaged (a pixel is the object where most of them say so), then the boundary snap; the layers
     are those of the restart that agrees best with the average.  A DIP fit's result depends on its seed
@@ -775,7 +793,7 @@ def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None
             budget.report(_offset + it, n * iters, loss)
 
         sub = Budget(iterations=iters, time_limit=budget.time_limit, progress=progress, started=budget.started)
-        out = double_dip(image, "segment", one, hint=hint, seed=seed + i, budget=sub)
+        out = double_dip(image, "segment", one, hint=hint, seed=seed + i, budget=sub, device=device)
         if out.stopped != "done":
             stopped = out.stopped
             if not runs:
@@ -800,6 +818,21 @@ def segment_restarts(image: np.ndarray, params: Any, *, hint: Hint | None = None
         history["loss"] += list(r.history.get("loss", []))
     return Decomposed(mask=mask, labels=(mask >= 0.5).astype(np.int64), layers=dict(pick.layers),
                       iterations=sum(int(r.iterations) for r in runs), history=history, stopped=stopped, notes=notes)
+
+
+def _device(device: Any):
+    """``device`` as a torch device; None and the CPU as None, so that a CPU fit moves nothing."""
+    if device is None:
+        return None
+    import torch
+
+    dev = torch.device(device)
+    return None if dev.type == "cpu" else dev
+
+
+def _on(t, device: Any):
+    """A tensor or module moved to ``device`` (None: left where it is, on the CPU)."""
+    return t if device is None else t.to(device)
 
 
 def _np(t) -> np.ndarray:

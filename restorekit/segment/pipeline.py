@@ -189,14 +189,16 @@ def decompose(outcome: Outcome, progress: Callable[[int, int, float], None] | No
 
 
 def _device_kwarg(outcome: Outcome, kwargs: dict[str, Any]) -> str | None:
-    """``--device`` for a method that takes one (``decompose(..., device=)``): passed only when it is not the
-    CPU, so a CPU run is exactly as before; a method that takes none runs on the CPU, and the record says so."""
+    """``--device`` for a method that takes one (``decompose(..., device=)``: double-dip and clustering put
+    their networks, codes, images and masks there): passed only when it is not the CPU, so a CPU run is
+    exactly as before, and the record's notes say where it ran; a method that takes none (the NumPy
+    baselines) runs on the CPU, and the notes say so."""
     import inspect
 
     name = outcome.request.device
     if name is None:
         return None
-    from ..run.plan import pick_device
+    from ..session.device import pick_device
 
     dev = pick_device(name)
     if dev.type == "cpu":
@@ -207,7 +209,7 @@ def _device_kwarg(outcome: Outcome, kwargs: dict[str, Any]) -> str | None:
         takes = False
     if takes:
         kwargs["device"] = dev
-        return None
+        return f"{outcome.method.name} ran on {dev} (--device {name})"
     return f"{outcome.method.name} takes no device: it ran on the CPU (--device {name})"
 
 
