@@ -98,6 +98,18 @@ def test_no_short_flag_means_two_things(helps):
     assert meaning.get("-m") == "--metric" and meaning.get("-p") == "--prior" and meaning.get("-h") == "--help"
 
 
+def test_one_long_option_has_one_short_flag_everywhere(helps):
+    """docs/glossary.md: a short flag, where a command has one for an option, is the same in every command
+    that has the option (-i for --iters in run, batch, compare, train, segment, decompose, invert, visualize)."""
+    shorts: dict[str, set[str]] = {}
+    for text in helps.values():
+        for long, short in _options(text):
+            shorts.setdefault(long, set()).add(short)
+    mixed = {long: s for long, s in shorts.items() if len(s) > 1}
+    assert not mixed, mixed
+    assert shorts["--iters"] == {"-i"}
+
+
 @pytest.mark.parametrize("command", sorted(FORBIDDEN))
 def test_old_names_in_no_help(helps, command):
     names = {n for pair in _options(helps[command]) for n in pair if n}

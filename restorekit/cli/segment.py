@@ -127,7 +127,7 @@ _Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder
 _Device = Annotated[str, typer.Option("--device", help="Where a method with networks runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. double-dip and clustering put their networks, codes, image and masks there; the NumPy methods (texture-split, otsu, kmeans, dark-channel, ...) run on the CPU. The record's notes say which.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out.")]
 _Seed = Annotated[int, typer.Option("--seed", help="Seed of the networks' weights and inputs, and of k-means.")]
-_Iters = Annotated[Optional[int], typer.Option("--iters", min=1, help="Iterations of an iterative method (default: the method's own; see restorekit list decompositions NAME).", show_default=False)]
+_Iters = Annotated[Optional[int], typer.Option("--iters", "-i", min=1, help="Iterations of an iterative method (default: the method's own; see restorekit list decompositions NAME).", show_default=False)]
 _TimeLimit = Annotated[Optional[float], typer.Option("--time-limit", min=0.001, help="Stop an iterative method after this many seconds, keeping the result so far.", show_default=False)]
 _Json = Annotated[bool, typer.Option("--json", help="Print run.json to stdout; no progress bar.")]
 _Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
