@@ -272,6 +272,14 @@ def test_relative_links_resolve(page):
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
 
 
+def test_the_docs_index_links_every_page():
+    """docs/README.md, the index, links every page of docs/ (the plugin pages through plugins/README.md)."""
+    index = ROOT / "docs" / "README.md"
+    linked = {(index.parent / t.partition("#")[0]).resolve() for t in re.findall(r"\]\(([^)\s]+)\)", index.read_text())}
+    missing = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p != index and p.resolve() not in linked]
+    assert not missing, f"docs/README.md does not link {missing}"
+
+
 #: issue 23's old option names (docs/glossary.md, "Old names"), by command: a pattern on the command's arguments
 #: (``segment --method`` and ``python -m`` are fine; ``segment -m`` and ``compare --method`` are not)
 OLD_OPTIONS = {
