@@ -430,7 +430,8 @@ def batch(
     and ``out/index.html``.  Every input is taken as already degraded unless
     ``mode="benchmark"``; specs may hold ``{stem}``, ``{name}``, ``{relpath}``
     patterns (``degrade="mask:masks/{stem}.png"``).  ``workers`` > 1 uses a
-    local process pool; ``resume`` continues a batch in ``out``.  ``shard``
+    local process pool; ``resume`` continues a batch in ``out`` (or starts
+    one where ``out`` holds none, as ``--resume`` does).  ``shard``
     ``(K, N)`` (or ``"K/N"``) takes only the K-th of N deterministic shares
     of the sorted inputs, as ``--shard K/N`` (give each share its own
     ``out``); ``save="restored"`` writes only each image's restored image and
@@ -444,7 +445,7 @@ def batch(
     from .batch.driver import DEFAULT_ATTEMPTS
     from .batch.inputs import parse_shard
     from .batch.manifest import BatchLock
-    from .batch.start import check_batch, close_executor, make_executor, recorded_settings
+    from .batch.start import check_batch, close_executor, make_executor, recorded_settings, starts_fresh
     from .run.outputs import SAVE_CHOICES
     from .run.settings import DEFAULTS
     from .run.settings import default_degrade
@@ -469,6 +470,7 @@ def batch(
     src, out_dir = str(source), Path(out)
     given = dict(degrade=degrade_specs, prior=prior_specs, net=net, reference=None if reference is None else str(reference),
                  include=_specs(include) or [], exclude=_specs(exclude) or [], options=options)
+    resume = resume and not starts_fresh(out_dir, resume)  # as the command: resume=True where none is starts one
     items = check_batch(src, out_dir, registry=registry, resume=resume, share=share, **given)
     executor = make_executor(workers, threads)
     try:

@@ -172,6 +172,8 @@ def test_batch_shard_and_save_restored_as_the_command(tmp_path):
         with pytest.raises(UsageError):
             restorekit.batch(src, tmp_path / "bad", prior="median", **bad)
     assert not (tmp_path / "bad").exists()
+    fresh = restorekit.batch(src, tmp_path / "fresh", prior="median", shard=(2, 2), resume=True)  # as --resume:
+    assert sorted(row.key for row in fresh.rows) == ["im1.png", "im3.png"]  # where none is, it starts one
 
 
 def test_the_functions_are_exported_and_segment_batch_stay_packages():
