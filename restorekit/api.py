@@ -444,8 +444,7 @@ def batch(
     """
     from .batch.driver import DEFAULT_ATTEMPTS
     from .batch.inputs import parse_shard
-    from .batch.manifest import BatchLock
-    from .batch.start import check_batch, close_executor, make_executor, recorded_settings, starts_fresh
+    from .batch.start import check_batch, close_executor, lock_batch, make_executor, recorded_settings, starts_fresh
     from .run.outputs import SAVE_CHOICES
     from .run.settings import DEFAULTS
     from .run.settings import default_degrade
@@ -473,16 +472,7 @@ def batch(
     resume = resume and not starts_fresh(out_dir, resume)  # as the command: resume=True where none is starts one
     items = check_batch(src, out_dir, registry=registry, resume=resume, share=share, **given)
     executor = make_executor(workers, threads)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        close_executor(executor, cancel=True)
-        raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
-    try:
-        lock = BatchLock(out_dir)  # another batch running in out_dir: UsageError
-    except BaseException:
-        close_executor(executor, cancel=True)
-        raise
+    lock = lock_batch(out_dir, executor)
     try:
         summary, counts, rows = _drive_batch(items, out_dir, executor, recorded_settings(src, **given), options,
                                              resume=resume, attempts=attempts, stack=stack, on_event=on_event)
