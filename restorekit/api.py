@@ -418,6 +418,8 @@ def batch(
     stack: int = 1,
     resume: bool = False,
     attempts: int | None = None,
+    shard: tuple[int, int] | str | None = None,
+    save: str = "all",
     registry: Registry | None = None,
     on_event: Callable[[str, Any, Any], Any] | None = None,
 ) -> BatchResult:
@@ -428,16 +430,22 @@ def batch(
     and ``out/index.html``.  Every input is taken as already degraded unless
     ``mode="benchmark"``; specs may hold ``{stem}``, ``{name}``, ``{relpath}``
     patterns (``degrade="mask:masks/{stem}.png"``).  ``workers`` > 1 uses a
-    local process pool; ``resume`` continues a batch in ``out``.  A failed
-    image is a row (``result.failed``), not an exception; bad options and
-    inputs raise :class:`UsageError` before anything is written.
+    local process pool; ``resume`` continues a batch in ``out`` (or starts
+    one where ``out`` holds none, as ``--resume`` does).  ``shard``
+    ``(K, N)`` (or ``"K/N"``) takes only the K-th of N deterministic shares
+    of the sorted inputs, as ``--shard K/N`` (give each share its own
+    ``out``); ``save="restored"`` writes only each image's restored image and
+    run.json, as ``--save restored``.  A failed image is a row
+    (``result.failed``), not an exception; bad options and inputs raise
+    :class:`UsageError` before anything is written.
 
     >>> r = restorekit.batch("scans/", "restored/", degrade="gaussian:25", iters=300)  # doctest: +SKIP
     >>> r.counts["done"], r.failed                                                    # doctest: +SKIP
     """
     from .batch.driver import DEFAULT_ATTEMPTS
-    from .batch.manifest import BatchLock
-    from .batch.start import check_batch, close_executor, make_executor, recorded_settings
+    from .batch.inputs import parse_shard
+    from .batch.start import check_batch, close_executor, lock_batch, make_executor, recorded_settings, starts_fresh
+    from .run.outputs import SAVE_CHOICES
     from .run.settings import DEFAULTS
     from .run.settings import default_degrade
 
@@ -445,27 +453,26 @@ def batch(
     for name, value in (("workers", workers), ("stack", stack), ("attempts", attempts)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1 (got {value})")
+    if save not in SAVE_CHOICES:
+        raise UsageError(f"save must be one of {', '.join(SAVE_CHOICES)} (got {save!r})")
+    share = None if shard is None else parse_shard(shard if isinstance(shard, str) else "/".join(map(str, shard)))
     registry = _registry(registry)
     mode = mode or DEFAULTS["mode"]["image"]
     degrade_specs = _specs(degrade) or list(default_degrade(mode))
     prior_specs = _specs(prior) or list(DEFAULTS["prior"])
     options = {"metrics": _specs(metrics), "mode": mode, "iters": iters, "lr": lr, "seed": seed, "device": device,
                "stop": stop, "ensemble": ensemble, "precision": precision, "time_limit": time_limit}
+    if save != "all":  # recorded only when asked, as the command does (batch/start.py's NOT_SETTINGS)
+        options["save"] = save
+    if share is not None:
+        options["shard"] = f"{share[0]}/{share[1]}"
     src, out_dir = str(source), Path(out)
     given = dict(degrade=degrade_specs, prior=prior_specs, net=net, reference=None if reference is None else str(reference),
                  include=_specs(include) or [], exclude=_specs(exclude) or [], options=options)
-    items = check_batch(src, out_dir, registry=registry, resume=resume, **given)
+    resume = resume and not starts_fresh(out_dir, resume)  # as the command: resume=True where none is starts one
+    items = check_batch(src, out_dir, registry=registry, resume=resume, share=share, **given)
     executor = make_executor(workers, threads)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        close_executor(executor, cancel=True)
-        raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
-    try:
-        lock = BatchLock(out_dir)  # another batch running in out_dir: UsageError
-    except BaseException:
-        close_executor(executor, cancel=True)
-        raise
+    lock = lock_batch(out_dir, executor)
     try:
         summary, counts, rows = _drive_batch(items, out_dir, executor, recorded_settings(src, **given), options,
                                              resume=resume, attempts=attempts, stack=stack, on_event=on_event)

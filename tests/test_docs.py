@@ -272,16 +272,56 @@ def test_relative_links_resolve(page):
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
 
 
-OLD_OPTIONS = [r"--truth\b", r"--baseline\b", r"\beval\b[^\n`]*\s-b\b", r"--steps\b", r"--steps-per-epoch\b",
-               r"restorekit compare\b[^\n`]*--method\b"]
+def test_the_docs_index_links_every_page():
+    """docs/README.md, the index, links every page of docs/ (the plugin pages through plugins/README.md)."""
+    index = ROOT / "docs" / "README.md"
+    linked = {(index.parent / t.partition("#")[0]).resolve() for t in re.findall(r"\]\(([^)\s]+)\)", index.read_text())}
+    missing = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p != index and p.resolve() not in linked]
+    assert not missing, f"docs/README.md does not link {missing}"
 
 
-@pytest.mark.parametrize("page", ["docs/glossary.md", "docs/real-data.md", "docs/gallery.md",
-                                  "docs/plugins/prior-tutorial.md"])
-def test_new_pages_use_the_new_option_names(page):
+#: issue 23's old option names (docs/glossary.md, "Old names"), by command: a pattern on the command's arguments
+#: (``segment --method`` and ``python -m`` are fine; ``segment -m`` and ``compare --method`` are not)
+OLD_OPTIONS = {
+    "compare": r"--method\b",
+    "eval": r"--baseline\b|(?<!\S)-b\b",
+    "segment": r"--truth\b|(?<!\S)-m\b",
+    "decompose": r"(?<!\S)-m\b",
+    "train": r"--steps(-per-epoch)?\b",
+}
+#: old names that no command has any more, wherever they appear
+RETIRED = [r"--truth\b", r"--baseline\b", r"--steps\b", r"--steps-per-epoch\b"]
+
+
+def _old_option_uses(text: str) -> list[str]:
+    """The old option names a page uses: anywhere for the retired ones, else in one command's arguments (a
+    command runs to the end of its line, continued lines joined, or to a backtick, pipe, ``;``, ``&`` or ``#``)."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    found = [m.group(0) for pattern in RETIRED for m in re.finditer(pattern, text)]
+    for command, pattern in OLD_OPTIONS.items():
+        for m in re.finditer(rf"\b{command}\b([^\n`|;&#]*)", text):
+            if re.search(pattern, m.group(1)):
+                found.append(command + m.group(1))
+    return found
+
+
+def test_the_old_option_check_finds_them():
+    for old in ["restorekit compare a.png --method tv", "restorekit eval model/ -b tv", "eval --baseline tv",
+                "restorekit segment a.png --truth m.png", "restorekit segment a.png -m otsu",
+                "restorekit decompose a.png --task dehaze -m dark-channel", "restorekit train d/ --steps 9",
+                "restorekit train d/ --steps-per-epoch 9", "restorekit compare a.png \\\n  --method tv"]:
+        assert _old_option_uses(old), old
+    for new in ["restorekit segment a.png --method otsu --metric iou", "python -m pytest -q",
+                "restorekit run a.png -m psnr", "restorekit compare a.png --prior tv -m psnr",
+                "restorekit segment a.png --method double-dip\n$ python -m pip install x",
+                "`restorekit segment --method NAME` and `python -m restorekit.cli`"]:
+        assert not _old_option_uses(new), new
+
+
+@pytest.mark.parametrize("page", _user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_use_the_new_option_names(page):
     """Issue 23's vocabulary (docs/glossary.md): the old names appear only in the glossary's table of them."""
-    text = (ROOT / page).read_text(encoding="utf-8")
-    if page == "docs/glossary.md":
+    text = page.read_text(encoding="utf-8")
+    if page == ROOT / "docs/glossary.md":
         text = text.split("## Old names", 1)[0]
-    for pattern in OLD_OPTIONS:
-        assert not re.search(pattern, text), f"{page} uses an old option name ({pattern})"
+    assert not _old_option_uses(text), f"{page.relative_to(ROOT)} uses old option names: {_old_option_uses(text)}"

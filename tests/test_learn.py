@@ -126,6 +126,39 @@ def test_resume_continues_from_the_saved_epoch_exactly(tmp_path, monkeypatch):
     assert hb["epoch"] == [1, 2, 3, 4] and np.allclose(ha["val_psnr"], hb["val_psnr"], atol=1e-4)
 
 
+def test_resume_takes_the_shared_lock(tmp_path, monkeypatch):
+    """train --resume locks its folder as every command does (restorekit/session/outdir.py): refused while
+    another live process holds it or when the folder holds an input, locked while it trains, its lock gone
+    when it ends; a lock a dead training left is no obstacle."""
+    import shutil
+    import subprocess
+    import sys
+
+    from restorekit.learn import train as tr
+    from restorekit.session.outdir import LOCK_NAME, host_tag
+
+    data = clean_images(tmp_path / "clean")
+    out = tmp_path / "m"
+    assert invoke(["train", data, "--out", out, *TINY_TRAIN, "--time-limit", "1e-9"]).exit_code == 0  # a step
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": host_tag()}))
+    one_line_error(invoke(["train", data, "--out", out, *TINY_TRAIN, "--resume"]), "in use by another restorekit run")
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    (out / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": host_tag()}))
+    real, held = tr.draw, []
+
+    def draw(*args, **kwargs):
+        held.append(json.loads((out / LOCK_NAME).read_text())["pid"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "draw", draw)
+    r = invoke(["train", data, "--out", out, *TINY_TRAIN, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert held and set(held) == {os.getpid()} and not (out / LOCK_NAME).exists()
+    shutil.copytree(data, out / "clean")
+    one_line_error(invoke(["train", out / "clean", "--out", out, *TINY_TRAIN, "--resume"]), "an input")
+
+
 def test_ctrl_c_keeps_the_best_model_and_says_resume(tmp_path, monkeypatch):
     from restorekit.learn import train as tr
 

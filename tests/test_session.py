@@ -60,3 +60,37 @@ def test_the_session_modules_do_not_import_torch():
             + "; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_continue_output_locks_a_folder_in_place(tmp_path):
+    """A folder a command continues (train --resume): checked against the inputs, locked where it is with
+    its files kept, refused while a live process holds it, a dead one's lock replaced; abandon() unlocks."""
+    import json
+    import os
+
+    from restorekit.errors import UsageError
+    from restorekit.session.outdir import LOCK_NAME, continue_output, host_tag
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "checkpoint.safetensors").write_text("x")
+    folder = continue_output(out, inputs=[tmp_path / "data"])
+    assert folder.staging is None and json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
+    folder.abandon()
+    assert sorted(os.listdir(out)) == ["checkpoint.safetensors"]
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": host_tag()}))
+    with pytest.raises(UsageError, match=f"in use by another restorekit run \\(process {os.getppid()}\\)"):
+        continue_output(out)
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": "elsewhere"}))
+    with pytest.raises(UsageError, match="another machine.*delete"):
+        continue_output(out)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    (out / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": host_tag()}))
+    continue_output(out).abandon()
+    assert not (out / LOCK_NAME).exists()
+    (out / "data").mkdir()
+    with pytest.raises(UsageError, match="holds an input|contains an input"):
+        continue_output(out, inputs=[out / "data"])
+    with pytest.raises(UsageError, match="not a folder"):
+        continue_output(out / "checkpoint.safetensors")

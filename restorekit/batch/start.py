@@ -95,6 +95,25 @@ def make_executor(workers: int, threads: int | None = None, *, dask: bool = Fals
     return executors.LocalPool(workers, threads, gpus=executors.local_gpus())
 
 
+def lock_batch(out_dir: Path, executor: Any):
+    """``out_dir`` created and its :class:`~restorekit.batch.manifest.BatchLock` taken, once the executor
+    has started; where either fails (:class:`UsageError`, one line) the executor is closed, its queue
+    cancelled, so that nothing is left running.  The caller releases the lock."""
+    from .manifest import BatchLock
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        close_executor(executor, cancel=True)
+        raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
+    try:
+        return BatchLock(out_dir)  # another batch running in out_dir: UsageError
+    except BaseException:
+        close_executor(executor, cancel=True)
+        raise
+
+
 def close_executor(executor: Any, cancel: bool = False) -> None:
     """Close an executor; ``cancel`` drops queued items where the executor can (the in-process one has
     nothing queued, and its close() takes no argument)."""

@@ -71,7 +71,9 @@ class DeepImagePrior(Prior):
         input: Literal["noise", "meshgrid", "image", "observation"] = Field(
             "noise",
             description="input code: uniform noise, 2 channels of x/y coordinates, the guide image, "
-            "or the observation itself (its simple back-projection for masks and SR)",
+            "or the observation itself: missing pixels filled by biharmonic inpainting (above 300,000 "
+            "missing, a multi-scale normalised convolution), upsampled bicubically for super-resolution "
+            "(with a solver prior beside it, that prior's result instead)",
         )
         guide: str | None = Field(None, description="guide image for input=image (e.g. the flash photo)")
         input_depth: int = Field(32, ge=1, le=1024, description="channels of the noise code (meshgrid: 2)")

@@ -152,9 +152,8 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
                workers: int | None, threads: int | None, dask: bool, scheduler: str | None, resume: bool,
                attempts: int,
                json_out: bool, stack: int = 1, share: tuple[int, int] | None = None) -> None:
-    from ..batch.manifest import BatchLock, open_or_create, sweep_temporary
-    from ..batch.start import check_batch, recorded_settings, starts_fresh
-    from ..errors import UsageError
+    from ..batch.manifest import open_or_create, sweep_temporary
+    from ..batch.start import check_batch, lock_batch, recorded_settings, starts_fresh
 
     host = _host()
     # everything is checked before anything is written: the inputs, where they go, every side input, and
@@ -174,16 +173,7 @@ def _run_batch(in_src: str, out_dir: Path, degrade: list[str], prior: list[str],
 
         workers = auto_workers(len(items), device=options.get("device") or "auto")
     executor = _executor(workers or 1, threads, dask, scheduler)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _close(executor, cancel=True)
-        raise UsageError(f"cannot create the output folder '{out_dir}': {exc.strerror or exc}") from None
-    try:
-        lock = BatchLock(out_dir)
-    except BaseException:
-        _close(executor, cancel=True)
-        raise
+    lock = lock_batch(out_dir, executor)
     try:
         recorded = recorded_settings(in_src, degrade=degrade, prior=prior, net=net, reference=reference,
                                      include=include, exclude=exclude, options=options)

@@ -21,8 +21,8 @@ decomposed.py     Hint, Budget, Decomposed, DECOMPOSITION_TASKS: the decompositi
 
 The pipelines build these values; they live here because the interfaces
 receive them, and the core imports no pipeline.  Nothing here imports torch
-(listing components stays fast).  Tensors are ``(N, C, H, W)`` float
-tensors in ``[0, 1]``; NumPy images are ``(C, H, W)`` float arrays in
+at import time (listing components stays fast).  Tensors are
+``(N, C, H, W)`` float tensors in ``[0, 1]``; NumPy images are ``(C, H, W)`` float arrays in
 ``[0, 1]`` unless stated otherwise.  Plugin authors import all of it from
 ``restorekit`` (or :mod:`restorekit.components`, the same names).
 """

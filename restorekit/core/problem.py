@@ -106,9 +106,11 @@ class Problem:
     ``observation`` is ``(1, C, h, w)``; ``forward`` the prepared forward
     model ``A`` (a callable on ``(N, C, H, W)`` tensors); ``mask``
     ``(1, 1, h, w)`` (1 = observed) or ``None``; ``image_shape`` the
-    ``(C, H, W)`` of the image to recover; ``init`` a simple back-projection
-    of the observation of that shape (masked pixels filled with the mean,
-    low resolution upsampled).  ``sigma`` is the Gaussian noise level in
+    ``(C, H, W)`` of the image to recover; ``init`` the starting estimate of
+    that shape: the observation with its missing pixels filled (biharmonic
+    inpainting, a normalised convolution for very large holes) and low
+    resolution upsampled (bicubic), or the result of a solver prior that
+    guides the fit (:func:`restorekit.run.problem.initial_estimate`).  ``sigma`` is the Gaussian noise level in
     [0, 1] units where a degradation knows it.  ``geometry`` says where the
     image sits on a generator's canvas (no padding by default); ``reference``
     is the clean image at the result's size ``(1, C, H0, W0)`` when known —

@@ -130,14 +130,16 @@ def reserve_output(s: TrainSettings):
 
     Train's own rules: the folder is not inside a training folder (the model's files would become
     training images); a folder that holds files is continued with ``--resume`` (which needs its
-    checkpoint), never replaced.  The shared rules, for a new training: the folder neither is nor holds
-    an input (the training folders, ``--init``'s model), is not a file or a broken link, can be created,
-    and carries a lock naming this process while it trains, so that a second training aimed at it is
-    refused.  Unlike run's results, a model folder is written in place, not staged: its checkpoint must
-    outlive a killed training for ``--resume`` to continue it."""
+    checkpoint), never replaced.  The shared rules: the folder neither is nor holds an input (the
+    training folders, ``--init``'s model) and carries a lock naming this process while it trains, so
+    that a second training aimed at it is refused; a new training's folder is not a file or a broken
+    link and can be created, a resumed one is locked where it is
+    (:func:`~restorekit.session.outdir.continue_output`).  Unlike run's results, a model folder is
+    written in place, not staged: its checkpoint must outlive a killed training for ``--resume`` to
+    continue it."""
     import shutil
 
-    from ..session.outdir import LOCK_NAME, prepare_output
+    from ..session.outdir import LOCK_NAME, continue_output, prepare_output
 
     out = Path(s.out)
     for src in (s.folder, *(s.pairs or ())):
@@ -146,43 +148,20 @@ def reserve_output(s: TrainSettings):
     if not s.resume and out.is_dir() and any(name != LOCK_NAME for name in os.listdir(out)):
         raise UsageError(f"'{out}' already holds files; pass --resume to continue a training there, "
                          "or choose another --out")
+    inputs = [Path(p) for p in (s.folder, *(s.pairs or ()), s.init) if p is not None]
     if s.resume:
         if not (out / CHECKPOINT).is_file():
             raise UsageError(f"--resume: '{out}' has no {CHECKPOINT} to continue from")
-        _check_lock(out)
-        return None
-    inputs = [Path(p) for p in (s.folder, *(s.pairs or ()), s.init) if p is not None]
+        return continue_output(out, inputs=inputs)
     folder = prepare_output(out, inputs=inputs)
     shutil.rmtree(folder.staging, ignore_errors=True)  # in place: see above
     folder.staging = None
     return folder
 
 
-def _check_lock(out: Path) -> None:
-    """A training resumed in a folder that a running training holds is refused; a lock left by one that
-    no longer runs is removed."""
-    import contextlib
-
-    from ..session.outdir import LOCK_NAME, pid_alive
-
-    lock = out / LOCK_NAME
-    if not os.path.lexists(lock):
-        return
-    try:
-        pid = int(json.loads(lock.read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pid = None
-    if pid is not None and pid_alive(pid):
-        raise UsageError(f"output folder '{out}' is in use by another restorekit run (process {pid}); "
-                         "choose another --out")
-    with contextlib.suppress(OSError):
-        os.unlink(lock)
-
-
 def release_output(folder) -> None:
-    """The lock of :func:`reserve_output` removed (and the folder, when the training wrote nothing)."""
-    if folder is not None:
-        folder.abandon()
+    """The lock of :func:`reserve_output` removed (and a new training's folder, when it wrote nothing)."""
+    folder.abandon()
 
 
 # -- losses and scores --------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ settings -> plan -> problem -> solve -> record -> outputs
   precision and the notes shown to the user;
 * :mod:`.problem` — the one :class:`~restorekit.Problem`: observation,
   forward model, mask, initial estimate and geometry;
-* :mod:`.solve` — the fitting loop (:mod:`.engine`) or a direct solver,
-  ensembles;
+* :mod:`.solve` — a network or penalty prior's fit (:mod:`.engine`, on the
+  fitting loop of :mod:`restorekit.fit`), K of them stacked (:mod:`.multi`),
+  ensembles, or a direct solver;
 * :mod:`.record` — the typed, versioned :class:`~.record.RunRecord`;
 * :mod:`.outputs` — the files, into a folder checked and reserved by
   :mod:`restorekit.session.outdir` before the fit, with

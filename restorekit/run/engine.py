@@ -1,4 +1,4 @@
-"""The optimisation loop shared by every network and penalty prior.
+"""The fit of every network and penalty prior (its loop is :mod:`restorekit.fit`).
 
 Each step: ``z' = perturb(z)``, ``out = G(z')``, ``loss = mean((A(out) - y)^2
 * mask) + sum(penalties(out))``, one Adam step, then the output average

@@ -8,6 +8,7 @@ doubledip.py  coupled deep image priors (Double-DIP): segment, transparency, wat
 clustering.py per-image CNN clustering (Kanezaki 2018; Kim, Kanezaki, Tanaka 2020)
 pipeline.py   one command's work: read, reserve the output folder, decompose, score, write
 record.py     run.json's layout (SegmentRecord), published in docs/segment-record.md
+dehaze.py     the old import path of the dark channel prior's dehazing, now :mod:`restorekit.decompose.dehaze`
 """
 
 # restorekit.segment(image, ...) calls restorekit.api.segment (the Python API of ``restorekit segment``).

@@ -32,14 +32,14 @@ RECORD_VERSION = 1
 
 
 class MaskScores(_Strict):
-    """The mask (object where mask >= 0.5) scored against ``--truth``."""
+    """The mask (object where mask >= 0.5) scored against ``--reference``."""
 
     iou: float = Field(ge=0, le=1, description="intersection over union with the true mask")
     dice: float = Field(ge=0, le=1, description="Dice coefficient (F1 of the pixels) with the true mask")
     boundary_f: float = Field(ge=0, le=1, description="F-score of the boundary pixels, within a small tolerance")
 
 
-#: ``metrics`` without ``--truth`` (or without a mask): an empty object
+#: ``metrics`` without ``--reference`` (or without a mask): an empty object
 NoScores = Annotated[dict[str, float], Field(max_length=0)]
 
 
@@ -73,7 +73,7 @@ class SegmentRecord(StrictRecord):
     hint: str | None = Field(
         description="the hint: 'box:x,y,w,h' and/or 'scribbles (N object, M background pixels)', joined by '; '; null without one"
     )
-    truth: str | None = Field(description="--truth: the true mask's file, or null")
+    truth: str | None = Field(description="--reference: the reference mask's file, or null (the field keeps its old name)")
     seed: int = Field(description="seed of the networks' weights and inputs, and of k-means")
     iterations: int = Field(ge=0, description="iterations the method ran (0 for a direct method)")
     time_limit: float | None = Field(description="--time-limit in seconds, or null (also for inf)")
@@ -86,7 +86,7 @@ class SegmentRecord(StrictRecord):
         ge=0, le=1, description="share of the pixels where the mask is >= 0.5; null without a mask"
     )
     metrics: Union[MaskScores, NoScores] = Field(
-        description="IoU, Dice and boundary F against --truth, to 6 decimals; empty without --truth or a mask"
+        description="IoU, Dice and boundary F against --reference, to 6 decimals; empty without --reference or a mask"
     )
     layers: list[str] = Field(description="the names of the method's layers, sorted (each but an airlight is a layer-NAME.png)")
     notes: list[str] = Field(description="what the method reported: the airlight, the mixing weights, ...")

@@ -1,8 +1,9 @@
 """Output folders: check and reserve where a command's results go, before any work.
 
 Every command that writes a folder of results (run, batch's images, compare, segment, decompose,
-invert, visualize, eval, train's model folder) reserves it here first, and then writes into its
-staging folder through :func:`restorekit.session.commit.committing`.
+invert, visualize, eval, train's model folder) reserves it here first (:func:`prepare_output`), and
+then writes into its staging folder through :func:`restorekit.session.commit.committing`.  A command
+that continues its own folder in place (``train --resume``) locks it with :func:`continue_output`.
 
 The rules (docs/usage.md, "Output folders"):
 
@@ -44,8 +45,8 @@ from typing import Iterable
 from ..errors import UsageError
 from .signals import deferred_signals
 
-__all__ = ["OutputFolder", "prepare_output", "RESULT_FILES", "RECORDS", "LOCK_NAME", "clean_stale", "not_replaceable",
-           "pid_alive", "default_stem", "host_tag"]
+__all__ = ["OutputFolder", "prepare_output", "continue_output", "RESULT_FILES", "RECORDS", "LOCK_NAME", "clean_stale",
+           "not_replaceable", "pid_alive", "default_stem", "host_tag"]
 
 #: the lock file of a reserved output folder
 LOCK_NAME = ".restorekit-run"
@@ -286,17 +287,21 @@ def not_replaceable(folder: Path, record_needed: bool = True) -> str | None:
     return None
 
 
-def _claim_existing(out: Path, overwrite: bool) -> bool:
-    """Lock an existing folder for this run; True when it holds a result to replace."""
+def _check_lock(out: Path, advice: str = "choose another --out") -> None:
+    """Refuse a folder whose lock names a restorekit process still running (here or on another machine);
+    remove a lock left by one that no longer exists."""
     lock = out / LOCK_NAME
     if os.path.lexists(lock):
         pid = _lock_pid(lock)
         if pid is not None and (pid == -1 or pid_alive(pid)):
             who = "another machine" if pid == -1 else f"process {pid}"
-            raise UsageError(
-                f"output folder {_quote(out)} is in use by another restorekit run ({who}); choose another --out"
-            )
+            raise UsageError(f"output folder {_quote(out)} is in use by another restorekit run ({who}); {advice}")
         os.unlink(lock)  # left by a run that no longer exists
+
+
+def _claim_existing(out: Path, overwrite: bool) -> bool:
+    """Lock an existing folder for this run; True when it holds a result to replace."""
+    _check_lock(out)
     entries = os.listdir(out)
     if entries:
         if not overwrite:
@@ -426,6 +431,32 @@ def prepare_output(
         folder.abandon()
         raise _location_error(out, exc) from None
     return folder
+
+
+def continue_output(out: Path, *, inputs: Iterable[Path] = ()) -> OutputFolder:
+    """Reserve an existing folder that a command continues in place (``train --resume``: the training's
+    own folder, its checkpoint in it): the input checks and the lock of :func:`prepare_output`, but the
+    folder's files stay as they are, nothing is created and nothing is staged.
+
+    Raises :class:`UsageError` (one line) when ``out`` is not a folder, is or holds one of ``inputs``, or
+    is locked by a restorekit process that still runs; a lock left by one that no longer runs is
+    replaced.  :meth:`OutputFolder.abandon` removes the lock again (and nothing else).
+    """
+    out = Path(out)
+    _check_inputs(out, [Path(p) for p in inputs])
+    if not out.is_dir():
+        raise UsageError(f"output path {_quote(out)} is not a folder to continue; choose another --out")
+    # the folder is the command's own: the way out is to wait, or to remove a lock that a killed run on
+    # another machine left (this machine cannot tell whether that one still runs)
+    advice = f"wait for it to end, or delete {_quote(out / LOCK_NAME)} if it no longer runs"
+    try:
+        _check_lock(out, advice)
+        _write_lock(out)
+    except FileExistsError:  # another process locked it since the check
+        raise UsageError(f"output folder {_quote(out)} is in use by another restorekit run; {advice}") from None
+    except OSError as exc:
+        raise _location_error(out, exc) from None
+    return OutputFolder(path=out, staging=None)
 
 
 def _undo(created: list[Path]) -> None:
