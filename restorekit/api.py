@@ -314,12 +314,13 @@ def _check_split(image: Any, iters: int | None, time_limit: float | None) -> Non
 def segment(
     image: Any,
     *,
-    method: str = "double-dip",
+    method: str | None = None,
     hint: str | Sequence[str] | None = None,
     reference: Any = None,
     iters: int | None = None,
     time_limit: float | None = None,
     seed: int = 0,
+    device: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     registry: Registry | None = None,
@@ -329,7 +330,9 @@ def segment(
 
     ``image`` is a path or an array (as :func:`restore` takes).  ``method``
     is a decomposition spec (``double-dip``, ``clustering:k=8``, ``otsu``,
-    ...; ``restorekit list decompositions``); ``hint`` ``box:x,y,w,h`` or
+    ...; ``restorekit list decompositions``; default: the measured best,
+    :func:`restorekit.segment.defaults.default_method`, as the command's);
+    ``device`` where double-dip and clustering run (as ``--device``); ``hint`` ``box:x,y,w,h`` or
     ``scribbles:FILE``.  ``reference`` is the true mask (a path, or an array
     where white = object): ``result.metrics`` then has IoU, Dice and
     boundary F.  ``out`` writes mask.png, labels.png, layers, overlay.png and
@@ -338,12 +341,14 @@ def segment(
     >>> r = restorekit.segment("photo.png", method="otsu", reference="mask.png")  # doctest: +SKIP
     >>> r.metrics["iou"], r.mask.shape                                          # doctest: +SKIP
     """
+    from .segment.defaults import default_method
     from .segment.pipeline import Request
 
     _check_split(image, iters, time_limit)
-    request = Request(image=_path(image), task="segment", method=method, hints=_specs(hint) or [],
-                      truth=_path(reference), out=_path(out), overwrite=overwrite, seed=seed, iters=iters,
-                      time_limit=time_limit, command="segment")
+    hints = _specs(hint) or []
+    request = Request(image=_path(image), task="segment", method=method or default_method("segment", "segment", hints),
+                      hints=hints, truth=_path(reference), out=_path(out), overwrite=overwrite, seed=seed, iters=iters,
+                      time_limit=time_limit, command="segment", device=device)
     return _split(request, registry, progress)
 
 
@@ -351,12 +356,13 @@ def decompose(
     image: Any,
     *,
     task: str,
-    method: str = "double-dip",
+    method: str | None = None,
     hint: str | Sequence[str] | None = None,
     second: Any = None,
     iters: int | None = None,
     time_limit: float | None = None,
     seed: int = 0,
+    device: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     registry: Registry | None = None,
@@ -370,12 +376,15 @@ def decompose(
     >>> r = restorekit.decompose("hazy.png", task="dehaze", iters=300)  # doctest: +SKIP
     >>> sorted(r.layers)                                                # doctest: +SKIP
     """
+    from .segment.defaults import default_method
     from .segment.pipeline import Request
 
     _check_split(image, iters, time_limit)
-    request = Request(image=_path(image), task=str(task).strip().lower(), method=method, hints=_specs(hint) or [],
-                      second=_path(second), out=_path(out), overwrite=overwrite, seed=seed, iters=iters,
-                      time_limit=time_limit, command="decompose")
+    task = str(task).strip().lower()
+    hints = _specs(hint) or []
+    request = Request(image=_path(image), task=task, method=method or default_method("decompose", task, hints),
+                      hints=hints, second=_path(second), out=_path(out), overwrite=overwrite, seed=seed, iters=iters,
+                      time_limit=time_limit, command="decompose", device=device)
     return _split(request, registry, progress)
 
 

@@ -69,6 +69,17 @@ def test_segment_writes_what_the_command_writes(tmp_path):
     restorekit.segment(tmp_path / "c.png", method="otsu", out=tmp_path / "seg", overwrite=True)
 
 
+def test_segment_and_decompose_default_to_the_commands_measured_methods():
+    """No method: the one the command would use (segment/defaults.py): texture-split without a hint,
+    dark-channel for dehazing; and device="cpu" is accepted as the command's --device cpu."""
+    img, mask = composite()
+    r = restorekit.segment(img, reference=mask, device="cpu")
+    assert r.record["method"].split(":")[0] == "texture-split" and set(r.metrics) >= {"iou", "dice"}
+    rgb = np.repeat(img[..., None], 3, axis=-1)
+    d = restorekit.decompose(rgb, task="dehaze")
+    assert d.record["method"].split(":")[0] == "dark-channel"
+
+
 def test_segment_and_decompose_refuse_bad_input_with_usage_errors():
     img, _ = composite()
     with pytest.raises(UsageError, match="decomposition"):
@@ -81,7 +92,7 @@ def test_segment_and_decompose_refuse_bad_input_with_usage_errors():
 
 def test_decompose_dehaze_gives_layers():
     rgb = np.stack([smooth(24, k) for k in range(3)], axis=-1)
-    r = restorekit.decompose(rgb, task="dehaze", iters=2, seed=1)
+    r = restorekit.decompose(rgb, task="dehaze", method="double-dip", iters=2, seed=1)
     assert r.iterations == 2 and r.layers and r.record["command"] == "decompose"
     assert all(np.isfinite(v).all() for v in r.layers.values())
 
