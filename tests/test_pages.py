@@ -145,6 +145,48 @@ def test_run_restores_each_page_of_a_uint16_stack(tmp_path):
     assert RunRecord.from_json((tmp_path / "o/run.json").read_text()).pages[2].page == 3
 
 
+def _calibration(path):
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+        tags = tif.pages.first.tags
+        return (tif.series[0].axes, {k: meta.get(k) for k in ("spacing", "unit", "finterval")},
+                tags["XResolution"].value, tags["YResolution"].value, tags["ResolutionUnit"].value)
+
+
+@pytest.mark.parametrize("axes, metadata", [
+    ("ZYX", {"spacing": 0.5, "unit": "um"}),          # a z-stack: voxel depth and unit
+    ("TYX", {"finterval": 2.5, "unit": "micron"}),    # a time series: frame interval
+], ids=["z-stack", "time-series"])
+def test_a_restored_imagej_stack_keeps_its_axes_pixel_size_and_calibration(tmp_path, axes, metadata):
+    """What the microscope recorded (ImageJ's axes, spacing / frame interval, unit, and the pixel size in the
+    resolution tags) is in restored.tif and degraded.tif as in the input; the pixels are the restored ones."""
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, noisy, imagej=True, resolution=(1 / 0.13, 1 / 0.13), metadata={"axes": axes, **metadata})
+    r = invoke(["run", src, *FIT, "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    want = _calibration(src)
+    assert want[0] == axes and want[1] == {"finterval": None, "spacing": None, "unit": None, **metadata}
+    for name in ("restored.tif", "degraded.tif"):
+        assert _calibration(tmp_path / "o" / name) == want, name
+    out = tifffile.imread(tmp_path / "o/restored.tif")
+    assert out.shape == noisy.shape and out.dtype == np.uint16 and (out != noisy).any()
+
+
+def test_a_plain_tiff_stack_keeps_its_pixel_size(tmp_path):
+    """A stack that is not ImageJ's keeps its resolution tags (pixels per centimetre here) and stays plain."""
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, noisy, photometric="minisblack", resolution=(2000.0, 4000.0), resolutionunit="CENTIMETER")
+    r = invoke(["run", src, *FIT, "--out", tmp_path / "o", "--save", "restored"])
+    assert r.exit_code == 0, r.output
+    with tifffile.TiffFile(tmp_path / "o/restored.tif") as tif:
+        assert tif.imagej_metadata is None and len(tif.pages) == 3
+        tags = tif.pages.first.tags
+        assert tags["XResolution"].value == (2000, 1) and tags["YResolution"].value == (4000, 1)
+        assert tags["ResolutionUnit"].value == 3  # centimetre
+
+
 def test_restore_on_a_stack_returns_the_stack_and_its_pages(tmp_path):
     from restorekit import restore
 

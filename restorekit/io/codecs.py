@@ -710,16 +710,69 @@ def _encode_tiff(arr: np.ndarray) -> bytes:
     return _encode_tiff_pages([arr])
 
 
-def _encode_tiff_pages(pages: list[np.ndarray]) -> bytes:
-    """Pages checked by :func:`_check_write_array` -> one TIFF, a page each (BigTIFF past 4 GB)."""
+def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | None = None) -> bytes:
+    """Pages checked by :func:`_check_write_array` -> one TIFF, a page each (BigTIFF past 4 GB).
+
+    ``calibration`` (:func:`read_tiff_calibration`'s) puts back the source's pixel size and, where the
+    pages can be an ImageJ stack (under 4 GB; uint8, uint16 or float32, colour only as uint8 RGB),
+    its ImageJ axes and calibration (spacing, unit, frame interval); such a file is written
+    uncompressed, as ImageJ writes it."""
     import tifffile
 
     big = sum(a.nbytes for a in pages) > 2**32 - 2**25
+    cal = calibration or {}
+    res = {k: cal[k] for k in ("resolution", "resolutionunit") if cal.get(k) is not None}
     buf = _io.BytesIO()
+    imagej = cal.get("imagej")
+    if imagej and not big and _imagej_writable(pages, imagej.get("axes", "")):
+        colour = pages[0].ndim == 3
+        meta = {**imagej, "axes": imagej.get("axes", "ZYX") + ("S" if colour else "")}
+        with tifffile.TiffWriter(buf, imagej=True) as tif:
+            tif.write(np.stack(pages), photometric="rgb" if colour else "minisblack", metadata=meta, **res)
+        return buf.getvalue()
     with tifffile.TiffWriter(buf, bigtiff=big) as tif:
         for arr in pages:
-            tif.write(arr, **_tiff_options(arr))
+            tif.write(arr, **_tiff_options(arr), **res)
     return buf.getvalue()
+
+
+#: the ImageJ entries a restored stack keeps: its axes and calibration (not display ranges, LUTs or ROIs)
+IMAGEJ_KEYS = ("spacing", "unit", "finterval", "fps", "xorigin", "yorigin", "zorigin", "loop")
+
+
+def read_tiff_calibration(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The calibration of a TIFF stack: its pixel size (resolution tags) and, for an ImageJ file, its
+    stack axis and :data:`IMAGEJ_KEYS`; None for a file that is not a readable TIFF or has neither.
+    A restored stack is written with it (:func:`~restorekit.io.write_stack`), so that the voxel size
+    and frame interval a microscope recorded survive the restoration."""
+    import tifffile
+
+    try:
+        with _quiet_decoders(), tifffile.TiffFile(os.fspath(path)) as tif:
+            page = tif.pages.first
+            tags = page.tags
+            out: dict[str, Any] = {}
+            if "XResolution" in tags and "YResolution" in tags:
+                out["resolution"] = (tags["XResolution"].value, tags["YResolution"].value)
+                unit = tags.get("ResolutionUnit")
+                out["resolutionunit"] = None if unit is None else int(unit.value)
+            meta = tif.imagej_metadata
+            axes = tif.series[0].axes if tif.series else ""
+            if meta and len(axes.replace("S", "")) == 3 and axes[0] in "ZTCQI":
+                # one stack axis (z, time or channel): a hyperstack (ZCYX, TZYX, ...) is read as a flat list
+                # of pages, so only its pixel size is kept
+                kept = {k: meta[k] for k in IMAGEJ_KEYS if k in meta}
+                out["imagej"] = {"axes": axes[0].replace("Q", "Z").replace("I", "Z") + "YX", **kept}
+    except Exception:  # noqa: BLE001 - calibration is kept when it can be read; the pixels were read already
+        return None
+    return out or None
+
+
+def _imagej_writable(pages: list[np.ndarray], axes: str) -> bool:
+    dtype = pages[0].dtype
+    if pages[0].ndim == 3:  # colour: ImageJ holds RGB as uint8 only, no alpha
+        return dtype == _UINT8 and pages[0].shape[2] == 3
+    return dtype in (_UINT8, _UINT16, _FLOAT32) and len(axes) == 3
 
 
 def _encode_jpeg(arr: np.ndarray) -> bytes:

@@ -57,7 +57,8 @@ def write_image(
 
 
 def write_stack(
-    path: str | os.PathLike[str], pages: np.ndarray, *, overwrite: bool = False
+    path: str | os.PathLike[str], pages: np.ndarray, *, overwrite: bool = False,
+    calibration: dict | None = None,
 ) -> Path:
     """Atomically write a stack, ``N x H x W`` or ``N x H x W x C`` (C = 1..4),
     as a multi-page TIFF: one page per item, in order (what
@@ -65,6 +66,8 @@ def write_stack(
     ``.tif`` or ``.tiff``; the samples uint8, uint16 or float32.  Passing an
     array of another shape or type raises ValueError; another suffix or an
     existing target (without ``overwrite``) raises :class:`UsageError`.
+    ``calibration`` (:func:`~restorekit.io.read_tiff_calibration` of the source) keeps its pixel size
+    and ImageJ axes and calibration.
     """
     target = Path(path)
     if target.suffix.lower() not in _TIFF_SUFFIXES:
@@ -76,4 +79,4 @@ def write_stack(
     if stack.ndim not in (3, 4) or stack.shape[0] == 0:
         raise ValueError(f"write_stack: expected N x H x W or N x H x W x C, got {stack.shape}")
     arrays = [_check_write_array(page) for page in stack]
-    return atomic_write_bytes(target, _encode_tiff_pages(arrays), overwrite=overwrite)
+    return atomic_write_bytes(target, _encode_tiff_pages(arrays, calibration), overwrite=overwrite)

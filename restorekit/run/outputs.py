@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import output_suffix, to_array, write_image, write_stack
+from ..io import output_suffix, read_tiff_calibration, to_array, write_image, write_stack
 from ..session.commit import committing
 from ..session.figures import figure, pyplot, to_rgb
 from ..session.outdir import OutputFolder
@@ -121,10 +121,18 @@ def write_outputs(result, folder: OutputFolder, save: str = "all") -> dict[str, 
     return files
 
 
+def _calibration(source) -> dict | None:
+    """A TIFF stack's pixel size and ImageJ calibration (io.read_tiff_calibration), for its restored copy."""
+    path = getattr(source, "path", None)
+    if path is None or Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    return read_tiff_calibration(path)
+
+
 def _write_restored_only(result, tmp: Path) -> dict[str, str]:
     """``--save restored``: the restored image (a page each for a stack) and nothing else but run.json."""
     if result.pages:
-        write_stack(tmp / "restored.tif", result.image)
+        write_stack(tmp / "restored.tif", result.image, calibration=_calibration(result.source))
         return {"restored": "restored.tif"}
     name = f"restored{output_suffix(result.source)}"
     write_image(tmp / name, result.image)
@@ -136,9 +144,10 @@ def _write_stack(result, tmp: Path) -> dict[str, str]:
     (mask.png when every page has the same, else mask.tif, a page each), compare.png (a row for each
     of up to three pages) and curves.png (every page's loss)."""
     files: dict[str, str] = {}
-    write_stack(tmp / "restored.tif", result.image)
-    files["restored"] = "restored.tif"
     src = result.source
+    calibration = _calibration(src)
+    write_stack(tmp / "restored.tif", result.image, calibration=calibration)
+    files["restored"] = "restored.tif"
     same = result.degraded.shape[2:] == src.data.shape[1:]
     alphas: list = [page.source.alpha for page in result.pages]
     for image in result.image[len(alphas):]:  # pages not reached: their alpha is the result's, as read
@@ -150,7 +159,7 @@ def _write_stack(result, tmp: Path) -> dict[str, str]:
         top = np.float32(np.iinfo(image.dtype).max if image.dtype.kind == "u" else 1)
         alphas.append(_resize(image[..., -1].astype(np.float32) / top, result.degraded.shape[2:]))
     degraded = [to_array(d, a if same else None, src.dtype) for d, a in zip(result.degraded, alphas)]
-    write_stack(tmp / "degraded.tif", np.stack(degraded))
+    write_stack(tmp / "degraded.tif", np.stack(degraded), calibration=calibration)
     files["degraded"] = "degraded.tif"
     if result.mask is not None:
         masks = result.mask.astype(np.uint8) * 255
