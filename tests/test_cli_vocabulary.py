@@ -8,6 +8,7 @@ no help text (they still work, hidden, with a deprecation note); ``eval --datase
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -227,3 +228,25 @@ def test_overwrite_replaces_an_earlier_compare(tmp_path):
     (out / "mine.txt").write_text("not restorekit's")
     r = runner.invoke(APP, [*args, "--overwrite"])
     assert r.exit_code == 2 and "mine.txt" in r.stderr
+
+
+def test_overwrite_trusts_no_record_for_a_users_file(tmp_path):
+    """compare.json / inspect.json name what restorekit wrote, but --overwrite checks what they name: a
+    user's file put into a method's subfolder, or one a (hand-edited) record lists, is never replaced."""
+    from tests.helpers import digests
+
+    src = _images(tmp_path / "in", 1) / "im0.png"
+    out = tmp_path / "cmp"
+    args = ["compare", str(src), "--prior", "median", "--out", str(out), "--json"]
+    assert runner.invoke(APP, args).exit_code == 0
+    (out / "median" / "notes.txt").write_text("the user's, inside a method's folder")
+    kept = digests(out)
+    r = runner.invoke(APP, [*args, "--overwrite"])
+    assert r.exit_code == 2 and "'median'" in r.stderr and digests(out) == kept
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "compare.json").write_text(json.dumps({"restorekit": "0", "files": {"compare": "thesis.txt"}}))
+    (forged / "thesis.txt").write_text("precious")
+    kept = digests(forged)
+    r = runner.invoke(APP, ["compare", str(src), "--prior", "median", "--out", str(forged), "--json", "--overwrite"])
+    assert r.exit_code == 2 and "thesis.txt" in r.stderr and digests(forged) == kept

@@ -242,8 +242,10 @@ RECORDS = ("run.json", "eval.json", "compare.json", "inspect.json")
 
 
 def _listed_entries(folder: Path) -> set[str]:
-    """What a compare.json or inspect.json in ``folder`` says restorekit wrote there: its files and (compare)
-    its methods' subfolders; plain names only."""
+    """What a compare.json or inspect.json in ``folder`` says restorekit wrote there, where the entry is
+    what restorekit writes: the record itself, a PNG it names (inspect's one image per prior), and (compare)
+    a method's subfolder that is itself a restorekit result holding nothing else (checked, not trusted:
+    a record is a file anyone can edit, and a user's file put into a method's folder is theirs)."""
     names: set[str] = set()
     for record in ("compare.json", "inspect.json"):
         try:
@@ -259,7 +261,17 @@ def _listed_entries(folder: Path) -> set[str]:
         for row in data.get("methods") or ():
             if isinstance(row, dict) and isinstance(row.get("folder"), str):
                 names.add(row["folder"])
-    return {n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")}
+    kept = set()
+    for n in names:
+        if not n or "/" in n or "\\" in n or n in (".", ".."):
+            continue
+        path = folder / n
+        if path.is_dir() and not path.is_symlink():
+            if not_replaceable(path) is None:
+                kept.add(n)
+        elif n in ("compare.json", "inspect.json") or n.endswith(".png"):
+            kept.add(n)
+    return kept
 
 
 def _is_restorekit_result(folder: Path) -> bool:
