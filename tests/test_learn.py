@@ -181,6 +181,32 @@ def test_ctrl_c_keeps_the_best_model_and_says_resume(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "m" / "train.json").read_text())["stopped_by"] == "interrupted"
 
 
+def test_overwrite_keeps_the_earlier_model_until_a_new_one_is_written(tmp_path):
+    """train --overwrite sets the earlier model aside: a new training that fails before writing a model
+    puts it back byte for byte; one that writes a model replaces it and leaves nothing aside; a folder
+    holding a file train did not write is refused untouched."""
+    from tests.helpers import digests
+
+    data = clean_images(tmp_path / "clean")
+    m = tmp_path / "m"
+    assert invoke(["train", data, "--out", m, *TINY_TRAIN]).exit_code == 0
+    before = digests(m)
+    broken = clean_images(tmp_path / "broken")
+    (broken / "im2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    one_line_error(invoke(["train", broken, "--out", m, *TINY_TRAIN, "--overwrite"]), "cannot read training image")
+    assert digests(m) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "clean", "m"]  # nothing left aside
+    r = invoke(["train", data, "--out", m, *TINY_TRAIN, "--seed", "3", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    weights = str(m / "model.safetensors")
+    assert digests(m)[weights] != before[weights]  # the new training's (another seed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "clean", "m"]
+    (m / "notes.txt").write_text("mine")
+    kept = digests(m)
+    one_line_error(invoke(["train", data, "--out", m, *TINY_TRAIN, "--overwrite"]), "which train did not write")
+    assert digests(m) == kept
+
+
 def test_out_never_touches_the_training_images(tmp_path):
     """--out naming the training folder itself is refused, with or without --resume, and every image
     keeps its bytes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def train(
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop after this many seconds, keeping the best model.", show_default=False)] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 on CPUs with bfloat16 instructions), fp32 or bf16.")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = "auto",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start a new training in an --out that holds an earlier model (only a folder train wrote; its files are removed first).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start a new training in an --out that holds an earlier model (only a folder train wrote): its files are set aside, and removed once the new training has written a model (put back if it writes none).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training in --out from its checkpoint (epoch, optimizer state, random state), with the options it was started with (only --time-limit and --device may change).")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of this model folder (fine-tuning; the same --net).", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print train.json to stdout; no progress bar.")] = False,
@@ -105,11 +106,15 @@ def train(
             batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
             precision=precision, device=device, resume=resume, init=init,
         )
-        if overwrite:
-            _clear_model_folder(out, settings)
+        aside = _set_aside_model(out, settings) if overwrite else None
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
-        with run_signals() as signals, _progress(not json_out) as progress:
-            report = run_training(settings, log=log, progress=progress)
+        try:
+            with run_signals() as signals, _progress(not json_out) as progress:
+                report = run_training(settings, log=log, progress=progress)
+        except BaseException:
+            _put_back(aside, out)  # a training that wrote no model leaves the earlier one where it was
+            raise
+        _put_back(aside, out)
         if json_out:
             sys.stdout.write(json.dumps({"out": str(out), **report.__dict__}, indent=1) + "\n")
         else:
@@ -126,18 +131,21 @@ MODEL_FILES = ("model.safetensors", "model.json", "curves.png", "train.json", "c
                "code.safetensors")
 
 
-def _clear_model_folder(out: Path, settings) -> None:
-    """``--overwrite``: remove an earlier training's files from ``out`` (the run rules: only a folder restorekit
-    wrote, nothing else in it, never a folder holding the training images), so the new training starts
-    there.  Checked whole before anything is removed."""
+def _set_aside_model(out: Path, settings) -> Path | None:
+    """``--overwrite``: move an earlier training's files out of ``out`` into a hidden folder beside it (the
+    run rules: only a folder restorekit wrote, nothing else in it, never a folder holding the training
+    images), so the new training starts there; :func:`_put_back` removes them once a new model exists, or
+    puts them back.  Checked whole before anything moves; a process killed meanwhile leaves them in that
+    folder (``.OUT.rk-previous-*``), never deleted."""
     import os
+    import tempfile
 
     from ..errors import UsageError
     from ..learn.train import check
 
     if not out.is_dir() or not any(out.iterdir()):
-        return
-    check(settings)  # the options are right before the earlier model goes
+        return None
+    check(settings)  # the options are right before the earlier model moves
     for src in (settings.folder, *(settings.pairs or ())):
         if src is not None and out.resolve() in (Path(src).resolve(), *Path(src).resolve().parents):
             raise UsageError(f"--overwrite: '{out}' holds the training images '{src}'; choose another --out")
@@ -147,9 +155,28 @@ def _clear_model_folder(out: Path, settings) -> None:
         why = f"it holds '{foreign[0]}', which train did not write" if foreign else "it has no model.json"
         raise UsageError(f"--overwrite only replaces a model folder restorekit wrote, and '{out}' is not one: "
                          f"{why}; choose another --out")
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name[:80]}.rk-previous-", dir=out.parent))
     for n in names:
-        if n in MODEL_FILES:
-            (out / n).unlink()
+        os.replace(out / n, aside / n)
+    return aside
+
+
+def _put_back(aside: Path | None, out: Path) -> None:
+    """After the new training: the earlier model's files go once a new model.json is in ``out``; else they
+    return to ``out`` (where nothing of theirs was written meanwhile)."""
+    import os
+    import shutil
+
+    if aside is None:
+        return
+    if (out / "model.json").exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    for n in os.listdir(aside):
+        if not os.path.lexists(out / n):
+            os.replace(aside / n, out / n)
+    with contextlib.suppress(OSError):
+        aside.rmdir()  # only when every file went back
 
 
 class _progress:
