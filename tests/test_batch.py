@@ -106,6 +106,20 @@ def _patch_run_item(monkeypatch, fn):
     monkeypatch.setattr(ex, "run_item", fn, raising=False)
 
 
+def _interrupt_at(monkeypatch, key: str) -> None:
+    """Ctrl-C while the image ``key`` is fitted (the others run as usual)."""
+    import restorekit.batch.job as job
+
+    real = job.run_item
+
+    def interrupting(item, options):
+        if item.key == key:
+            raise KeyboardInterrupt
+        return real(item, options)
+
+    _patch_run_item(monkeypatch, interrupting)
+
+
 def _no_work(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("an image was computed")
@@ -841,17 +855,8 @@ def test_a_signal_while_an_images_folder_is_reserved_leaves_nothing(tmp_path, mo
 
 def test_interrupt_in_process_exits_130_and_keeps_finished_images(tmp_path, monkeypatch):
     """Ctrl-C while an image is fitted (here: the second), with the in-process executor."""
-    import restorekit.batch.job as job
-
     tree(tmp_path / "in", ["a.png", "b.png", "c.png"])
-    real = job.run_item
-
-    def interrupt_second(item, options):
-        if item.key == "b.png":
-            raise KeyboardInterrupt
-        return real(item, options)
-
-    _patch_run_item(monkeypatch, interrupt_second)
+    _interrupt_at(monkeypatch, "b.png")
     r = invoke(["batch", "in", "out", *TINY])
     assert r.exit_code == 130, r.output
     assert "interrupted (Ctrl-C): 1 done, 0 failed, 2 left; rerun the same command with --resume" in r.stderr

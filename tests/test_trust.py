@@ -234,7 +234,7 @@ def test_ctrl_c_during_eval_writes_nothing(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------
 # batch: the manifest is read before it is written, and no file the batch did not record is replaced
 
-from tests.test_batch import TINY as BATCH, _patch_run_item, rows, tree  # noqa: E402
+from tests.test_batch import TINY as BATCH, _interrupt_at, rows, tree  # noqa: E402
 
 BATCH = [*BATCH, "--mode", "benchmark"]
 
@@ -295,18 +295,9 @@ def test_status_after_ctrl_c_or_a_kill_shows_nothing_running(tmp_path, monkeypat
     import subprocess
     import sys
 
-    import restorekit.batch.job as job
-
     tree(tmp_path / "in", ["a.png", "b.png", "c.png"])
-    real = job.run_item
-
-    def interrupt_second(item, options):
-        if item.key == "b.png":
-            raise KeyboardInterrupt
-        return real(item, options)
-
     with monkeypatch.context() as m:
-        _patch_run_item(m, interrupt_second)
+        _interrupt_at(m, "b.png")
         assert invoke(["batch", "in", "out", *BATCH]).exit_code == 130
     got = rows(tmp_path / "out")
     assert got["b.png"]["status"] == "pending" and got["b.png"]["attempts"] == 1
