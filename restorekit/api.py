@@ -222,6 +222,7 @@ def compare(
 
     from .run.compare import compare as run_priors
     from .run.compare import finish_compare, plan_compare
+    from .run.settings import input_paths
     from .session.outdir import prepare_output
 
     registry = _registry(registry)
@@ -231,7 +232,7 @@ def compare(
     scratch = Path(tempfile.mkdtemp(prefix="restorekit-compare-")) if out is None else None
     try:
         target = Path(out) if out is not None else scratch / "compare"
-        given = [p for p in (shared["image"], shared["reference"]) if isinstance(p, Path)]
+        given = [p for settings in plan.per_method for p in input_paths(settings)]
         folder = prepare_output(target, overwrite=overwrite, inputs=given)  # never over an input
         try:
             rows, notes, _ = run_priors(plan.methods, shared, registry, folder.staging, defaults=plan.defaults, log=log)

@@ -113,6 +113,24 @@ def test_compare_gives_one_row_per_prior_on_the_same_observation(tmp_path):
     assert len({e["observation_sha256"] for e in r.record["methods"]}) == 1
 
 
+def test_compare_never_writes_over_a_file_a_spec_reads(tmp_path):
+    """A mask named in --degrade is an input like the image: an earlier compare folder holding it is not
+    replaced, even with overwrite (as the command refuses it)."""
+    import imageio.v3 as iio
+
+    from tests.helpers import digests
+
+    img = smooth(24)
+    out = tmp_path / "cmp"
+    restorekit.compare(img, mode="benchmark", degrade="gaussian:25", prior=["median"], out=out)
+    mask = out / "mask.png"  # a name restorekit itself writes, so only the input check protects it
+    iio.imwrite(mask, np.where(smooth(24) > 128, 255, 0).astype(np.uint8))
+    kept = digests(out)
+    with pytest.raises(UsageError, match="input"):
+        restorekit.compare(img, mode="benchmark", degrade=f"mask:{mask}", prior=["median"], out=out, overwrite=True)
+    assert digests(out) == kept
+
+
 def test_compare_without_out_keeps_nothing_and_refuses_a_misspelt_prior(tmp_path):
     r = restorekit.compare(smooth(16), mode="benchmark", prior="median")
     assert r.out is None and r.rows[0].folder is None and r.rows[0].status == "complete"

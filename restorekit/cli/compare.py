@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..run.settings import DEFAULTS, describe_default
 from .common import _error, _host, deprecated, err_console, guard, out_console
-from .run import Mode, _input_paths
+from .run import Mode
 
 COMPARE_EXAMPLES = """
 [bold]Examples[/bold]
@@ -71,6 +71,7 @@ def compare(
     with guard(debug):
         from ..run.compare import compare as run_methods
         from ..run.compare import finish_compare, plan_compare
+        from ..run.settings import input_paths
         from ..session.outdir import default_stem, prepare_output
         from ..session.signals import deferred_signals, exit_code_for, hold, run_signals
 
@@ -85,7 +86,7 @@ def compare(
         methods, checked, metric_objs = plan.methods, plan.settings, plan.metrics
         per_method = plan.per_method
         stem = default_stem(Path(checked.image) if checked.image is not None else None)
-        paths = [p for s in per_method for p in _input_paths(s)]
+        paths = [p for s in per_method for p in input_paths(s)]
         log = None if json_out else (
             lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True))
         # with --json, stdout carries only compare.json: anything a component prints goes to stderr

@@ -8,7 +8,6 @@ run.json with ``--json``).  Ctrl-C and SIGTERM keep the result so far.
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -79,7 +78,7 @@ def run(
         from ..session.signals import exit_code_for
 
         host = _host()
-        from ..run.settings import make_settings
+        from ..run.settings import input_paths, make_settings
 
         settings = make_settings(
             host.registry, image=image, degrade=degrade, prior=prior, net=net, metrics=metric,
@@ -99,7 +98,7 @@ def run(
         progress_cb, progress = _progress(show)
         log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
         # the folder reserved before the fit; with --json anything a component prints goes to stderr
-        done = reserve_fit_write(out=out, source=settings.image, inputs=_input_paths(settings), overwrite=overwrite,
+        done = reserve_fit_write(out=out, source=settings.image, inputs=input_paths(settings), overwrite=overwrite,
                                  bar=progress, json_out=json_out,
                                  fit=lambda: run_pipeline(settings, host.registry, callback=progress_cb, log=log),
                                  write=lambda folder, result: write_outputs(result, folder, save=save.value))
@@ -113,25 +112,6 @@ def run(
             err_console.print("interrupted: wrote the result so far" if result.interrupted
                               else "interrupted: the fit had finished; wrote the result", highlight=False)
             raise typer.Exit(exit_code_for(done.signals.signum))
-
-
-def _input_paths(settings) -> list[Path]:
-    """Every path the run reads: the image, the reference, the data folder, and file values in component specs."""
-    from ..spec import parse_spec
-
-    paths = [Path(p) for p in (settings.image, settings.reference, settings.data)
-             if isinstance(p, (str, os.PathLike))]
-    for text in (*settings.degrade, *settings.prior, settings.net, *settings.metrics):
-        try:
-            spec = parse_spec(text)
-        except Exception:  # noqa: BLE001 - the run reports spec errors itself
-            continue
-        values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
-        for v in values:
-            for item in (v if isinstance(v, list) else [v]):
-                if isinstance(item, str) and item.strip():
-                    paths.append(Path(item))
-    return paths
 
 
 def _progress(show: bool):

@@ -16,6 +16,7 @@ clean image synthetically (``gaussian:25`` by default).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -209,3 +210,23 @@ def _solves_directly(registry: Any, priors: Sequence[str]) -> bool:
         except Exception:  # noqa: BLE001 - reported with context by the plan
             return False
     return False
+
+
+def input_paths(settings: RunSettings) -> list[Path]:
+    """Every path a run reads: the image, the reference, the data folder, and every value in a component spec
+    that could name a file (an output folder must not be, or hold, any of them)."""
+    from ..spec import parse_spec
+
+    paths = [Path(p) for p in (settings.image, settings.reference, settings.data)
+             if isinstance(p, (str, os.PathLike))]
+    for text in (*settings.degrade, *settings.prior, settings.net, *settings.metrics):
+        try:
+            spec = parse_spec(text)
+        except Exception:  # noqa: BLE001 - the run reports spec errors itself
+            continue
+        values = list(spec.params.values()) + ([spec.positional] if spec.positional is not None else [])
+        for v in values:
+            for item in (v if isinstance(v, list) else [v]):
+                if isinstance(item, str) and item.strip():
+                    paths.append(Path(item))
+    return paths
