@@ -158,13 +158,6 @@ def deprecated(old: str, new: str) -> None:
     _DEPRECATIONS.append(f"{old} is deprecated, use {new}")
 
 
-def pick_device_checked(name: str):
-    """``--device`` resolved (auto: CUDA, MPS, CPU); an unknown or absent device is one line and exit 2."""
-    from ..run.plan import pick_device
-
-    return pick_device(name)
-
-
 #: what an option's value is called in the help, by its long name (the rest: by type)
 METAVARS = {
     "--degrade": "SPEC", "--prior": "SPEC", "--net": "SPEC", "--metric": "SPEC", "--method": "SPEC",

@@ -142,9 +142,9 @@ def _device_note(device: str):
     device the search runs on (None: the CPU, exactly as before) and the record's note saying where it ran
     when that is not the CPU (restorekit/inspect/optimize.py puts the image, the generator, its code and the
     pixels there; the network looked into is moved there by :func:`_on_device`)."""
-    from .common import pick_device_checked
+    from ..session.device import pick_device
 
-    dev = pick_device_checked(device)
+    dev = pick_device(device)
     if dev.type == "cpu":
         return None, None
     return dev, f"the search ran on {dev} (--device {device})"

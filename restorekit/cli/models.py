@@ -77,9 +77,9 @@ def eval_model(
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
         if device is not None:
-            from .common import pick_device_checked
+            from ..session.device import pick_device
 
-            pick_device_checked(device)
+            pick_device(device)
         log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
 
         def fit():

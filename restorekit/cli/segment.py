@@ -71,9 +71,9 @@ def _execute(request, json_out: bool, debug: bool) -> None:
 
         check_input_file(request.image, "image")
         if request.device is not None:
-            from .common import pick_device_checked
+            from ..session.device import pick_device
 
-            pick_device_checked(request.device)  # an unknown or absent device: one line, before any work
+            pick_device(request.device)  # an unknown or absent device: one line, before any work
         outcome = prepare(request, _host().registry)
         inputs = input_paths(request)
         cb, bar = _progress(not json_out and err_console.is_terminal)

@@ -177,7 +177,7 @@ def evaluate(model_path: Path, folder: Path | None, *, degrade: list[str] | None
 
 
 def _device(name: str):
-    from ..run.plan import pick_device
+    from ..session.device import pick_device
 
     return pick_device(name)
 

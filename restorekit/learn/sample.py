@@ -42,7 +42,7 @@ def sample_images(model_path: Path, count: int, seed: int, device: str | None = 
     codes = mean + std * torch.randn((count, *mean.shape), generator=g)
     codes = codes.float()
     if device is not None:
-        from ..run.plan import pick_device
+        from ..session.device import pick_device
 
         dev = pick_device(device)
         if dev.type != "cpu":
