@@ -137,8 +137,6 @@ def reserve_output(s: TrainSettings):
     (:func:`~restorekit.session.outdir.continue_output`).  Unlike run's results, a model folder is
     written in place, not staged: its checkpoint must outlive a killed training for ``--resume`` to
     continue it."""
-    import shutil
-
     from ..session.outdir import LOCK_NAME, continue_output, prepare_output
 
     out = Path(s.out)
@@ -153,10 +151,7 @@ def reserve_output(s: TrainSettings):
         if not (out / CHECKPOINT).is_file():
             raise UsageError(f"--resume: '{out}' has no {CHECKPOINT} to continue from")
         return continue_output(out, inputs=inputs)
-    folder = prepare_output(out, inputs=inputs)
-    shutil.rmtree(folder.staging, ignore_errors=True)  # in place: see above
-    folder.staging = None
-    return folder
+    return prepare_output(out, inputs=inputs, staged=False)  # in place: see above
 
 
 def release_output(folder) -> None:

@@ -374,6 +374,7 @@ def prepare_output(
     overwrite: bool = False,
     inputs: Iterable[Path] = (),
     root: Path = Path("runs"),
+    staged: bool = True,
 ) -> OutputFolder:
     """Check the output location and reserve it, before any work is done.
 
@@ -381,7 +382,9 @@ def prepare_output(
     are the paths the run reads: the output may be neither one of them nor
     a folder holding one.  Raises :class:`UsageError` (one line) when the
     location cannot take the results; on success the folder exists with a
-    lock file in it and the staging folder exists beside it.
+    lock file in it and the staging folder exists beside it (``staged=False``:
+    none, for a command that writes into the folder in place, as ``train``
+    does so that its checkpoint outlives a killed run).
     """
     inputs = [Path(p) for p in inputs]
     created: list[Path] = []
@@ -434,6 +437,8 @@ def prepare_output(
             _undo(created)
             raise _location_error(out, exc) from None
     folder = OutputFolder(path=out, staging=None, replace=replace, created=created)
+    if not staged:
+        return folder
     try:
         folder.staging = Path(tempfile.mkdtemp(prefix=folder._prefix(), suffix=".tmp", dir=out.parent))
         # the probe: a file in the staging folder, where the results will be written
