@@ -109,8 +109,11 @@ def run(
             _print_summary(result, done.folder.path, done.files)
         # a stack's last page can be scored while a signal waits (stopped_by): the result is whole
         if result.interrupted or done.signals.held or done.signals.stopped_by is not None:
-            err_console.print("interrupted: wrote the result so far" if result.interrupted
-                              else "interrupted: the fit had finished; wrote the result", highlight=False)
+            what = "interrupted: wrote the result so far" if result.interrupted else (
+                "interrupted: the fit had finished; wrote the result")
+            if result.pages:  # a stack: which pages the result holds restored, and which as read
+                what += "".join(f" ({n})" for n in result.record.notes if n.startswith("interrupted at page "))
+            err_console.print(what, highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(done.signals.signum))
 
 

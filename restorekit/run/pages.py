@@ -46,6 +46,7 @@ def run_pages(
     *,
     callback: Callable[[Any], Any] | None = None,
     log: Callable[[str], Any] | None = None,
+    store: Any = None,
 ) -> Result:
     """Restore each page of a stack as its own image; the stack's :class:`~.pipeline.Result`.
 
@@ -54,6 +55,8 @@ def run_pages(
     printed, and one line per page restored.  ``callback`` gets each page's
     progress with a ``page`` attribute ("page k/N").  ``settings.reference``,
     when given, is a stack of as many pages (a path or a list of images).
+    ``store`` (a :class:`~.kept.PageStore`) keeps each finished page on disk as it is done, and gives
+    back the pages an earlier, interrupted attempt finished instead of restoring them again.
     """
     n = len(pages)
     if n < 2:
@@ -63,9 +66,16 @@ def run_pages(
     results: list[Result] = []
     interrupted = False
     printed: set[str] = set()
+    finished = set(store.begin(n)) if store is not None else set()
     try:
         for k, page in enumerate(pages):
             label = f"page {k + 1}/{n}"
+            kept = store.load(k + 1, page) if k + 1 in finished else None
+            if kept is not None:
+                results.append(kept)
+                if log is not None:
+                    log(f"{page_line(k, n, kept)} (kept from an earlier attempt)")
+                continue
             if log is not None:
                 log(label)
             page_log = None if log is None else _once(log, printed)
@@ -74,6 +84,8 @@ def run_pages(
             try:
                 with deferred_signals():  # a page that has a result is scored and recorded whole
                     result = finish(prepared, solution, registry, log=page_log)
+                    if store is not None and not solution.interrupted:
+                        store.save(k + 1, result)  # whole or not at all: a kill leaves no half page
                     results.append(result)
                     if log is not None:
                         log(page_line(k, n, result))
@@ -88,7 +100,20 @@ def run_pages(
     if not results:
         raise KeyboardInterrupt  # no page has a result: as a single image interrupted before its fit
     hold_signals()  # a result exists: from here a signal waits until it is written
-    return _assemble(settings, pages, references, results, interrupted, started)
+    return _assemble(settings, pages, references, results, interrupted, started,
+                     [] if store is None else store.loaded)
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """"page 3", "pages 1-4, 7": page numbers (1-based, sorted) in runs."""
+    runs: list[list[int]] = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return f"page {text}" if len(numbers) == 1 else f"pages {text}"
 
 
 def _once(log: Callable[[str], Any], printed: set[str]) -> Callable[[str], Any]:
@@ -187,7 +212,7 @@ def _mean(values: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[Any], results: list[Result],
-              interrupted: bool, started: float) -> Result:
+              interrupted: bool, started: float, kept: Sequence[int] = ()) -> Result:
     """The stack's Result: the restored pages, then the pages not reached as they were read."""
     first = results[0]
     n, done = len(pages), len(results)
@@ -220,7 +245,7 @@ def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[An
         mask = np.stack([r.mask if r.mask is not None else ones for r in results] + [ones] * (n - done))
     metrics = _mean([r.metrics for r in results])
     baseline = _mean([r.baseline for r in results])
-    record = stack_record(pages, results, interrupted, metrics, baseline, started)
+    record = stack_record(pages, results, interrupted, metrics, baseline, started, kept=kept)
     return Result(
         image=np.stack(images), restored=np.stack(restored), degraded=np.stack(degraded), reference=reference,
         mask=mask, metrics=metrics, baseline=baseline, record=record, source=first.source,
@@ -229,11 +254,11 @@ def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[An
 
 
 def stack_record(pages: Sequence[Image], results: list[Result], interrupted: bool, metrics: dict[str, float],
-                 baseline: dict[str, float], started: float):
+                 baseline: dict[str, float], started: float, *, kept: Sequence[int] = ()):
     """The stack's run.json: page 1's record (its input, components, settings, noise, safeguard, result and
     history), with the stack's status and times, the scores' means over the pages restored, the pages'
-    total of iterations, notes that say what each page did, ``input.pages`` and every page's own
-    :class:`~.record.PageRecord` in ``pages``."""
+    total of iterations, notes that say what each page did (and which pages, ``kept``, 1-based, an earlier
+    attempt restored), ``input.pages`` and every page's own :class:`~.record.PageRecord` in ``pages``."""
     from .record import PageRecord, TimingsRecord
 
     first = results[0]
@@ -251,6 +276,9 @@ def stack_record(pages: Sequence[Image], results: list[Result], interrupted: boo
     for k, r in enumerate(results[1:], 2):
         notes += [f"page {k}/{n}: {note}" for note in r.record.notes if note not in seen]
     notes += [page_line(k, n, r) for k, r in enumerate(results)]
+    if kept:
+        notes.append(f"{_spans(kept)} of {n} {'was' if len(kept) == 1 else 'were'} restored by an earlier attempt "
+                     "that was stopped, and kept: their results, records and times are that attempt's")
     if interrupted:
         last = results[-1]
         what = (f"page {done}'s fit was interrupted and kept its result so far" if last.interrupted
