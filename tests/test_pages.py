@@ -473,3 +473,44 @@ def test_a_stack_killed_mid_page_resumes_from_the_pages_it_kept(tmp_path):
                                   tifffile.imread(tmp_path / "ref/s/restored.tif"))
     assert f"pages 1-{len(done)} of 5 were restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "out/s"))
     assert _hidden(tmp_path / "out") == []
+
+
+# -- restorekit.restore(..., pages=True): a stack held in memory -------------------------------------------
+
+
+def test_restore_takes_a_stack_in_memory_with_pages_true(tmp_path):
+    """An array whose first axis is pages, said so with pages=True, is restored as the same stack in a TIFF
+    is: same shape, same dtype, each page its own run; without pages=True an array is one image."""
+    from restorekit import UsageError, restore
+
+    clean, noisy = noisy_stack(tmp_path / "s.tif")
+    fit = dict(prior="tv:0.02", net="identity", iters=40)
+    r = restore(noisy, pages=True, **fit)
+    assert r.image.shape == noisy.shape and r.image.dtype == np.uint16 and len(r.pages) == 3
+    assert r.record.status == "complete" and r.record.input.pages == 3
+    assert r.record.notes[0].startswith("the array is a stack of 3 pages of 24x24 (gray, uint16)")
+    np.testing.assert_array_equal(r.image, restore(tmp_path / "s.tif", **fit).image)  # as from the file
+    for k in range(3):
+        assert rms(r.image[k], clean[k]) < rms(noisy[k], clean[k])
+    # a reference stack in memory: each page scored against its own
+    ref = restore(noisy, pages=True, reference=np.rint(clean).astype(np.uint16), **fit)
+    assert [p.metrics["psnr"] > p.baseline["psnr"] for p in ref.pages] == [True] * 3
+    # colour pages, and a trailing channel of one, come back in the shape they went in
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 16, 20, 3), dtype=np.uint8)
+    out = restore(rgb, pages=True, **fit)
+    assert out.image.shape == rgb.shape and out.image.dtype == np.uint8 and len(out.pages) == 2
+    assert restore(rgb[..., :1], pages=True, **fit).image.shape == (2, 16, 20, 1)
+    # (H, W, 3) without pages=True is one RGB image, never a stack of three
+    one = restore(rgb[0], **fit)
+    assert one.image.shape == (16, 20, 3) and one.pages == []
+    # a path with pages=True: every page of its file, a stack even of one page
+    tifffile.imwrite(tmp_path / "one.tif", noisy[0])
+    single = restore(tmp_path / "one.tif", pages=True, **fit)
+    assert single.image.shape == (1, 24, 24) and len(single.pages) == 1
+    # an array that can only be a stack, given without pages=True, and pages=True on one image: one line each
+    with pytest.raises(UsageError, match=r"if its first axis is pages \(a stack of 3\), pass pages=True"):
+        restore(noisy, **fit)
+    with pytest.raises(UsageError, match=r"\(got shape \(24, 24\)\); drop pages=True for one image"):
+        restore(noisy[0], pages=True, **fit)
+    with pytest.raises(UsageError, match="page 1 of 2: invalid image array: dtype int64"):
+        restore(np.zeros((2, 8, 8), dtype=np.int64), pages=True, **fit)

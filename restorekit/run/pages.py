@@ -59,8 +59,8 @@ def run_pages(
     back the pages an earlier, interrupted attempt finished instead of restoring them again.
     """
     n = len(pages)
-    if n < 2:
-        raise ValueError("run_pages needs a stack of two pages or more")
+    if n < 1:
+        raise ValueError("run_pages needs a stack of one page or more")
     started = time.perf_counter()
     references = _reference_pages(settings.reference, n)
     results: list[Result] = []
@@ -102,6 +102,37 @@ def run_pages(
     hold_signals()  # a result exists: from here a signal waits until it is written
     return _assemble(settings, pages, references, results, interrupted, started,
                      [] if store is None else store.loaded)
+
+
+def stack_pages(image: Any) -> list[Image]:
+    """A stack given as pages (``restorekit.restore(..., pages=True)``): an array or a sequence of arrays
+    whose first axis is the pages, ``(N, H, W)`` or ``(N, H, W, C)`` (each page as
+    :func:`~restorekit.io.image_from_array` takes it), an :class:`~restorekit.io.Image` list, or a path
+    (every page of the file, :func:`~restorekit.io.read_pages`: one for a single-page file).  Raises
+    :class:`UsageError` (one line) for anything else."""
+    from ..io import image_from_array
+
+    if isinstance(image, (str, os.PathLike)):
+        return list(read_pages(image))
+    if isinstance(image, (list, tuple)) and image and all(isinstance(p, Image) for p in image):
+        return list(image)
+    try:
+        stack = np.asarray(image)
+    except Exception:  # noqa: BLE001 - ragged lists: the shape check below says so
+        stack = np.asarray(None)
+    if stack.ndim not in (3, 4) or stack.shape[0] == 0:
+        raise UsageError(f"pages=True takes a stack whose first axis is its pages, (N, H, W) or (N, H, W, C) "
+                         f"(got {'an object' if stack.ndim == 0 else f'shape {tuple(stack.shape)}'})"
+                         f"{'; drop pages=True for one image' if stack.ndim == 2 else ''}")
+    out = []
+    for k, page in enumerate(stack):
+        try:
+            img = image_from_array(page)
+        except UsageError as exc:
+            raise UsageError(f"page {k + 1} of {len(stack)}: {exc}") from None
+        img.page = k
+        out.append(img)
+    return out
 
 
 def _spans(numbers: Sequence[int]) -> str:
@@ -268,9 +299,11 @@ def stack_record(pages: Sequence[Image], results: list[Result], interrupted: boo
     shape = f"{src.width}x{src.height}"
     channels = {1: "gray", 3: "RGB"}.get(src.channels, f"{src.channels} channels") + (
         " + alpha" if src.alpha is not None else "")
-    notes = [f"the TIFF holds a stack of {n} pages of {shape} ({channels}, {np.dtype(src.dtype)}); each page was "
-             f"restored as an image of its own, with the same settings and seed, and the result is a stack of "
-             f"{n} pages in the same order"]
+    holder = {"tiff": "the TIFF holds", "array": "the array is"}.get(src.format, "the image is")
+    many = f"{n} page{'s' if n > 1 else ''}"
+    notes = [f"{holder} a stack of {many} of {shape} ({channels}, {np.dtype(src.dtype)}); each page was restored "
+             f"as an image of its own, with the same settings and seed, and the result is a stack of {many} in "
+             "the same order"]
     notes += [note for note in first.record.notes if note not in notes]
     seen = set(first.record.notes)
     for k, r in enumerate(results[1:], 2):
