@@ -514,3 +514,71 @@ def test_restore_takes_a_stack_in_memory_with_pages_true(tmp_path):
         restore(noisy[0], pages=True, **fit)
     with pytest.raises(UsageError, match="page 1 of 2: invalid image array: dtype int64"):
         restore(np.zeros((2, 8, 8), dtype=np.int64), pages=True, **fit)
+
+
+# -- OME-TIFF: the OME-XML goes with the stack where it still describes it ------------------------------------
+
+
+def _ome_stack(path, noisy):
+    tifffile.imwrite(path, noisy, ome=True, photometric="minisblack", metadata={
+        "axes": "ZYX", "PhysicalSizeX": 0.13, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 0.13,
+        "PhysicalSizeYUnit": "µm", "PhysicalSizeZ": 0.5, "PhysicalSizeZUnit": "µm", "Channel": {"Name": ["DAPI"]}})
+
+
+def _ome_pixels(path) -> dict:
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome, path
+        ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
+        return {"axes": tif.series[0].axes, "shape": tif.series[0].shape, "uuid": ome["UUID"],
+                **{k: v for k, v in ome["Image"]["Pixels"].items() if k != "TiffData"}}
+
+
+def test_an_ome_tiff_stack_keeps_its_ome_xml(tmp_path):
+    """restored.tif and degraded.tif of an OME-TIFF z-stack carry its OME description: pixel sizes, units,
+    axes, channel name (a new UUID: another file); run.json says so; the pixels are the restored ones."""
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    _ome_stack(tmp_path / "s.ome.tif", noisy)
+    r = invoke(["run", tmp_path / "s.ome.tif", *FIT, "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    want = _ome_pixels(tmp_path / "s.ome.tif")
+    assert want["PhysicalSizeX"] == 0.13 and want["PhysicalSizeZ"] == 0.5 and want["Channel"]["Name"] == "DAPI"
+    for name in ("restored.tif", "degraded.tif"):
+        got = _ome_pixels(tmp_path / "o" / name)
+        assert got["uuid"] != want["uuid"]
+        assert {k: v for k, v in got.items() if k != "uuid"} == {k: v for k, v in want.items() if k != "uuid"}
+    out = tifffile.imread(tmp_path / "o/restored.tif")
+    assert out.shape == noisy.shape and out.dtype == np.uint16 and (out != noisy).any()
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o/degraded.tif"), noisy)
+    notes = json.loads((tmp_path / "o/run.json").read_text())["notes"]
+    assert any(n.startswith("restored.tif and degraded.tif carry the input's OME-XML as it is") for n in notes)
+    # --save restored: the one file, the same description
+    r = invoke(["run", tmp_path / "s.ome.tif", *FIT, "--out", tmp_path / "r", "--save", "restored"])
+    assert r.exit_code == 0, r.output
+    assert _ome_pixels(tmp_path / "r/restored.tif")["PhysicalSizeZ"] == 0.5
+
+
+def test_an_ome_description_that_no_longer_fits_is_not_written(tmp_path):
+    """Super-resolution doubles the pages' size: the input's OME-XML would lie about it, so restored.tif has
+    none and run.json says why; degraded.tif (the input's size) keeps it.  And write_stack never writes an
+    OME description that does not describe its pages."""
+    from restorekit.io import ome_difference, read_tiff_calibration, write_stack
+
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    _ome_stack(tmp_path / "s.ome.tif", noisy)
+    r = invoke(["run", tmp_path / "s.ome.tif", "--degrade", "downsample:2", "--prior", "tv:0.02", "--net",
+                "identity", "--iters", "5", "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    with tifffile.TiffFile(tmp_path / "o/restored.tif") as tif:
+        assert not tif.is_ome and tif.series[0].shape == (3, 48, 48)
+    assert _ome_pixels(tmp_path / "o/degraded.tif")["SizeX"] == 24
+    notes = json.loads((tmp_path / "o/run.json").read_text())["notes"]
+    assert ("the input's OME-XML is not written into restored.tif: it describes 24x24 pixels and the result is "
+            "48x48; restored.tif has no OME description") in " ".join(notes)
+    cal = read_tiff_calibration(tmp_path / "s.ome.tif")
+    assert ome_difference(cal, noisy) is None
+    assert ome_difference(cal, noisy[:2]) == "it describes 3 planes (1 sample(s) a pixel) and the result has 2 pages"
+    assert ome_difference(cal, (noisy // 257).astype(np.uint8)) == (
+        "it describes uint16 samples and the result holds uint8")
+    write_stack(tmp_path / "two.tif", noisy[:2], calibration=cal)
+    with tifffile.TiffFile(tmp_path / "two.tif") as tif:
+        assert not tif.is_ome and len(tif.pages) == 2
