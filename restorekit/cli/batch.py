@@ -292,11 +292,14 @@ class _BatchProgress:
         self.t0 = time.perf_counter()
         self.bar = None
         if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                        TimeElapsedColumn, TimeRemainingColumn)
 
-            self.bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TextColumn("eta"), TimeRemainingColumn(),
-                                console=err_console)
+            # the spinner and the elapsed time move while an image is worked on (a BM3D solve says nothing
+            # for half a minute; the bar itself moves only when an image finishes)
+            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn(), console=err_console)
             self.task = self.bar.add_task("batch", total=total, info="")
 
     def start(self) -> None:
