@@ -367,6 +367,7 @@ def test_batch_resume_continues_a_stack_from_its_first_page_not_finished(tmp_pat
     clean = np.concatenate([clean_pages(3), clean_pages(3)[:1] * 0.9])
     noisy = np.clip(np.rint(clean + np.random.default_rng(5).normal(0, SIGMA, clean.shape)), 0, 65535)
     tifffile.imwrite(tmp_path / "in/s.tif", noisy.astype(np.uint16), photometric="minisblack")
+    source = (tmp_path / "in/s.tif").read_bytes()
     assert invoke(["batch", "in", "ref", *FIT, "--workers", "1"]).exit_code == 0
     with monkeypatch.context() as m:
         signal_on_call(m, pages, "solve", 3)
@@ -396,6 +397,7 @@ def test_batch_resume_continues_a_stack_from_its_first_page_not_finished(tmp_pat
     assert rec["result"]["metrics"] == ref["result"]["metrics"]
     assert [p["iterations_run"] for p in rec["pages"]] == [p["iterations_run"] for p in ref["pages"]]
     assert _hidden(tmp_path / "out") == []  # the kept pages went with the stack's commit
+    assert (tmp_path / "in/s.tif").read_bytes() == source  # the input, never written to
 
 
 def test_kept_pages_of_another_run_or_half_written_are_not_taken(tmp_path, monkeypatch):
@@ -417,6 +419,13 @@ def test_kept_pages_of_another_run_or_half_written_are_not_taken(tmp_path, monke
     assert r.exit_code == 0, r.output
     assert solves == [2]  # page 2 (unreadable) and page 3; page 1 kept
     assert "page 1 of 3 was restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "out/s"))
+    assert _hidden(tmp_path / "out") == []
+    # a kill between the stack's commit and the removal of its pages: the next --resume skips the stack (done,
+    # its files verified) and removes what was left
+    kept.mkdir()
+    (kept / "page-0001.npz").write_bytes(b"left")
+    r = invoke(["batch", "in", "out", *FIT, "--workers", "1", "--resume", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 1 and solves == [2]
     assert _hidden(tmp_path / "out") == []
     # the store itself: pages of other options, or of an input whose bytes changed, are not given back
     src = tmp_path / "in/s.tif"
