@@ -438,6 +438,18 @@ def test_kept_pages_of_another_run_or_half_written_are_not_taken(tmp_path, monke
     (tmp_path / "k/page-0001.npz").write_bytes(b"x")
     noisy_stack(src, seed=2)
     assert PageStore(tmp_path / "k", {"iters": 41}, [src]).begin(3) == []
+    # what batch says a page depends on: the options, and the plugins' versions (an upgraded plugin's pages
+    # are not an older one's)
+    from restorekit.batch.inputs import Item
+    from restorekit.batch.job import page_identity
+    from restorekit.plugins import get_host
+
+    item = Item(key="s.tif", input=str(src), out=str(tmp_path / "out/s"), degrade=(), prior=("bm3d",), net=None,
+                reference=None, side_inputs=())
+    before = page_identity(item, {"seed": 0, "iters": 40})
+    assert page_identity(item, {"seed": 1, "iters": 40}) != before
+    monkeypatch.setattr(get_host().plugins[0], "version", "99.0")
+    assert page_identity(item, {"seed": 0, "iters": 40}) != before
 
 
 def test_a_stack_killed_mid_page_resumes_from_the_pages_it_kept(tmp_path):

@@ -6,7 +6,8 @@ start over at page 1.  :class:`PageStore` keeps every finished page in a hidden 
 image's output folder (``OUT/.<name>.rk-pages/``), and the next attempt takes them from there:
 
 * ``pages.json`` says whose pages these are: the input's SHA-256, its page count, the run's options
-  (components, seed, iterations, ...), the side inputs' SHA-256 and restorekit's version.  A folder that
+  (components, seed, iterations, ...; batch adds the plugins' versions), the side inputs' SHA-256 and
+  restorekit's version.  A folder that
   says anything else (another input, other options) is emptied before a page is written, so a page is
   never taken for another run's;
 * ``page-NNNN.npz`` is page NNNN (1-based), written atomically (a temporary file, fsynced, renamed:
