@@ -69,8 +69,9 @@ def restore(
     callback: Callable[[Any], Any] | None = None,
     registry: Registry | None = None,
     log: Callable[[str], Any] | None = None,
+    pages: bool = False,
 ) -> Result:
-    """Restore one image.
+    """Restore one image, or a stack of them page by page.
 
     ``image`` is a path, an array (HxW, HxWxC; uint8, uint16 or float in
     [0, 1]) or ``None`` for the embedded default image.  A path to a
@@ -79,7 +80,15 @@ def restore(
     ``result.image`` is the stack, ``(N, H, W[, C])`` in the input's sample
     type, and ``result.pages`` each restored page's own :class:`Result`
     (fewer than N when interrupted; ``reference`` is then a stack of N
-    pages).  An image given is
+    pages).  ``pages=True`` says that ``image`` is a stack whose first axis
+    is its pages, held in memory: an array (or a list of arrays) ``(N, H,
+    W)`` or ``(N, H, W, C)``, restored page by page as a TIFF stack is (the
+    result's ``image`` is ``(N, H, W[, C])`` in the input's sample type; a
+    path gives every page of its file, one for a single-page file, and the
+    result is a stack all the same).  Without it an array is always one
+    image (``(H, W, 3)`` is RGB).  ``reference`` is then a stack of N pages
+    too (an array whose first axis is the pages, a list, or a path).  An
+    image given is
     taken as already degraded: ``mode`` defaults to ``restore``, where
     ``degrade`` only describes the forward model (default ``noise``: real
     noise of unknown level, estimated from the image; ``none``: no
@@ -127,7 +136,36 @@ def restore(
         stop=stop, ensemble=ensemble, ensemble_batched=ensemble_batched, precision=precision,
         time_limit=time_limit, preset=preset, data=data,
     )
-    return run(settings, registry, callback=callback, log=log)
+    if not pages:
+        _refuse_stack_array(image)
+        return run(settings, registry, callback=callback, log=log)
+    return _restore_pages(settings, registry, image, reference, callback, log)
+
+
+def _refuse_stack_array(image: Any) -> None:
+    """An array that can only be a stack of pages, given without ``pages=True``: one line that says so."""
+    if not isinstance(image, np.ndarray):
+        return
+    shape = tuple(image.shape)
+    if len(shape) == 4 or (len(shape) == 3 and not 1 <= shape[2] <= 4):
+        chw = " if it is C x H x W, pass arr.transpose(1, 2, 0);" if len(shape) == 3 and shape[0] <= 4 else ""
+        raise UsageError(f"invalid image array: shape {shape} is not H x W or H x W x C with C in 1..4;{chw} "
+                         f"if its first axis is pages (a stack of {shape[0]}), pass pages=True")
+
+
+def _restore_pages(settings: Any, registry: Registry, image: Any, reference: Any, callback: Any, log: Any) -> Result:
+    """``restore(..., pages=True)``: the stack's pages restored one by one (:func:`~.run.pages.run_pages`)."""
+    from dataclasses import replace
+
+    from .run.pages import run_pages, stack_pages
+
+    stack = stack_pages(image)
+    if isinstance(reference, np.ndarray):
+        reference = list(reference)  # a stack of references: one per page, along the first axis
+    result = run_pages(replace(settings, reference=reference), registry, stack, callback=callback, log=log)
+    if isinstance(image, np.ndarray) and image.ndim == 4 and image.shape[-1] == 1 and result.image.ndim == 3:
+        result.image = result.image[..., None]  # (N, H, W, 1) in, (N, H, W, 1) out
+    return result
 
 
 # -- the other commands as functions: each calls what its CLI command calls ---------------------------------

@@ -234,6 +234,9 @@ def test_a_signal_during_page_2_keeps_page_1(tmp_path, monkeypatch, sig, code):
     r = invoke(["run", tmp_path / "s.tif", *FIT, "--out", tmp_path / "o"])
     assert r.exit_code == code, r.output
     assert "wrote the result so far" in r.stderr
+    # the message says what was kept (the restored pages) and what was not (the rest, as read)
+    assert ("(interrupted at page 1/3: page 1 was restored; pages 2-3 were not started: the result holds them "
+            "as read)") in " ".join(r.stderr.split())
     out = tifffile.imread(tmp_path / "o/restored.tif")
     assert out.shape == (3, 24, 24) and out.dtype == np.uint16
     assert (out[0] != noisy[0]).any()
@@ -339,3 +342,264 @@ def test_every_malformed_file_reads_as_pages_or_one_line(tmp_path, monkeypatch):
         assert expected in (None, "image"), (name, expected)
         assert pages and all(isinstance(p, Image) and p.data.dtype == np.float32 for p in pages), name
     assert len(read_pages(tmp_path / "multipage.tif.tif")) == 4
+
+
+# -- batch --resume: a stack continues from its first page not finished ------------------------------------
+
+
+def _hidden(out) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob(".*"))
+
+
+def _stack_notes(folder) -> list[str]:
+    """run.json's notes, times blanked (two runs take different times)."""
+    import re
+
+    return [re.sub(r" in \d+\.\d s", " in T s", n) for n in json.loads((folder / "run.json").read_text())["notes"]]
+
+
+def test_batch_resume_continues_a_stack_from_its_first_page_not_finished(tmp_path, monkeypatch):
+    """Ctrl-C as page 3 of 4 starts: pages 1-2 are kept on disk; --resume restores pages 3-4 only, and the
+    stack it writes is the one an uninterrupted batch writes."""
+    from restorekit.run import pages
+
+    (tmp_path / "in").mkdir()
+    clean = np.concatenate([clean_pages(3), clean_pages(3)[:1] * 0.9])
+    noisy = np.clip(np.rint(clean + np.random.default_rng(5).normal(0, SIGMA, clean.shape)), 0, 65535)
+    tifffile.imwrite(tmp_path / "in/s.tif", noisy.astype(np.uint16), photometric="minisblack")
+    source = (tmp_path / "in/s.tif").read_bytes()
+    assert invoke(["batch", "in", "ref", *FIT, "--workers", "1"]).exit_code == 0
+    with monkeypatch.context() as m:
+        signal_on_call(m, pages, "solve", 3)
+        r = invoke(["batch", "in", "out", *FIT, "--workers", "1"])
+    assert r.exit_code == 130, r.output
+    kept = tmp_path / "out/.s.rk-pages"
+    assert sorted(p.name for p in kept.iterdir()) == ["page-0001.npz", "page-0002.npz", "pages.json"]
+    assert not (tmp_path / "out/s").exists()  # nothing written for the stack before every page is done
+    from restorekit.run.kept import PageStore
+
+    saved = []
+    real_save = PageStore.save
+    monkeypatch.setattr(PageStore, "save", lambda self, k, result: (saved.append(k), real_save(self, k, result)))
+    solves = signal_on_call(monkeypatch, pages, "solve", 0)  # counts the pages restored
+    r = invoke(["batch", "in", "out", *FIT, "--workers", "1", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert solves == [2] and saved == [3, 4]  # pages 1 and 2 were neither restored nor written again
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out/s/restored.tif"),
+                                  tifffile.imread(tmp_path / "ref/s/restored.tif"))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out/s/degraded.tif"), noisy.astype(np.uint16))
+    got, want = _stack_notes(tmp_path / "out/s"), _stack_notes(tmp_path / "ref/s")
+    assert "pages 1-2 of 4 were restored by an earlier attempt that was stopped, and kept: their results, " \
+           "records and times are that attempt's" in got
+    assert [n for n in got if "earlier attempt" not in n] == want  # the same pages, noise estimates, checks
+    rec, ref = (json.loads((tmp_path / d / "s/run.json").read_text()) for d in ("out", "ref"))
+    assert rec["status"] == "complete" and [p["status"] for p in rec["pages"]] == ["complete"] * 4
+    assert rec["result"]["metrics"] == ref["result"]["metrics"]
+    assert [p["iterations_run"] for p in rec["pages"]] == [p["iterations_run"] for p in ref["pages"]]
+    assert _hidden(tmp_path / "out") == []  # the kept pages went with the stack's commit
+    assert (tmp_path / "in/s.tif").read_bytes() == source  # the input, never written to
+
+
+def test_kept_pages_of_another_run_or_half_written_are_not_taken(tmp_path, monkeypatch):
+    """A kept folder says whose pages it holds: other options (or another input) empty it; a temporary file
+    of a killed write and a page file that cannot be read are removed and those pages restored again."""
+    from restorekit.run import pages
+    from restorekit.run.kept import PageStore
+
+    (tmp_path / "in").mkdir()
+    noisy_stack(tmp_path / "in/s.tif")
+    with monkeypatch.context() as m:
+        signal_on_call(m, pages, "solve", 3)
+        assert invoke(["batch", "in", "out", *FIT, "--workers", "1"]).exit_code == 130
+    kept = tmp_path / "out/.s.rk-pages"
+    (kept / "page-0002.npz").write_bytes(b"PK\x03\x04 cut short")  # as a disk fault would leave it
+    (kept / ".page-0003.npz.x1y2.tmp").write_bytes(b"half")  # a write killed before its rename
+    solves = signal_on_call(monkeypatch, pages, "solve", 0)
+    r = invoke(["batch", "in", "out", *FIT, "--workers", "1", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert solves == [2]  # page 2 (unreadable) and page 3; page 1 kept
+    assert "page 1 of 3 was restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "out/s"))
+    assert _hidden(tmp_path / "out") == []
+    # a kill between the stack's commit and the removal of its pages: the next --resume skips the stack (done,
+    # its files verified) and removes what was left
+    kept.mkdir()
+    (kept / "page-0001.npz").write_bytes(b"left")
+    r = invoke(["batch", "in", "out", *FIT, "--workers", "1", "--resume", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 1 and solves == [2]
+    assert _hidden(tmp_path / "out") == []
+    # the store itself: pages of other options, or of an input whose bytes changed, are not given back
+    src = tmp_path / "in/s.tif"
+    first = PageStore(tmp_path / "k", {"iters": 40}, [src])
+    assert first.begin(3) == []
+    (tmp_path / "k/page-0001.npz").write_bytes(b"x")
+    assert PageStore(tmp_path / "k", {"iters": 40}, [src]).begin(3) == [1]
+    assert PageStore(tmp_path / "k", {"iters": 41}, [src]).begin(3) == []
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["pages.json"]
+    (tmp_path / "k/page-0001.npz").write_bytes(b"x")
+    noisy_stack(src, seed=2)
+    assert PageStore(tmp_path / "k", {"iters": 41}, [src]).begin(3) == []
+    # what batch says a page depends on: the options, and the plugins' versions (an upgraded plugin's pages
+    # are not an older one's)
+    from restorekit.batch.inputs import Item
+    from restorekit.batch.job import page_identity
+    from restorekit.plugins import get_host
+
+    item = Item(key="s.tif", input=str(src), out=str(tmp_path / "out/s"), degrade=(), prior=("bm3d",), net=None,
+                reference=None, side_inputs=())
+    before = page_identity(item, {"seed": 0, "iters": 40})
+    assert page_identity(item, {"seed": 1, "iters": 40}) != before
+    monkeypatch.setattr(get_host().plugins[0], "version", "99.0")
+    assert page_identity(item, {"seed": 0, "iters": 40}) != before
+
+
+def test_a_stack_killed_mid_page_resumes_from_the_pages_it_kept(tmp_path):
+    """SIGKILL (no clean-up at all) while page 3 of 5 is fitted, in a real batch process: --resume restores
+    pages 3-5 only and writes the stack an uninterrupted batch writes; every kept page was written once."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (tmp_path / "in").mkdir()
+    clean = np.concatenate([clean_pages(3), clean_pages(2)])
+    noisy = np.clip(np.rint(clean + np.random.default_rng(7).normal(0, SIGMA, clean.shape)), 0, 65535)
+    tifffile.imwrite(tmp_path / "in/s.tif", noisy.astype(np.uint16), photometric="minisblack")
+    slow = ["--prior", "tv:0.02", "--net", "identity", "--iters", "600", "--workers", "1"]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(root))
+    p = subprocess.Popen([sys.executable, "-m", "restorekit.cli", "batch", "in", "out", *slow], cwd=tmp_path,
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = tmp_path / "out/.s.rk-pages"
+    deadline = time.monotonic() + 120
+    while not (kept / "page-0002.npz").exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    p.kill()
+    p.wait(timeout=60)
+    assert p.returncode == -9
+    done = sorted(q.name for q in kept.glob("page-*.npz"))
+    assert done[:2] == ["page-0001.npz", "page-0002.npz"] and len(done) < 5, done
+    stats = {name: (kept / name).stat().st_ino for name in done}
+    assert not (tmp_path / "out/s/restored.tif").exists()  # the stack is written only once it is whole
+    from restorekit.run import pages
+
+    with pytest.MonkeyPatch.context() as m:
+        solves = signal_on_call(m, pages, "solve", 0)
+        assert {q.name: q.stat().st_ino for q in kept.glob("page-*.npz")} == stats  # untouched until resumed
+        r = invoke(["batch", "in", "out", *slow, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert solves == [5 - len(done)]
+    assert invoke(["batch", "in", "ref", *slow]).exit_code == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out/s/restored.tif"),
+                                  tifffile.imread(tmp_path / "ref/s/restored.tif"))
+    assert f"pages 1-{len(done)} of 5 were restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "out/s"))
+    assert _hidden(tmp_path / "out") == []
+
+
+# -- restorekit.restore(..., pages=True): a stack held in memory -------------------------------------------
+
+
+def test_restore_takes_a_stack_in_memory_with_pages_true(tmp_path):
+    """An array whose first axis is pages, said so with pages=True, is restored as the same stack in a TIFF
+    is: same shape, same dtype, each page its own run; without pages=True an array is one image."""
+    from restorekit import UsageError, restore
+
+    clean, noisy = noisy_stack(tmp_path / "s.tif")
+    fit = dict(prior="tv:0.02", net="identity", iters=40)
+    r = restore(noisy, pages=True, **fit)
+    assert r.image.shape == noisy.shape and r.image.dtype == np.uint16 and len(r.pages) == 3
+    assert r.record.status == "complete" and r.record.input.pages == 3
+    assert r.record.notes[0].startswith("the array is a stack of 3 pages of 24x24 (gray, uint16)")
+    np.testing.assert_array_equal(r.image, restore(tmp_path / "s.tif", **fit).image)  # as from the file
+    for k in range(3):
+        assert rms(r.image[k], clean[k]) < rms(noisy[k], clean[k])
+    # a reference stack in memory: each page scored against its own
+    ref = restore(noisy, pages=True, reference=np.rint(clean).astype(np.uint16), **fit)
+    assert [p.metrics["psnr"] > p.baseline["psnr"] for p in ref.pages] == [True] * 3
+    # colour pages, and a trailing channel of one, come back in the shape they went in
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 16, 20, 3), dtype=np.uint8)
+    out = restore(rgb, pages=True, **fit)
+    assert out.image.shape == rgb.shape and out.image.dtype == np.uint8 and len(out.pages) == 2
+    assert restore(rgb[..., :1], pages=True, **fit).image.shape == (2, 16, 20, 1)
+    # (H, W, 3) without pages=True is one RGB image, never a stack of three
+    one = restore(rgb[0], **fit)
+    assert one.image.shape == (16, 20, 3) and one.pages == []
+    # a path with pages=True: every page of its file, a stack even of one page
+    tifffile.imwrite(tmp_path / "one.tif", noisy[0])
+    single = restore(tmp_path / "one.tif", pages=True, **fit)
+    assert single.image.shape == (1, 24, 24) and len(single.pages) == 1
+    # an array that can only be a stack, given without pages=True, and pages=True on one image: one line each
+    with pytest.raises(UsageError, match=r"if its first axis is pages \(a stack of 3\), pass pages=True"):
+        restore(noisy, **fit)
+    with pytest.raises(UsageError, match=r"\(got shape \(24, 24\)\); drop pages=True for one image"):
+        restore(noisy[0], pages=True, **fit)
+    with pytest.raises(UsageError, match="page 1 of 2: invalid image array: dtype int64"):
+        restore(np.zeros((2, 8, 8), dtype=np.int64), pages=True, **fit)
+
+
+# -- OME-TIFF: the OME-XML goes with the stack where it still describes it ------------------------------------
+
+
+def _ome_stack(path, noisy):
+    tifffile.imwrite(path, noisy, ome=True, photometric="minisblack", metadata={
+        "axes": "ZYX", "PhysicalSizeX": 0.13, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 0.13,
+        "PhysicalSizeYUnit": "µm", "PhysicalSizeZ": 0.5, "PhysicalSizeZUnit": "µm", "Channel": {"Name": ["DAPI"]}})
+
+
+def _ome_pixels(path) -> dict:
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome, path
+        ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
+        return {"axes": tif.series[0].axes, "shape": tif.series[0].shape, "uuid": ome["UUID"],
+                **{k: v for k, v in ome["Image"]["Pixels"].items() if k != "TiffData"}}
+
+
+def test_an_ome_tiff_stack_keeps_its_ome_xml(tmp_path):
+    """restored.tif and degraded.tif of an OME-TIFF z-stack carry its OME description: pixel sizes, units,
+    axes, channel name (a new UUID: another file); run.json says so; the pixels are the restored ones."""
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    _ome_stack(tmp_path / "s.ome.tif", noisy)
+    r = invoke(["run", tmp_path / "s.ome.tif", *FIT, "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    want = _ome_pixels(tmp_path / "s.ome.tif")
+    assert want["PhysicalSizeX"] == 0.13 and want["PhysicalSizeZ"] == 0.5 and want["Channel"]["Name"] == "DAPI"
+    for name in ("restored.tif", "degraded.tif"):
+        got = _ome_pixels(tmp_path / "o" / name)
+        assert got["uuid"] != want["uuid"]
+        assert {k: v for k, v in got.items() if k != "uuid"} == {k: v for k, v in want.items() if k != "uuid"}
+    out = tifffile.imread(tmp_path / "o/restored.tif")
+    assert out.shape == noisy.shape and out.dtype == np.uint16 and (out != noisy).any()
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o/degraded.tif"), noisy)
+    notes = json.loads((tmp_path / "o/run.json").read_text())["notes"]
+    assert any(n.startswith("restored.tif and degraded.tif carry the input's OME-XML as it is") for n in notes)
+    # --save restored: the one file, the same description
+    r = invoke(["run", tmp_path / "s.ome.tif", *FIT, "--out", tmp_path / "r", "--save", "restored"])
+    assert r.exit_code == 0, r.output
+    assert _ome_pixels(tmp_path / "r/restored.tif")["PhysicalSizeZ"] == 0.5
+
+
+def test_an_ome_description_that_no_longer_fits_is_not_written(tmp_path):
+    """Super-resolution doubles the pages' size: the input's OME-XML would lie about it, so restored.tif has
+    none and run.json says why; degraded.tif (the input's size) keeps it.  And write_stack never writes an
+    OME description that does not describe its pages."""
+    from restorekit.io import ome_difference, read_tiff_calibration, write_stack
+
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    _ome_stack(tmp_path / "s.ome.tif", noisy)
+    r = invoke(["run", tmp_path / "s.ome.tif", "--degrade", "downsample:2", "--prior", "tv:0.02", "--net",
+                "identity", "--iters", "5", "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    with tifffile.TiffFile(tmp_path / "o/restored.tif") as tif:
+        assert not tif.is_ome and tif.series[0].shape == (3, 48, 48)
+    assert _ome_pixels(tmp_path / "o/degraded.tif")["SizeX"] == 24
+    notes = json.loads((tmp_path / "o/run.json").read_text())["notes"]
+    assert ("the input's OME-XML is not written into restored.tif: it describes 24x24 pixels and the result is "
+            "48x48; restored.tif has no OME description") in " ".join(notes)
+    cal = read_tiff_calibration(tmp_path / "s.ome.tif")
+    assert ome_difference(cal, noisy) is None
+    assert ome_difference(cal, noisy[:2]) == "it describes 3 planes (1 sample(s) a pixel) and the result has 2 pages"
+    assert ome_difference(cal, (noisy // 257).astype(np.uint8)) == (
+        "it describes uint16 samples and the result holds uint8")
+    write_stack(tmp_path / "two.tif", noisy[:2], calibration=cal)
+    with tifffile.TiffFile(tmp_path / "two.tif") as tif:
+        assert not tif.is_ome and len(tif.pages) == 2

@@ -14,6 +14,10 @@ folder was written and checksummed by the worker.  On ``--resume``:
   predates the batch is never taken for its result);
 * the hidden staging folders that killed attempts left beside the output
   folders are removed first;
+* a stack (a multi-page TIFF) continues from its first page not finished:
+  each finished page is kept beside its output folder (``.<name>.rk-pages``,
+  :mod:`restorekit.run.kept`) until the stack is written, and removed with
+  the item once it is done;
 * a worker that dies mid-image (killed, out of memory) loses only that
   attempt: the item goes back in the queue while it has attempts left.
 """
@@ -66,6 +70,7 @@ Event = Callable[[str, Item, dict[str, Any] | None], Any]
 def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any], attempts: int,
               summary: Summary) -> list[Item]:
     """The items this run must compute; the rest are skipped or adopted (and recorded)."""
+    from ..run.kept import PageStore, kept_folder
     from ..session.outdir import clean_stale
 
     for parent in sorted({os.path.dirname(item.out) for item in items}):
@@ -78,6 +83,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if row.status == "done":
             if row.checksum and output_checksum(item.out) == row.checksum:
                 summary.skipped += 1
+                PageStore(kept_folder(item.out), {}, ()).discard()  # pages a kill left after the commit
                 continue
         elif row.status == "failed" and row.attempts >= attempts:
             summary.failed += 1
@@ -87,6 +93,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if found is not None:
             manifest.finish(item.key, found)
             summary.adopted += 1
+            PageStore(kept_folder(item.out), {}, ()).discard()
             continue
         todo.append(item)
     return todo

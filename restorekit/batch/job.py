@@ -41,6 +41,18 @@ def _specs(record: Any) -> dict[str, Any]:
     }
 
 
+def page_identity(item: Item, options: dict[str, Any]) -> dict[str, Any]:
+    """What a stack's kept page depends on (:class:`~restorekit.run.kept.PageStore`): the item's specs, the
+    batch's run options but the device (a batch may resume on another one), and the plugins loaded, with
+    their versions (an upgraded BM3D plugin restores the stack again)."""
+    from ..plugins import get_host
+
+    plugins = sorted([p.name, p.version] for p in get_host().plugins if p.status == "loaded")
+    return {"degrade": list(item.degrade), "prior": list(item.prior), "net": item.net,
+            "reference": item.reference is not None,
+            **{k: options.get(k) for k in ITEM_OPTIONS if k != "device"}, "plugins": plugins}
+
+
 def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     """Restore ``item`` into its output folder; a result for the manifest (``status`` done or failed).
 
@@ -48,6 +60,7 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     ``threads``: torch's thread count for this worker.
     """
     from ..plugins import get_registry
+    from ..run.kept import PageStore, kept_folder
     from ..run.outputs import write_outputs
     from ..run.pipeline import run
     from ..run.settings import make_settings
@@ -75,11 +88,15 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             # reserved whole or not at all: a signal during the reservation arrives once `folder` can be abandoned
             with deferred_signals():
                 folder = prepare_output(Path(item.out), source=Path(item.input), overwrite=True, inputs=inputs)
-            result = run(settings, registry)
+            # a stack's finished pages are kept beside its folder as they are done: an attempt after a
+            # kill or Ctrl-C restores only the pages not finished yet (run/kept.py)
+            store = PageStore(kept_folder(item.out), page_identity(item, options), inputs)
+            result = run(settings, registry, store=store)
             if result.interrupted:  # Ctrl-C inside the fit: this image is not done; the batch stops
                 raise KeyboardInterrupt
             with deferred_signals():  # a signal now stops the batch after the write: resume adopts the folder
                 write_outputs(result, folder, save=options.get("save") or "all")
+            store.discard()  # the stack is written: its pages are in it
         except BaseException:
             if folder is not None:
                 folder.abandon()

@@ -77,7 +77,7 @@ def batch(
     stack: Annotated[int, typer.Option("--stack", help="Fit up to this many images of the same size together, in one stacked optimisation per worker (network priors, no --ensemble; each image's result is its fit alone up to rounding). 1: one at a time.")] = 1,
     dask: Annotated[bool, typer.Option("--dask", help="Run on a Dask LocalCluster of --workers processes (needs the dask extra).")] = False,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run. An OUT with no batch yet starts one, so one command serves every run of a job script.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the batch in OUT, with the same options: finished images are kept as they are, the rest run (a stack from its first page not finished). An OUT with no batch yet starts one, so one command serves every run of a job script.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Only the K-th of N deterministic shares of the sorted inputs (every N-th from the K-th; 1 <= K <= N), e.g. a Slurm job array's task; give each share its own OUT.", show_default=False)] = None,
     save: Annotated[Save, typer.Option("--save", help="all: every output file of each image, as run writes them; restored: only the restored image and run.json.")] = Save("all"),
     attempts: Annotated[int, typer.Option("--attempts", help="Attempts per image over every run of the batch (each time it is handed out counts one): a failed image is tried again on --resume until it has had this many.")] = DEFAULT_ATTEMPTS,
@@ -292,11 +292,14 @@ class _BatchProgress:
         self.t0 = time.perf_counter()
         self.bar = None
         if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                        TimeElapsedColumn, TimeRemainingColumn)
 
-            self.bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TextColumn("eta"), TimeRemainingColumn(),
-                                console=err_console)
+            # the spinner and the elapsed time move while an image is worked on (a BM3D solve says nothing
+            # for half a minute; the bar itself moves only when an image finishes)
+            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn(), console=err_console)
             self.task = self.bar.add_task("batch", total=total, info="")
 
     def start(self) -> None:

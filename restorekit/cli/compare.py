@@ -87,15 +87,15 @@ def compare(
         per_method = plan.per_method
         stem = default_stem(Path(checked.image) if checked.image is not None else None)
         paths = [p for s in per_method for p in input_paths(s)]
-        log = None if json_out else (
-            lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True))
+        spinner = _Spinner(show=not json_out and err_console.is_terminal)
+        log = None if json_out else spinner.log
         # with --json, stdout carries only compare.json: anything a component prints goes to stderr
         quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
         folder = None
         try:
             with deferred_signals():  # reserved whole: a signal during it arrives once it can be undone
                 folder = prepare_output(out, source=Path(f"{stem}-compare"), inputs=paths, overwrite=overwrite)
-            with quiet_stdout:
+            with quiet_stdout, spinner:
                 rows, notes, signum = run_methods(methods, shared, registry, folder.staging, defaults=plan.defaults,
                                                   log=log)
             with run_signals() as late:
@@ -126,6 +126,38 @@ def compare(
 
 def _fmt(v) -> str:
     return "" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+class _Spinner:
+    """On a terminal, a spinner with the method running and its elapsed time (a direct solver such as BM3D
+    says nothing for many seconds); its lines ("bm3d ...", "bm3d: complete (17.6 s)") print above it.
+    Off a terminal (or with ``show`` false) only the lines; the spinner leaves nothing behind."""
+
+    def __init__(self, show: bool) -> None:
+        self.bar = self.task = None
+        if show:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                                console=err_console, transient=True)
+
+    def log(self, message: str) -> None:
+        err_console.print(f"[dim]{message}[/dim]", markup=True, highlight=False, soft_wrap=True)
+        if self.bar is not None and message.endswith(" ..."):  # a method starts: its name, its clock from 0
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            from rich.markup import escape
+
+            self.task = self.bar.add_task(escape(message[: -len(" ...")]), total=None)
+
+    def __enter__(self) -> "_Spinner":
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _print_table(rows, labels: list[str], out_dir: Path) -> None:

@@ -96,7 +96,7 @@ def run(
 
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
-        log = (lambda msg: err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)) if not json_out else None
+        log = None if json_out else _logger(progress)
         # the folder reserved before the fit; with --json anything a component prints goes to stderr
         done = reserve_fit_write(out=out, source=settings.image, inputs=input_paths(settings), overwrite=overwrite,
                                  bar=progress, json_out=json_out,
@@ -109,8 +109,11 @@ def run(
             _print_summary(result, done.folder.path, done.files)
         # a stack's last page can be scored while a signal waits (stopped_by): the result is whole
         if result.interrupted or done.signals.held or done.signals.stopped_by is not None:
-            err_console.print("interrupted: wrote the result so far" if result.interrupted
-                              else "interrupted: the fit had finished; wrote the result", highlight=False)
+            what = "interrupted: wrote the result so far" if result.interrupted else (
+                "interrupted: the fit had finished; wrote the result")
+            if result.pages:  # a stack: which pages the result holds restored, and which as read
+                what += "".join(f" ({n})" for n in result.record.notes if n.startswith("interrupted at page "))
+            err_console.print(what, highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(done.signals.signum))
 
 
@@ -120,7 +123,7 @@ def _progress(show: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("[bold]fitting"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[info]}"),
@@ -130,7 +133,7 @@ def _progress(show: bool):
         console=err_console,
         transient=False,
     )
-    task = progress.add_task("fit", total=None, info="", count="")
+    task = progress.add_task("fitting", total=None, info="", count="")
 
     def cb(p):
         info = f"loss {p.loss:.2e}" if p.loss == p.loss else ""
@@ -151,6 +154,18 @@ def _progress(show: bool):
                             count=f"{p.iteration}/{p.iterations}")
 
     return cb, progress
+
+
+def _logger(progress):
+    """The run's notes and plan on stderr; on a terminal, a direct solver's bar (no iterations to count: it
+    pulses, with the elapsed time, while BM3D and the like work) is labelled "solving", a fit's "fitting"."""
+
+    def log(msg: str) -> None:
+        if progress is not None and msg.startswith(("solving with ", "fitting ")):  # before the line redraws it
+            progress.update(progress.task_ids[0], description="solving" if msg.startswith("solving") else "fitting")
+        err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)
+
+    return log
 
 
 def _print_summary(result, out_dir: Path, files: dict[str, str]) -> None:

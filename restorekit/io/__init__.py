@@ -57,7 +57,8 @@ the module that defines them.  This package does not import torch.
 
 from __future__ import annotations
 
-from .codecs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_declared_size, max_pixels, read_tiff_calibration
+from .codecs import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_declared_size, max_pixels, ome_difference,
+                     read_tiff_calibration)
 from .files import atomic_write_bytes, atomic_write_text, check_input_file
 from .image import Image, image_from_array, native_scale, output_suffix, to_array
 from .read import read_image, read_mask, read_pages
@@ -82,4 +83,5 @@ __all__ = [
     "output_suffix",
     "read_mask",
     "read_tiff_calibration",
+    "ome_difference",
 ]

@@ -31,8 +31,10 @@ import io as _io
 import logging
 import math
 import os
+import re
 import struct
 import threading
+import uuid
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
@@ -713,7 +715,8 @@ def _encode_tiff(arr: np.ndarray) -> bytes:
 def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | None = None) -> bytes:
     """Pages checked by :func:`_check_write_array` -> one TIFF, a page each (BigTIFF past 4 GB).
 
-    ``calibration`` (:func:`read_tiff_calibration`'s) puts back the source's pixel size and, where the
+    ``calibration`` (:func:`read_tiff_calibration`'s) puts back the source's OME-XML where it describes
+    the pages (:func:`ome_difference`; then nothing of ImageJ's), the source's pixel size and, where the
     pages can be an ImageJ stack (under 4 GB; uint8, uint16 or float32, colour only as uint8 RGB),
     its ImageJ axes and calibration (spacing, unit, frame interval); such a file is written
     uncompressed, as ImageJ writes it."""
@@ -723,6 +726,13 @@ def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | No
     cal = calibration or {}
     res = {k: cal[k] for k in ("resolution", "resolutionunit") if cal.get(k) is not None}
     buf = _io.BytesIO()
+    if cal.get("ome") and ome_difference(cal, pages) is None:
+        # the source's OME-XML, which describes these pages exactly (a new UUID: another file), on page 1
+        description = _OME_UUID.sub(f'\\1"urn:uuid:{uuid.uuid4()}"', cal["ome"], count=1)
+        with tifffile.TiffWriter(buf, bigtiff=big) as tif:
+            for k, arr in enumerate(pages):
+                tif.write(arr, **_tiff_options(arr), **res, description=description.encode("utf-8") if k == 0 else None)
+        return buf.getvalue()
     imagej = cal.get("imagej")
     if imagej and not big and _imagej_writable(pages, imagej.get("axes", "")):
         colour = pages[0].ndim == 3
@@ -736,13 +746,59 @@ def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | No
     return buf.getvalue()
 
 
+_OME_UUID = re.compile(r'(<OME\b[^>]*?\bUUID=)"[^"]*"')
+#: OME pixel types restorekit writes, by NumPy dtype
+_OME_TYPES = {"uint8": "uint8", "uint16": "uint16", "float32": "float"}
+
+
+def ome_difference(calibration: dict[str, Any] | None, pages: Any) -> str | None:
+    """Why the source's OME-XML (``calibration["ome"]``, :func:`read_tiff_calibration`) does not describe
+    ``pages`` (a stack, or a list of ``(H, W[, C])`` arrays) as they will be written, one page per plane:
+    another size, sample type or count of planes, several images, planes in other files.  None when it
+    describes them (or there is none), and the XML can go with them as it is."""
+    import xml.etree.ElementTree as ET
+
+    xml = (calibration or {}).get("ome")
+    if not xml:
+        return None
+    try:
+        root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    except ET.ParseError:
+        return "the input's OME-XML cannot be read"
+    local = [(el.tag.rsplit("}", 1)[-1], el) for el in root.iter()]
+    pixels = [el for tag, el in local if tag == "Pixels"]
+    if len(pixels) != 1:
+        return f"the input's OME-XML describes {len(pixels)} images"
+    if any(tag == "UUID" and el.get("FileName") for tag, el in local):
+        return "the input's OME-XML places planes in other files"
+    px = pixels[0]
+    first = np.asarray(pages[0])
+    height, width = first.shape[:2]
+    samples = 1 if first.ndim == 2 else int(first.shape[2])
+    try:
+        size = {k: int(px.get(k, "1")) for k in ("SizeX", "SizeY", "SizeC", "SizeZ", "SizeT")}
+    except ValueError:
+        return "the input's OME-XML has a size that is not a number"
+    if (size["SizeX"], size["SizeY"]) != (width, height):
+        return f"it describes {size['SizeX']}x{size['SizeY']} pixels and the result is {width}x{height}"
+    kind = _OME_TYPES.get(str(first.dtype))
+    if px.get("Type") != kind:
+        return f"it describes {px.get('Type')} samples and the result holds {first.dtype}"
+    planes = size["SizeZ"] * size["SizeT"] * size["SizeC"]
+    if size["SizeC"] % samples or planes // samples != len(pages):
+        return f"it describes {planes} planes ({samples} sample(s) a pixel) and the result has {len(pages)} pages"
+    return None
+
+
 #: the ImageJ entries a restored stack keeps: its axes and calibration (not display ranges, LUTs or ROIs)
 IMAGEJ_KEYS = ("spacing", "unit", "finterval", "fps", "xorigin", "yorigin", "zorigin", "loop")
 
 
 def read_tiff_calibration(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The calibration of a TIFF stack: its pixel size (resolution tags) and, for an ImageJ file, its
-    stack axis and :data:`IMAGEJ_KEYS`; None for a file that is not a readable TIFF or has neither.
+    """The calibration of a TIFF stack: its pixel size (resolution tags), for an ImageJ file its stack axis
+    and :data:`IMAGEJ_KEYS`, for an OME-TIFF its OME-XML (``ome``: pixel sizes, axes, channel names and
+    the rest, kept where it still describes the result, :func:`ome_difference`); None for a file that is
+    not a readable TIFF or has none of these.
     A restored stack is written with it (:func:`~restorekit.io.write_stack`), so that the voxel size
     and frame interval a microscope recorded survive the restoration."""
     import tifffile
@@ -756,6 +812,8 @@ def read_tiff_calibration(path: str | os.PathLike[str]) -> dict[str, Any] | None
                 out["resolution"] = (tags["XResolution"].value, tags["YResolution"].value)
                 unit = tags.get("ResolutionUnit")
                 out["resolutionunit"] = None if unit is None else int(unit.value)
+            if tif.is_ome and tif.ome_metadata:
+                out["ome"] = tif.ome_metadata  # written back where it describes the result (ome_difference)
             meta = tif.imagej_metadata
             axes = tif.series[0].axes if tif.series else ""
             if meta and len(axes.replace("S", "")) == 3 and axes[0] in "ZTCQI":

@@ -67,7 +67,8 @@ def write_stack(
     array of another shape or type raises ValueError; another suffix or an
     existing target (without ``overwrite``) raises :class:`UsageError`.
     ``calibration`` (:func:`~restorekit.io.read_tiff_calibration` of the source) keeps its pixel size
-    and ImageJ axes and calibration.
+    and ImageJ axes and calibration, or its OME-XML where that describes ``pages``
+    (:func:`~restorekit.io.ome_difference`).
     """
     target = Path(path)
     if target.suffix.lower() not in _TIFF_SUFFIXES:

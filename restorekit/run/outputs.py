@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import output_suffix, read_tiff_calibration, to_array, write_image, write_stack
+from ..io import ome_difference, output_suffix, read_tiff_calibration, to_array, write_image, write_stack
 from ..session.commit import committing
 from ..session.figures import figure, pyplot, to_rgb
 from ..session.outdir import OutputFolder
@@ -129,10 +129,28 @@ def _calibration(source) -> dict | None:
     return read_tiff_calibration(path)
 
 
+def _ome_notes(calibration: dict | None, stacks: dict[str, np.ndarray], notes: list[str]) -> None:
+    """What became of an OME-TIFF input's OME-XML in each of ``stacks`` (file name -> pages), for run.json:
+    copied where it describes the file's pages (io.ome_difference), else not written, and why."""
+    if not (calibration or {}).get("ome"):
+        return
+    kept = [name for name, pages in stacks.items() if ome_difference(calibration, pages) is None]
+    if kept:
+        notes.append(f"{' and '.join(kept)} {'carries' if len(kept) == 1 else 'carry'} the input's OME-XML as it "
+                     "is (pixel sizes, axes, channel names, ...; a new UUID): the pages have the input's size, "
+                     "sample type and count")
+    for name, pages in stacks.items():
+        if name not in kept:
+            notes.append(f"the input's OME-XML is not written into {name}: {ome_difference(calibration, pages)}; "
+                         f"{name} has no OME description (the input's resolution tags are kept, where it had them)")
+
+
 def _write_restored_only(result, tmp: Path) -> dict[str, str]:
     """``--save restored``: the restored image (a page each for a stack) and nothing else but run.json."""
     if result.pages:
-        write_stack(tmp / "restored.tif", result.image, calibration=_calibration(result.source))
+        calibration = _calibration(result.source)
+        write_stack(tmp / "restored.tif", result.image, calibration=calibration)
+        _ome_notes(calibration, {"restored.tif": result.image}, result.record.notes)
         return {"restored": "restored.tif"}
     name = f"restored{output_suffix(result.source)}"
     write_image(tmp / name, result.image)
@@ -158,9 +176,10 @@ def _write_stack(result, tmp: Path) -> dict[str, str]:
 
         top = np.float32(np.iinfo(image.dtype).max if image.dtype.kind == "u" else 1)
         alphas.append(_resize(image[..., -1].astype(np.float32) / top, result.degraded.shape[2:]))
-    degraded = [to_array(d, a if same else None, src.dtype) for d, a in zip(result.degraded, alphas)]
-    write_stack(tmp / "degraded.tif", np.stack(degraded), calibration=calibration)
+    degraded = np.stack([to_array(d, a if same else None, src.dtype) for d, a in zip(result.degraded, alphas)])
+    write_stack(tmp / "degraded.tif", degraded, calibration=calibration)
     files["degraded"] = "degraded.tif"
+    _ome_notes(calibration, {"restored.tif": result.image, "degraded.tif": degraded}, result.record.notes)
     if result.mask is not None:
         masks = result.mask.astype(np.uint8) * 255
         if all(np.array_equal(masks[0], m) for m in masks[1:]):

@@ -46,6 +46,7 @@ def run_pages(
     *,
     callback: Callable[[Any], Any] | None = None,
     log: Callable[[str], Any] | None = None,
+    store: Any = None,
 ) -> Result:
     """Restore each page of a stack as its own image; the stack's :class:`~.pipeline.Result`.
 
@@ -54,18 +55,27 @@ def run_pages(
     printed, and one line per page restored.  ``callback`` gets each page's
     progress with a ``page`` attribute ("page k/N").  ``settings.reference``,
     when given, is a stack of as many pages (a path or a list of images).
+    ``store`` (a :class:`~.kept.PageStore`) keeps each finished page on disk as it is done, and gives
+    back the pages an earlier, interrupted attempt finished instead of restoring them again.
     """
     n = len(pages)
-    if n < 2:
-        raise ValueError("run_pages needs a stack of two pages or more")
+    if n < 1:
+        raise ValueError("run_pages needs a stack of one page or more")
     started = time.perf_counter()
     references = _reference_pages(settings.reference, n)
     results: list[Result] = []
     interrupted = False
     printed: set[str] = set()
+    finished = set(store.begin(n)) if store is not None else set()
     try:
         for k, page in enumerate(pages):
             label = f"page {k + 1}/{n}"
+            kept = store.load(k + 1, page) if k + 1 in finished else None
+            if kept is not None:
+                results.append(kept)
+                if log is not None:
+                    log(f"{page_line(k, n, kept)} (kept from an earlier attempt)")
+                continue
             if log is not None:
                 log(label)
             page_log = None if log is None else _once(log, printed)
@@ -74,6 +84,8 @@ def run_pages(
             try:
                 with deferred_signals():  # a page that has a result is scored and recorded whole
                     result = finish(prepared, solution, registry, log=page_log)
+                    if store is not None and not solution.interrupted:
+                        store.save(k + 1, result)  # whole or not at all: a kill leaves no half page
                     results.append(result)
                     if log is not None:
                         log(page_line(k, n, result))
@@ -88,7 +100,51 @@ def run_pages(
     if not results:
         raise KeyboardInterrupt  # no page has a result: as a single image interrupted before its fit
     hold_signals()  # a result exists: from here a signal waits until it is written
-    return _assemble(settings, pages, references, results, interrupted, started)
+    return _assemble(settings, pages, references, results, interrupted, started,
+                     [] if store is None else store.loaded)
+
+
+def stack_pages(image: Any) -> list[Image]:
+    """A stack given as pages (``restorekit.restore(..., pages=True)``): an array or a sequence of arrays
+    whose first axis is the pages, ``(N, H, W)`` or ``(N, H, W, C)`` (each page as
+    :func:`~restorekit.io.image_from_array` takes it), an :class:`~restorekit.io.Image` list, or a path
+    (every page of the file, :func:`~restorekit.io.read_pages`: one for a single-page file).  Raises
+    :class:`UsageError` (one line) for anything else."""
+    from ..io import image_from_array
+
+    if isinstance(image, (str, os.PathLike)):
+        return list(read_pages(image))
+    if isinstance(image, (list, tuple)) and image and all(isinstance(p, Image) for p in image):
+        return list(image)
+    try:
+        stack = np.asarray(image)
+    except Exception:  # noqa: BLE001 - ragged lists: the shape check below says so
+        stack = np.asarray(None)
+    if stack.ndim not in (3, 4) or stack.shape[0] == 0:
+        raise UsageError(f"pages=True takes a stack whose first axis is its pages, (N, H, W) or (N, H, W, C) "
+                         f"(got {'an object' if stack.ndim == 0 else f'shape {tuple(stack.shape)}'})"
+                         f"{'; drop pages=True for one image' if stack.ndim == 2 else ''}")
+    out = []
+    for k, page in enumerate(stack):
+        try:
+            img = image_from_array(page)
+        except UsageError as exc:
+            raise UsageError(f"page {k + 1} of {len(stack)}: {exc}") from None
+        img.page = k
+        out.append(img)
+    return out
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """"page 3", "pages 1-4, 7": page numbers (1-based, sorted) in runs."""
+    runs: list[list[int]] = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return f"page {text}" if len(numbers) == 1 else f"pages {text}"
 
 
 def _once(log: Callable[[str], Any], printed: set[str]) -> Callable[[str], Any]:
@@ -187,7 +243,7 @@ def _mean(values: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[Any], results: list[Result],
-              interrupted: bool, started: float) -> Result:
+              interrupted: bool, started: float, kept: Sequence[int] = ()) -> Result:
     """The stack's Result: the restored pages, then the pages not reached as they were read."""
     first = results[0]
     n, done = len(pages), len(results)
@@ -220,7 +276,7 @@ def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[An
         mask = np.stack([r.mask if r.mask is not None else ones for r in results] + [ones] * (n - done))
     metrics = _mean([r.metrics for r in results])
     baseline = _mean([r.baseline for r in results])
-    record = stack_record(pages, results, interrupted, metrics, baseline, started)
+    record = stack_record(pages, results, interrupted, metrics, baseline, started, kept=kept)
     return Result(
         image=np.stack(images), restored=np.stack(restored), degraded=np.stack(degraded), reference=reference,
         mask=mask, metrics=metrics, baseline=baseline, record=record, source=first.source,
@@ -229,11 +285,11 @@ def _assemble(settings: RunSettings, pages: Sequence[Image], references: list[An
 
 
 def stack_record(pages: Sequence[Image], results: list[Result], interrupted: bool, metrics: dict[str, float],
-                 baseline: dict[str, float], started: float):
+                 baseline: dict[str, float], started: float, *, kept: Sequence[int] = ()):
     """The stack's run.json: page 1's record (its input, components, settings, noise, safeguard, result and
     history), with the stack's status and times, the scores' means over the pages restored, the pages'
-    total of iterations, notes that say what each page did, ``input.pages`` and every page's own
-    :class:`~.record.PageRecord` in ``pages``."""
+    total of iterations, notes that say what each page did (and which pages, ``kept``, 1-based, an earlier
+    attempt restored), ``input.pages`` and every page's own :class:`~.record.PageRecord` in ``pages``."""
     from .record import PageRecord, TimingsRecord
 
     first = results[0]
@@ -243,14 +299,19 @@ def stack_record(pages: Sequence[Image], results: list[Result], interrupted: boo
     shape = f"{src.width}x{src.height}"
     channels = {1: "gray", 3: "RGB"}.get(src.channels, f"{src.channels} channels") + (
         " + alpha" if src.alpha is not None else "")
-    notes = [f"the TIFF holds a stack of {n} pages of {shape} ({channels}, {np.dtype(src.dtype)}); each page was "
-             f"restored as an image of its own, with the same settings and seed, and the result is a stack of "
-             f"{n} pages in the same order"]
+    holder = {"tiff": "the TIFF holds", "array": "the array is"}.get(src.format, "the image is")
+    many = f"{n} page{'s' if n > 1 else ''}"
+    notes = [f"{holder} a stack of {many} of {shape} ({channels}, {np.dtype(src.dtype)}); each page was restored "
+             f"as an image of its own, with the same settings and seed, and the result is a stack of {many} in "
+             "the same order"]
     notes += [note for note in first.record.notes if note not in notes]
     seen = set(first.record.notes)
     for k, r in enumerate(results[1:], 2):
         notes += [f"page {k}/{n}: {note}" for note in r.record.notes if note not in seen]
     notes += [page_line(k, n, r) for k, r in enumerate(results)]
+    if kept:
+        notes.append(f"{_spans(kept)} of {n} {'was' if len(kept) == 1 else 'were'} restored by an earlier attempt "
+                     "that was stopped, and kept: their results, records and times are that attempt's")
     if interrupted:
         last = results[-1]
         what = (f"page {done}'s fit was interrupted and kept its result so far" if last.interrupted

@@ -124,11 +124,14 @@ def run(
     callback: Callable[[Any], Any] | None = None,
     log: Callable[[str], Any] | None = None,
     pages: bool = True,
+    store: Any = None,
 ) -> Result:
     """One restoration, every stage; ``log`` receives the notes and the one-line plan.
 
     An image file holding a stack (a multi-page TIFF: z-stack, time series) is restored page by page
-    (:func:`~.pages.run_pages`); with ``pages`` false, its first page only, as :func:`load_input` reads it.
+    (:func:`~.pages.run_pages`; ``store``, a :class:`~.kept.PageStore`, keeps its finished pages on disk
+    and gives back those an earlier attempt finished); with ``pages`` false, its first page only, as
+    :func:`load_input` reads it.
     """
     if pages and isinstance(settings.image, (str, os.PathLike)):
         from ..io import read_pages
@@ -137,7 +140,7 @@ def run(
         if len(read) > 1:
             from .pages import run_pages
 
-            return run_pages(settings, registry, read, callback=callback, log=log)
+            return run_pages(settings, registry, read, callback=callback, log=log, store=store)
         settings = replace(settings, image=read[0])  # read once
     prepared = prepare(settings, registry, log=log)
     solution = solve(prepared.plan, prepared.problem, registry, callback)
