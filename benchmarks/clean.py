@@ -4,7 +4,8 @@
 it.  A clean photo must come back nearly unchanged: PSNR of the result to its own input >= 35 dB.  This
 runs the default (``restorekit.restore(img)`` with nothing else, as the CLI with no flags and
 ``benchmarks/real.py``'s ``default`` method do) on the 256x256 centre crop of each image and reports the
-PSNR to the input, the estimated noise RMS (0-255, mean over channels) and what the safeguard did.
+PSNR to the input (null in the JSON where the input came back unchanged), the estimated noise RMS (0-255,
+mean over channels) and what the safeguard did.
 
 Sets (``--sets``, comma-separated):
 
@@ -85,8 +86,30 @@ def run_one(img: np.ndarray) -> dict:
     g = r.record.safeguard
     return {"psnr": psnr(out, x), "seconds": dt,
             "rms_255": float(np.mean(noise["rms_255"])) if noise else None,
-            "safeguard": g.action if g else None, "score": g.score if g else None,
+            "safeguard": g.action if g else None, "check": g.check if g else None, "score": g.score if g else None,
             "noise": noise}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per set: how many images, which are below the bar, the smallest and the median PSNR (an image returned
+    unchanged has an infinite PSNR, so no mean), and how many were returned unchanged."""
+    out = {}
+    for group in dict.fromkeys(r["set"] for r in rows):
+        mine = [r for r in rows if r["set"] == group]
+        ps = [float("inf") if r["psnr"] is None else r["psnr"] for r in mine]
+        out[group] = {"n": len(ps), "below_35": [r["image"] for r, p in zip(mine, ps) if p < BAR],
+                      "min": _finite(np.min(ps)), "median": _finite(np.median(ps)),
+                      "unchanged": sum(1 for p in ps if p == float("inf"))}
+    return out
+
+
+def _finite(v: float) -> float | None:
+    """``v``, or None where it is infinite (every image of the set came back unchanged)."""
+    return float(v) if np.isfinite(v) else None
+
+
+def _db(v: float | None) -> str:
+    return "inf" if v is None else f"{v:.2f}"
 
 
 def main() -> None:
@@ -100,25 +123,25 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cases = [c for c in images([s.strip() for s in args.sets.split(",") if s.strip()]) if args.only in c[1]]
     rows = []
-    print(f"{'image':34s} {'PSNR':>6s} {'RMS est':>7s} {'safeguard':>9s} {'score':>6s} {'s':>5s}")
+    print(f"{'image':34s} {'PSNR':>6s} {'RMS est':>7s} {'safeguard':>9s} {'check':>11s} {'score':>6s} {'s':>5s}")
     for group, name, path in cases:
         row = {"set": group, "image": name, **run_one(load(path))}
         rows.append(row)
         rms = row["rms_255"] if row["rms_255"] is not None else float("nan")
         score = row["score"] if row["score"] is not None else float("nan")
-        print(f"{name:34s} {row['psnr']:6.2f} {rms:7.2f} {str(row['safeguard']):>9s} {score:6.2f} "
-              f"{row['seconds']:5.1f}", flush=True)
+        print(f"{name:34s} {row['psnr']:6.2f} {rms:7.2f} {str(row['safeguard']):>9s} {str(row['check']):>11s} "
+              f"{score:6.2f} {row['seconds']:5.1f}", flush=True)
     print()
-    summary = {}
-    for group in dict.fromkeys(r["set"] for r in rows):
-        ps = [min(r["psnr"], 99.0) for r in rows if r["set"] == group]
-        below = [r["image"] for r in rows if r["set"] == group and r["psnr"] < BAR]
-        summary[group] = {"n": len(ps), "mean": float(np.mean(ps)), "min": float(np.min(ps)), "below_35": below}
-        print(f"{group:6s} {len(ps):3d} images: mean {np.mean(ps):.2f} dB, min {np.min(ps):.2f}, "
-              f"below {BAR:g}: {', '.join(below) or 'none'}")
+    summary = summarise(rows)
+    for group, s in summary.items():
+        print(f"{group:6s} {s['n']:3d} images: {len(s['below_35'])} below {BAR:g} dB "
+              f"({', '.join(s['below_35']) or 'none'}), min {_db(s['min'])}, median {_db(s['median'])}, "
+              f"returned unchanged {s['unchanged']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"side": SIDE, "summary": summary, "rows": rows}, indent=1))
+    # an image returned unchanged has an infinite PSNR: null in the JSON (which has no infinity)
+    kept = [{**r, "psnr": None if r["psnr"] == float("inf") else r["psnr"]} for r in rows]
+    tmp.write_text(json.dumps({"side": SIDE, "summary": summary, "rows": kept}, indent=1, allow_nan=False))
     os.replace(tmp, args.out)
     print(f"\nwrote {args.out}")
 
