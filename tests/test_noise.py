@@ -259,3 +259,33 @@ def test_the_safeguard_returns_the_input_when_no_milder_level_passes(monkeypatch
     r = restorekit.restore(hwc)
     assert r.record.safeguard.action == "input"
     assert np.array_equal(r.image, hwc)
+
+
+def test_correlation_ratio_tells_removed_noise_from_removed_fine_texture():
+    """A result that removed exactly the correlated noise the model describes passes; one that removed
+    fine grain far less correlated than the model's noise (a clean photo's own texture) fails."""
+    from restorekit.noise.check import CORRELATION_LIMIT, correlation_ratio
+
+    clean = scene(128, 128)
+    noisy = camera_noise(clean, a=0.0, b=0.02**2, blur=True)
+    m = estimate(noisy)
+    assert m.lag1 > 0.5
+    assert correlation_ratio(noisy, clean, m) >= CORRELATION_LIMIT
+    grain = 0.02 * np.random.default_rng(5).standard_normal(clean.shape)  # white: no neighbour correlation
+    assert correlation_ratio(clean + grain, clean, m) < 0.5 * CORRELATION_LIMIT
+    white = estimate(camera_noise(clean, a=0.0, b=0.02**2, blur=False))
+    assert correlation_ratio(clean + grain, clean, white) is None  # white noise: nothing to compare
+
+
+def test_the_safeguard_returns_the_input_when_the_removed_part_is_not_the_models_noise(monkeypatch):
+    import restorekit.noise.check as check
+
+    monkeypatch.setattr(check, "correlation_ratio", lambda noisy, out, model: 0.1)
+    clean = scene(48, 48)
+    noisy = camera_noise(clean, 0.0, 0.02**2, blur=True)
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    r = restorekit.restore(hwc)
+    g = r.record.safeguard
+    assert g.check == "correlation" and g.action == "input" and g.score < g.limit, g
+    assert any(n.startswith("safeguard:") and "texture" in n for n in r.record.notes)
+    assert np.array_equal(r.image, hwc)

@@ -112,12 +112,14 @@ class SafeguardRecord(Section):
     """A ground-truth-free check that the result is not worse than what it started from (the input, or a
     budgeted fit's classical start), and what it did."""
 
-    check: Literal["structure", "start"] = Field(description="structure: the removed part of a denoised image "
-                                                 "against the estimated noise; start: a budgeted fit's error on "
-                                                 "the observed pixels against its start's held-out error")
+    check: Literal["structure", "correlation", "start"] = Field(
+        description="structure: the removed part of a denoised image against the estimated noise; correlation: "
+                    "the removed part's neighbour correlation against the estimated noise's; start: a budgeted "
+                    "fit's error on the observed pixels against its start's held-out error")
     score: float = Field(description="the check's statistic (structure: edge-to-flat ratio of the removed part's "
-                         "normalised energy; start: the fit's error over its start's)")
-    limit: float = Field(description="the statistic's largest accepted value")
+                         "normalised energy; correlation: the removed part's neighbour correlation over the "
+                         "model's (the check fails below the limit); start: the fit's error over its start's)")
+    limit: float = Field(description="the statistic's largest accepted value (correlation: its smallest)")
     action: Literal["kept", "milder", "input", "start"] = Field(
         description="kept: the result passed; milder: a milder result was taken; input: none passed and the "
                     "input is returned unchanged; start: the fit's start was returned")

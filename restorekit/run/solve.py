@@ -142,7 +142,7 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
 
     import numpy as np
 
-    from ..noise.check import STRUCTURE_LIMIT, structure_ratio
+    from ..noise.check import CORRELATION_LIMIT, STRUCTURE_LIMIT, correlation_ratio, structure_ratio
 
     model = getattr(problem, "noise", None)
     if model is None or problem.mask is not None or tuple(problem.observation.shape[-2:]) != tuple(out.shape[-2:]):
@@ -152,6 +152,14 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
     def score(result: Any) -> float:
         return round(structure_ratio(noisy, result[0].detach().cpu().double().numpy(), model), 4)
 
+    like = correlation_ratio(noisy, out[0].detach().cpu().double().numpy(), model)
+    if like is not None and like < CORRELATION_LIMIT:
+        why = (f"the part removed is far less correlated between neighbours than the noise the model describes "
+               f"({like:.2f} x its neighbour correlation {model.lag1:.2f}; limit {CORRELATION_LIMIT:g}): what looks "
+               "like noise is the image's own fine texture, so the result is the input unchanged")
+        plan.notes.append(f"safeguard: {why}")
+        return problem.observation.to(out.device, out.dtype), {
+            "check": "correlation", "score": round(like, 4), "limit": CORRELATION_LIMIT, "action": "input", "why": why}
     ratio = score(out)
     if ratio <= STRUCTURE_LIMIT:
         return out, {"check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "kept",
