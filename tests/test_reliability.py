@@ -530,6 +530,18 @@ def test_a_signal_during_the_commit_waits_for_it(tmp_path, monkeypatch):
         seen.append(os.path.exists(dst))
 
     monkeypatch.setattr(outdir.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        folder.commit()
+    # the premise: Ctrl-C's default handler, and no finaliser of an earlier test's leftovers (a collected
+    # generator's ``finally`` restores handlers) running between the commit's own handler changes; this
+    # test failed 2 times in 3 full-suite runs and never alone (session 10; cause not found)
+    import gc
+
+    gc.collect()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    gc.disable()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            folder.commit()
+    finally:
+        gc.enable()
+        signal.signal(signal.SIGINT, previous)
     assert seen == [True] and (tmp_path / "o" / "restored.png").read_bytes() == b"x"
