@@ -134,14 +134,15 @@ def _ome_notes(calibration: dict | None, stacks: dict[str, np.ndarray], notes: l
     copied where it describes the file's pages (io.ome_difference), else not written, and why."""
     if not (calibration or {}).get("ome"):
         return
-    kept = [name for name, pages in stacks.items() if ome_difference(calibration, pages) is None]
+    why = {name: ome_difference(calibration, pages) for name, pages in stacks.items()}
+    kept = [name for name, reason in why.items() if reason is None]
     if kept:
         notes.append(f"{' and '.join(kept)} {'carries' if len(kept) == 1 else 'carry'} the input's OME-XML as it "
                      "is (pixel sizes, axes, channel names, ...; a new UUID): the pages have the input's size, "
                      "sample type and count")
-    for name, pages in stacks.items():
-        if name not in kept:
-            notes.append(f"the input's OME-XML is not written into {name}: {ome_difference(calibration, pages)}; "
+    for name, reason in why.items():
+        if reason is not None:
+            notes.append(f"the input's OME-XML is not written into {name}: {reason}; "
                          f"{name} has no OME description (the input's resolution tags are kept, where it had them)")
 
 
