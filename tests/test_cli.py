@@ -340,3 +340,11 @@ def test_the_progress_bar_of_a_budgeted_fit_counts_time_not_iterations():
     cb(Progress(iteration=60, iterations=3000, loss=0.1, elapsed=6.0, time_limit=1000.0))  # the limit is far
     task = bar.tasks[0]
     assert task.total == 3000 and task.completed == 60 and task.fields["count"] == "60/3000"
+
+
+def test_log_lines_are_written_as_they_are(capsys):
+    """A note naming a file with brackets ('scan [copy].tif') is not read as rich markup: nothing is lost."""
+    from restorekit.cli.common import dim_line
+
+    dim_line("kept pages of 'scan [copy].tif' in [red]out[/red]")
+    assert "kept pages of 'scan [copy].tif' in [red]out[/red]" in capsys.readouterr().err

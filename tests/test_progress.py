@@ -29,9 +29,14 @@ def _image(path, size: int = 24):
 
 
 def _terminal(monkeypatch, module) -> io.StringIO:
-    """``module``'s stderr console replaced by a terminal that writes into the returned buffer."""
+    """``module``'s stderr console (and the one its log lines go through, ``common.dim_line``'s: the same
+    console in use) replaced by a terminal that writes into the returned buffer."""
+    from restorekit.cli import common
+
     buf = io.StringIO()
-    monkeypatch.setattr(module, "err_console", Console(file=buf, force_terminal=True, color_system=None, width=120))
+    console = Console(file=buf, force_terminal=True, color_system=None, width=120)
+    monkeypatch.setattr(module, "err_console", console)
+    monkeypatch.setattr(common, "err_console", console)
     return buf
 
 

@@ -70,7 +70,7 @@ Event = Callable[[str, Item, dict[str, Any] | None], Any]
 def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any], attempts: int,
               summary: Summary) -> list[Item]:
     """The items this run must compute; the rest are skipped or adopted (and recorded)."""
-    from ..run.kept import PageStore, kept_folder
+    from ..run.kept import discard_kept
     from ..session.outdir import clean_stale
 
     for parent in sorted({os.path.dirname(item.out) for item in items}):
@@ -83,7 +83,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if row.status == "done":
             if row.checksum and output_checksum(item.out) == row.checksum:
                 summary.skipped += 1
-                PageStore(kept_folder(item.out), {}, ()).discard()  # pages a kill left after the commit
+                discard_kept(item.out)  # pages a kill left after the commit
                 continue
         elif row.status == "failed" and row.attempts >= attempts:
             summary.failed += 1
@@ -93,7 +93,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if found is not None:
             manifest.finish(item.key, found)
             summary.adopted += 1
-            PageStore(kept_folder(item.out), {}, ()).discard()
+            discard_kept(item.out)
             continue
         todo.append(item)
     return todo

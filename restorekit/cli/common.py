@@ -28,6 +28,14 @@ from rich.console import Console
 from ..errors import RestoreKitError
 
 err_console = Console(stderr=True, highlight=False)
+
+
+def dim_line(message: str) -> None:
+    """One dim log line on stderr, as written (a file name's brackets are not read as rich markup),
+    wrapped by the terminal rather than broken by rich."""
+    from rich.text import Text
+
+    err_console.print(Text(message, style="dim"), highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 

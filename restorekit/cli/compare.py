@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ..run.settings import DEFAULTS, describe_default
-from .common import _error, _host, deprecated, err_console, guard, out_console
+from .common import _error, _host, deprecated, dim_line, err_console, guard, out_console
 from .run import Mode
 
 COMPARE_EXAMPLES = """
@@ -142,7 +142,7 @@ class _Spinner:
                                 console=err_console, transient=True)
 
     def log(self, message: str) -> None:
-        err_console.print(f"[dim]{message}[/dim]", markup=True, highlight=False, soft_wrap=True)
+        dim_line(message)
         if self.bar is not None and message.endswith(" ..."):  # a method starts: its name, its clock from 0
             if self.task is not None:
                 self.bar.remove_task(self.task)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import deprecated, err_console, guard, out_console, reserve_fit_write
+from .common import deprecated, dim_line, err_console, guard, out_console, reserve_fit_write
 
 EVAL_EXAMPLES = """
 [bold]Examples[/bold]
@@ -80,7 +80,7 @@ def eval_model(
             from ..session.device import pick_device
 
             pick_device(device)
-        log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
+        log = None if json_out else dim_line
 
         def fit():
             return evaluate(Path(model), folder, degrade=degrade, baselines=priors, seed=seed, limit=limit,
@@ -123,7 +123,7 @@ def eval_model(
                 rows.add_row(name, *(f"{result.scores[m]['psnr'][i]:.2f}" for m in result.methods))
             out_console.print(rows)
         for name, why in result.skipped.items():
-            err_console.print(f"[dim]{name} skipped: {why}[/dim]", highlight=False)
+            dim_line(f"{name} skipped: {why}")
         if out is not None:
             out_console.print(f"written: {out}/eval.json, {out}/compare.png", highlight=False, markup=False)
         _stop_if_signalled(held)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ..run.outputs import SAVE_CHOICES
 from ..run.settings import DEFAULTS, MODES, PRECISION_CHOICES, describe_default
-from .common import _host, err_console, guard, out_console, reserve_fit_write
+from .common import _host, dim_line, err_console, guard, out_console, reserve_fit_write
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -163,7 +163,7 @@ def _logger(progress):
     def log(msg: str) -> None:
         if progress is not None and msg.startswith(("solving with ", "fitting ")):  # before the line redraws it
             progress.update(progress.task_ids[0], description="solving" if msg.startswith("solving") else "fitting")
-        err_console.print(f"[dim]{msg}[/dim]", markup=True, highlight=False, soft_wrap=True)
+        dim_line(msg)
 
     return log
 

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import _error, deprecated, err_console, guard, out_console
+from .common import _error, deprecated, dim_line, err_console, guard, out_console
 
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
@@ -107,7 +107,7 @@ def train(
             precision=precision, device=device, resume=resume, init=init,
         )
         aside = _set_aside_model(out, settings) if overwrite else None
-        log = None if json_out else (lambda m: err_console.print(f"[dim]{m}[/dim]", highlight=False))
+        log = None if json_out else dim_line
         try:
             with run_signals() as signals, _progress(not json_out) as progress:
                 report = run_training(settings, log=log, progress=progress)

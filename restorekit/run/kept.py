@@ -53,6 +53,11 @@ def kept_folder(out: str | os.PathLike[str]) -> Path:
     return out.parent / f".{out.name}.rk-pages"
 
 
+def discard_kept(out: str | os.PathLike[str]) -> None:
+    """Remove the kept pages of the image whose output folder is ``out``, if any (its stack is written)."""
+    shutil.rmtree(kept_folder(out), ignore_errors=True)
+
+
 class PageStore:
     """The finished pages of one stack's restoration, in ``folder``.
 
