@@ -187,6 +187,30 @@ def test_a_plain_tiff_stack_keeps_its_pixel_size(tmp_path):
         assert tags["ResolutionUnit"].value == 3  # centimetre
 
 
+def test_a_super_resolved_stack_keeps_the_size_of_a_pixel_in_microns(tmp_path):
+    """x2 super-resolution: twice the pixels per unit in restored.tif (the same field of view), the input's in
+    the observation it was given as; ImageJ's origin in pixels scales with them."""
+    from restorekit.io.codecs import _resized_calibration
+
+    _, noisy = noisy_stack(tmp_path / "plain.tif")
+    src = tmp_path / "s.tif"
+    tifffile.imwrite(src, noisy, photometric="minisblack", resolution=(2000.0, 4000.0), resolutionunit="CENTIMETER")
+    r = invoke(["run", src, "--mode", "restore", "--degrade", "downsample:2", "--prior", "tv:0.01", "--net",
+                "identity", "--iters", "3", "--out", tmp_path / "o"])
+    assert r.exit_code == 0, r.output
+    for name, size, res in (("restored.tif", 48, (4000, 8000)), ("degraded.tif", 24, (2000, 4000))):
+        with tifffile.TiffFile(tmp_path / "o" / name) as tif:
+            tags = tif.pages.first.tags
+            assert tif.pages.first.shape[:2] == (size, size), name
+            got = tuple(v[0] / v[1] for v in (tags["XResolution"].value, tags["YResolution"].value))
+            assert got == pytest.approx(res), name
+    cal = {"size": (24, 30), "resolution": ((1000, 1), (500, 1)), "imagej": {"axes": "ZYX", "xorigin": 3.0, "spacing": 2}}
+    scaled = _resized_calibration(cal, (48, 90))
+    assert scaled["resolution"] == pytest.approx((3000, 1000))
+    assert scaled["imagej"] == {"axes": "ZYX", "xorigin": 9.0, "spacing": 2}
+    assert _resized_calibration(cal, (24, 30)) is cal
+
+
 def test_restore_on_a_stack_returns_the_stack_and_its_pages(tmp_path):
     from restorekit import restore
 

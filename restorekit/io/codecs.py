@@ -723,7 +723,7 @@ def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | No
     import tifffile
 
     big = sum(a.nbytes for a in pages) > 2**32 - 2**25
-    cal = calibration or {}
+    cal = _resized_calibration(calibration or {}, pages[0].shape[:2])
     res = {k: cal[k] for k in ("resolution", "resolutionunit") if cal.get(k) is not None}
     buf = _io.BytesIO()
     if cal.get("ome") and ome_difference(cal, pages) is None:
@@ -744,6 +744,33 @@ def _encode_tiff_pages(pages: list[np.ndarray], calibration: dict[str, Any] | No
         for arr in pages:
             tif.write(arr, **_tiff_options(arr), **res)
     return buf.getvalue()
+
+
+def _resized_calibration(cal: dict[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
+    """``cal`` for pages of ``shape`` (H, W): where the source's pages had another size (super-resolution, or
+    the low-resolution observation of a benchmark), its pixels per unit (resolution tags) and ImageJ's
+    origin in pixels scaled with the side, so that a pixel's size in microns stays true."""
+    size = cal.get("size")
+    if not size or tuple(size) == tuple(shape):
+        return cal
+    fy, fx = shape[0] / size[0], shape[1] / size[1]
+    out = dict(cal)
+    if cal.get("resolution") is not None:
+        out["resolution"] = tuple(_number(v) * f for v, f in zip(cal["resolution"], (fx, fy)))
+    if cal.get("imagej"):
+        meta = dict(cal["imagej"])
+        for key, f in (("xorigin", fx), ("yorigin", fy)):
+            if isinstance(meta.get(key), (int, float)):
+                meta[key] = meta[key] * f
+        out["imagej"] = meta
+    return out
+
+
+def _number(value: Any) -> float:
+    """A TIFF rational (numerator, denominator) or a number, as a float."""
+    if isinstance(value, (tuple, list)):
+        return float(value[0]) / float(value[1]) if float(value[1]) else 0.0
+    return float(value)
 
 
 _OME_UUID = re.compile(r'(<OME\b[^>]*?\bUUID=)"[^"]*"')
@@ -821,6 +848,8 @@ def read_tiff_calibration(path: str | os.PathLike[str]) -> dict[str, Any] | None
                 # of pages, so only its pixel size is kept
                 kept = {k: meta[k] for k in IMAGEJ_KEYS if k in meta}
                 out["imagej"] = {"axes": axes[0].replace("Q", "Z").replace("I", "Z") + "YX", **kept}
+            if out:
+                out["size"] = (int(page.imagelength), int(page.imagewidth))  # the pages the pixel size is for
     except Exception:  # noqa: BLE001 - calibration is kept when it can be read; the pixels were read already
         return None
     return out or None

@@ -143,7 +143,8 @@ def _ome_notes(calibration: dict | None, stacks: dict[str, np.ndarray], notes: l
     for name, reason in why.items():
         if reason is not None:
             notes.append(f"the input's OME-XML is not written into {name}: {reason}; "
-                         f"{name} has no OME description (the input's resolution tags are kept, where it had them)")
+                         f"{name} has no OME description (the input's resolution tags are kept, where it had them, "
+                         "scaled to its size)")
 
 
 def _write_restored_only(result, tmp: Path) -> dict[str, str]:
