@@ -270,7 +270,10 @@ def test_a_signal_during_page_2_keeps_page_1(tmp_path, monkeypatch, sig, code):
     assert any(n.startswith("interrupted at page 1/3: page 1 was restored; pages 2-3 were not started")
                for n in record["notes"]), record["notes"]
     assert [p["status"] for p in record["pages"]] == ["complete", "not started", "not started"]
-    assert not [p for p in tmp_path.rglob(".*")]  # no staging folder, no lock
+    # no staging folder, no lock; page 1 kept beside the named --out for the same command again
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob(".*")) == [".o.rk-pages"]
+    assert sorted(p.name for p in (tmp_path / ".o.rk-pages").iterdir()) == ["page-0001.npz", "pages.json"]
+    assert "its finished pages are kept: the same command with --overwrite continues" in " ".join(r.stderr.split())
 
 
 def test_an_interrupted_fit_keeps_its_result_so_far(tmp_path):
@@ -518,6 +521,33 @@ def test_a_stack_killed_mid_page_resumes_from_the_pages_it_kept(tmp_path):
                                   tifffile.imread(tmp_path / "ref/s/restored.tif"))
     assert f"pages 1-{len(done)} of 5 were restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "out/s"))
     assert _hidden(tmp_path / "out") == []
+
+
+def test_run_into_a_named_out_continues_a_stopped_stack_from_its_kept_pages(tmp_path, monkeypatch):
+    """`run STACK --out o` stopped at page 3 of 5 keeps pages 1-2 beside o; the same command again (--overwrite:
+    the stopped run wrote its result so far) restores pages 3-5 only and writes what an uninterrupted run
+    writes; the kept pages are removed then.  Without --out nothing is kept (a new folder each time)."""
+    from restorekit.run import pages
+
+    clean = np.concatenate([clean_pages(3), clean_pages(2)])
+    noisy = np.clip(np.rint(clean + np.random.default_rng(7).normal(0, SIGMA, clean.shape)), 0, 65535)
+    tifffile.imwrite(tmp_path / "s.tif", noisy.astype(np.uint16), photometric="minisblack")
+    with pytest.MonkeyPatch.context() as m:
+        signal_on_call(m, pages, "solve", 3)
+        r = invoke(["run", "s.tif", *FIT, "--out", "o"])
+    assert r.exit_code == 130, r.output
+    assert sorted(q.name for q in (tmp_path / ".o.rk-pages").glob("page-*.npz")) == ["page-0001.npz", "page-0002.npz"]
+    solves = signal_on_call(monkeypatch, pages, "solve", 0)
+    r = invoke(["run", "s.tif", *FIT, "--out", "o", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert solves == [3] and "pages 1-2 of 5 were restored by an earlier attempt" in " ".join(_stack_notes(tmp_path / "o"))
+    assert not (tmp_path / ".o.rk-pages").exists()
+    assert invoke(["run", "s.tif", *FIT, "--out", "ref"]).exit_code == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o/restored.tif"), tifffile.imread(tmp_path / "ref/restored.tif"))
+    with pytest.MonkeyPatch.context() as m:
+        signal_on_call(m, pages, "solve", 2)
+        assert invoke(["run", "s.tif", *FIT]).exit_code == 130
+    assert [q.name for q in (tmp_path / "runs").iterdir()] == ["s-001"]  # kept nothing beside it
 
 
 # -- restorekit.restore(..., pages=True): a stack held in memory -------------------------------------------

@@ -45,9 +45,9 @@ def page_identity(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     """What a stack's kept page depends on (:class:`~restorekit.run.kept.PageStore`): the item's specs, the
     batch's run options but the device (a batch may resume on another one), and the plugins loaded, with
     their versions (an upgraded BM3D plugin restores the stack again)."""
-    from ..plugins import get_host
+    from ..run.kept import plugin_versions
 
-    plugins = sorted([p.name, p.version] for p in get_host().plugins if p.status == "loaded")
+    plugins = plugin_versions()
     return {"degrade": list(item.degrade), "prior": list(item.prior), "net": item.net,
             "reference": item.reference is not None,
             **{k: options.get(k) for k in ITEM_OPTIONS if k != "device"}, "plugins": plugins}

@@ -49,7 +49,7 @@ def run(
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.", show_default=str(DEFAULTS["lr"]))] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the degradation draw, the input code and the weights.")] = DEFAULTS["seed"],
     device: Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")] = DEFAULTS["device"],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<image>-NNN, never reused). A stack's finished pages are kept beside a named one: the same command again continues it.", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier restorekit result in --out (never a folder holding other files or an input).")] = False,
     report_every: Annotated[Optional[int], typer.Option("--report-every", help="Record loss and metrics every N iterations.", show_default=False)] = None,
     save: Annotated[Save, typer.Option("--save", help="all: every output file; restored: only the restored image and run.json.")] = Save("all"),
@@ -97,11 +97,26 @@ def run(
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
         log = None if json_out else _logger(progress)
+        # a stack into a named --out keeps its finished pages beside it (run/kept.py): the same command again
+        # after a kill or Ctrl-C (with --overwrite where the folder was written) restores only the others
+        store = None
+        if out is not None:
+            from ..run.kept import PageStore, kept_folder, run_identity
+
+            store = PageStore(kept_folder(out), run_identity(settings), [p for p in input_paths(settings) if p.is_file()])
+
+        def write(folder, result):
+            files = write_outputs(result, folder, save=save.value)
+            if store is not None and not result.interrupted:
+                store.discard()  # the whole stack is written: its pages are in it
+            return files
+
         # the folder reserved before the fit; with --json anything a component prints goes to stderr
         done = reserve_fit_write(out=out, source=settings.image, inputs=input_paths(settings), overwrite=overwrite,
                                  bar=progress, json_out=json_out,
-                                 fit=lambda: run_pipeline(settings, host.registry, callback=progress_cb, log=log),
-                                 write=lambda folder, result: write_outputs(result, folder, save=save.value))
+                                 fit=lambda: run_pipeline(settings, host.registry, callback=progress_cb, log=log,
+                                                          store=store),
+                                 write=write)
         result = done.result
         if json_out:
             sys.stdout.write(record_json(result.record))
@@ -113,6 +128,8 @@ def run(
                 "interrupted: the fit had finished; wrote the result")
             if result.pages:  # a stack: which pages the result holds restored, and which as read
                 what += "".join(f" ({n})" for n in result.record.notes if n.startswith("interrupted at page "))
+                if store is not None and any(store.folder.glob("page-*.npz")):
+                    what += "; its finished pages are kept: the same command with --overwrite continues"
             err_console.print(what, highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(done.signals.signum))
 

@@ -1,9 +1,10 @@
 """Finished pages of a stack kept on disk, so that an interrupted restoration continues where it stopped.
 
-``restorekit batch`` restores a multi-page TIFF page by page (:mod:`.pages`); a z-stack of hundreds of
-pages takes hours, and a batch killed at page 180 (SIGKILL, a power cut, a job's time limit) would
-start over at page 1.  :class:`PageStore` keeps every finished page in a hidden folder beside the
-image's output folder (``OUT/.<name>.rk-pages/``), and the next attempt takes them from there:
+``restorekit batch`` (and ``restorekit run --out OUT``) restores a multi-page TIFF page by page
+(:mod:`.pages`); a z-stack of hundreds of pages takes hours, and a run killed at page 180 (SIGKILL, a power
+cut, a job's time limit) would start over at page 1.  :class:`PageStore` keeps every finished page in a
+hidden folder beside the image's output folder (``.<name>.rk-pages/`` beside ``OUT``), and the next attempt
+into the same output folder takes them from there:
 
 * ``pages.json`` says whose pages these are: the input's SHA-256, its page count, the run's options
   (components, seed, iterations, ...; batch adds the plugins' versions), the side inputs' SHA-256 and
@@ -40,7 +41,7 @@ import numpy as np
 from ..io import Image, atomic_write_bytes
 from ..io.files import file_digest
 
-__all__ = ["PageStore", "kept_folder"]
+__all__ = ["PageStore", "discard_kept", "kept_folder", "run_identity"]
 
 _PAGE = re.compile(r"^page-(\d{4,})\.npz$")
 _INDEX = "pages.json"
@@ -51,6 +52,25 @@ def kept_folder(out: str | os.PathLike[str]) -> Path:
     ``.<name>.rk-pages`` beside it (hidden; batch's output folders never are)."""
     out = Path(out)
     return out.parent / f".{out.name}.rk-pages"
+
+
+def plugin_versions() -> list[list[str]]:
+    """The plugins loaded, with their versions (an upgraded BM3D plugin restores the stack again)."""
+    from ..plugins import get_host
+
+    return sorted([p.name, p.version] for p in get_host().plugins if p.status == "loaded")
+
+
+def run_identity(settings: Any) -> dict[str, Any]:
+    """What a kept page of ``restorekit run`` depends on: its settings but the image (compared by its
+    SHA-256), the device (a run may continue on another one) and the reference's path, and the plugins
+    loaded with their versions."""
+    from dataclasses import asdict
+
+    fields = {k: v for k, v in asdict(settings).items() if k not in ("image", "device", "reference")}
+    fields["reference"] = settings.reference is not None
+    fields["plugins"] = plugin_versions()
+    return json.loads(json.dumps(fields, default=str))
 
 
 def discard_kept(out: str | os.PathLike[str]) -> None:
