@@ -6,6 +6,8 @@ Each image of cpu256's ``COLOUR_WIDE`` list (21 colour bench images) gets one cl
 * ``B``: CBM3D (``bm3d.bm3d_rgb``, opponent colour space), the strongest classical baseline;
 * ``Lg``: the shipped gray model (``gaussian``) channel by channel in the opponent colour space, as
   ``--prior learned`` applies it to a colour image;
+* ``Lp``, ``Li``: the same model in the image's principal colour axes and in RGB (``learned:colour=pca``,
+  ``learned:colour=rgb``), which ``run``'s default adds on a colour image;
 * ``Lc``: a 3-channel model given with ``--model`` (e.g. one trained with
   ``restorekit train ../shared/data/train/cbsd432 --channels 3``), if any;
 * ``W(Lg)``: BM3D's Wiener stage with ``Lg`` as its pilot (instead of BM3D's own first stage);
@@ -74,10 +76,12 @@ def main(argv: list[str]) -> int:
     def hwc(v):
         return np.moveaxis(v, 0, -1).astype(np.float64)
 
-    solvers = {"B": lambda y: bm3d.bm3d_rgb(y, s), "Lg": lambda y: hwc(denoise(gray, chw(y), s))}
+    solvers = {"B": lambda y: bm3d.bm3d_rgb(y, s), "Lg": lambda y: hwc(denoise(gray, chw(y), s)),
+               "Lp": lambda y: hwc(denoise(gray, chw(y), s, "pca")), "Li": lambda y: hwc(denoise(gray, chw(y), s, "rgb"))}
     if colour is not None:
         solvers["Lc"] = lambda y: hwc(denoise(colour, chw(y), s))
-    combos = [("B", "Lg")] + ([("B", "Lc"), ("B", "Lg", "Lc")] if colour is not None else [])
+    combos = [("B", "Lg"), ("B", "Lp"), ("B", "Lg", "Lp"), ("B", "Lg", "Lp", "Li")]
+    combos += [("B", "Lc"), ("B", "Lg", "Lc"), ("B", "Lg", "Lp", "Li", "Lc")] if colour is not None else []
 
     def psnr(a, x):
         return float(10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - x) ** 2)))

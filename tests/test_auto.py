@@ -86,17 +86,31 @@ def test_auto_precision_is_bf16_only_for_its_own_fits_on_a_bf16_cpu(registry, fa
 
 
 def test_gaussian_noise_is_bm3d_and_the_learned_denoiser_when_installed(classic_registry):
+    """Gray: BM3D and the learned model; colour: the learned model also in the image's principal colour axes and
+    in RGB, four solvers weighted by SURE."""
     pytest.importorskip("bm3d")
-    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=classic_registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32, c=1)[..., 0], mode="benchmark", degrade="gaussian:25",
+                           registry=classic_registry, device="cpu")
     assert r.record.auto.prior == ["bm3d", "learned"] and r.record.auto.task == "gaussian"
     assert [p.name for p in r.record.components.priors] == ["bm3d", "learned"]
     assert r.record.settings.iterations == 0 and r.record.settings.precision == "fp32"
     assert any(n.startswith("SURE weights of the solvers: bm3d") for n in r.record.notes)
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=classic_registry,
+                           device="cpu")
+    colour = ["bm3d", "learned", "learned:colour=pca", "learned:colour=rgb"]
+    assert r.record.auto.prior == colour
+    assert [p.spec.split(",colour=")[-1] for p in r.record.components.priors[1:]] == ["opponent", "pca", "rgb"]
+    weights = next(n for n in r.record.notes if n.startswith("SURE weights of the solvers: "))
+    assert "learned (pca) " in weights and "learned (rgb) " in weights
+    assert r.metrics["psnr"] > r.baseline["psnr"] + 5
 
 
 def test_without_bm3d_gaussian_noise_is_the_learned_denoiser(registry):
-    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=registry, device="cpu")
+    r = restorekit.restore(smooth(32, 32, c=1)[..., 0], mode="benchmark", degrade="gaussian:25", registry=registry,
+                           device="cpu")
     assert r.record.auto.prior == ["learned"]
+    r = restorekit.restore(smooth(32, 32), mode="benchmark", degrade="gaussian:25", registry=registry, device="cpu")
+    assert r.record.auto.prior == ["learned", "learned:colour=pca", "learned:colour=rgb"]
     assert any("bm3d + learned would be the choice, but bm3d is not installed" in n for n in r.record.notes)
 
 

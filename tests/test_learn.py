@@ -467,6 +467,33 @@ def test_opponent_transform_is_orthonormal_and_round_trips():
     assert np.allclose(_OPP @ _OPP.T, np.eye(3))
 
 
+def test_the_colour_spaces_a_gray_model_denoises_in():
+    """opponent, pca (the image's principal axes, strongest first) and rgb are orthonormal; each gives a
+    denoised image, and they differ (each is a solver of its own in auto's SURE mix)."""
+    from restorekit.errors import UsageError
+    from restorekit.learn.model import colour_basis, denoise, load, resolve
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48
+    base = 0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy)
+    clean = np.stack([base, 0.8 * base + 0.1, 0.5 - 0.3 * (base - 0.5)]).astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    for space in ("opponent", "pca", "rgb"):
+        t = colour_basis(noisy, space)
+        assert np.allclose(t @ t.T, np.eye(3), atol=1e-9)
+    t = colour_basis(noisy, "pca")
+    variances = [float(np.var(np.tensordot(t[k], noisy, 1))) for k in range(3)]
+    assert variances == sorted(variances, reverse=True) and variances[0] > 5 * variances[1]
+    model = load(resolve("gaussian"))
+    outs = {space: denoise(model, noisy, 0.1, space) for space in ("opponent", "pca", "rgb")}
+    mse_in = float(np.mean((noisy - clean) ** 2))
+    for space, out in outs.items():
+        assert out.shape == clean.shape and float(np.mean((out - clean) ** 2)) < mse_in / 4, space
+    assert not np.allclose(outs["pca"], outs["opponent"], atol=1e-3)
+    with pytest.raises(UsageError, match="unknown colour space"):
+        colour_basis(noisy, "lab")
+
+
 def test_model_files_are_safetensors_and_a_pickle_payload_is_refused(tmp_path):
     import pickle
 

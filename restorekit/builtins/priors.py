@@ -186,6 +186,10 @@ class Learned(Prior):
         weight: float = Field(0.0, ge=0, description="beside a fitted prior (--prior dip --prior learned): the "
                               "weight of mean((x - the model's result)^2) in the loss; 0: the result only starts "
                               "the fit")
+        colour: Literal["opponent", "pca", "rgb"] = Field(
+            "opponent", description="a gray model on a colour image denoises it channel by channel in this colour "
+            "space: opponent (luminance, two colour differences), pca (the image's own principal colour axes) or "
+            "rgb")
 
     def solve(self, problem):
         import numpy as np
@@ -213,7 +217,7 @@ class Learned(Prior):
             # denoises that, and the exact unbiased inverse maps back (Makitalo and Foi, 2011)
             scale = 2 * np.sqrt(peak + 3 / 8)
             a = 2 * np.sqrt(np.clip(obs, 0, None) * peak + 3 / 8) / scale
-            d = np.clip(denoise(model, a.astype(np.float32), 1 / scale), 1e-3, None) * scale
+            d = np.clip(denoise(model, a.astype(np.float32), 1 / scale, self.params.colour), 1e-3, None) * scale
             counts = (d**2 / 4 + np.sqrt(1.5) / (4 * d) - 11 / (8 * d**2) + 5 * np.sqrt(1.5) / (8 * d**3) - 1 / 8)
             return torch.from_numpy(np.clip(counts / peak, 0, 1).astype(np.float32))[None].to(problem.device)
         if self.params.sigma is not None:
@@ -230,7 +234,7 @@ class Learned(Prior):
         if sigma > hi * 1.2:
             raise UsageError(f"prior 'learned': the noise (sigma {sigma * 255:.1f}) is beyond what the model was "
                              f"trained on (up to {hi * 255:g}); use --prior bm3d or dip")
-        return torch.from_numpy(np.clip(denoise(model, obs, sigma), 0, 1))[None].to(problem.device)
+        return torch.from_numpy(np.clip(denoise(model, obs, sigma, self.params.colour), 0, 1))[None].to(problem.device)
 
 
 def _poisson_peak(problem) -> float | None:

@@ -296,13 +296,37 @@ _OPP = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=np.float64)
 _OPP = _OPP / np.linalg.norm(_OPP, axis=1, keepdims=True)  # orthonormal: white noise stays white, same sigma
 
 
-def denoise(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
+#: the colour spaces a gray model denoises a colour image in (:func:`colour_basis`)
+COLOUR_SPACES = ("opponent", "pca", "rgb")
+
+
+def colour_basis(image: np.ndarray, space: str = "opponent") -> np.ndarray:
+    """An orthonormal colour transform (3 x 3, rows: the channels a gray model denoises) for a (3, H, W) image:
+    ``opponent`` (luminance and two colour differences, fixed), ``pca`` (the image's own principal colour axes,
+    strongest first: white noise only adds to every axis's variance, so the noisy image's axes are the clean
+    one's), or ``rgb`` (the channels as they are).  Orthonormal: white noise keeps its sigma."""
+    if space == "opponent":
+        return _OPP
+    if space == "rgb":
+        return np.eye(3)
+    if space != "pca":
+        raise UsageError(f"unknown colour space '{space}' (valid: {', '.join(COLOUR_SPACES)})")
+    _, vectors = np.linalg.eigh(np.cov(image.reshape(3, -1).astype(np.float64)))
+    t = vectors[:, ::-1].T.copy()
+    for k in range(3):  # a fixed sign: the largest component positive
+        if t[k, np.argmax(np.abs(t[k]))] < 0:
+            t[k] = -t[k]
+    return t
+
+
+def denoise(model: LoadedModel, image: np.ndarray, sigma: float, colour: str = "opponent") -> np.ndarray:
     """Denoise a (C, H, W) float image in [0, 1] with noise ``sigma`` (0-1 units).
 
     A one-channel model denoises colour images channel by channel in an
-    orthonormal opponent colour space (luminance and two colour
-    differences), where Gaussian noise keeps its sigma; each channel is
-    shifted and scaled into [0, 1] for the model, and its sigma with it.
+    orthonormal colour space (:func:`colour_basis`: by default the opponent
+    space of luminance and two colour differences), where Gaussian noise keeps
+    its sigma; each channel is shifted and scaled from its range over the RGB
+    cube into [0, 1] for the model, and its sigma with it.
     """
     check_fits(model, image.shape)
     c = image.shape[0]
@@ -310,15 +334,16 @@ def denoise(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
         return _run(model, image, sigma)
     if model.image_channels != 1 or c != 3:
         raise UsageError(f"the model denoises {model.image_channels}-channel images; this one has {c}")
-    opp = np.einsum("ij,jhw->ihw", _OPP, image.astype(np.float64))
-    # luminance spans [0, sqrt(3)], the differences [-1/sqrt(2), 1/sqrt(2)] and [-2/sqrt(6), 2/sqrt(6)]
-    offsets, scales = (0.0, 0.5, 0.5), (1 / math.sqrt(3), 1 / math.sqrt(2), math.sqrt(6) / 4)
-    out = np.empty_like(opp)
+    t = colour_basis(image, colour)
+    z = np.einsum("ij,jhw->ihw", t, image.astype(np.float64))
+    out = np.empty_like(z)
     for k in range(3):
-        scaled = opp[k] * scales[k] + offsets[k]
-        den = _run(model, scaled[None].astype(np.float32), sigma * scales[k])[0]
-        out[k] = (den - offsets[k]) / scales[k]
-    return np.einsum("ij,jhw->ihw", _OPP.T, out).astype(np.float32)
+        # the channel's range over the RGB cube: [sum of its negative weights, sum of its positive ones]
+        lo, hi = float(np.minimum(t[k], 0).sum()), float(np.maximum(t[k], 0).sum())
+        scale = 1 / (hi - lo)
+        den = _run(model, ((z[k] - lo) * scale)[None].astype(np.float32), sigma * scale)[0]
+        out[k] = den / scale + lo
+    return np.einsum("ij,jhw->ihw", t.T, out).astype(np.float32)
 
 
 #: images larger than this (either side) are processed in overlapping tiles (bounded memory)

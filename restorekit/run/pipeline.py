@@ -26,8 +26,8 @@ from ..errors import ComponentFailure, UsageError
 from ..io import Image, image_from_array, native_scale, read_image, to_array
 from ..registry import Registry
 from ..session.signals import hold as hold_signals
-from .auto import fit_image
-from .plan import Plan, make_plan, schedule
+from .auto import fit_colour, fit_image
+from .plan import Plan, make_plan, schedule, solver_label
 from .problem import ForwardModel, build_problem
 from .record import RunRecord, build_record, score
 from .settings import RunSettings, default_image_path
@@ -90,6 +90,7 @@ def prepare(settings: RunSettings, registry: Registry, *, log: Callable[[str], A
     if ref_img is not None and ref_img.data.shape[0] != src.data.shape[0]:
         raise UsageError(f"reference has {ref_img.data.shape[0]} channel(s) but the image has {src.data.shape[0]}")
     fit_image(plan, registry, src.data.shape)  # auto's network, shrunk for a small image
+    fit_colour(plan, registry, src.data.shape)  # auto's learned denoiser in more colour spaces
     try:
         problem = build_problem(
             src.data, ForwardModel(plan.degradations), mode=settings.mode, seed=settings.seed,
@@ -155,7 +156,7 @@ def _log_plan(log: Callable[[str], Any], plan: Plan, problem: Any) -> None:
     _, h, w = problem.geometry.canvas_shape
     budget = plan.auto is not None and plan.auto.budgeted
     solvers = [] if plan.solver is None else [plan.solver, *plan.more_solvers]
-    what = f"solving with {' + '.join(p.name for p in solvers)}" if solvers else (
+    what = f"solving with {' + '.join(solver_label(p) for p in solvers)}" if solvers else (
         f"fitting for {plan.settings.time_limit:g} s" if budget else
         f"fitting {plan.iterations} iterations" + (f" x {plan.ensemble} runs" if plan.ensemble > 1 else "")
     )

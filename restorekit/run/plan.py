@@ -75,6 +75,13 @@ class Plan:
                 + self.more_solvers + ([self.guide] if self.guide else []))
 
 
+def solver_label(prior: Prior) -> str:
+    """A solver's name in the log, with what sets it apart from another of the same name (the learned
+    model's colour space, where it is not the default)."""
+    colour = getattr(getattr(prior, "params", None), "colour", "opponent")
+    return prior.name if colour == "opponent" else f"{prior.name} ({colour})"
+
+
 def resolve_components(
     registry: Registry,
     degrade: Sequence[str],

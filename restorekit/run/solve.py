@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..components import Problem
 from ..errors import ComponentFailure, RestoreError, RestoreKitError, UsageError
 from ..registry import Registry
-from .plan import Plan
+from .plan import Plan, solver_label
 
 #: the seed offset between ensemble members (a prime, so members never share a seed with a nearby run)
 MEMBER_SEED_STEP = 7919
@@ -275,7 +275,7 @@ def _solve_directly(plan: Plan, problem: Problem):
         moved.observation = problem.observation + SURE_PROBE * probe
         divs = [float((probe * (_one_solver(s, plan, moved) - o)).sum()) / SURE_PROBE for s, o in zip(solvers, outs)]
         weights = sure_weights(outs, problem.observation, divs, float(sigma))
-        plan.notes.append("SURE weights of the solvers: " + ", ".join(f"{s.name} {w:.2f}" for s, w in zip(solvers, weights)))
+        plan.notes.append("SURE weights of the solvers: " + ", ".join(f"{solver_label(s)} {w:.2f}" for s, w in zip(solvers, weights)))
     else:
         weights = [1 / len(outs)] * len(outs)
     return sum(w * o for w, o in zip(weights, outs))
