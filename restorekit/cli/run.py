@@ -97,13 +97,7 @@ def run(
         show = not json_out and err_console.is_terminal
         progress_cb, progress = _progress(show)
         log = None if json_out else _logger(progress)
-        # a stack into a named --out keeps its finished pages beside it (run/kept.py): the same command again
-        # after a kill or Ctrl-C (with --overwrite where the folder was written) restores only the others
-        store = None
-        if out is not None:
-            from ..run.kept import PageStore, kept_folder, run_identity
-
-            store = PageStore(kept_folder(out), run_identity(settings), [p for p in input_paths(settings) if p.is_file()])
+        store = _page_store(out, settings)
 
         def write(folder, result):
             files = write_outputs(result, folder, save=save.value)
@@ -132,6 +126,18 @@ def run(
                     what += "; its finished pages are kept: the same command with --overwrite continues"
             err_console.print(what, highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(done.signals.signum))
+
+
+def _page_store(out: Path | None, settings):
+    """Where a stack restored into a named --out keeps its finished pages (run/kept.py): the same command
+    again after a kill or Ctrl-C (with --overwrite where the folder was written) restores only the others.
+    None without --out (a new numbered folder each time: nothing would find them again)."""
+    if out is None:
+        return None
+    from ..run.kept import PageStore, kept_folder, run_identity
+    from ..run.settings import input_paths
+
+    return PageStore(kept_folder(out), run_identity(settings), [p for p in input_paths(settings) if p.is_file()])
 
 
 def _progress(show: bool):
