@@ -237,6 +237,31 @@ def test_a_negligible_shot_noise_slope_does_not_wreck_the_stabilisation():
     assert err(out) < 0.7 * err(noisy)
 
 
+def test_a_large_image_goes_through_bm3d_in_overlapping_tiles(monkeypatch):
+    """Past TILE x TILE pixels BM3D runs on overlapping tiles of at most TILE a side (bounded memory); the
+    blend is close to the whole image's result and as good against the clean image."""
+    from restorekit.noise import denoise
+
+    for size in (1, 1000, 1025, 2048, 6001):
+        spans = denoise.tile_spans(size)
+        assert spans[0][0] == 0 and sum(spans[-1]) == size and all(n <= denoise.TILE for _, n in spans)
+        assert all(a + n - b >= denoise.OVERLAP for (a, n), (b, _) in zip(spans, spans[1:]))
+    clean = scene(96, 80)
+    noisy = camera_noise(clean, 0.0, 0.02**2, blur=True)
+    m = estimate(noisy)
+    whole = denoise.bm3d_colored(noisy, m)
+    monkeypatch.setattr(denoise, "TILE", 48)
+    monkeypatch.setattr(denoise, "OVERLAP", 16)
+    seen = []
+    real = denoise._bm3d_colored
+    monkeypatch.setattr(denoise, "_bm3d_colored", lambda x, *a: seen.append(x.shape) or real(x, *a))
+    tiled = denoise.bm3d_colored(noisy, m)
+    assert len(seen) == 3 * 2 and all(h <= 48 and w <= 48 for _, h, w in seen)
+    err = lambda x: float(np.sqrt(np.mean((x - clean) ** 2)))  # noqa: E731
+    assert err(tiled) < 1.1 * err(whole) and err(tiled) < 0.7 * err(noisy)
+    assert float(np.sqrt(np.mean((tiled - whole) ** 2))) < 0.3 * err(noisy)
+
+
 def test_a_grey_image_stored_as_rgb_is_denoised():
     """Equal channels: the colour differences carry no noise power; BM3D got an all-zero spectrum for
     them and failed with NaN (set14's bridge.png)."""

@@ -53,9 +53,44 @@ def unstabilise(y: np.ndarray, model: NoiseModel) -> np.ndarray:
     return out
 
 
+#: images with more pixels than TILE x TILE go through BM3D in overlapping tiles of at most that side,
+#: blended by linear ramps over OVERLAP pixels.  BM3D's memory grows with the image (1.5 GB peak for a
+#: 1024x1024 photo whole, the process included), a tile's does not; BM3D is local (its search window is 39
+#: pixels), so the seams do not show.  Images of up to TILE x TILE pixels are denoised whole, as before
+TILE, OVERLAP = 1024, 64
+
+
 def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
     """BM3D of ``x`` (C, H, W) in [0, 1] for the correlated noise ``model`` (``model.scaled(s)`` for a
-    milder or stronger one)."""
+    milder or stronger one); a large image in overlapping tiles (:data:`TILE`)."""
+    _, h, w = x.shape
+    if h * w <= TILE * TILE:
+        return _bm3d_colored(x, model, profile)
+    out = np.zeros(x.shape, np.float64)
+    weight = np.zeros((1, h, w), np.float64)
+    for top, th in tile_spans(h):
+        for left, tw in tile_spans(w):
+            ramp_h = np.minimum(np.arange(1, th + 1), np.arange(th, 0, -1))
+            ramp_w = np.minimum(np.arange(1, tw + 1), np.arange(tw, 0, -1))
+            wgt = np.minimum(np.minimum.outer(ramp_h, ramp_w), OVERLAP)[None].astype(np.float64)
+            tile = x[:, top:top + th, left:left + tw]
+            out[:, top:top + th, left:left + tw] += _bm3d_colored(tile, model, profile) * wgt
+            weight[:, top:top + th, left:left + tw] += wgt
+    return out / weight
+
+
+def tile_spans(size: int) -> list[tuple[int, int]]:
+    """(start, length) of the fewest equal tiles of at most :data:`TILE` pixels that cover a side of
+    ``size`` pixels, neighbours overlapping by at least :data:`OVERLAP`."""
+    if size <= TILE:
+        return [(0, size)]
+    n = -(-(size - OVERLAP) // (TILE - OVERLAP))
+    side = -(-(size + (n - 1) * OVERLAP) // n)
+    starts = [round(k * (size - side) / (n - 1)) for k in range(n)]
+    return [(s0, side) for s0 in starts]
+
+
+def _bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str) -> np.ndarray:
     import bm3d
 
     _numpy_trapz()
