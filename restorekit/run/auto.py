@@ -209,8 +209,8 @@ def fit_image(plan: Any, registry: Any, image_shape: Sequence[int]) -> None:
 
 #: on a colour image with Gaussian noise, the shipped gray model also denoises the image in these colour spaces
 #: (besides the opponent one), each a solver of its own in the SURE-weighted combination: what one colour space
-#: misses another keeps.  21 colour crops at sigma 25 (benchmarks/colour_levers.py), gain over CBM3D, mean /
-#: median: BM3D + the opponent space +0.19 / +0.14 dB; with the image's principal axes and RGB +0.25 / +0.25
+#: misses another keeps.  21 colour crops at sigma 25, median gain over CBM3D: +0.13 -> +0.22 dB through run
+#: (cpu256 g25c-wide), +0.14 -> +0.26 in benchmarks/colour_levers.py (docs/benchmarks.md)
 COLOUR_SOLVERS = ("learned:colour=pca", "learned:colour=rgb")
 
 
