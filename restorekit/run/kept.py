@@ -7,7 +7,7 @@ hidden folder beside the image's output folder (``.<name>.rk-pages/`` beside ``O
 into the same output folder takes them from there:
 
 * ``pages.json`` says whose pages these are: the input's SHA-256, its page count, the run's options
-  (components, seed, iterations, ...; batch adds the plugins' versions), the side inputs' SHA-256 and
+  (components, seed, iterations, ..., and the plugins' versions), the side inputs' SHA-256 and
   restorekit's version.  A folder that
   says anything else (another input, other options) is emptied before a page is written, so a page is
   never taken for another run's;
