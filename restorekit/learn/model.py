@@ -392,18 +392,11 @@ def _run(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:
         overlap = OVERLAP
     if h <= th and w <= tw and model.canvas is None:
         return _run_one(model, image, sigma)
-    out = np.zeros(image.shape, np.float64)
-    weight = np.zeros((1, h, w), np.float64)
-    for t in _windows(h, th, overlap):
-        for l in _windows(w, tw, overlap):
-            tile = image[:, t:t + th, l:l + tw]
-            y = _run_one(model, tile, sigma)
-            ramp_h = np.minimum(np.arange(1, tile.shape[1] + 1), np.arange(tile.shape[1], 0, -1)).astype(float)
-            ramp_w = np.minimum(np.arange(1, tile.shape[2] + 1), np.arange(tile.shape[2], 0, -1)).astype(float)
-            wgt = np.minimum(np.minimum.outer(ramp_h, ramp_w), overlap + 1)[None]
-            out[:, t:t + th, l:l + tw] += y * wgt
-            weight[:, t:t + th, l:l + tw] += wgt
-    return (out / weight).astype(np.float32)
+    from ..tiling import blend_tiles
+
+    rows = [(t, th) for t in _windows(h, th, overlap)]
+    cols = [(l, tw) for l in _windows(w, tw, overlap)]
+    return blend_tiles(image, lambda tile: _run_one(model, tile, sigma), rows, cols, overlap + 1).astype(np.float32)
 
 
 def _run_one(model: LoadedModel, image: np.ndarray, sigma: float) -> np.ndarray:

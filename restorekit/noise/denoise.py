@@ -63,20 +63,12 @@ TILE, OVERLAP = 1024, 64
 def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
     """BM3D of ``x`` (C, H, W) in [0, 1] for the correlated noise ``model`` (``model.scaled(s)`` for a
     milder or stronger one); a large image in overlapping tiles (:data:`TILE`)."""
+    from ..tiling import blend_tiles
+
     _, h, w = x.shape
     if h * w <= TILE * TILE:
         return _bm3d_colored(x, model, profile)
-    out = np.zeros(x.shape, np.float64)
-    weight = np.zeros((1, h, w), np.float64)
-    for top, th in tile_spans(h):
-        for left, tw in tile_spans(w):
-            ramp_h = np.minimum(np.arange(1, th + 1), np.arange(th, 0, -1))
-            ramp_w = np.minimum(np.arange(1, tw + 1), np.arange(tw, 0, -1))
-            wgt = np.minimum(np.minimum.outer(ramp_h, ramp_w), OVERLAP)[None].astype(np.float64)
-            tile = x[:, top:top + th, left:left + tw]
-            out[:, top:top + th, left:left + tw] += _bm3d_colored(tile, model, profile) * wgt
-            weight[:, top:top + th, left:left + tw] += wgt
-    return out / weight
+    return blend_tiles(x, lambda tile: _bm3d_colored(tile, model, profile), tile_spans(h), tile_spans(w), OVERLAP)
 
 
 def tile_spans(size: int) -> list[tuple[int, int]]:
