@@ -550,6 +550,34 @@ def test_run_into_a_named_out_continues_a_stopped_stack_from_its_kept_pages(tmp_
     assert [q.name for q in (tmp_path / "runs").iterdir()] == ["s-001"]  # kept nothing beside it
 
 
+def test_kept_pages_never_touch_a_folder_that_holds_an_input(tmp_path, monkeypatch):
+    """An input inside the folder pages would be kept in (`run .o.rk-pages/s.tif --out o`): the store keeps
+    nothing there, so the input and the folder's other files are neither emptied, replaced nor removed, after
+    a Ctrl-C or a complete run; batch's clean-up of kept pages spares it the same way."""
+    from restorekit.run import pages
+    from restorekit.run.kept import PageStore, discard_kept
+
+    folder = tmp_path / ".o.rk-pages"
+    folder.mkdir()
+    _, noisy = noisy_stack(folder / "s.tif")
+    (folder / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.MonkeyPatch.context() as m:
+        signal_on_call(m, pages, "solve", 2)
+        assert invoke(["run", folder / "s.tif", *FIT, "--out", tmp_path / "o"]).exit_code == 130
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    r = invoke(["run", folder / "s.tif", *FIT, "--out", tmp_path / "o", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    store = PageStore(folder, {}, [folder / "s.tif"])
+    assert not store.active and store.begin(3) == []
+    store.discard()
+    discard_kept(tmp_path / "o", [folder / "s.tif"])
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    discard_kept(tmp_path / "o", [tmp_path / "elsewhere.tif"])  # holding no input: removed
+    assert not folder.exists()
+
+
 # -- restorekit.restore(..., pages=True): a stack held in memory -------------------------------------------
 
 

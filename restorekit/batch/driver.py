@@ -71,6 +71,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
               summary: Summary) -> list[Item]:
     """The items this run must compute; the rest are skipped or adopted (and recorded)."""
     from ..run.kept import discard_kept
+    from .job import item_inputs
     from ..session.outdir import clean_stale
 
     for parent in sorted({os.path.dirname(item.out) for item in items}):
@@ -83,7 +84,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if row.status == "done":
             if row.checksum and output_checksum(item.out) == row.checksum:
                 summary.skipped += 1
-                discard_kept(item.out)  # pages a kill left after the commit
+                discard_kept(item.out, item_inputs(item))  # pages a kill left after the commit
                 continue
         elif row.status == "failed" and row.attempts >= attempts:
             summary.failed += 1
@@ -93,7 +94,7 @@ def plan_work(items: Sequence[Item], manifest: Manifest, options: dict[str, Any]
         if found is not None:
             manifest.finish(item.key, found)
             summary.adopted += 1
-            discard_kept(item.out)
+            discard_kept(item.out, item_inputs(item))
             continue
         todo.append(item)
     return todo

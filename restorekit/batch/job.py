@@ -41,6 +41,11 @@ def _specs(record: Any) -> dict[str, Any]:
     }
 
 
+def item_inputs(item: Item) -> list[Path]:
+    """Every file an item reads: its input, reference and side inputs."""
+    return [Path(p) for p in (item.input, item.reference, *item.side_inputs) if p]
+
+
 def page_identity(item: Item, options: dict[str, Any]) -> dict[str, Any]:
     """What a stack's kept page depends on (:class:`~restorekit.run.kept.PageStore`): the item's specs, the
     batch's run options but the device (a batch may resume on another one), and the plugins loaded, with
@@ -80,7 +85,7 @@ def run_item(item: Item, options: dict[str, Any]) -> dict[str, Any]:
             registry, image=item.input, degrade=item.degrade or None, prior=item.prior or None, net=item.net,
             reference=item.reference, **{k: v for k, v in options.items() if k in ITEM_OPTIONS},
         )
-        inputs = [Path(p) for p in (item.input, item.reference, *item.side_inputs) if p]
+        inputs = item_inputs(item)
         # overwrite: a folder left by an attempt that was killed after writing is replaced (restorekit's own
         # folders only: anything foreign in it fails this item, never the batch)
         folder = None

@@ -73,9 +73,17 @@ def run_identity(settings: Any) -> dict[str, Any]:
     return json.loads(json.dumps(fields, default=str))
 
 
-def discard_kept(out: str | os.PathLike[str]) -> None:
-    """Remove the kept pages of the image whose output folder is ``out``, if any (its stack is written)."""
-    shutil.rmtree(kept_folder(out), ignore_errors=True)
+def discard_kept(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Remove the kept pages of the image whose output folder is ``out``, if any (its stack is written);
+    never a folder that holds one of ``inputs``."""
+    if not _holds(kept_folder(out), inputs):
+        shutil.rmtree(kept_folder(out), ignore_errors=True)
+
+
+def _holds(folder: Path, files: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether one of ``files`` lies inside ``folder`` (a store there would empty it: it keeps no pages)."""
+    top = Path(os.path.realpath(folder))
+    return any(Path(os.path.realpath(f)).is_relative_to(top) for f in files)
 
 
 class PageStore:
@@ -92,6 +100,9 @@ class PageStore:
         self.files = [str(f) for f in files]
         self.pages = 0
         self.loaded: list[int] = []  #: the pages (1-based) taken from an earlier attempt
+        #: a folder that holds one of the files read (an input named .O.rk-pages/s.tif) is never written,
+        #: emptied or removed: no page is kept then
+        self.active = not _holds(self.folder, self.files)
 
     def _index(self, pages: int) -> dict[str, Any]:
         from .. import __version__
@@ -104,6 +115,8 @@ class PageStore:
         """Open the folder for a stack of ``pages`` pages: the pages (1-based) an earlier attempt of the
         same run finished; a folder of another run's pages is emptied first."""
         self.pages = pages
+        if not self.active:
+            return []
         index = self._index(pages)
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -127,6 +140,8 @@ class PageStore:
 
     def save(self, k: int, result: Any) -> None:
         """Keep page ``k`` (1-based), finished: its :class:`~.pipeline.Result`, atomically."""
+        if not self.active:
+            return
         from ..session.record import record_json
 
         meta = {"metrics": result.metrics, "baseline": result.baseline, "record": record_json(result.record)}
@@ -170,7 +185,8 @@ class PageStore:
 
     def discard(self) -> None:
         """Remove the folder (the stack's results are written: its pages are in them)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.active:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _remove(path: Path) -> None:
