@@ -134,6 +134,9 @@ def test_a_clean_photo_comes_back_nearly_unchanged(tmp_path):
 def test_the_safeguard_backs_off_an_over_estimated_noise_level(monkeypatch):
     """Told 16x the noise's variance, BM3D removes edges: the check sees it and denoises again, milder."""
     import restorekit.noise as noise_pkg
+    import restorekit.noise.level as level
+
+    monkeypatch.setattr(level, "CAP", float("inf"))  # the safeguard alone: the learned cap would lower it first
 
     clean = scene(64, 64)
     noisy = camera_noise(clean, 0.0, 0.01**2, blur=False)
@@ -144,6 +147,28 @@ def test_the_safeguard_backs_off_an_over_estimated_noise_level(monkeypatch):
     g = r.record.safeguard
     assert g.action == "milder" and "over-estimated" in g.why
     assert any(n.startswith("safeguard:") for n in r.record.notes)
+
+
+@pytest.mark.skipif(__import__("restorekit.noise.level", fromlist=["_shipped"])._shipped() is None,
+                    reason="the shipped noise-level network is not installed")
+def test_the_learned_cap_lowers_an_over_estimated_noise_level_before_denoising(monkeypatch):
+    """Told 16x the noise's variance by the statistical estimate, the noise-level network's reading caps it
+    near the truth: the note says so, run.json keeps the reading, and no safeguard has to back off."""
+    import restorekit.noise as noise_pkg
+    import restorekit.noise.level as level
+
+    clean = scene(128, 128)
+    noisy = camera_noise(clean, 0.0, (6 / 255) ** 2, blur=True)
+    real = noise_pkg.estimate
+    monkeypatch.setattr(noise_pkg, "estimate", lambda x: real(x).scaled(16.0))
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    r = restorekit.restore(hwc, reference=(np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8))
+    rec = r.record.noise
+    assert rec.learned_rms_255 is not None and len(rec.learned_rms_255) == 3
+    assert np.mean(rec.rms_255) <= level.CAP * np.mean(rec.learned_rms_255) + 0.01
+    assert np.mean(rec.rms_255) < 4 * 6, rec.rms_255  # 16x the variance would be 4x the truth's RMS (24)
+    assert any(n.startswith("noise level lowered") for n in r.record.notes), r.record.notes
+    assert r.metrics["psnr"] > r.baseline["psnr"] + 1
 
 
 def test_noise_cannot_be_simulated():

@@ -340,9 +340,10 @@ class RealNoise(Degradation):
     def estimate_noise(self, observation):
         """The noise model of the (C, H, W) observation (:func:`restorekit.noise.estimate`)."""
         from restorekit.noise import estimate
+        from restorekit.noise.level import cap
 
-        model = estimate(observation)
-        self.notes = [model.summary()]
+        model, capped = cap(estimate(observation), observation)
+        self.notes = [model.summary()] + ([capped] if capped else [])
         return model
 
 

@@ -1,9 +1,11 @@
 """The one training loop: every network restorekit trains is fitted here.
 
-Two callers use it: ``restorekit train`` (:mod:`restorekit.learn.train`, an
+Three callers use it: ``restorekit train`` (:mod:`restorekit.learn.train`, an
 image-to-image network over epochs, with validation, checkpoints and
-``--resume``) and the built-in ``faces`` classifier
-(:mod:`restorekit.inspect.faces`, 300 full-batch steps on first use).
+``--resume``), the built-in ``faces`` classifier
+(:mod:`restorekit.inspect.faces`, 300 full-batch steps on first use) and the
+noise-level network (:mod:`restorekit.noise.level`, trained once by its own
+command; its weights are shipped).
 
 One step, in this order (the order is part of the result: a resumed training
 repeats it exactly, so keep it):

@@ -276,18 +276,18 @@ def find_models(folder: Path) -> list[Path]:
     return sorted({p.parent for p in folder.rglob(CARD) if (p.parent / WEIGHTS).is_file()})
 
 
-def save(net: Any, card: dict[str, Any], folder: Path) -> None:
-    """Write the weights and the card into ``folder``, each atomically."""
+def save(net: Any, card: dict[str, Any], folder: Path, fmt: str = FORMAT) -> None:
+    """Write the weights and the card into ``folder``, each atomically (``fmt``: the format both name)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
     tmp = folder / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
+    save_file(state, str(tmp), metadata={"format": fmt})
     os.chmod(tmp, 0o644)
     os.replace(tmp, folder / WEIGHTS)
     tmp = folder / f".{CARD}.tmp"
-    tmp.write_text(json.dumps({"format": FORMAT, **card}, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps({"format": fmt, **card}, indent=1), encoding="utf-8")
     os.replace(tmp, folder / CARD)
 
 

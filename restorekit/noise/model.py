@@ -51,6 +51,8 @@ class NoiseModel:
     acf: np.ndarray  #: (C, C, 2L+1, 2L+1) correlation of the stabilised noise; acf[c, c, L, L] == 1
     rms: np.ndarray  #: (C,) the noise's standard deviation over the image, image units
     blocks: int = 0  #: how many blocks the estimate rests on
+    #: (C,) the noise-level network's reading of the image (:mod:`.level`), image units; None where not read
+    learned: np.ndarray | None = None
 
     @property
     def channels(self) -> int:
@@ -86,7 +88,8 @@ class NoiseModel:
 
     def scaled(self, s: float) -> "NoiseModel":
         """The same noise with its variance multiplied by ``s``."""
-        return NoiseModel(a=self.a * s, b=self.b * s, acf=self.acf, rms=self.rms * np.sqrt(s), blocks=self.blocks)
+        return NoiseModel(a=self.a * s, b=self.b * s, acf=self.acf, rms=self.rms * np.sqrt(s), blocks=self.blocks,
+                          learned=self.learned)
 
     def record(self) -> dict[str, Any]:
         """What run.json keeps (0-255 units for levels)."""
@@ -99,6 +102,8 @@ class NoiseModel:
             "cross_channel_correlation": np.round(self.cross_channel, 3).tolist(),
             "white_sigma_255": round(self.white_sigma() * 255, 3),
             "blocks": int(self.blocks),
+            "learned_rms_255": None if self.learned is None else [
+                None if not np.isfinite(v) else round(float(v) * 255, 3) for v in self.learned],
         }
 
     def summary_counts(self, full: int) -> str:

@@ -106,6 +106,9 @@ class NoiseRecord(Section):
     white_sigma_255: float = Field(description="the white-noise level a white-noise denoiser is told (the "
                                    "noise's power where it is strongest)")
     blocks: int = Field(description="how many image blocks the estimate rests on")
+    learned_rms_255: list[float | None] | None = Field(
+        default=None, description="per channel, the noise-level network's reading of the image (the estimate's mean is "
+                                  "capped at restorekit.noise.level.CAP times their mean; null where the image is smaller than 64 pixels)")
 
 
 class SafeguardRecord(Section):
