@@ -13,7 +13,8 @@ Sets (``--sets``, comma-separated):
 * ``check`` (not tuned on): every 20th file of ``../shared/data/train/cbsd432`` in name order (22 colour
   photos) and the 15 mean-of-500 images of ``../shared/data/real/cc15`` (``*_mean.png``).
 
-One thread (``OMP_NUM_THREADS=1 python benchmarks/clean.py``): it prints a table and writes
+``--whole``: the whole images instead of their centre crops.  One thread
+(``OMP_NUM_THREADS=1 python benchmarks/clean.py``): it prints a table and writes
 ``benchmarks/results/clean.json``.
 """
 
@@ -59,13 +60,13 @@ def centre_crop(img: np.ndarray) -> np.ndarray:
     return img[y:y + SIDE, x:x + SIDE]
 
 
-def load(path: Path) -> np.ndarray:
+def load(path: Path, whole: bool = False) -> np.ndarray:
     import imageio.v3 as iio
 
     img = iio.imread(path)
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
-    return np.ascontiguousarray(centre_crop(img))
+    return np.ascontiguousarray(img if whole else centre_crop(img))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,6 +118,7 @@ def main() -> None:
     ap.add_argument("--sets", default="dev,check", help="comma-separated: dev, check (default both)")
     ap.add_argument("--only", default="", help="only images whose name contains this")
     ap.add_argument("--out", default=str(HERE / "results" / "clean.json"))
+    ap.add_argument("--whole", action="store_true", help="the whole images, not their 256x256 centre crops")
     args = ap.parse_args()
     import torch
 
@@ -125,7 +127,7 @@ def main() -> None:
     rows = []
     print(f"{'image':34s} {'PSNR':>6s} {'RMS est':>7s} {'safeguard':>9s} {'check':>11s} {'score':>6s} {'s':>5s}")
     for group, name, path in cases:
-        row = {"set": group, "image": name, **run_one(load(path))}
+        row = {"set": group, "image": name, **run_one(load(path, args.whole))}
         rows.append(row)
         rms = row["rms_255"] if row["rms_255"] is not None else float("nan")
         score = row["score"] if row["score"] is not None else float("nan")
@@ -141,7 +143,7 @@ def main() -> None:
     tmp = Path(args.out).with_suffix(".tmp")
     # an image returned unchanged has an infinite PSNR: null in the JSON (which has no infinity)
     kept = [{**r, "psnr": None if r["psnr"] == float("inf") else r["psnr"]} for r in rows]
-    tmp.write_text(json.dumps({"side": SIDE, "summary": summary, "rows": kept}, indent=1, allow_nan=False))
+    tmp.write_text(json.dumps({"side": None if args.whole else SIDE, "summary": summary, "rows": kept}, indent=1, allow_nan=False))
     os.replace(tmp, args.out)
     print(f"\nwrote {args.out}")
 
