@@ -338,7 +338,8 @@ class RealNoise(Degradation):
         return super().prepare(shape, rng, mode)
 
     def estimate_noise(self, observation):
-        """The noise model of the (C, H, W) observation (:func:`restorekit.noise.estimate`)."""
+        """The noise model of the (C, H, W) observation (:func:`restorekit.noise.estimate`), its level capped by
+        the noise-level network's reading (:func:`restorekit.noise.level.cap`)."""
         from restorekit.noise import estimate
         from restorekit.noise.level import cap
 
