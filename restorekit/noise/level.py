@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -286,15 +287,12 @@ def cap(model: NoiseModel, image: np.ndarray, net: Any = None) -> tuple[NoiseMod
     learned = levels(image, net)
     if learned is None:
         return model, None
-    out = NoiseModel(a=model.a.copy(), b=model.b.copy(), acf=model.acf, rms=model.rms.copy(), blocks=model.blocks,
-                     learned=learned)
     read = learned[np.isfinite(learned)]
     limit = CAP * float(read.mean()) if len(read) else math.inf
     level = float(np.mean(model.rms))
     if not level > limit:
-        return out, None
-    f = (limit / level) ** 2
-    out.a, out.b, out.rms = out.a * f, out.b * f, out.rms * math.sqrt(f)
+        return replace(model, learned=learned), None
+    out = replace(model.scaled((limit / level) ** 2), learned=learned)
     before = "/".join(f"{v * 255:.2g}" for v in model.rms)
     note = (f"noise level lowered to {CAP:g}x the noise-level network's reading (RMS {before} -> "
             f"{'/'.join(f'{v * 255:.2g}' for v in out.rms)}, 0-255): the flattest parts of the image look like "
