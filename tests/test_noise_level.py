@@ -142,3 +142,13 @@ def test_estimate_on_a_clean_textured_photo_is_capped():
     # reads about 1.5, so the cap lowers the level by more than a third in every channel
     assert note is not None and np.all(capped.rms < 0.7 * raw.rms), (raw.rms * 255, capped.rms * 255)
     assert np.isclose(capped.rms.mean(), level.CAP * capped.learned.mean())
+
+
+def test_the_training_command_does_not_replace_a_model_without_overwrite(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"finished")
+    with pytest.raises(SystemExit) as stop:
+        level.main([str(tmp_path), "--out", str(out), "--steps", "1"])
+    assert stop.value.code == 2
+    assert (out / "model.safetensors").read_bytes() == b"finished"

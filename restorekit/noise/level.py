@@ -21,7 +21,7 @@ is 1.3-33 times it (median 5.2).
 
 The weights (``restorekit/data/noise-level``) are reproduced by::
 
-    python -m restorekit.noise.level ../shared/data/train/cbsd432 --out restorekit/data/noise-level
+    python -m restorekit.noise.level ../shared/data/train/cbsd432 --out restorekit/data/noise-level --overwrite
 """
 
 from __future__ import annotations
@@ -309,7 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--per-image", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     a = p.parse_args(argv)
+    if (a.out / "model.safetensors").exists() and not a.overwrite:
+        p.exit(2, f"error: {a.out} already holds a model; add --overwrite to replace it\n")
     train(a.folder, a.out, per_image=a.per_image, steps=a.steps, seed=a.seed)
 
 
