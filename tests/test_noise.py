@@ -134,16 +134,15 @@ def test_a_clean_photo_comes_back_nearly_unchanged(tmp_path):
 def test_the_safeguard_backs_off_an_over_estimated_noise_level(monkeypatch):
     """Told 16x the noise's variance, BM3D removes edges: the check sees it and denoises again, milder."""
     import restorekit.noise as noise_pkg
-    import restorekit.noise.level as level
-
-    monkeypatch.setattr(level, "CAP", float("inf"))  # the safeguard alone: the learned cap would lower it first
 
     clean = scene(64, 64)
     noisy = camera_noise(clean, 0.0, 0.01**2, blur=False)
     real = noise_pkg.estimate
     monkeypatch.setattr(noise_pkg, "estimate", lambda x: real(x).scaled(16.0))
     hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
-    r = restorekit.restore(hwc, reference=(np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8))
+    # the safeguard alone: the learned cap would lower the level first
+    r = restorekit.restore(hwc, degrade="noise:cap=false",
+                           reference=(np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8))
     g = r.record.safeguard
     assert g.action == "milder" and "over-estimated" in g.why
     assert any(n.startswith("safeguard:") for n in r.record.notes)
@@ -168,8 +167,16 @@ def test_the_learned_cap_lowers_an_over_estimated_noise_level_before_denoising(m
     assert rec.learned_rms_255 is not None and len(rec.learned_rms_255) == 3
     assert np.mean(rec.rms_255) <= level.CAP * np.mean(rec.learned_rms_255) + 0.01
     assert np.mean(rec.rms_255) < 0.6 * np.mean(inflated[-1].rms) * 255, (rec.rms_255, inflated[-1].rms * 255)
-    assert any(n.startswith("noise level lowered") for n in r.record.notes), r.record.notes
+    notes = r.record.notes
+    said = [i for i, n in enumerate(notes) if n.startswith(("noise estimated", "noise level lowered"))]
+    assert len(said) == 2 and notes[said[0]] == inflated[-1].summary(), notes  # the estimate, then the cap
+    assert notes[said[1]].startswith("noise level lowered") and "noise:cap=false" in notes[said[1]]
     assert r.metrics["psnr"] > r.baseline["psnr"] + 1
+
+    kept = restorekit.restore(hwc, degrade="noise:cap=false")  # the switch: the statistical estimate is used
+    assert kept.record.noise.learned_rms_255 is None
+    assert np.allclose(kept.record.noise.rms_255, inflated[-1].rms * 255, rtol=1e-3, atol=1e-3)
+    assert not any(n.startswith("noise level lowered") for n in kept.record.notes)
 
 
 def test_noise_cannot_be_simulated():

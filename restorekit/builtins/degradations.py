@@ -337,15 +337,26 @@ class RealNoise(Degradation):
                              "simulate noise on a clean image use gaussian:SIGMA or poisson:PEAK")
         return super().prepare(shape, rng, mode)
 
+    class Params(Params):
+        cap: bool = Field(
+            True, description="lower the estimate to at most 2.5x the noise-level network's reading (the flattest "
+            "parts of a clean textured photo hold texture, not noise); false: keep the statistical estimate")
+
     def estimate_noise(self, observation):
         """The noise model of the (C, H, W) observation (:func:`restorekit.noise.estimate`), its level capped by
-        the noise-level network's reading (:func:`restorekit.noise.level.cap`)."""
+        the noise-level network's reading (:func:`restorekit.noise.level.cap`) unless ``cap=false``.  The notes
+        give the statistical estimate first, then the level used where the cap lowered it."""
         from restorekit.noise import estimate
         from restorekit.noise.level import cap
 
-        model, capped = cap(estimate(observation), observation)
-        self.notes = [model.summary()] + ([capped] if capped else [])
-        return model
+        model = estimate(observation)
+        self.notes = [model.summary()]
+        if not self.params.cap:
+            return model
+        used, capped = cap(model, observation)
+        if capped:
+            self.notes.append(capped + " (keep the estimate: --degrade noise:cap=false)")
+        return used
 
 
 BUILTIN_DEGRADATIONS = [NoDegradation, Gaussian, Poisson, SaltPepper, Periodic, RealNoise, Bernoulli, Mask, Box, Text, Downsample]
