@@ -294,6 +294,47 @@ def test_a_large_image_goes_through_bm3d_in_overlapping_tiles(monkeypatch):
     assert err(tiled) < 1.1 * err(whole) and err(tiled) < 0.7 * err(noisy)
     assert float(np.sqrt(np.mean((tiled - whole) ** 2))) < 0.3 * err(noisy)
 
+    import bm3d  # the white-noise partner goes through the same tiles
+
+    monkeypatch.setattr(denoise, "TILE", 10**6)
+    white_whole = denoise.bm3d_white(noisy, m)
+    monkeypatch.setattr(denoise, "TILE", 48)
+    seen.clear()
+    rgb = bm3d.bm3d_rgb
+    monkeypatch.setattr(bm3d, "bm3d_rgb", lambda x, *a, **k: seen.append(x.shape) or rgb(x, *a, **k))
+    white_tiled = denoise.bm3d_white(noisy, m)
+    assert len(seen) == 3 * 2 and all(h <= 48 and w <= 48 for h, w, _ in seen)
+    assert err(white_tiled) < 1.1 * err(white_whole) and err(white_tiled) < 0.7 * err(noisy)
+
+
+def test_real_noise_bm3d_is_averaged_with_bm3d_told_the_white_noise_equivalent(monkeypatch):
+    """The default on real noise: the result the safeguard accepts (BM3D told the model) averaged with BM3D
+    told the model's white-noise equivalent, with a note; ``bm3d:white_mean=false`` leaves the first alone, and
+    so does near-white noise."""
+    from restorekit.noise import denoise
+
+    clean = scene(64, 64)
+    noisy = camera_noise(clean, 0.0, (6 / 255) ** 2, blur=True)
+    hwc = (np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8)
+    ref = (np.moveaxis(clean, 0, -1) * 255).round().astype(np.uint8)
+    partner = []
+    real = denoise.bm3d_white
+    monkeypatch.setattr(denoise, "bm3d_white", lambda *a, **k: partner.append(real(*a, **k)) or partner[-1])
+    mean = restorekit.restore(hwc, reference=ref)
+    alone = restorekit.restore(hwc, prior="bm3d:white_mean=false", reference=ref)
+    assert len(partner) == 1 and mean.record.safeguard.action == alone.record.safeguard.action == "kept"
+    assert any(n.startswith("averaged with bm3d told the noise's white-noise equivalent") for n in mean.record.notes)
+    assert not any(n.startswith("averaged with") for n in alone.record.notes)
+    assert np.allclose(mean.restored, (alone.restored + partner[0]) / 2, atol=1e-5)
+    assert not np.allclose(mean.restored, alone.restored, atol=1e-3)
+    assert mean.metrics["psnr"] > mean.baseline["psnr"] + 1
+
+    # white noise: the model's spectrum is already flat, the partner would only smooth more; it is not run
+    white = camera_noise(clean, 0.0, (6 / 255) ** 2, blur=False)
+    r = restorekit.restore((np.moveaxis(np.clip(white, 0, 1), 0, -1) * 255).round().astype(np.uint8))
+    assert r.record.noise.lag1_correlation < 0.2 and r.record.safeguard.action in ("kept", "milder")
+    assert len(partner) == 1 and not any(n.startswith("averaged with") for n in r.record.notes)
+
 
 def test_a_grey_image_stored_as_rgb_is_denoised():
     """Equal channels: the colour differences carry no noise power; BM3D got an all-zero spectrum for

@@ -4,6 +4,8 @@ Maekinen, Azzari and Foi, 2020)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .model import NoiseModel, spectrum
@@ -63,12 +65,37 @@ TILE, OVERLAP = 1024, 64
 def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
     """BM3D of ``x`` (C, H, W) in [0, 1] for the correlated noise ``model`` (``model.scaled(s)`` for a
     milder or stronger one); a large image in overlapping tiles (:data:`TILE`)."""
+    return _tiled(x, lambda tile: _bm3d_colored(tile, model, profile))
+
+
+def bm3d_white(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
+    """BM3D of ``x`` (C, H, W) in [0, 1] told white noise at the ``model``'s white-noise equivalent
+    (:meth:`~.model.NoiseModel.white_sigma`; colour in BM3D's opponent space); a large image in tiles.  The
+    default averages it with :func:`bm3d_colored` (the BM3D prior's ``white_mean``): told the whole model,
+    BM3D leaves part of the noise's coarse, colour-correlated part that a white-noise denoiser told its peak
+    level removes, and the white-noise denoiser removes fine detail the model spares."""
+    import bm3d
+
+    _numpy_trapz()
+    sigma = model.white_sigma()
+
+    def one(tile: np.ndarray) -> np.ndarray:
+        if tile.shape[0] == 3:
+            return np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(tile, 0, -1), sigma, profile=profile), -1, 0)
+        return np.stack([bm3d.bm3d(c, sigma, profile=profile) for c in tile])
+
+    return np.clip(_tiled(x, one), 0, 1)
+
+
+def _tiled(x: np.ndarray, fn: Any) -> np.ndarray:
+    """``fn`` of ``x`` (C, H, W) whole, or of overlapping tiles of it blended where it has more than
+    TILE x TILE pixels."""
     from ..tiling import blend_tiles
 
     _, h, w = x.shape
     if h * w <= TILE * TILE:
-        return _bm3d_colored(x, model, profile)
-    return blend_tiles(x, lambda tile: _bm3d_colored(tile, model, profile), tile_spans(h), tile_spans(w), OVERLAP)
+        return fn(x)
+    return blend_tiles(x, fn, tile_spans(h), tile_spans(w), OVERLAP)
 
 
 def tile_spans(size: int) -> list[tuple[int, int]]:

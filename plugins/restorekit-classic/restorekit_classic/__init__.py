@@ -241,6 +241,20 @@ class BM3D(_Denoiser):
             "np", description="bm3d parameter profile ('np': normal; 'vn': very noisy; 'high': best quality)"
         )
         colorspace: Literal["opp", "YCbCr"] = Field("opp", description="colour transform of RGB images")
+        white_mean: bool = Field(
+            True, description="with an estimated real-noise model (--degrade noise): average the result with BM3D "
+            "told the model's white-noise equivalent (on cc15: +0.23 dB and a better worst crop; twice the time)")
+
+    def real_noise_partner(self, image, noise):
+        """The second estimate the real-noise safeguard averages with this prior's accepted result (None:
+        none): BM3D of ``image`` (C, H, W) told ``noise``'s white-noise equivalent
+        (restorekit.noise.denoise.bm3d_white)."""
+        if not self.params.white_mean or self.params.sigma is not None:
+            return None
+        _bm3d()
+        from restorekit.noise.denoise import bm3d_white
+
+        return bm3d_white(image, noise, profile=self.params.profile)
 
     def solve(self, problem):
         noise = getattr(problem, "noise", None)
