@@ -383,7 +383,7 @@ def test_every_input_is_an_image_so_a_batch_restores_it_as_observed(tmp_path):
     tree(tmp_path / "in", ["a.png", "sub/b.png"])
     r = invoke(["batch", "in", "out", *TINY, "--json"])
     assert r.exit_code == 0, r.output
-    assert _specs_and_modes(tmp_path / "out") == [("restore", ["noise"])] * 2
+    assert _specs_and_modes(tmp_path / "out") == [("restore", ["noise:cap=true"])] * 2
     assert all(json.loads(row["metrics"]) == {} for row in rows(tmp_path / "out").values())
     assert np.array_equal(iio.imread(tmp_path / "out/a/degraded.png"), iio.imread(tmp_path / "in/a.png"))
     m = Manifest.open(tmp_path / "out")

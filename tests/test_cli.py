@@ -200,7 +200,7 @@ def test_an_image_is_restored_as_it_is_by_default(rgb8, tmp_path):
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["mode"] == "restore"
-    assert [d["spec"] for d in rec["components"]["degradations"]] == ["noise"]
+    assert [d["spec"] for d in rec["components"]["degradations"]] == ["noise:cap=true"]
     assert rec["result"]["metrics"] == {}  # no reference: nothing to score against
     assert any(n.startswith("noise estimated") for n in rec["notes"])
     assert np.array_equal(iio.imread(out / "degraded.png"), iio.imread(rgb8))  # nothing was added

@@ -83,7 +83,7 @@ def test_an_image_is_compared_as_observed_by_default(rgb8, tmp_path):
     for m in rec["methods"]:
         assert m["status"] == "complete" and m["metrics"] == {}
         run = json.loads((out / m["folder"] / "run.json").read_text())
-        assert run["mode"] == "restore" and [d["spec"] for d in run["components"]["degradations"]] == ["noise"]
+        assert run["mode"] == "restore" and [d["spec"] for d in run["components"]["degradations"]] == ["noise:cap=true"]
 
 
 def test_without_an_image_compare_is_a_benchmark(tmp_path):
