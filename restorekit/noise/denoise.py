@@ -80,7 +80,10 @@ def bm3d_white(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndar
     sigma = model.white_sigma()
 
     def one(tile: np.ndarray) -> np.ndarray:
-        if tile.shape[0] == 3:
+        opp = np.einsum("kc,chw->khw", OPP, tile) if tile.shape[0] == 3 else None
+        # bm3d_rgb scales each opponent channel by its range: a flat colour difference (a grey image stored
+        # as RGB) gave NaN; such an image goes channel by channel
+        if opp is not None and (opp.max(axis=(1, 2)) - opp.min(axis=(1, 2)) > 1e-9).all():
             return np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(tile, 0, -1), sigma, profile=profile), -1, 0)
         return np.stack([bm3d.bm3d(c, sigma, profile=profile) for c in tile])
 
