@@ -388,3 +388,13 @@ def test_the_safeguard_returns_the_input_when_the_removed_part_is_not_the_models
     assert g.check == "correlation" and g.action == "input" and g.score < g.limit, g
     assert any(n.startswith("safeguard:") and "texture" in n for n in r.record.notes)
     assert np.array_equal(r.image, hwc)
+
+
+def test_a_real_noise_partner_of_the_wrong_shape_is_a_clear_error(monkeypatch):
+    """A prior's partner that returns another shape is reported, not broadcast into the result."""
+    import restorekit_classic
+
+    monkeypatch.setattr(restorekit_classic.BM3D, "real_noise_partner", lambda self, image, noise: np.zeros((1, 2, 2)))
+    noisy = camera_noise(scene(64, 64), 0.0, (6 / 255) ** 2, blur=True)
+    with pytest.raises(restorekit.RestoreError, match="real-noise partner of shape"):
+        restorekit.restore((np.moveaxis(np.clip(noisy, 0, 1), 0, -1) * 255).round().astype(np.uint8))

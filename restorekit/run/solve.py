@@ -213,9 +213,13 @@ def _with_partner(plan: Plan, problem: Problem, out: Any, model: Any) -> Any:
         raise ComponentFailure(plan.solver, "real_noise_partner", exc) from exc
     if other is None:
         return out
+    other = np.asarray(other)
+    if other.shape != noisy.shape:
+        raise RestoreError(f"prior '{plan.solver.name}' returned a real-noise partner of shape {other.shape}, "
+                           f"expected {noisy.shape}")
     plan.notes.append(f"averaged with {solver_label(plan.solver)} told the noise's white-noise equivalent "
                       f"(sigma {model.white_sigma() * 255:.3g}, 0-255)")
-    return (out + torch.as_tensor(np.asarray(other)[None], dtype=out.dtype, device=out.device)) / 2
+    return (out + torch.as_tensor(other[None], dtype=out.dtype, device=out.device)) / 2
 
 
 #: a budgeted fit keeps its result only if its error on the observed pixels is at most this fraction of its
