@@ -164,7 +164,7 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
             "check": "correlation", "score": round(like, 4), "limit": CORRELATION_LIMIT, "action": "input", "why": why}
     ratio = score(out)
     if ratio <= STRUCTURE_LIMIT:
-        return _with_partner(plan, problem, out, model), {
+        return _with_partner(plan, noisy, out, model), {
             "check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "kept",
             "why": "the part removed is noise-like: no more of it on edges than on flat ground"}
     first = ratio
@@ -178,7 +178,7 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
                    f"{STRUCTURE_LIMIT:g}): the noise level was over-estimated; denoised again told {factor:g} x "
                    f"its variance (ratio {ratio:.2f})")
             plan.notes.append(f"safeguard: {why}")
-            return _with_partner(plan, milder, out, milder.noise), {
+            return _with_partner(plan, noisy, out, milder.noise), {
                 "check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "milder", "why": why}
     why = (f"every result removed image structure with the noise (edge-to-flat ratio {first:.2f}, and {ratio:.2f} "
            f"told {MILDER[-1]:g} x the estimated variance; limit {STRUCTURE_LIMIT:g}): what looks like noise is "
@@ -188,10 +188,10 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
         "check": "structure", "score": ratio, "limit": STRUCTURE_LIMIT, "action": "input", "why": why}
 
 
-def _with_partner(plan: Plan, problem: Problem, out: Any, model: Any) -> Any:
-    """The result the safeguard accepted, averaged with the solver's partner for that noise model where it
-    has one (the BM3D prior's ``real_noise_partner``: BM3D told the model's white-noise equivalent), with a
-    note.  The checks judge the solver's own result, whose removed part has the model's correlation; the
+def _with_partner(plan: Plan, noisy: Any, out: Any, model: Any) -> Any:
+    """The result the safeguard accepted (of the (C, H, W) observation ``noisy``), averaged with the solver's
+    partner for that noise model where it has one (the BM3D prior's ``real_noise_partner``: BM3D told the
+    model's white-noise equivalent), with a note.  The checks judge the solver's own result, whose removed part has the model's correlation; the
     partner is told the same, accepted, level.  Only for spatially correlated noise (the model's neighbour
     correlation at least :data:`~restorekit.noise.check.CORRELATED`): the partner removes the coarse,
     correlated part the solver leaves; for near-white noise it only smooths more (Set14 pepper, whose grain
@@ -204,7 +204,6 @@ def _with_partner(plan: Plan, problem: Problem, out: Any, model: Any) -> Any:
     partner = getattr(plan.solver, "real_noise_partner", None) if not plan.more_solvers else None
     if partner is None or model.lag1 < CORRELATED:
         return out
-    noisy = problem.observation[0].detach().cpu().double().numpy()
     try:
         other = partner(noisy, model)
     except (RestoreKitError, KeyboardInterrupt):
