@@ -68,23 +68,28 @@ def bm3d_colored(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.nd
     return _tiled(x, lambda tile: _bm3d_colored(tile, model, profile))
 
 
-def bm3d_white(x: np.ndarray, model: NoiseModel, profile: str = "np") -> np.ndarray:
+def bm3d_white(x: np.ndarray, model: NoiseModel, profile: str = "np", colorspace: str = "opp") -> np.ndarray:
     """BM3D of ``x`` (C, H, W) in [0, 1] told white noise at the ``model``'s white-noise equivalent
-    (:meth:`~.model.NoiseModel.white_sigma`; colour in BM3D's opponent space); a large image in tiles.  The
-    default averages it with :func:`bm3d_colored` (the BM3D prior's ``white_mean``): told the whole model,
-    BM3D leaves part of the noise's coarse, colour-correlated part that a white-noise denoiser told its peak
-    level removes, and the white-noise denoiser removes fine detail the model spares."""
-    import bm3d
+    (:meth:`~.model.NoiseModel.white_sigma`): :func:`bm3d_gaussian`.  The default averages it with
+    :func:`bm3d_colored` (the BM3D prior's ``white_mean``): told the whole model, BM3D leaves part of the
+    noise's coarse, colour-correlated part that a white-noise denoiser told its peak level removes, and the
+    white-noise denoiser removes fine detail the model spares."""
+    return bm3d_gaussian(x, model.white_sigma(), profile, colorspace)
 
-    _numpy_trapz()
-    sigma = model.white_sigma()
+
+def bm3d_gaussian(x: np.ndarray, sigma: float, profile: str = "np", colorspace: str = "opp") -> np.ndarray:
+    """BM3D of ``x`` (C, H, W) in [0, 1] told white Gaussian noise of ``sigma`` (0-1 units): colour (three
+    channels) in ``colorspace`` (``opp`` or ``YCbCr``, the bm3d package's colour mode), other images channel
+    by channel; a large image in overlapping tiles (:data:`TILE`)."""
+    import bm3d
 
     def one(tile: np.ndarray) -> np.ndarray:
         opp = np.einsum("kc,chw->khw", OPP, tile) if tile.shape[0] == 3 else None
-        # bm3d_rgb scales each opponent channel by its range: a flat colour difference (a grey image stored
-        # as RGB) gave NaN; such an image goes channel by channel
+        # bm3d_rgb scales each colour channel by its range: a flat colour difference (a grey image stored as
+        # RGB) gave NaN; such an image goes channel by channel
         if opp is not None and (opp.max(axis=(1, 2)) - opp.min(axis=(1, 2)) > 1e-9).all():
-            return np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(tile, 0, -1), sigma, profile=profile), -1, 0)
+            out = bm3d.bm3d_rgb(np.moveaxis(tile, 0, -1), sigma, profile=profile, colorspace=colorspace)
+            return np.moveaxis(out, -1, 0)
         return np.stack([bm3d.bm3d(c, sigma, profile=profile) for c in tile])
 
     return np.clip(_tiled(x, one), 0, 1)

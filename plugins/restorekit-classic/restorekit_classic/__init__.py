@@ -254,7 +254,7 @@ class BM3D(_Denoiser):
         _bm3d()
         from restorekit.noise.denoise import bm3d_white
 
-        return bm3d_white(image, noise, profile=self.params.profile)
+        return bm3d_white(image, noise, profile=self.params.profile, colorspace=self.params.colorspace)
 
     def solve(self, problem):
         noise = getattr(problem, "noise", None)
@@ -272,11 +272,12 @@ class BM3D(_Denoiser):
         return _result(np.moveaxis(out, 0, -1), problem)
 
     def denoise(self, image, sigma):
-        bm3d = _bm3d()
+        _bm3d()
+        from restorekit.noise.denoise import bm3d_gaussian
+
+        # in tiles for a large image, channel by channel for a grey image stored as RGB
         p = self.params
-        if image.shape[-1] == 3:
-            return bm3d.bm3d_rgb(image, sigma, profile=p.profile, colorspace=p.colorspace)
-        return np.stack([bm3d.bm3d(image[..., i], sigma, profile=p.profile) for i in range(image.shape[-1])], axis=-1)
+        return np.moveaxis(bm3d_gaussian(np.moveaxis(image, -1, 0), sigma, p.profile, p.colorspace), 0, -1)
 
 
 class Biharmonic(Prior):

@@ -111,6 +111,34 @@ def test_missing_bm3d_package_is_a_clear_error(monkeypatch):
         PRIORS["bm3d"]().solve(make_problem("denoise", shape=(1, 16, 16)))
 
 
+def test_bm3d_on_gaussian_noise_goes_in_tiles_in_its_colour_space_and_copes_with_grey_rgb(monkeypatch):
+    """BM3D told a sigma runs a large image in overlapping tiles (bounded memory), in the colour space its
+    ``colorspace`` parameter names, and a grey image stored as RGB channel by channel (bm3d_rgb scales each
+    colour difference by its range and gave NaN for a flat one)."""
+    import bm3d
+
+    from restorekit.noise import denoise
+
+    clean = make_test_image((3, 80, 80), seed=1)
+    problem = make_problem("denoise", image=clean, sigma=25, seed=3)
+    whole = PRIORS["bm3d"]().solve(problem)
+    monkeypatch.setattr(denoise, "TILE", 48)
+    monkeypatch.setattr(denoise, "OVERLAP", 16)
+    seen = []
+    rgb = bm3d.bm3d_rgb
+    monkeypatch.setattr(bm3d, "bm3d_rgb", lambda x, *a, **k: seen.append((x.shape, k["colorspace"])) or rgb(x, *a, **k))
+    tiled = PRIORS["bm3d"].from_spec("bm3d:colorspace=YCbCr").solve(problem)
+    assert len(seen) == 4 and all(h <= 48 and w <= 48 and cs == "YCbCr" for (h, w, _), cs in seen)
+    before = psnr(clean, problem.observation)
+    assert psnr(clean, tiled) > before + 5 and abs(psnr(clean, tiled) - psnr(clean, whole)) < 1.0
+
+    grey = np.repeat(make_test_image((1, 48, 48), seed=2), 3, axis=0)
+    problem = make_problem("denoise", image=grey, sigma=25, seed=3)
+    problem.observation = problem.observation[:, :1].repeat(1, 3, 1, 1)  # the noise grey too
+    out = PRIORS["bm3d"]().solve(problem).numpy()
+    assert np.isfinite(out).all() and psnr(grey, out) > psnr(grey, problem.observation) + 5
+
+
 def test_contract():
     results = check_plugin(restorekit_classic, name="classic")
     assert {name for _, name in results} == set(PRIORS)
