@@ -229,6 +229,11 @@ def test_out_never_touches_the_training_images(tmp_path):
     (["--net", "skpi"], "did you mean 'skip'"),
     (["--degrade", "downsample:2"], "same size"),
     (["--dataset", "faces"], "exactly one source"),
+    (["--colour-spaces", "lab"], "--colour-spaces takes distinct names of opponent, pca, rgb"),
+    (["--colour-spaces", "rgb,rgb"], "--colour-spaces takes distinct names"),
+    (["--colour-spaces", "rgb", "--channels", "3"], "--colour-spaces trains a gray model"),
+    (["--colour-spaces", "rgb", "--degrade", "gaussian:25"], "--colour-spaces trains a gray model"),
+    (["--colour-spaces", "rgb", "--net", "dncnn"], "told the noise level (--net resunet), not dncnn"),
 ])
 def test_bad_training_options_are_one_line_errors(tmp_path, args, fragment):
     data = clean_images(tmp_path / "clean")
@@ -492,6 +497,71 @@ def test_the_colour_spaces_a_gray_model_denoises_in():
     assert not np.allclose(outs["pca"], outs["opponent"], atol=1e-3)
     with pytest.raises(UsageError, match="unknown colour space"):
         colour_basis(noisy, "lab")
+
+
+def test_colour_channels_are_what_a_gray_model_sees_of_a_colour_image():
+    """--colour-spaces' patches: each a colour-space channel shifted and scaled as denoise() feeds it, its sigma
+    scaled with it; every channel of every space in order without a generator, one drawn per patch with one."""
+    from restorekit.learn.model import _OPP, channel_window, colour_basis, colour_channels
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((2, 3, 8, 8))
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)
+    c, n, s = colour_channels(clean, noisy, np.array([0.1, 0.2]), ("rgb", "opponent", "pca"))
+    assert c.shape == n.shape == (18, 1, 8, 8) and s.shape == (18,)
+    assert np.allclose(c[:3, 0], clean[0], atol=1e-6) and np.allclose(n[:3, 0], noisy[0], atol=1e-6)
+    assert np.allclose(s[:3], 0.1) and np.allclose(s[9:12], 0.2)
+    lo, scale = channel_window(_OPP[2])  # (1, -2, 1) / sqrt(6): range [-2, 2] / sqrt(6)
+    assert np.isclose(lo, -2 / np.sqrt(6)) and np.isclose(scale, np.sqrt(6) / 4) and np.isclose(s[5], 0.1 * scale)
+    assert np.allclose(c[5, 0], (np.tensordot(_OPP[2], clean[0], 1) - lo) * scale, atol=1e-6)
+    assert c.min() >= 0 and c.max() <= 1  # every channel's range over the RGB cube maps into [0, 1]
+    t = colour_basis(noisy[1], "pca")  # the noisy patch's own axes, as the noisy image's at run time
+    lo, scale = channel_window(t[0])
+    assert np.allclose(n[15, 0], (np.tensordot(t[0], noisy[1], 1) - lo) * scale, atol=1e-6)
+    c1, n1, s1 = colour_channels(clean, noisy, np.array([0.1, 0.2]), ("rgb",), np.random.default_rng(1))
+    assert c1.shape == (2, 1, 8, 8) and np.allclose(s1, [0.1, 0.2])
+    assert any(np.allclose(c1[0, 0], clean[0, k], atol=1e-6) for k in range(3))
+
+
+def test_colour_spaces_train_a_gray_model_on_colour_images(tmp_path):
+    """restorekit train --colour-spaces: a one-channel model trained on colour images' channels, recorded in
+    the card; it denoises a colour image through its channels like any gray model."""
+    import imageio.v3 as iio
+
+    from restorekit.learn.model import denoise, load
+
+    data = tmp_path / "colour"
+    data.mkdir()
+    yy, xx = np.mgrid[0:48, 0:48] / 48
+    for k in range(4):
+        img = np.stack([0.5 + 0.3 * np.sin((3 + k) * xx), 0.4 + 0.2 * np.cos((2 + k) * yy), 0.3 + 0.1 * xx + 0.2 * yy])
+        iio.imwrite(data / f"c{k}.png", (np.moveaxis(img, 0, -1) * 255).round().astype(np.uint8))
+    r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--colour-spaces", "opponent,pca,rgb"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["config"]["image_channels"] == 1 and card["trained"]["colour_spaces"] == ["opponent", "pca", "rgb"]
+    model = load(tmp_path / "m")
+    noisy = np.clip(np.stack([0.5 + 0.1 * xx, 0.5 * yy, 0.3 + 0 * xx]), 0, 1).astype(np.float32)
+    out = denoise(model, noisy, 0.1, "pca")
+    assert out.shape == noisy.shape and np.isfinite(out).all()
+    r = invoke(["train", data, "--out", tmp_path / "m", *TINY_TRAIN, "--colour-spaces", "rgb", "--resume"])
+    one_line_error(r, "--colour-spaces")  # a resume must give the options the training was started with
+
+
+def test_the_shipped_name_gives_colour_images_the_colour_model():
+    """learned:model=gaussian is the gray model on gray images and its colour fine-tune on colour ones; each
+    can be named alone; the colour model's card says how it was made."""
+    from restorekit.learn.model import load, resolve
+
+    assert resolve("gaussian").name == resolve("gaussian", 1).name == resolve("gaussian-gray", 3).name == "gaussian-gray"
+    assert resolve("gaussian", 3).name == resolve("gaussian-colour").name == "gaussian-colour"
+    card = load(resolve("gaussian", 3)).card
+    assert card["trained"]["colour_spaces"] == ["opponent", "pca", "rgb"] and "cbsd432" in card["data"]["folder"]
+    assert card["config"] == load(resolve("gaussian")).card["config"]
+    image = np.moveaxis(restorekit.restore(degrade="gaussian:25", prior="learned").reference, 0, -1)
+    default, gray, colour = (restorekit.restore(image, mode="benchmark", degrade="gaussian:25", prior=p, seed=1).restored
+                             for p in ("learned", "learned:model=gaussian-gray", "learned:model=gaussian-colour"))
+    assert np.allclose(default, colour) and not np.allclose(default, gray, atol=1e-3)
 
 
 def test_model_files_are_safetensors_and_a_pickle_payload_is_refused(tmp_path):

@@ -180,7 +180,9 @@ class Learned(Prior):
 
     class Params(Params):
         model: str = Field("gaussian", description="a model folder written by restorekit train, or a shipped "
-                           "model: gaussian (a Gaussian denoiser for sigma 0-55, trained on BSD400)")
+                           "model: gaussian (a Gaussian denoiser for sigma 0-55: on gray images gaussian-gray, "
+                           "trained on BSD400; on colour images gaussian-colour, that model fine-tuned on the "
+                           "colour channels of CBSD432's photos)")
         sigma: float | None = Field(None, ge=0, le=255, description="noise sigma in 0-255 units (none: the "
                                     "degradation's, else estimated from the image)")
         weight: float = Field(0.0, ge=0, description="beside a fitted prior (--prior dip --prior learned): the "
@@ -199,7 +201,7 @@ class Learned(Prior):
         from restorekit.learn.model import apply, denoise, load, resolve
 
         c, h, w = problem.image_shape
-        model = load(resolve(self.params.model))
+        model = load(resolve(self.params.model, c))
         obs = problem.observation[0].detach().cpu().numpy().astype(np.float32)
         if tuple(problem.observation.shape[-2:]) != (h, w):
             raise UsageError("prior 'learned' maps an image to one of the same size: it does not super-resolve; "

@@ -25,6 +25,9 @@ restorekit train clean_dir/ --degrade gaussian:25 --net conv-autoencoder --epoch
 restorekit train --pairs low_dir/ high_dir/ --net skip:levels=3,channels=32 --out model/
 restorekit train --dataset faces --degrade salt-pepper:0.1 --net dense-autoencoder:code=64 --out model/
 
+[dim]# the shipped gray denoiser fine-tuned on colour photos' channels (how restorekit's colour model was made)[/dim]
+restorekit train colour_dir/ --init restorekit/data/models/gaussian-gray --colour-spaces opponent,pca,rgb --lr 2e-4 --iters 3000 --out colour/
+
 [dim]# fine-tune a model on another degradation; score it; decode random codes[/dim]
 restorekit train clean_dir/ --init model/ --degrade periodic --out tuned/
 restorekit eval model/ test_dir/ --degrade gaussian:25
@@ -51,6 +54,7 @@ def train(
     net: Annotated[str, typer.Option("--net", "-n", help="Generator spec of the network: resunet[:WIDTH] (told the noise level when no --degrade), dncnn, conv-autoencoder[:skips=true], dense-autoencoder:code=N, skip, unet... See: restorekit list generators.")] = "resunet",
     sigma_range: Annotated[str, typer.Option("--sigma-range", help="Without --degrade: Gaussian noise levels LO,HI in 0-255 units, drawn per patch.")] = "0,55",
     channels: Annotated[int, typer.Option("--channels", help="1: a gray model (it restores colour images channel by channel); 3: a colour model.")] = 1,
+    colour_spaces: Annotated[Optional[str], typer.Option("--colour-spaces", metavar="LIST", help="A gray model (--channels 1) for colour images: train on the channels of the colour images in these colour spaces (comma-separated: opponent, pca, rgb), each shifted and scaled as the learned prior's colour parameter feeds them, with the noise added in RGB and clipped (default: the images converted to gray).", show_default=False)] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (each about one pass over the training pixels; validated, checkpointed and the best kept after each).")] = 20,
     iters_per_epoch: Annotated[Optional[int], typer.Option("--iters-per-epoch", help="Iterations (Adam steps) per epoch (default: about one pass over the training pixels).", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", "-i", help="Total iterations (Adam steps), instead of --epochs.", show_default=False)] = None,
@@ -105,6 +109,7 @@ def train(
             sigma_range=lo_hi, channels=channels, epochs=epochs, steps_per_epoch=iters_per_epoch, steps=iters,
             batch=batch, patch=patch, loss=loss, lr=lr, seed=seed, split=fractions, time_limit=time_limit,
             precision=precision, device=device, resume=resume, init=init,
+            colour_spaces=tuple(c.strip() for c in colour_spaces.split(",")) if colour_spaces else (),
         )
         aside = _set_aside_model(out, settings) if overwrite else None
         log = None if json_out else dim_line

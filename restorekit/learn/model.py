@@ -28,16 +28,22 @@ from ..errors import UsageError
 
 FORMAT = "restorekit-model"
 WEIGHTS, CARD, CODE = "model.safetensors", "model.json", "code.safetensors"
-#: the models shipped with restorekit, by the name the learned prior takes
-BUILTIN = {"gaussian": "gaussian-gray"}
+#: the models shipped with restorekit, by the name the learned prior takes (folders in data/models/)
+BUILTIN = {"gaussian": "gaussian-gray", "gaussian-gray": "gaussian-gray", "gaussian-colour": "gaussian-colour"}
+#: a shipped name that stands for another model on a colour image: ``gaussian`` is the gray model on gray
+#: images and its fine-tune on colour photos' channels (``restorekit train --colour-spaces``) on colour ones
+COLOUR_VARIANT = {"gaussian": "gaussian-colour"}
 
 
 def builtin_path(name: str) -> Path:
     return Path(str(resources.files("restorekit") / "data" / "models" / BUILTIN[name]))
 
 
-def resolve(model: str) -> Path:
-    """A model folder from a learned prior's ``model`` value: a shipped name or a path."""
+def resolve(model: str, channels: int | None = None) -> Path:
+    """A model folder from a learned prior's ``model`` value: a shipped name or a path; for an image of
+    ``channels`` channels (3: colour, the shipped name's :data:`COLOUR_VARIANT`)."""
+    if channels == 3:
+        model = COLOUR_VARIANT.get(model, model)
     if model in BUILTIN:
         path = builtin_path(model)
         if not (path / WEIGHTS).is_file():
@@ -338,12 +344,42 @@ def denoise(model: LoadedModel, image: np.ndarray, sigma: float, colour: str = "
     z = np.einsum("ij,jhw->ihw", t, image.astype(np.float64))
     out = np.empty_like(z)
     for k in range(3):
-        # the channel's range over the RGB cube: [sum of its negative weights, sum of its positive ones]
-        lo, hi = float(np.minimum(t[k], 0).sum()), float(np.maximum(t[k], 0).sum())
-        scale = 1 / (hi - lo)
+        lo, scale = channel_window(t[k])
         den = _run(model, ((z[k] - lo) * scale)[None].astype(np.float32), sigma * scale)[0]
         out[k] = den / scale + lo
     return np.einsum("ij,jhw->ihw", t.T, out).astype(np.float32)
+
+
+def channel_window(row: np.ndarray) -> tuple[float, float]:
+    """(lo, scale) that map a colour-space channel (one row of :func:`colour_basis`) into [0, 1] for a gray
+    model, (value - lo) * scale: its range over the RGB cube is [sum of its negative weights, sum of its
+    positive ones]; the noise's sigma is scaled with it."""
+    lo, hi = float(np.minimum(row, 0).sum()), float(np.maximum(row, 0).sum())
+    return lo, 1 / (hi - lo)
+
+
+def colour_channels(clean: np.ndarray, noisy: np.ndarray, sigma: np.ndarray, spaces: tuple[str, ...],
+                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour patches (N, 3, H, W) as a gray model sees them in :func:`denoise`: (clean, noisy, sigma) of
+    one-channel patches (M, 1, H, W), each a channel of a patch in one of ``spaces`` (:data:`COLOUR_SPACES`;
+    ``pca``: the noisy patch's own axes, as the noisy image's at run time), shifted and scaled into [0, 1],
+    its sigma (N,) scaled with it.  With ``rng``, one space and channel drawn per patch (M = N); without,
+    every channel of every space (M = N x len(spaces) x 3, the patches in order)."""
+    cs, ns, ss = [], [], []
+    for i in range(len(clean)):
+        if rng is None:
+            picks = [(sp, k) for sp in spaces for k in range(3)]
+        else:
+            picks = [(spaces[int(rng.integers(len(spaces)))], int(rng.integers(3)))]
+        bases = {sp: colour_basis(noisy[i], sp) for sp in {sp for sp, _ in picks}}
+        for sp, k in picks:
+            row = bases[sp][k]
+            lo, scale = channel_window(row)
+            cs.append((np.einsum("j,jhw->hw", row, clean[i]) - lo) * scale)
+            ns.append((np.einsum("j,jhw->hw", row, noisy[i]) - lo) * scale)
+            ss.append(float(sigma[i]) * scale)
+    f32 = lambda v: np.ascontiguousarray(np.stack(v), dtype=np.float32)  # noqa: E731
+    return f32(cs)[:, None], f32(ns)[:, None], f32(ss)
 
 
 #: images larger than this (either side) are processed in overlapping tiles (bounded memory)

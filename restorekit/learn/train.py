@@ -63,6 +63,9 @@ class TrainSettings:
     net: str = "resunet"
     sigma_range: tuple[float, float] = (0.0, 55.0)
     channels: int = 1  #: image channels of the model (1: gray; colour images are converted)
+    #: a gray model trained on colour images' channels in these colour spaces (model.COLOUR_SPACES), as it
+    #: denoises colour images; () : colour images converted to gray
+    colour_spaces: tuple[str, ...] = ()
     epochs: int = 20
     steps_per_epoch: int | None = None  #: None: about one pass over the training pixels
     steps: int | None = None  #: total steps (overrides epochs)
@@ -121,6 +124,22 @@ def check(s: TrainSettings) -> None:
         raise UsageError(f"--split must be three fractions that sum to 1, validation > 0 (got {s.split})")
     if s.precision not in ("auto", "fp32", "bf16"):
         raise UsageError(f"unknown precision {s.precision!r} (valid: auto, fp32, bf16)")
+    check_colour_spaces(s)
+
+
+def check_colour_spaces(s: TrainSettings) -> None:
+    """--colour-spaces: known, distinct names, for a gray noise-level model on a folder of images."""
+    from .model import COLOUR_SPACES
+
+    if not s.colour_spaces:
+        return
+    unknown = [c for c in s.colour_spaces if c not in COLOUR_SPACES]
+    if unknown or len(set(s.colour_spaces)) != len(s.colour_spaces):
+        raise UsageError(f"--colour-spaces takes distinct names of {', '.join(COLOUR_SPACES)} "
+                         f"(got {','.join(s.colour_spaces)})")
+    if s.channels != 1 or s.folder is None or s.degrade:
+        raise UsageError("--colour-spaces trains a gray model (--channels 1) on a FOLDER of colour images, "
+                         "against Gaussian noise from --sigma-range (no --degrade, --pairs or --dataset)")
 
 
 # -- the output folder ---------------------------------------------------------------------------------
@@ -244,7 +263,8 @@ def examples(s: TrainSettings) -> Examples:
                         s.patch or 64)
     files = list_images(Path(s.folder))
     parts = split(files, s.split, s.seed)
-    make = lambda items: ImageFolder(items, s.channels) if items else None  # noqa: E731
+    loaded = 3 if s.colour_spaces else s.channels  # colour images, cut into channels per batch
+    make = lambda items: ImageFolder(items, loaded) if items else None  # noqa: E731
     desc = {"folder": str(s.folder), "digest": digest(files),
             "test_files": [str(p.relative_to(s.folder)) for p in parts.test]}
     return Examples(make(parts.train), make(parts.val), make(parts.test),
@@ -335,6 +355,8 @@ def resume_settings(s: TrainSettings, *, net: str, degrade: list[str], data: dic
         "--batch": s.batch, "--patch": s.patch, "--loss": s.loss, "--lr": s.lr, "--seed": s.seed,
         "--precision": s.precision, "--init": absolute(s.init),
     }
+    if s.colour_spaces:  # only when given: checkpoints written before the option resume as they were
+        settings["--colour-spaces"] = list(s.colour_spaces)
     return json.loads(json.dumps(settings))  # as the checkpoint gives them back (lists, not tuples)
 
 
@@ -522,6 +544,11 @@ class Run:
             low_np, sig_np = self.degrader.batch(clean_np, self.rng)
         else:
             sig_np = None
+        if self.s.colour_spaces:  # noise added in RGB and clipped, as in a colour photo; one channel a patch
+            from .model import colour_channels
+
+            clean_np, low_np, sig_np = colour_channels(clean_np, np.clip(low_np, 0, 1), sig_np,
+                                                       self.s.colour_spaces, self.rng)
         clean = torch.from_numpy(clean_np).to(self.device)
         low = torch.from_numpy(np.ascontiguousarray(low_np, dtype=np.float32)).to(self.device)
         sig = None if sig_np is None else torch.from_numpy(sig_np).to(self.device)
@@ -539,7 +566,14 @@ class Run:
             g = torch.Generator().manual_seed(seed)
             c = torch.from_numpy(clean)
             sigmas = VAL_SIGMAS if self.noise_map else (0.5 * sum(self.s.sigma_range),)
-            return [(sig / 255.0, c + torch.randn(c.shape, generator=g) * sig / 255.0, c) for sig in sigmas]
+            sets = [(sig / 255.0, c + torch.randn(c.shape, generator=g) * sig / 255.0, c) for sig in sigmas]
+            if self.s.colour_spaces:  # every channel of every colour space, each with its scaled sigma
+                from .model import colour_channels
+
+                cut = [colour_channels(cl.numpy(), low.clamp(0, 1).numpy(), np.full(len(cl), sig),
+                                       self.s.colour_spaces) for sig, low, cl in sets]
+                sets = [(torch.from_numpy(sg), torch.from_numpy(lo), torch.from_numpy(cl)) for cl, lo, sg in cut]
+            return sets
         lows = np.stack([degrader.one(clean[i], i % len(degrader.specs), seed * 100_003 + i) for i in range(len(clean))])
         return [(None, torch.from_numpy(lows.astype(np.float32)), torch.from_numpy(clean))]
 
@@ -553,7 +587,10 @@ class Run:
         with torch.no_grad():
             for sig, low, clean in sets:
                 low, clean = low.to(device), clean.to(device)
-                sv = None if sig is None else torch.full((low.shape[0],), float(sig), device=device)
+                if sig is None or torch.is_tensor(sig):  # none, or one per image
+                    sv = None if sig is None else sig.to(device)
+                else:
+                    sv = torch.full((low.shape[0],), float(sig), device=device)
                 pred = torch.cat([self.forward(low[i:i + 16], None if sv is None else sv[i:i + 16])
                                   for i in range(0, len(low), 16)]).float()
                 losses.append(float(self.criterion(pred.clamp(0, 1), clean)))
@@ -576,6 +613,8 @@ def set_up(s: TrainSettings, registry: Any) -> Run:
     data = examples(s)
     gen_name = registry.create("generator", s.net).name
     noise_map = not s.degrade and s.pairs is None and gen_name == "resunet"
+    if s.colour_spaces and not noise_map:
+        raise UsageError(f"--colour-spaces trains a network told the noise level (--net resunet), not {gen_name}")
     first_clean, _ = data.train.item(0)
     canvas = (data.patch, data.patch) if data.patch else tuple(first_clean.shape[-2:])
     device = pick_device(s.device)
@@ -607,7 +646,8 @@ def model_card(run: Run) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for p in run.net.parameters())),
         "trained": {"seed": s.seed, "batch": s.batch, "patch": run.data.patch, "lr": s.lr,
                     "precision": run.precision, "steps_per_epoch": run.spe, "device": run.device.type,
-                    "init": None if s.init is None else str(s.init)},
+                    "init": None if s.init is None else str(s.init),
+                    **({"colour_spaces": list(s.colour_spaces)} if s.colour_spaces else {})},
     }
 
 
