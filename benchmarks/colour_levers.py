@@ -4,15 +4,17 @@ Each image of cpu256's ``COLOUR_WIDE`` list (21 colour bench images) gets one cl
 (seed 0), and every lever sees that observation:
 
 * ``B``: CBM3D (``bm3d.bm3d_rgb``, opponent colour space), the strongest classical baseline;
-* ``Lg``: the shipped gray model (``gaussian``) channel by channel in the opponent colour space, as
-  ``--prior learned`` applies it to a colour image;
+* ``Lg``: the shipped model for colour images (``--learned``, default ``gaussian``: on a colour image,
+  ``gaussian-colour``; ``--learned gaussian-gray`` for the gray model) channel by channel in the opponent
+  colour space, as ``--prior learned`` applies it to a colour image;
 * ``Lp``, ``Li``: the same model in the image's principal colour axes and in RGB (``learned:colour=pca``,
   ``learned:colour=rgb``), which ``run``'s default adds on a colour image;
 * ``Lc``: a 3-channel model given with ``--model`` (e.g. one trained with
   ``restorekit train ../shared/data/train/cbsd432 --channels 3``), if any;
 * ``W(Lg)``: BM3D's Wiener stage with ``Lg`` as its pilot (instead of BM3D's own first stage);
 * ``A+B+...``: the SURE-weighted combination of those results (``restorekit.run.solve.sure_weights``, the
-  divergences by one Monte-Carlo probe of 1e-2), as ``run``'s default combines BM3D and ``learned``.
+  divergences by one Monte-Carlo probe of 1e-2, judged on the values ``solve.unclipped`` keeps), as ``run``'s
+  default combines BM3D and ``learned``.
 
 Prints per image PSNR and the mean and median gain over CBM3D; writes JSON.
 
@@ -57,17 +59,19 @@ def main(argv: list[str]) -> int:
     import torch
 
     from restorekit.learn.model import denoise, load, resolve
-    from restorekit.run.solve import SURE_PROBE, sure_weights
+    from restorekit.run.solve import SURE_PROBE, sure_weights, unclipped
 
     ap = argparse.ArgumentParser(prog="benchmarks/colour_levers.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sigma", type=float, default=25.0, help="noise sigma, 0-255 units")
     ap.add_argument("--model", help="a 3-channel model folder (restorekit train --channels 3) to add as Lc")
+    ap.add_argument("--learned", default="gaussian", help="the one-channel model of Lg, Lp, Li: a shipped name "
+                    "(as a colour image gets it) or a model folder")
     ap.add_argument("--images", type=int, default=len(COLOUR_WIDE), help="the first N images of the list")
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "bench"))
     ap.add_argument("--out", default=str(HERE / "results" / "colour-levers.json"))
     args = ap.parse_args(argv)
     s = args.sigma / 255
-    gray = load(resolve("gaussian"))
+    gray = load(resolve(args.learned, 3))
     colour = load(Path(args.model)) if args.model else None
 
     def chw(v):
@@ -91,13 +95,15 @@ def main(argv: list[str]) -> int:
         x = crop(Path(args.data) / f"{rel}.png", False, 256).astype(np.float64) / 255
         y = np.clip(x + np.random.default_rng(0).normal(0, s, x.shape), 0, 1)
         probe = np.random.default_rng(1).standard_normal(y.shape)
-        outs, divs = {}, {}
+        outs, moved = {}, {}
         for name, f in solvers.items():
             outs[name] = f(y)
-            divs[name] = float((probe * (f(y + SURE_PROBE * probe) - outs[name])).sum()) / SURE_PROBE
+            moved[name] = f(y + SURE_PROBE * probe)
         row = {"image": rel, **{k: psnr(o, x) for k, o in outs.items()}, "W(Lg)": psnr(wiener_with_pilot(y, s, outs["Lg"]), x)}
         for combo in combos:
-            w = sure_weights([torch.from_numpy(outs[k]) for k in combo], torch.from_numpy(y), [divs[k] for k in combo], s)
+            inside = unclipped([torch.from_numpy(outs[k]) for k in combo], s).numpy()
+            divs = [float((inside * probe * (moved[k] - outs[k])).sum()) / SURE_PROBE for k in combo]
+            w = sure_weights([torch.from_numpy(outs[k] * inside) for k in combo], torch.from_numpy(y * inside), divs, s)
             row["+".join(combo)] = psnr(sum(wi * outs[k] for wi, k in zip(w, combo)), x)
         rows.append(row)
         print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
@@ -109,8 +115,8 @@ def main(argv: list[str]) -> int:
     for k, v in summary.items():
         print(f"{k:10s} {v['mean']:8.3f} {v['mean_gain']:+10.3f} {v['median_gain']:+12.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"sigma": args.sigma, "model": args.model, "rows": rows, "summary": summary},
-                                         indent=1))
+    Path(args.out).write_text(json.dumps({"sigma": args.sigma, "model": args.model, "learned": str(gray.path),
+                                          "rows": rows, "summary": summary}, indent=1))
     return 0
 
 

@@ -105,6 +105,33 @@ def test_gaussian_noise_is_bm3d_and_the_learned_denoiser_when_installed(classic_
     assert r.metrics["psnr"] > r.baseline["psnr"] + 5
 
 
+def test_sure_weighs_the_solvers_away_from_black_and_white(registry, monkeypatch):
+    """A noisy image clipped to [0, 1] has no Gaussian noise near black and white, where SURE is biased: the
+    weights are judged on the values whose mean estimate is at least CLIP_MARGIN sigmas from both (all values
+    when under CLIP_MIN_INSIDE of them are), and the note says on how many."""
+    import torch
+
+    from restorekit.run import solve
+
+    est = torch.tensor([0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+    inside = solve.unclipped([est - 0.01, est + 0.01], 0.1)  # 2 sigma = 0.2
+    assert inside.tolist() == [0, 0, 1, 1, 1, 0, 0]
+    assert solve.unclipped([torch.tensor([0.0, 0.05, 0.97, 1.0] * 5 + [0.5])], 0.1).tolist() == [1.0] * 21
+
+    seen = []
+    real = solve.sure_weights
+    monkeypatch.setattr(solve, "sure_weights", lambda outs, y, divs, sigma: seen.append((outs, y)) or real(outs, y, divs, sigma))
+    img = smooth(32, 32)
+    img[:, :12] = 0.03  # a dark band: clipped noise at sigma 25
+    r = restorekit.restore(img, mode="benchmark", degrade="gaussian:25", registry=registry, device="cpu")
+    note = next(n for n in r.record.notes if n.startswith("SURE weights of the solvers: "))
+    (outs, y), = seen
+    share = float((outs[0] != 0).double().mean())  # the dark band is left out of every term
+    assert 0.3 < share < 0.8 and f"judged on the {100 * share:.0f}% of values at least 2 sigma from black" in note
+    assert all(float(o[..., :, :10].abs().max()) == 0 for o in outs) and float(y[..., :, :10].abs().max()) == 0
+    assert r.metrics["psnr"] > r.baseline["psnr"] + 5
+
+
 def test_without_bm3d_gaussian_noise_is_the_learned_denoiser(registry):
     r = restorekit.restore(smooth(32, 32, c=1)[..., 0], mode="benchmark", degrade="gaussian:25", registry=registry,
                            device="cpu")

@@ -207,10 +207,11 @@ def fit_image(plan: Any, registry: Any, image_shape: Sequence[int]) -> None:
         plan.settings = replace(plan.settings, net=choice.net)
 
 
-#: on a colour image with Gaussian noise, the shipped gray model also denoises the image in these colour spaces
+#: on a colour image with Gaussian noise, the shipped model also denoises the image in these colour spaces
 #: (besides the opponent one), each a solver of its own in the SURE-weighted combination: what one colour space
 #: misses another keeps.  21 colour crops at sigma 25, median gain over CBM3D: +0.13 -> +0.22 dB through run
-#: (cpu256 g25c-wide), +0.14 -> +0.26 in benchmarks/colour_levers.py (docs/benchmarks.md)
+#: (cpu256 g25c-wide), +0.14 -> +0.26 in benchmarks/colour_levers.py, with the gray model; with the colour
+#: model and SURE judged away from black and white, +0.51 (docs/benchmarks.md)
 COLOUR_SOLVERS = ("learned:colour=pca", "learned:colour=rgb")
 
 
