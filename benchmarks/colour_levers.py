@@ -12,9 +12,9 @@ Each image of cpu256's ``COLOUR_WIDE`` list (21 colour bench images) gets one cl
 * ``Lc``: a 3-channel model given with ``--model`` (e.g. one trained with
   ``restorekit train ../shared/data/train/cbsd432 --channels 3``), if any;
 * ``W(Lg)``: BM3D's Wiener stage with ``Lg`` as its pilot (instead of BM3D's own first stage);
-* ``A+B+...``: the SURE-weighted combination of those results (``restorekit.run.solve.sure_weights``, the
-  divergences by one Monte-Carlo probe of 1e-2, judged on the values ``solve.unclipped`` keeps), as ``run``'s
-  default combines BM3D and ``learned``.
+* ``A+B+...``: the SURE-weighted combination of those results (``restorekit.run.solve.clip_safe_weights``:
+  the divergences by one Monte-Carlo probe of 1e-2, judged on the values away from black and white), as
+  ``run``'s default combines BM3D and ``learned``.
 
 Prints per image PSNR and the mean and median gain over CBM3D; writes JSON.
 
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from restorekit.learn.model import denoise, load, resolve
-    from restorekit.run.solve import SURE_PROBE, sure_weights, unclipped
+    from restorekit.run.solve import SURE_PROBE, clip_safe_weights
 
     ap = argparse.ArgumentParser(prog="benchmarks/colour_levers.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sigma", type=float, default=25.0, help="noise sigma, 0-255 units")
@@ -101,9 +101,9 @@ def main(argv: list[str]) -> int:
             moved[name] = f(y + SURE_PROBE * probe)
         row = {"image": rel, **{k: psnr(o, x) for k, o in outs.items()}, "W(Lg)": psnr(wiener_with_pilot(y, s, outs["Lg"]), x)}
         for combo in combos:
-            inside = unclipped([torch.from_numpy(outs[k]) for k in combo], s).numpy()
-            divs = [float((inside * probe * (moved[k] - outs[k])).sum()) / SURE_PROBE for k in combo]
-            w = sure_weights([torch.from_numpy(outs[k] * inside) for k in combo], torch.from_numpy(y * inside), divs, s)
+            w, _ = clip_safe_weights([torch.from_numpy(outs[k]) for k in combo],
+                                     [torch.from_numpy(moved[k]) for k in combo], torch.from_numpy(y),
+                                     torch.from_numpy(probe), s)
             row["+".join(combo)] = psnr(sum(wi * outs[k] for wi, k in zip(w, combo)), x)
         rows.append(row)
         print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)

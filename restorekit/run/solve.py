@@ -191,8 +191,8 @@ def noise_safeguard(plan: Plan, problem: Problem, out: Any) -> tuple[Any, dict[s
 def _with_partner(plan: Plan, noisy: Any, out: Any, model: Any) -> Any:
     """The result the safeguard accepted (of the (C, H, W) observation ``noisy``), averaged with the solver's
     partner for that noise model where it has one (the BM3D prior's ``real_noise_partner``: BM3D told the
-    model's white-noise equivalent), with a note.  The checks judge the solver's own result, whose removed part has the model's correlation; the
-    partner is told the same, accepted, level.  Only for spatially correlated noise (the model's neighbour
+    model's white-noise equivalent), with a note.  The checks judge the solver's own result, whose removed
+    part has the model's correlation; the partner is told the same, accepted, level.  Only for spatially correlated noise (the model's neighbour
     correlation at least :data:`~restorekit.noise.check.CORRELATED`): the partner removes the coarse,
     correlated part the solver leaves; for near-white noise it only smooths more (Set14 pepper, whose grain
     the model reads as white noise of RMS 5.3, came back at 34.45 dB to itself averaged, 35.15 without)."""
@@ -310,10 +310,7 @@ def _solve_directly(plan: Plan, problem: Problem):
         moved = copy.copy(problem)
         moved.observation = problem.observation + SURE_PROBE * probe
         moved_outs = [_one_solver(s, plan, moved) for s in solvers]
-        inside = unclipped(outs, float(sigma))
-        divs = [float((inside * probe * (m - o)).sum()) / SURE_PROBE for m, o in zip(moved_outs, outs)]
-        weights = sure_weights([o * inside for o in outs], problem.observation * inside, divs, float(sigma))
-        share = float(inside.mean())
+        weights, share = clip_safe_weights(outs, moved_outs, problem.observation, probe, float(sigma))
         where = (f"the {100 * share:.0f}% of values at least {CLIP_MARGIN:g} sigma from black and white" if share < 1
                  else "every value")
         plan.notes.append("SURE weights of the solvers: " + ", ".join(f"{solver_label(s)} {w:.2f}" for s, w in zip(solvers, weights))
@@ -339,6 +336,15 @@ def unclipped(outs: list[Any], sigma: float) -> Any:
     est = sum(outs) / len(outs)
     inside = ((est > CLIP_MARGIN * sigma) & (est < 1 - CLIP_MARGIN * sigma)).to(est.dtype)
     return inside if float(inside.mean()) >= CLIP_MIN_INSIDE else inside.new_ones(inside.shape)
+
+
+def clip_safe_weights(outs: list[Any], moved: list[Any], y: Any, probe: Any, sigma: float) -> tuple[list[float], float]:
+    """SURE weights (:func:`sure_weights`) of the results ``outs`` of observation ``y``, judged on the values
+    :func:`unclipped` keeps; ``moved``: the same solvers' results for ``y + SURE_PROBE * probe`` (the
+    Monte-Carlo divergences).  Returns the weights and the share of the values judged."""
+    inside = unclipped(outs, sigma)
+    divs = [float((inside * probe * (m - o)).sum()) / SURE_PROBE for m, o in zip(moved, outs)]
+    return sure_weights([o * inside for o in outs], y * inside, divs, sigma), float(inside.mean())
 
 
 def sure_weights(outs: list[Any], y: Any, divs: list[float], sigma: float) -> list[float]:
